@@ -1,0 +1,386 @@
+// Package gateway serves UnixFS content over plain HTTP with the semantics
+// of RFC 9110: GET and HEAD of /ipfs/{cid}[/path], single, suffix,
+// open-ended and multi-range requests, conditional requests on a strong
+// ETag derived from the CID, and long-lived immutable caching.
+//
+// Bytes are streamed leaf by leaf from a per-request block session (see
+// RangeStreamer); nothing buffers a whole file. The package uses plain
+// net/http and must never import Caddy or a concrete node type: it depends
+// only on the small interfaces defined here.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipfs/boxo/verifcid"
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
+	"go.uber.org/zap"
+)
+
+// Sessions opens a block session for one request: a BlockGetter that reads
+// local blocks first, then asks peers, and stores what it fetched. The
+// session ends with ctx.
+type Sessions interface {
+	NewSession(ctx context.Context) chunker.BlockGetter
+}
+
+// SessionsFunc adapts a function to Sessions.
+type SessionsFunc func(ctx context.Context) chunker.BlockGetter
+
+// NewSession calls f(ctx).
+func (f SessionsFunc) NewSession(ctx context.Context) chunker.BlockGetter { return f(ctx) }
+
+// Config holds the settings of a Handler. Zero values take the defaults
+// documented on each field.
+type Config struct {
+	// Window is the number of leaves in flight per stream. Default 16.
+	Window int
+	// Readahead is the number of leaves fetched into the blockstore past
+	// the end of a served range, for the player's next request. Default 8;
+	// negative disables readahead.
+	Readahead int
+	// MaxRanges caps the ranges of one multi-range request. Default 32.
+	MaxRanges int
+	// ResolveTimeout bounds the time to resolve the path and learn the
+	// file's size, after which the client gets 504. Default 60s.
+	ResolveTimeout time.Duration
+	// StallTimeout bounds the wait for any one leaf while streaming, after
+	// which the response is cut short. Default 30s.
+	StallTimeout time.Duration
+	// IndexCacheEntries is the number of internal DAG nodes cached.
+	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
+	IndexCacheEntries int
+	// Logger receives logs of failed and slow requests. Nil means none.
+	Logger *zap.Logger
+}
+
+// Handler serves /ipfs/{cid}[/path] from a block session per request.
+type Handler struct {
+	sessions  Sessions
+	streamer  *RangeStreamer
+	readahead *readahead
+	cfg       Config
+	log       *zap.Logger
+}
+
+// NewHandler returns a Handler fetching blocks through sessions.
+func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
+	if cfg.Window <= 0 {
+		cfg.Window = 16
+	}
+	if cfg.Readahead == 0 {
+		cfg.Readahead = 8
+	}
+	if cfg.MaxRanges <= 0 {
+		cfg.MaxRanges = 32
+	}
+	if cfg.ResolveTimeout <= 0 {
+		cfg.ResolveTimeout = 60 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 30 * time.Second
+	}
+	if cfg.IndexCacheEntries <= 0 {
+		cfg.IndexCacheEntries = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	idx, err := chunker.NewIndex(cfg.IndexCacheEntries)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		sessions: sessions,
+		streamer: &RangeStreamer{Index: idx, Window: cfg.Window, StallTimeout: cfg.StallTimeout},
+		cfg:      cfg,
+		log:      cfg.Logger,
+	}
+	if cfg.Readahead > 0 {
+		h.readahead = newReadahead(sessions, idx, cfg.Readahead, cfg.StallTimeout)
+	}
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
+		return
+	}
+	root, segments, err := parseContentPath(r.URL)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	session := h.sessions.NewSession(r.Context())
+
+	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
+	t, err := resolvePath(rctx, session, root, segments)
+	if err == nil && t.dir && !strings.HasSuffix(r.URL.Path, "/") {
+		cancel()
+		// Relative links inside index.html need the trailing slash.
+		u := *r.URL
+		u.Path += "/"
+		u.RawPath = ""
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+		return
+	}
+	var size int64
+	if err == nil {
+		size, err = h.streamer.Index.Size(rctx, session, t.cid)
+	}
+	cancel()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	f := file{cid: t.cid, name: t.name, size: size, etag: `"` + t.cid.String() + `"`}
+	h.serveFile(w, r, session, f)
+}
+
+// file is a resolved UnixFS file.
+type file struct {
+	cid  cid.Cid
+	name string
+	size int64
+	etag string
+}
+
+// serveFile answers a GET or HEAD of f, following RFC 9110: preconditions in
+// the order of §13.2.2, then Range (§14.2) unless If-Range fails (§13.1.5).
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chunker.BlockGetter, f file) {
+	hdr := w.Header()
+	hdr.Set("Etag", f.etag)
+	hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
+	hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
+
+	// §13.1.1 If-Match: strong comparison; 412 when nothing matches.
+	if im := r.Header.Get("If-Match"); im != "" && !etagMatch(im, f.etag, false) {
+		writeError(w, http.StatusPreconditionFailed, "If-Match does not match the content's ETag")
+		return
+	}
+	// §13.1.2 If-None-Match: weak comparison; 304 for GET and HEAD.
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, f.etag, true) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+
+	hdr.Set("Accept-Ranges", "bytes")
+	ranges, err := h.ranges(r, f)
+	if err != nil {
+		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", f.size))
+		writeError(w, http.StatusRequestedRangeNotSatisfiable, err.Error())
+		return
+	}
+
+	ctype, err := h.contentType(r, session, f, ranges)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+
+	var (
+		spans  []span
+		status = http.StatusOK
+		length = f.size
+		begin  func(i int) (io.Writer, error)
+		finish = func() error { return nil }
+	)
+	switch len(ranges) {
+	case 0:
+		spans = []span{{0, f.size}}
+		hdr.Set("Content-Type", ctype)
+		begin = func(int) (io.Writer, error) { return w, nil }
+	case 1:
+		ra := ranges[0]
+		spans = []span{{ra.start, ra.start + ra.length}}
+		status, length = http.StatusPartialContent, ra.length
+		hdr.Set("Content-Type", ctype)
+		hdr.Set("Content-Range", ra.contentRange(f.size))
+		begin = func(int) (io.Writer, error) { return w, nil }
+	default:
+		status = http.StatusPartialContent
+		mw := multipart.NewWriter(w)
+		length = multipartSize(ranges, mw.Boundary(), ctype, f.size)
+		hdr.Set("Content-Type", "multipart/byteranges; boundary="+mw.Boundary())
+		for _, ra := range ranges {
+			spans = append(spans, span{ra.start, ra.start + ra.length})
+		}
+		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].mimeHeader(ctype, f.size)) }
+		finish = mw.Close
+	}
+	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+
+	err = h.streamer.Stream(r.Context(), session, f.cid, spans, begin)
+	if err == nil {
+		err = finish()
+	}
+	if err != nil {
+		// Headers are sent: the client detects the failure by a body
+		// shorter than Content-Length.
+		if r.Context().Err() == nil {
+			h.log.Warn("stream cut short",
+				zap.Stringer("cid", f.cid), zap.String("range", r.Header.Get("Range")), zap.Error(err))
+		}
+		return
+	}
+	if h.readahead != nil {
+		last := spans[len(spans)-1]
+		h.readahead.start(f.cid, last.end, f.size)
+	}
+}
+
+// ranges returns the ranges to serve: none for a full response.
+func (h *Handler) ranges(r *http.Request, f file) ([]byteRange, error) {
+	rh := r.Header.Get("Range")
+	if rh == "" {
+		return nil, nil
+	}
+	// §13.1.5 If-Range: serve the full content unless the validator is a
+	// strong match. We send no Last-Modified, so a date never matches.
+	if ir := r.Header.Get("If-Range"); ir != "" && !(strings.HasPrefix(ir, `"`) && ir == f.etag) {
+		return nil, nil
+	}
+	ranges, ignore, err := parseRange(rh, f.size, h.cfg.MaxRanges)
+	if err != nil {
+		return nil, err
+	}
+	if ignore {
+		return nil, nil
+	}
+	if len(ranges) > 1 && sumLength(ranges) > f.size {
+		// As net/http does: requests for more bytes than the content in
+		// many small pieces are an amplification attack; send it once.
+		return nil, nil
+	}
+	return ranges, nil
+}
+
+// contentType picks the media type from the file name's extension, and else
+// sniffs the first 512 bytes, but only when the response starts at byte 0:
+// sniffing a mid-file seek would fetch a leaf the client did not ask for.
+func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, f file, ranges []byteRange) (string, error) {
+	if ext := path.Ext(f.name); ext != "" {
+		if ct := mime.TypeByExtension(ext); ct != "" {
+			return ct, nil
+		}
+	}
+	if f.size == 0 || (len(ranges) > 0 && ranges[0].start != 0) {
+		return "application/octet-stream", nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
+	defer cancel()
+	var head []byte
+	for leaf, err := range h.streamer.Index.Leaves(ctx, session, f.cid, 0, 1) {
+		if err != nil {
+			return "", err
+		}
+		head = leaf.Data
+		if head == nil {
+			blk, err := session.GetBlock(ctx, leaf.Cid)
+			if err != nil {
+				return "", err
+			}
+			head = blk.RawData()
+		}
+	}
+	return http.DetectContentType(head[:min(len(head), 512)]), nil
+}
+
+// fail answers a request that failed before its headers were sent.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client is gone
+	}
+	status, msg := statusOf(err)
+	if status >= 500 {
+		h.log.Warn("request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+	}
+	writeError(w, status, msg)
+}
+
+// parseContentPath splits /ipfs/{cid}[/path] into the root CID and the
+// unescaped path segments. Segments are split on the escaped path, so an
+// encoded slash stays inside its segment; "." and ".." segments are
+// rejected rather than cleaned, so one resource has one URL.
+func parseContentPath(u *url.URL) (cid.Cid, []string, error) {
+	p := u.EscapedPath()
+	rest, ok := strings.CutPrefix(p, "/ipfs/")
+	if !ok {
+		return cid.Undef, nil, fmt.Errorf("%w: expected /ipfs/{cid}[/path]", errBadPath)
+	}
+	parts := strings.Split(rest, "/")
+	c, err := cid.Decode(parts[0])
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("%w: %q is not a valid CID", errBadPath, truncate(parts[0], 80))
+	}
+	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
+		return cid.Undef, nil, err
+	}
+	var segments []string
+	for i, s := range parts[1:] {
+		if s == "" {
+			if i == len(parts)-2 {
+				break // one trailing slash
+			}
+			return cid.Undef, nil, fmt.Errorf("%w: empty path segment", errBadPath)
+		}
+		seg, err := url.PathUnescape(s)
+		if err != nil {
+			return cid.Undef, nil, fmt.Errorf("%w: bad escape in path", errBadPath)
+		}
+		if seg == "." || seg == ".." {
+			return cid.Undef, nil, fmt.Errorf("%w: %q segments are not allowed", errBadPath, seg)
+		}
+		segments = append(segments, seg)
+	}
+	return c, segments, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// multipartSize returns the exact body length of a multipart/byteranges
+// response, so it can be sent as Content-Length.
+func multipartSize(ranges []byteRange, boundary, ctype string, size int64) int64 {
+	var cw countingWriter
+	mw := multipart.NewWriter(&cw)
+	_ = mw.SetBoundary(boundary) // a boundary multipart.NewWriter chose is valid
+	for _, ra := range ranges {
+		_, _ = mw.CreatePart(ra.mimeHeader(ctype, size))
+		cw += countingWriter(ra.length)
+	}
+	_ = mw.Close()
+	return int64(cw)
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter int64
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	*w += countingWriter(len(p))
+	return len(p), nil
+}
+
+var _ http.Handler = (*Handler)(nil)

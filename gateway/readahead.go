@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
+)
+
+// maxReadaheads bounds the readahead jobs running at once across all
+// requests, so readahead never competes with foreground streams for more
+// than a few sessions' worth of bandwidth.
+const maxReadaheads = 8
+
+// readahead fetches the leaves that follow a served range into the
+// blockstore in the background: players read sequentially, so the next
+// request then starts from local blocks.
+type readahead struct {
+	sessions Sessions
+	index    *chunker.Index
+	leaves   int
+	timeout  time.Duration
+	// slots holds a token per running job; a job that cannot get one is
+	// skipped, not queued.
+	slots chan struct{}
+}
+
+func newReadahead(sessions Sessions, index *chunker.Index, leaves int, timeout time.Duration) *readahead {
+	return &readahead{
+		sessions: sessions,
+		index:    index,
+		leaves:   leaves,
+		timeout:  timeout,
+		slots:    make(chan struct{}, maxReadaheads),
+	}
+}
+
+// start fetches up to ra.leaves leaves of root from byte offset from on,
+// unless from is the end of the file or too many jobs already run.
+func (ra *readahead) start(root cid.Cid, from, size int64) {
+	if from >= size {
+		return
+	}
+	select {
+	case ra.slots <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-ra.slots }()
+		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
+		defer cancel()
+		ra.fetch(ctx, root, from, size)
+	}()
+}
+
+func (ra *readahead) fetch(ctx context.Context, root cid.Cid, from, size int64) {
+	session := ra.sessions.NewSession(ctx)
+	var pending []cid.Cid
+	for leaf, err := range ra.index.Leaves(ctx, session, root, from, size) {
+		if err != nil {
+			return
+		}
+		if leaf.Data == nil {
+			pending = append(pending, leaf.Cid)
+		}
+		if len(pending) == ra.leaves {
+			break
+		}
+	}
+	done := make(chan struct{}, len(pending))
+	for _, c := range pending {
+		go func() {
+			// A failed readahead costs nothing but the miss it failed to
+			// prevent; the foreground request reports real errors.
+			_, _ = session.GetBlock(ctx, c)
+			done <- struct{}{}
+		}()
+	}
+	for range pending {
+		<-done
+	}
+}

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/boxo/ipld/unixfs/hamt"
+	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/chunker"
+)
+
+// maxPathSegments bounds the directory walk of one request.
+const maxPathSegments = 64
+
+var (
+	// errNoLink reports a path segment absent from its directory.
+	errNoLink = errors.New("no such file or directory")
+	// errIsDir reports a path that names a directory without index.html.
+	errIsDir = errors.New("path is a directory and directory listings are not served")
+)
+
+// target is what a content path resolves to.
+type target struct {
+	cid cid.Cid
+	// name is the file name the content is served under, for its
+	// extension; empty when the path names the root CID itself.
+	name string
+	// dir is set when the path named a directory and target is its
+	// index.html.
+	dir bool
+}
+
+// resolvePath walks segments from root through UnixFS directories (plain and
+// HAMT-sharded) and returns the file they name. A directory resolves to its
+// index.html.
+func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string) (target, error) {
+	t := target{cid: root}
+	if len(segments) > maxPathSegments {
+		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
+	}
+	for i := 0; ; i++ {
+		if t.cid.Prefix().Codec != cid.DagProtobuf {
+			if i < len(segments) {
+				return t, fmt.Errorf("%w: %q is inside a file", errNoLink, segments[i])
+			}
+			return t, nil
+		}
+		blk, err := g.GetBlock(ctx, t.cid)
+		if err != nil {
+			return t, err
+		}
+		nd, err := merkledag.DecodeProtobufBlock(blk)
+		if err != nil {
+			return t, fmt.Errorf("%w: decoding %s: %v", chunker.ErrMalformed, t.cid, err)
+		}
+		fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
+		if err != nil {
+			return t, fmt.Errorf("%w: decoding UnixFS data of %s: %v", chunker.ErrMalformed, t.cid, err)
+		}
+		var name string
+		switch fsn.Type() {
+		case unixfspb.Data_Directory, unixfspb.Data_HAMTShard:
+			if i == len(segments) {
+				name, t.dir = "index.html", true
+			} else {
+				name = segments[i]
+			}
+		default:
+			if i < len(segments) {
+				return t, fmt.Errorf("%w: %q is inside a file", errNoLink, segments[i])
+			}
+			return t, nil
+		}
+		next, err := findLink(ctx, g, nd, fsn, name)
+		if err != nil {
+			if t.dir && errors.Is(err, errNoLink) {
+				return t, errIsDir
+			}
+			return t, err
+		}
+		t.cid, t.name = next, name
+		if t.dir {
+			return t, nil
+		}
+	}
+}
+
+// findLink looks name up in the directory nd.
+func findLink(ctx context.Context, g chunker.BlockGetter, nd ipld.Node, fsn *unixfs.FSNode, name string) (cid.Cid, error) {
+	if fsn.Type() == unixfspb.Data_HAMTShard {
+		shard, err := hamt.NewHamtFromDag(merkledag.NewReadOnlyDagService(nodeGetter{g}), nd)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("%w: reading sharded directory %s: %v", chunker.ErrMalformed, nd.Cid(), err)
+		}
+		l, err := shard.Find(ctx, name)
+		if errors.Is(err, os.ErrNotExist) {
+			return cid.Undef, fmt.Errorf("%w: %q", errNoLink, name)
+		}
+		if err != nil {
+			return cid.Undef, err
+		}
+		return l.Cid, nil
+	}
+	for _, l := range nd.Links() {
+		if l.Name == name {
+			return l.Cid, nil
+		}
+	}
+	return cid.Undef, fmt.Errorf("%w: %q", errNoLink, name)
+}
+
+// nodeGetter adapts a BlockGetter to the ipld.NodeGetter that boxo's HAMT
+// reader needs.
+type nodeGetter struct{ g chunker.BlockGetter }
+
+func (n nodeGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	blk, err := n.g.GetBlock(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	switch c.Prefix().Codec {
+	case cid.DagProtobuf:
+		return merkledag.DecodeProtobufBlock(blk)
+	case cid.Raw:
+		return merkledag.DecodeRawBlock(blk)
+	default:
+		return nil, fmt.Errorf("%w: codec 0x%x inside a directory", chunker.ErrMalformed, c.Prefix().Codec)
+	}
+}
+
+func (n nodeGetter) GetMany(ctx context.Context, cids []cid.Cid) <-chan *ipld.NodeOption {
+	out := make(chan *ipld.NodeOption, len(cids))
+	go func() {
+		defer close(out)
+		for _, c := range cids {
+			nd, err := n.Get(ctx, c)
+			out <- &ipld.NodeOption{Node: nd, Err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}

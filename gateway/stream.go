@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
+)
+
+// ErrStalled reports a leaf that no source delivered within the stall
+// timeout. The stream stops; the client sees a response shorter than its
+// Content-Length, never wrong bytes.
+var ErrStalled = errors.New("content stalled: no peer delivered the next block in time")
+
+// RangeStreamer writes byte ranges of UnixFS files to clients. Leaves are
+// fetched in a sliding window, so many are in flight across the session's
+// peers, and written strictly in order as the head of the window arrives.
+// Memory per stream is bounded by the window, never by the file size.
+type RangeStreamer struct {
+	// Index maps ranges to leaves.
+	Index *chunker.Index
+	// Window is the number of leaves in flight per stream.
+	Window int
+	// StallTimeout bounds the wait for the leaf at the head of the window.
+	StallTimeout time.Duration
+}
+
+// span is one range of a file to stream.
+type span struct {
+	start, end int64 // [start, end)
+}
+
+// slot is a leaf in the window: fetched concurrently, consumed in order.
+type slot struct {
+	span int
+	leaf chunker.Leaf
+	done chan struct{}
+	data []byte // valid once done is closed and err is nil
+	err  error
+}
+
+// Stream writes the bytes of spans of the file root to the writers that
+// begin returns, calling begin(i) once before the first byte of span i. All
+// fetching stops when ctx is done or a write fails. g must verify blocks
+// against their CIDs.
+func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, begin func(i int) (io.Writer, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	window := max(s.Window, 1)
+	// Capacity window-1: one more slot waits in the consumer's hands, so
+	// window leaves are in flight at most.
+	slots := make(chan *slot, window-1)
+	wg.Go(func() {
+		defer close(slots)
+		s.produce(ctx, g, root, spans, slots, &wg)
+	})
+
+	timer := time.NewTimer(s.StallTimeout)
+	defer timer.Stop()
+	cur := -1
+	var w io.Writer
+	for sl := range slots {
+		for cur < sl.span {
+			cur++
+			var err error
+			if w, err = begin(cur); err != nil {
+				return err
+			}
+		}
+		if err := s.await(ctx, timer, sl); err != nil {
+			return err
+		}
+		sp := spans[sl.span]
+		lo := max(sp.start-sl.leaf.Offset, 0)
+		hi := min(sp.end-sl.leaf.Offset, sl.leaf.Size)
+		if _, err := w.Write(sl.data[lo:hi]); err != nil {
+			return fmt.Errorf("writing to client: %w", err)
+		}
+		sl.data = nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for cur < len(spans)-1 {
+		cur++
+		if _, err := begin(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// await waits for sl to be fetched, at most StallTimeout.
+func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) error {
+	timer.Reset(s.StallTimeout)
+	select {
+	case <-sl.done:
+		return sl.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
+	}
+}
+
+// produce walks the leaves of every span in order and launches their
+// fetches, blocking while the window is full.
+func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup) {
+	for i, sp := range spans {
+		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
+			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
+			fetch := err == nil && leaf.Data == nil
+			if !fetch {
+				sl.data = leaf.Data
+				close(sl.done)
+			}
+			select {
+			case slots <- sl:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			if fetch {
+				wg.Go(func() { fetchLeaf(ctx, g, sl) })
+			}
+		}
+	}
+}
+
+func fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot) {
+	defer close(sl.done)
+	blk, err := g.GetBlock(ctx, sl.leaf.Cid)
+	if err != nil {
+		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
+		return
+	}
+	data := blk.RawData()
+	if int64(len(data)) != sl.leaf.Size {
+		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
+		return
+	}
+	sl.data = data
+}

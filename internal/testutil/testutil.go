@@ -1,0 +1,72 @@
+// Package testutil holds helpers shared by the tests of several packages:
+// deterministic test data and loopback node swarms.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/node"
+)
+
+// Bytes returns n deterministic pseudo-random bytes for seed. The stream is
+// ChaCha8 keyed with seed, so it is the same on every machine and Go
+// version; reference CIDs recorded in tests depend on that.
+func Bytes(seed string, n int) []byte {
+	var key [32]byte
+	copy(key[:], seed)
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+// Loopback is the listen address tests give nodes.
+var Loopback = multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
+
+// NewNode starts a node with a fresh data directory, listening on loopback
+// and dialling peers, and closes it when the test ends.
+func NewNode(t testing.TB, peers ...peer.AddrInfo) *node.Node {
+	t.Helper()
+	n, err := node.New(context.Background(), node.Config{
+		DataDir:     t.TempDir(),
+		ListenAddrs: []multiaddr.Multiaddr{Loopback},
+		Peers:       peers,
+	})
+	if err != nil {
+		t.Fatalf("starting node: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// Seeders starts k nodes that each hold data and returns them with the CID
+// of data.
+func Seeders(t testing.TB, k int, data []byte) ([]*node.Node, cid.Cid) {
+	t.Helper()
+	var root cid.Cid
+	nodes := make([]*node.Node, k)
+	for i := range nodes {
+		nodes[i] = NewNode(t)
+		c, err := chunker.Import(context.Background(), nodes[i].DAG(), bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("importing into seeder %d: %v", i, err)
+		}
+		root = c
+	}
+	return nodes, root
+}
+
+// AddrInfos returns the addresses of nodes.
+func AddrInfos(nodes []*node.Node) []peer.AddrInfo {
+	infos := make([]peer.AddrInfo, len(nodes))
+	for i, n := range nodes {
+		infos[i] = n.AddrInfo()
+	}
+	return infos
+}

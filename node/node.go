@@ -1,0 +1,168 @@
+// Package node assembles the embedded IPFS node that pacman fetches and
+// seeds content with: a libp2p host, a bitswap client and server, and a
+// blockstore on a persistent embedded datastore.
+//
+// It knows nothing of HTTP or Caddy. A process runs one Node, shared by every
+// request handler.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/peering"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/multiformats/go-multiaddr"
+	"go.uber.org/zap"
+)
+
+// Config describes a Node. The zero value of every field but DataDir is a
+// usable default.
+type Config struct {
+	// DataDir holds the blockstore and the identity key. Required.
+	DataDir string
+	// ListenAddrs are the libp2p listen multiaddrs. Empty means no
+	// listening: the node can fetch but peers cannot dial it.
+	ListenAddrs []multiaddr.Multiaddr
+	// Peers are dialled at start and redialled with back-off whenever the
+	// connection drops.
+	Peers []peer.AddrInfo
+	// Routing finds providers of content beyond the connected peers. Nil
+	// means none: only connected peers are asked.
+	Routing routing.ContentDiscovery
+	// Logger receives the node's logs. Nil means no logs.
+	Logger *zap.Logger
+}
+
+// Node is a running libp2p host with bitswap over a persistent blockstore.
+type Node struct {
+	host    host.Host
+	store   *Store
+	bitswap *bitswap.Bitswap
+	blocks  blockservice.BlockService
+	peering *peering.PeeringService
+	log     *zap.Logger
+}
+
+// New starts a node: it opens the store in cfg.DataDir, starts the libp2p
+// host with the persisted identity and begins dialling cfg.Peers. The
+// returned node runs until Close; ctx only bounds start-up.
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	store, err := OpenStore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
+	key, err := loadOrCreateIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(cfg.ListenAddrs...),
+		libp2p.UserAgent("pacman"),
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting libp2p host: %w", err)
+	}
+
+	// The bitswap engine lives as long as the node, not as long as ctx.
+	bs := bitswap.New(context.Background(), bsnet.NewFromIpfsHost(h), cfg.Routing, store.Blockstore,
+		bitswap.ProviderSearchDelay(time.Second),
+		bitswap.MaxOutstandingBytesPerPeer(8<<20),
+		bitswap.EngineBlockstoreWorkerCount(32),
+		bitswap.TaskWorkerCount(16),
+	)
+	n := &Node{
+		host:    h,
+		store:   store,
+		bitswap: bs,
+		blocks:  blockservice.New(store.Blockstore, bs),
+		peering: peering.NewPeeringService(h),
+		log:     log,
+	}
+	if err := n.peering.Start(); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("starting peering: %w", err)
+	}
+	for _, p := range cfg.Peers {
+		n.AddPeer(p)
+	}
+	log.Info("node started",
+		zap.Stringer("peer_id", h.ID()),
+		zap.Any("listen", h.Addrs()),
+		zap.Int("static_peers", len(cfg.Peers)))
+	return n, nil
+}
+
+// NewSession returns a block getter for one request: it reads the local
+// blockstore first, then asks bitswap, preferring the peers that answered
+// earlier requests of the same session. Fetched blocks are stored, and so
+// seeded to other peers. The session ends with ctx.
+func (n *Node) NewSession(ctx context.Context) *blockservice.Session {
+	return blockservice.NewSession(ctx, n.blocks)
+}
+
+// DAG returns a DAG service over the node's blocks, fetching from peers what
+// is not local.
+func (n *Node) DAG() ipld.DAGService { return merkledag.NewDAGService(n.blocks) }
+
+// Blockstore returns the node's persistent blockstore.
+func (n *Node) Blockstore() blockstore.Blockstore { return n.store.Blockstore }
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// AddrInfo returns the peer ID and addresses other nodes dial this one at.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// AddPeer dials p now and keeps reconnecting to it, with back-off, until
+// the node closes.
+func (n *Node) AddPeer(p peer.AddrInfo) {
+	n.peering.AddPeer(p)
+	// The peering service waits its initial back-off before the first
+	// dial; a gateway should not start cold for that long.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.host.Connect(ctx, p); err != nil {
+			n.log.Warn("dialling static peer", zap.Stringer("peer", p.ID), zap.Error(err))
+		}
+	}()
+}
+
+// Close stops serving peers, closes connections and the store.
+func (n *Node) Close() error {
+	n.peering.Stop()
+	errs := []error{n.bitswap.Close(), n.host.Close(), n.store.Close()}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("closing node: %w", err)
+	}
+	n.log.Info("node stopped")
+	return nil
+}
