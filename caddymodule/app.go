@@ -1,0 +1,149 @@
+// Package caddymodule is the thin Caddy glue of pacman: the pacman app that
+// owns the embedded IPFS node, the http.handlers.pacman handler that serves
+// content through package gateway, their Caddyfile syntax, and the
+// `caddy pacman` subcommands. It holds no business logic.
+package caddymodule
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/node"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// nodes holds the running node of each data directory. A config reload
+// provisions the new config before cleaning up the old one, so the node,
+// its peer connections and in-flight streams survive the reload.
+var nodes = caddy.NewUsagePool()
+
+// App is the pacman app: it runs the embedded IPFS node (a libp2p host with
+// bitswap over a persistent blockstore) that every pacman handler fetches
+// content through and that seeds every block it holds back to its peers.
+//
+// The node is kept across config reloads. Changes to its settings take
+// effect when the data directory changes or Caddy restarts.
+type App struct {
+	// DataDir holds the blockstore and the node's identity key.
+	// Default: the "pacman" folder in Caddy's data directory.
+	DataDir string `json:"data_dir,omitempty"`
+	// Listen is the list of libp2p multiaddrs the node listens on for
+	// peers. Default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	Listen []string `json:"listen,omitempty"`
+	// Peers are multiaddrs ending in /p2p/{peer-id} that the node dials at
+	// start and redials whenever the connection drops.
+	Peers []string `json:"peers,omitempty"`
+
+	node *node.Node
+	log  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "pacman",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// DefaultListen are the libp2p listen addresses used when none are set.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+
+// DefaultDataDir returns the data directory used when none is set.
+func DefaultDataDir() string { return filepath.Join(caddy.AppDataDir(), "pacman") }
+
+// Provision starts the node, or takes the one a previous config started on
+// the same data directory.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger()
+	if a.DataDir == "" {
+		a.DataDir = DefaultDataDir()
+	}
+	if a.Listen == nil {
+		a.Listen = DefaultListen
+	}
+	cfg, err := a.nodeConfig()
+	if err != nil {
+		return err
+	}
+	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
+		n, err := node.New(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return nodeDestructor{n}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting pacman node: %w", err)
+	}
+	a.node = v.(nodeDestructor).Node
+	if loaded {
+		a.log.Info("reusing running node", zap.String("data_dir", a.DataDir), zap.Stringer("peer_id", a.node.Host().ID()))
+	}
+	return nil
+}
+
+// nodeConfig parses the app's settings into a node configuration.
+func (a *App) nodeConfig() (node.Config, error) {
+	cfg := node.Config{DataDir: a.DataDir, Logger: a.log}
+	for _, s := range a.Listen {
+		ma, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return cfg, fmt.Errorf("listen address %q: %w", s, err)
+		}
+		cfg.ListenAddrs = append(cfg.ListenAddrs, ma)
+	}
+	for _, s := range a.Peers {
+		info, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return cfg, fmt.Errorf("peer %q (want a multiaddr ending in /p2p/{peer-id}): %w", s, err)
+		}
+		cfg.Peers = append(cfg.Peers, *info)
+	}
+	return cfg, nil
+}
+
+// Validate checks the settings without side effects.
+func (a *App) Validate() error {
+	_, err := a.nodeConfig()
+	return err
+}
+
+// Start is a no-op: the node runs from Provision so that handlers, which
+// are provisioned before apps start, can use it.
+func (a *App) Start() error { return nil }
+
+// Stop is a no-op: the node stops in Cleanup once no config uses it.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's use of the node; the last user stops it.
+func (a *App) Cleanup() error {
+	if a.node == nil {
+		return nil
+	}
+	_, err := nodes.Delete(a.DataDir)
+	return err
+}
+
+// Node returns the running node.
+func (a *App) Node() *node.Node { return a.node }
+
+// nodeDestructor lets the usage pool stop a node.
+type nodeDestructor struct{ *node.Node }
+
+func (d nodeDestructor) Destruct() error { return d.Close() }
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

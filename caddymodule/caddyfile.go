@@ -1,0 +1,122 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("pacman", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("pacman", parseDirective)
+	httpcaddyfile.RegisterDirectiveOrder("pacman", httpcaddyfile.Before, "file_server")
+}
+
+// parseGlobalOption sets up the pacman app from the global option:
+//
+//	pacman {
+//		data_dir <path>
+//		listen   <multiaddr...>
+//		peer     <multiaddr/p2p/id...>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "data_dir":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.DataDir = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "listen":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			app.Listen = append(app.Listen, args...)
+		case "peer":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			app.Peers = append(app.Peers, args...)
+		default:
+			return nil, d.Errf("unknown pacman option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "pacman", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseDirective sets up a handler from the directive:
+//
+//	pacman [<matcher>] {
+//		window          <leaves>
+//		readahead       <leaves>
+//		max_ranges      <n>
+//		resolve_timeout <duration>
+//		stall_timeout   <duration>
+//	}
+func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	return handler, handler.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		val := d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		switch name {
+		case "window", "readahead", "max_ranges":
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return d.Errf("%s: %q is not an integer", name, val)
+			}
+			switch name {
+			case "window":
+				h.Window = n
+			case "readahead":
+				h.Readahead = n
+			case "max_ranges":
+				h.MaxRanges = n
+			}
+		case "resolve_timeout", "stall_timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil {
+				return d.Errf("%s: %v", name, err)
+			}
+			if name == "resolve_timeout" {
+				h.ResolveTimeout = caddy.Duration(dur)
+			} else {
+				h.StallTimeout = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unknown subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

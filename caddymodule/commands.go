@@ -1,0 +1,204 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/node"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "pacman",
+		Usage: "add|import|export|demo ...",
+		Short: "Manages pacman content and runs the offline demo",
+		Long: `
+Adds files to the pacman blockstore, imports and exports CAR files, and runs
+an offline demo: seeders and a gateway on loopback.
+
+Commands that open the blockstore (add, import, export) need it unused: stop
+a running Caddy that uses the same data directory first.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), demoCommand())
+		},
+	})
+}
+
+func dataDirFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("data-dir", DefaultDataDir(), "pacman data directory (blockstore and identity)")
+}
+
+func addCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "add [--data-dir DIR] FILE...",
+		Short: "Imports files into the blockstore and prints their CIDs",
+		Long: `
+Imports each file as a UnixFS DAG with Kubo's unixfs-v1-2025 profile (CIDv1,
+raw leaves, 1 MiB chunks, 1024 links per node), so the CIDs equal those of
+'ipfs add' for the same bytes. Prints "CID  FILE" per file on stdout, and a
+progress bar on stderr when it is a terminal.`,
+		Args: cobra.MinimumNArgs(1),
+	}
+	dir := dataDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
+			for _, path := range args {
+				c, err := addFile(ctx, dag, path)
+				if err != nil {
+					return err
+				}
+				if err := s.Sync(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", c, path)
+			}
+			return nil
+		})
+	}
+	return cmd
+}
+
+// addFile imports one file, drawing a progress bar on a terminal.
+func addFile(ctx context.Context, dag ipld.DAGService, path string) (cid.Cid, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	defer f.Close()
+	var opts []chunker.Option
+	if fi, err := f.Stat(); err == nil && term.IsTerminal(int(os.Stderr.Fd())) {
+		bar := newProgressBar(os.Stderr, path, fi.Size())
+		defer bar.finish()
+		opts = append(opts, chunker.WithProgress(bar.update))
+	}
+	c, err := chunker.Import(ctx, dag, f, opts...)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func importCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import [--data-dir DIR] FILE.car...",
+		Short: "Imports the blocks of CAR files (v1 or v2) into the blockstore",
+		Long: `
+Stores every block of each CAR file after checking it against its CID, and
+prints the CAR's roots.`,
+		Args: cobra.MinimumNArgs(1),
+	}
+	dir := dataDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			for _, path := range args {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				roots, n, err := chunker.ImportCAR(ctx, s.Blockstore, f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("importing %s: %w", path, err)
+				}
+				if err := s.Sync(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d blocks\n", path, n)
+				for _, r := range roots {
+					fmt.Fprintln(cmd.OutOrStdout(), r)
+				}
+			}
+			return nil
+		})
+	}
+	return cmd
+}
+
+func exportCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export [--data-dir DIR] CID > FILE.car",
+		Short: "Writes the DAG under a CID as a CARv1 stream to stdout",
+		Args:  cobra.ExactArgs(1),
+	}
+	dir := dataDirFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		root, err := cid.Decode(args[0])
+		if err != nil {
+			return fmt.Errorf("%q is not a CID: %w", args[0], err)
+		}
+		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			_, err := chunker.ExportCAR(ctx, blockservice.New(s.Blockstore, nil), root, cmd.OutOrStdout())
+			return err
+		})
+	}
+	return cmd
+}
+
+// withStore opens the store in dir for fn and closes it after, cancelling
+// fn's context on SIGINT or SIGTERM.
+func withStore(ctx context.Context, dir string, fn func(context.Context, *node.Store) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := node.OpenStore(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(ctx, s), s.Close())
+}
+
+// progressBar draws an import's progress on one terminal line.
+type progressBar struct {
+	w     io.Writer
+	name  string
+	total int64
+	start time.Time
+	last  time.Time
+}
+
+func newProgressBar(w io.Writer, name string, total int64) *progressBar {
+	now := time.Now()
+	return &progressBar{w: w, name: name, total: total, start: now, last: now}
+}
+
+func (p *progressBar) update(done int64) {
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond && done < p.total {
+		return
+	}
+	p.last = now
+	const width = 30
+	frac := 1.0
+	if p.total > 0 {
+		frac = min(float64(done)/float64(p.total), 1)
+	}
+	filled := int(frac * width)
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = '-'
+		if i < filled {
+			bar[i] = '#'
+		}
+	}
+	rate := float64(done) / max(now.Sub(p.start).Seconds(), 1e-3) / (1 << 20)
+	fmt.Fprintf(p.w, "\r%s [%s] %5.1f%% %7.1f MiB/s", p.name, bar, frac*100, rate)
+}
+
+func (p *progressBar) finish() { fmt.Fprintln(p.w) }

@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/node"
+	"github.com/spf13/cobra"
+)
+
+// sampleSize is the size of the file the demo generates when given none:
+// about a minute of 8 Mbit/s video.
+const sampleSize = 64 << 20
+
+func demoCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--admin ADDR]",
+		Short: "Runs seeders and an empty gateway on loopback, offline",
+		Long: `
+Starts N seeder nodes on loopback that hold the files (a generated 64 MiB
+sample when no --file is given) and a gateway whose blockstore starts empty,
+peered with them, so every byte a client receives crosses bitswap. Prints
+one gateway URL per file, in the order of the --file flags, then serves
+until interrupted. Everything lives in a temporary directory removed on exit.`,
+		Args: cobra.NoArgs,
+	}
+	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
+	seeders := cmd.Flags().Int("seeders", 3, "number of seeder nodes")
+	listen := cmd.Flags().String("listen", "127.0.0.1:8080", "HTTP listen address of the gateway")
+	admin := cmd.Flags().String("admin", "localhost:2019", `Caddy admin endpoint address, or "off"`)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *seeders < 1 {
+			return fmt.Errorf("--seeders must be at least 1, got %d", *seeders)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runDemo(ctx, demoConfig{files: *files, seeders: *seeders, listen: *listen, admin: *admin}, cmd.OutOrStdout())
+	}
+	return cmd
+}
+
+type demoConfig struct {
+	files   []string
+	seeders int
+	listen  string
+	admin   string
+}
+
+// runDemo runs the demo until ctx is done.
+func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
+	tmp, err := os.MkdirTemp("", "pacman-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if len(cfg.files) == 0 {
+		sample := filepath.Join(tmp, "sample.bin")
+		if err := writeSample(sample); err != nil {
+			return err
+		}
+		cfg.files = []string{sample}
+	}
+
+	loopback := multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
+	var peers []string
+	var roots []cid.Cid
+	for i := range cfg.seeders {
+		n, err := node.New(ctx, node.Config{
+			DataDir:     filepath.Join(tmp, fmt.Sprintf("seeder-%d", i)),
+			ListenAddrs: []multiaddr.Multiaddr{loopback},
+		})
+		if err != nil {
+			return fmt.Errorf("starting seeder %d: %w", i, err)
+		}
+		defer func() { err = errors.Join(err, n.Close()) }()
+		for j, f := range cfg.files {
+			c, err := addFile(ctx, n.DAG(), f)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				roots = append(roots, c)
+			} else if c != roots[j] {
+				return fmt.Errorf("%s changed while the demo imported it", f)
+			}
+		}
+		for _, a := range n.Host().Addrs() {
+			peers = append(peers, a.String()+"/p2p/"+n.Host().ID().String())
+		}
+	}
+
+	config, err := demoCaddyConfig(cfg, filepath.Join(tmp, "gateway"), peers)
+	if err != nil {
+		return err
+	}
+	if err := caddy.Load(config, true); err != nil {
+		return fmt.Errorf("starting gateway: %w", err)
+	}
+	defer func() { err = errors.Join(err, caddy.Stop()) }()
+
+	for i, c := range roots {
+		fmt.Fprintf(out, "http://%s/ipfs/%s?filename=%s\n", cfg.listen, c, filepath.Base(cfg.files[i]))
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// demoCaddyConfig is the JSON config of the demo gateway.
+func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, error) {
+	admin := map[string]any{"listen": cfg.admin}
+	if cfg.admin == "off" {
+		admin = map[string]any{"disabled": true}
+	}
+	return json.Marshal(map[string]any{
+		"admin":   admin,
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
+		"apps": map[string]any{
+			"pacman": App{
+				DataDir: dataDir,
+				Listen:  []string{"/ip4/127.0.0.1/tcp/0"},
+				Peers:   peers,
+			},
+			"http": map[string]any{
+				"servers": map[string]any{
+					"demo": map[string]any{
+						"listen":          []string{cfg.listen},
+						"automatic_https": map[string]any{"disable": true},
+						"routes": []any{map[string]any{
+							"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
+							"handle": []any{map[string]any{"handler": "pacman"}},
+						}},
+					},
+				},
+			},
+		},
+	})
+}
+
+// writeSample writes sampleSize deterministic pseudo-random bytes to path.
+func writeSample(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var seed [32]byte
+	copy(seed[:], "pacman demo sample")
+	_, err = io.CopyN(f, rand.NewChaCha8(seed), sampleSize)
+	return errors.Join(err, f.Close())
+}

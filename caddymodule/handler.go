@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves GET and HEAD of /ipfs/{cid}[/path] from the pacman node,
+// with full HTTP Range support: single, suffix, open-ended and multi-range
+// requests, conditional requests on a strong ETag derived from the CID, and
+// immutable caching headers. Blocks are fetched in parallel from peers,
+// verified, streamed in order, kept in the blockstore and seeded back.
+type Handler struct {
+	// Window is the number of 1 MiB leaves in flight per stream. Larger
+	// windows keep more peers busy on high-latency links at the cost of
+	// window × chunk size of memory per stream. Default: 16.
+	Window int `json:"window,omitempty"`
+	// Readahead is the number of leaves fetched into the blockstore past
+	// the end of each served range, for the player's next request.
+	// Default: 8. A negative value disables readahead.
+	Readahead int `json:"readahead,omitempty"`
+	// MaxRanges caps the number of ranges in one request; requests with
+	// more get 416. Default: 32.
+	MaxRanges int `json:"max_ranges,omitempty"`
+	// ResolveTimeout bounds the time to find the content and its size,
+	// after which the client gets 504. Default: 60s.
+	ResolveTimeout caddy.Duration `json:"resolve_timeout,omitempty"`
+	// StallTimeout bounds the wait for any one block while streaming,
+	// after which the response is cut short (the client sees fewer bytes
+	// than Content-Length, never wrong ones). Default: 30s.
+	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
+
+	gw *gateway.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.pacman",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision connects the handler to the pacman app's node.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	v, err := ctx.App("pacman")
+	if err != nil {
+		return fmt.Errorf("loading pacman app: %w", err)
+	}
+	n := v.(*App).Node()
+	h.gw, err = gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
+		return n.NewSession(ctx)
+	}), gateway.Config{
+		Window:         h.Window,
+		Readahead:      h.Readahead,
+		MaxRanges:      h.MaxRanges,
+		ResolveTimeout: time.Duration(h.ResolveTimeout),
+		StallTimeout:   time.Duration(h.StallTimeout),
+		Logger:         ctx.Logger(),
+	})
+	return err
+}
+
+// Validate checks the settings.
+func (h *Handler) Validate() error {
+	if h.Window < 0 {
+		return fmt.Errorf("window must not be negative, got %d", h.Window)
+	}
+	if h.MaxRanges < 0 {
+		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)
+	}
+	if h.ResolveTimeout < 0 || h.StallTimeout < 0 {
+		return fmt.Errorf("timeouts must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP serves the request; the gateway writes its own precise error
+// responses, so nothing is passed to next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	h.gw.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
