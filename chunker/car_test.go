@@ -1,0 +1,96 @@
+package chunker_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestCARRoundTrip imports a file, exports its DAG as a CAR, imports the CAR
+// into an empty store and reads the file back.
+func TestCARRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	_, bserv, dag := memStore()
+	data := testutil.Bytes("car", 3<<20+77)
+	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	n, err := chunker.ExportCAR(ctx, bserv, root, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 { // root + 4 leaves
+		t.Errorf("exported %d blocks, want 5", n)
+	}
+	bs2, bserv2, _ := memStore()
+	roots, m, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) != 1 || roots[0] != root || m != n {
+		t.Fatalf("imported roots %v and %d blocks, want [%s] and %d", roots, m, root, n)
+	}
+	var got []byte
+	for leaf, err := range newIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, err := bserv2.GetBlock(ctx, leaf.Cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, blk.RawData()...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Error("file read back from the imported CAR differs")
+	}
+}
+
+// TestImportCARRejectsCorruptBlock flips one byte of a block's data: the
+// import must fail rather than store bytes under a CID they do not match.
+func TestImportCARRejectsCorruptBlock(t *testing.T) {
+	ctx := context.Background()
+	_, bserv, dag := memStore()
+	data := testutil.Bytes("corrupt", 2000)
+	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	if _, err := chunker.ExportCAR(ctx, bserv, root, &car); err != nil {
+		t.Fatal(err)
+	}
+	b := car.Bytes()
+	b[len(b)-10] ^= 0xff
+	bs2, _, _ := memStore()
+	if _, _, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(b)); err == nil {
+		t.Fatal("corrupt CAR imported without error")
+	}
+	if has, _ := bs2.Has(ctx, root); has {
+		t.Error("the corrupt block was stored")
+	}
+}
+
+// TestImportConformanceFixtures loads the gateway conformance suite's CARs.
+func TestImportConformanceFixtures(t *testing.T) {
+	path := "../../shared/fixtures/gateway-conformance/fixtures.car"
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("fixtures not present: %v", err)
+	}
+	defer f.Close()
+	bs, _, _ := memStore()
+	_, n, err := chunker.ImportCAR(context.Background(), bs, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 100 {
+		t.Errorf("imported %d blocks from the merged fixtures, want many more", n)
+	}
+}

@@ -1,0 +1,102 @@
+package chunker_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestImportMatchesKubo checks that Import gives the CIDs of Kubo's
+// unixfs-v1-2025 profile. The reference CIDs were produced by Kubo 0.42.0,
+// built from the Go module proxy (go mod download github.com/ipfs/kubo@v0.42.0,
+// go build ./cmd/ipfs), in a repo made with
+// `ipfs init --profile=test,unixfs-v1-2025`, by
+// `ipfs add -Q --only-hash FILE` over files holding exactly the bytes
+// testutil.Bytes("pacman-cid-fixture", size) returns.
+func TestImportMatchesKubo(t *testing.T) {
+	cases := []struct {
+		name string
+		size int
+		want string
+	}{
+		{"empty file", 0, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
+		{"one byte", 1, "bafkreib4xwxwnm65fmlupcfc6f7zhc2s3wutukuxiqgovumtglf7vs5hza"},
+		{"exactly one chunk", 1 << 20, "bafkreielfb5zb53eaedkjhng2cyyvwboppnqzfo75op4y7ggijstg2ic7u"},
+		{"one chunk and a byte", 1<<20 + 1, "bafybeiaqiriks4qq3zvpulgwttqztkjiyj57tuzludnzkh2cjg5gwx4jgy"},
+		// 1026 chunks: more than one node's 1024 links, so a two-level tree.
+		{"two-level tree", 1025<<20 + 13305, "bafybeibzjgo4p7gibyzphjlnbel63bg3vuld5fstylfx4idlyj7rltwniy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.size > 64<<20 && testing.Short() {
+				t.Skip("imports 1 GiB")
+			}
+			data := testutil.Bytes("pacman-cid-fixture", tc.size)
+			got, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != tc.want {
+				t.Errorf("CID %s, Kubo gives %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestImportProgress(t *testing.T) {
+	data := testutil.Bytes("progress", 3<<20+5)
+	var last int64
+	calls := 0
+	_, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(data), chunker.WithProgress(func(n int64) {
+		if n < last {
+			t.Errorf("progress went back from %d to %d", last, n)
+		}
+		last = n
+		calls++
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != int64(len(data)) || calls < 4 {
+		t.Errorf("progress ended at %d after %d calls, want %d", last, calls, len(data))
+	}
+}
+
+func TestImportRejectsBadSettings(t *testing.T) {
+	for _, opt := range []chunker.Option{chunker.WithChunkSize(0), chunker.WithChunkSize(4 << 20), chunker.WithMaxLinks(1)} {
+		if _, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(nil), opt); err == nil {
+			t.Error("Import accepted an invalid option")
+		}
+	}
+}
+
+// discardDAG stores nothing: the CID tests only need the root.
+type discardDAG struct{}
+
+func (discardDAG) Get(context.Context, cid.Cid) (ipld.Node, error) { return nil, ipld.ErrNotFound{} }
+func (discardDAG) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption {
+	ch := make(chan *ipld.NodeOption)
+	close(ch)
+	return ch
+}
+func (discardDAG) Add(context.Context, ipld.Node) error        { return nil }
+func (discardDAG) AddMany(context.Context, []ipld.Node) error  { return nil }
+func (discardDAG) Remove(context.Context, cid.Cid) error       { return nil }
+func (discardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
+
+// memStore is an in-memory block service for tests.
+func memStore() (blockstore.Blockstore, blockservice.BlockService, ipld.DAGService) {
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	bserv := blockservice.New(bs, nil)
+	return bs, bserv, merkledag.NewDAGService(bserv)
+}
