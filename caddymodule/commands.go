@@ -44,13 +44,16 @@ func dataDirFlag(cmd *cobra.Command) *string {
 
 func addCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "add [--data-dir DIR] FILE...",
-		Short: "Imports files into the blockstore and prints their CIDs",
+		Use:   "add [--data-dir DIR] FILE|DIR...",
+		Short: "Imports files and directories into the blockstore and prints their CIDs",
 		Long: `
 Imports each file as a UnixFS DAG with Kubo's unixfs-v1-2025 profile (CIDv1,
 raw leaves, 1 MiB chunks, 1024 links per node), so the CIDs equal those of
 'ipfs add' for the same bytes. Prints "CID  FILE" per file on stdout, and a
-progress bar on stderr when it is a terminal.`,
+progress bar on stderr when it is a terminal. A directory is imported with
+everything under it as a UnixFS directory, so relative links between its
+files (an HLS playlist and its segments, a web page and its assets) work
+under /ipfs/{dir-cid}/.`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	dir := dataDirFlag(cmd)
@@ -73,15 +76,27 @@ progress bar on stderr when it is a terminal.`,
 	return cmd
 }
 
-// addFile imports one file, drawing a progress bar on a terminal.
+// addFile imports one file or directory tree, drawing a progress bar on a
+// terminal for files.
 func addFile(ctx context.Context, dag ipld.DAGService, path string) (cid.Cid, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return cid.Undef, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return cid.Undef, err
+	}
+	if fi.IsDir() {
+		c, err := chunker.ImportDir(ctx, dag, path)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+		}
+		return c, nil
+	}
 	var opts []chunker.Option
-	if fi, err := f.Stat(); err == nil && term.IsTerminal(int(os.Stderr.Fd())) {
+	if term.IsTerminal(int(os.Stderr.Fd())) {
 		bar := newProgressBar(os.Stderr, path, fi.Size())
 		defer bar.finish()
 		opts = append(opts, chunker.WithProgress(bar.update))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,7 +29,8 @@ func demoCommand() *cobra.Command {
 		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--admin ADDR]",
 		Short: "Runs seeders and an empty gateway on loopback, offline",
 		Long: `
-Starts N seeder nodes on loopback that hold the files (a generated 64 MiB
+Starts N seeder nodes on loopback that hold the files or directories (a
+generated 64 MiB
 sample when no --file is given) and a gateway whose blockstore starts empty,
 peered with them, so every byte a client receives crosses bitswap. Prints
 one gateway URL per file, in the order of the --file flags, then serves
@@ -110,10 +112,18 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	defer func() { err = errors.Join(err, caddy.Stop()) }()
 
 	for i, c := range roots {
-		fmt.Fprintf(out, "http://%s/ipfs/%s?filename=%s\n", cfg.listen, c, filepath.Base(cfg.files[i]))
+		fmt.Fprintln(out, demoURL(cfg.listen, c, cfg.files[i]))
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// demoURL is the gateway URL of the file or directory at path.
+func demoURL(listen string, c cid.Cid, path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Sprintf("http://%s/ipfs/%s/", listen, c)
+	}
+	return fmt.Sprintf("http://%s/ipfs/%s?filename=%s", listen, c, url.QueryEscape(filepath.Base(path)))
 }
 
 // demoCaddyConfig is the JSON config of the demo gateway.

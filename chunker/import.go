@@ -56,15 +56,23 @@ func WithProgress(fn func(imported int64)) Option { return func(c *importConfig)
 // Import reads r to its end, stores the blocks of the resulting UnixFS file
 // DAG in dag and returns the root CID. Blocks are written in batches.
 func Import(ctx context.Context, dag ipld.DAGService, r io.Reader, opts ...Option) (cid.Cid, error) {
+	nd, err := importNode(ctx, dag, r, opts)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return nd.Cid(), nil
+}
+
+func importNode(ctx context.Context, dag ipld.DAGService, r io.Reader, opts []Option) (ipld.Node, error) {
 	cfg := importConfig{chunkSize: DefaultChunkSize, maxLinks: DefaultMaxLinks}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.chunkSize <= 0 || cfg.chunkSize > int64(bschunker.ChunkSizeLimit) {
-		return cid.Undef, fmt.Errorf("chunk size %d out of range (1..%d)", cfg.chunkSize, bschunker.ChunkSizeLimit)
+		return nil, fmt.Errorf("chunk size %d out of range (1..%d)", cfg.chunkSize, bschunker.ChunkSizeLimit)
 	}
 	if cfg.maxLinks < 2 {
-		return cid.Undef, fmt.Errorf("max links %d must be at least 2", cfg.maxLinks)
+		return nil, fmt.Errorf("max links %d must be at least 2", cfg.maxLinks)
 	}
 	if cfg.progress != nil {
 		r = &progressReader{r: r, fn: cfg.progress}
@@ -79,16 +87,16 @@ func Import(ctx context.Context, dag ipld.DAGService, r io.Reader, opts ...Optio
 	}
 	db, err := params.New(bschunker.NewSizeSplitter(r, cfg.chunkSize))
 	if err != nil {
-		return cid.Undef, fmt.Errorf("starting import: %w", err)
+		return nil, fmt.Errorf("starting import: %w", err)
 	}
 	root, err := balanced.Layout(db)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("building DAG: %w", err)
+		return nil, fmt.Errorf("building DAG: %w", err)
 	}
 	if err := batch.Commit(); err != nil {
-		return cid.Undef, fmt.Errorf("storing blocks: %w", err)
+		return nil, fmt.Errorf("storing blocks: %w", err)
 	}
-	return root.Cid(), nil
+	return root, nil
 }
 
 // progressReader reports the bytes read through it.

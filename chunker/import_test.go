@@ -3,6 +3,8 @@ package chunker_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/boxo/blockservice"
@@ -99,4 +101,29 @@ func memStore() (blockstore.Blockstore, blockservice.BlockService, ipld.DAGServi
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
 	bserv := blockservice.New(bs, nil)
 	return bs, bserv, merkledag.NewDAGService(bserv)
+}
+
+// TestImportDirMatchesKubo checks a directory tree against
+// `ipfs add -r -Q --only-hash DIR` of Kubo 0.42.0 (unixfs-v1-2025 profile,
+// set up as in TestImportMatchesKubo) over the same tree.
+func TestImportDirMatchesKubo(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]int{"a.bin": 3_000_000, "sub/b.txt": 10, "index.html": 0}
+	for name, size := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, testutil.Bytes("pacman-cid-fixture", size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, dag := memStore()
+	got, err := chunker.ImportDir(context.Background(), dag, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "bafybeieh2fq3emvj22ycwdzis34qkaocdkqpahi7l4xmua4tmxh5aittsa"; got.String() != want {
+		t.Errorf("CID %s, Kubo gives %s", got, want)
+	}
 }

@@ -106,6 +106,61 @@ func TestColdFetchFromSeeders(t *testing.T) {
 	t.Logf("cold full GET of %d MiB from 3 seeders: %.1f MB/s", size>>20, float64(size)/elapsed.Seconds()/1e6)
 
 	checkRandomRanges(t, url, data, 200)
+	checkSemantics(t, url, data, root.String())
+
+	// Seeding back: with every seeder gone, a fresh node fetches the whole
+	// file from the gateway alone, over bitswap.
+	for _, s := range seeders {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leecher := testutil.NewNode(t, gw.AddrInfo())
+	waitConnected(t, leecher, 1)
+	ix, err := chunker.NewIndex(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	session := leecher.NewSession(ctx)
+	var fetched []byte
+	for leaf, err := range ix.Leaves(ctx, session, root, 0, size) {
+		if err != nil {
+			t.Fatalf("leecher: %v", err)
+		}
+		blk, err := session.GetBlock(ctx, leaf.Cid)
+		if err != nil {
+			t.Fatalf("leecher: leaf at %d: %v", leaf.Offset, err)
+		}
+		fetched = append(fetched, blk.RawData()...)
+	}
+	if !bytes.Equal(fetched, data) {
+		t.Fatalf("leecher got %d bytes that differ from the source", len(fetched))
+	}
+}
+
+// checkSemantics checks HEAD, 416 and If-Range against the live gateway.
+func checkSemantics(t *testing.T, url string, data []byte, c string) {
+	t.Helper()
+	size := len(data)
+	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Length") != strconv.Itoa(size) || resp.Header.Get("Etag") != `"`+c+`"` {
+		t.Errorf("HEAD: %d, Content-Length %q, Etag %q", resp.StatusCode, resp.Header.Get("Content-Length"), resp.Header.Get("Etag"))
+	}
+	resp, _ = get(t, url, map[string]string{"Range": fmt.Sprintf("bytes=%d-", size)})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
+		t.Errorf("range past the end: %d, Content-Range %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	resp, body := get(t, url, map[string]string{"Range": "bytes=0-99", "If-Range": `"bafyother"`})
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Errorf("If-Range mismatch: %d with %d bytes, want 200 with the whole file", resp.StatusCode, len(body))
+	}
 }
 
 // checkRandomRanges requests n seeded-random ranges of every shape RFC 9110

@@ -17,7 +17,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -148,6 +147,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := file{cid: t.cid, name: t.name, size: size, etag: `"` + t.cid.String() + `"`}
+	if name := r.URL.Query().Get("filename"); name != "" && f.name == "" {
+		// As on other IPFS gateways: a bare CID can be given a file name,
+		// for its media type and for browsers that save it.
+		f.name = name
+		if cd := mime.FormatMediaType("inline", map[string]string{"filename": name}); cd != "" {
+			w.Header().Set("Content-Disposition", cd)
+		}
+	}
 	h.serveFile(w, r, session, f)
 }
 
@@ -277,10 +284,8 @@ func (h *Handler) ranges(r *http.Request, f file) ([]byteRange, error) {
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
 func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, f file, ranges []byteRange) (string, error) {
-	if ext := path.Ext(f.name); ext != "" {
-		if ct := mime.TypeByExtension(ext); ct != "" {
-			return ct, nil
-		}
+	if ct := typeByName(f.name); ct != "" {
+		return ct, nil
 	}
 	if f.size == 0 || (len(ranges) > 0 && ranges[0].start != 0) {
 		return "application/octet-stream", nil

@@ -1,0 +1,527 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"go.uber.org/goleak"
+)
+
+// fixture is a gateway over an in-memory store holding one directory:
+//
+//	video.mp4        3 MiB + 5 bytes, random
+//	noext            2 MiB + 3 bytes starting with an HTML document
+//	empty.txt        0 bytes
+//	page/index.html  a small HTML page
+//	bare/            a directory without index.html
+type fixture struct {
+	url      string // /ipfs/{dir}
+	dir      cid.Cid
+	video    []byte
+	noext    []byte
+	videoCID cid.Cid
+	store    blockservice.BlockService
+	getter   *faultyGetter
+}
+
+func newFixture(t *testing.T, cfg gateway.Config) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	bserv := blockservice.New(bs, nil)
+	dag := merkledag.NewDAGService(bserv)
+
+	f := &fixture{
+		video: testutil.Bytes("video", 3<<20+5),
+		noext: append([]byte("<!DOCTYPE html><html><body>hi</body></html>"), testutil.Bytes("noext", 2<<20+3)...),
+		store: bserv,
+	}
+	src := t.TempDir()
+	write := func(name string, b []byte) {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("video.mp4", f.video)
+	write("noext", f.noext)
+	write("empty.txt", nil)
+	write("page/index.html", []byte("<html>page</html>"))
+	write("bare/x", []byte("x"))
+	var err error
+	if f.dir, err = chunker.ImportDir(ctx, dag, src); err != nil {
+		t.Fatal(err)
+	}
+	if f.videoCID, err = chunker.Import(ctx, dag, bytes.NewReader(f.video)); err != nil {
+		t.Fatal(err)
+	}
+	f.getter = &faultyGetter{g: bserv}
+	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return f.getter }), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL + "/ipfs/" + f.dir.String()
+	return f
+}
+
+// faultyGetter wraps a block getter with injectable faults and counts.
+type faultyGetter struct {
+	g        chunker.BlockGetter
+	mu       sync.Mutex
+	block    map[cid.Cid]bool // blocks whose fetch hangs until ctx ends
+	fetched  map[cid.Cid]int
+	inFlight atomic.Int64
+}
+
+func (f *faultyGetter) hang(c cid.Cid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.block == nil {
+		f.block = map[cid.Cid]bool{}
+	}
+	f.block[c] = true
+}
+
+func (f *faultyGetter) count(c cid.Cid) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetched[c]
+}
+
+func (f *faultyGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	f.mu.Lock()
+	if f.fetched == nil {
+		f.fetched = map[cid.Cid]int{}
+	}
+	f.fetched[c]++
+	hang := f.block[c]
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return f.g.GetBlock(ctx, c)
+}
+
+func do(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, body
+}
+
+func wantHeader(t *testing.T, resp *http.Response, name, want string) {
+	t.Helper()
+	if got := resp.Header.Get(name); got != want {
+		t.Errorf("%s: %q, want %q", name, got, want)
+	}
+}
+
+// TestFullGet checks a 200 response and its representation metadata
+// (RFC 9110 §8.3 Content-Type, §8.6 Content-Length, §8.8.3 ETag, §14.3
+// Accept-Ranges) and immutable caching (RFC 9111 §5.2.2, RFC 8246).
+func TestFullGet(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	resp, body := do(t, "GET", f.url+"/video.mp4")
+	if resp.StatusCode != 200 || !bytes.Equal(body, f.video) {
+		t.Fatalf("status %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, f.video))
+	}
+	wantHeader(t, resp, "Content-Type", "video/mp4")
+	wantHeader(t, resp, "Content-Length", strconv.Itoa(len(f.video)))
+	wantHeader(t, resp, "Accept-Ranges", "bytes")
+	wantHeader(t, resp, "Cache-Control", "public, max-age=29030400, immutable")
+	wantHeader(t, resp, "Etag", `"`+f.videoCID.String()+`"`)
+}
+
+// TestHead checks RFC 9110 §9.3.2: HEAD sends the GET headers, no body.
+func TestHead(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	get, _ := do(t, "GET", f.url+"/video.mp4", "Range", "bytes=10-19")
+	head, body := do(t, "HEAD", f.url+"/video.mp4", "Range", "bytes=10-19")
+	if head.StatusCode != 206 || len(body) != 0 {
+		t.Fatalf("HEAD: status %d, %d body bytes", head.StatusCode, len(body))
+	}
+	for _, h := range []string{"Content-Length", "Content-Range", "Content-Type", "Etag", "Cache-Control", "Accept-Ranges"} {
+		if head.Header.Get(h) != get.Header.Get(h) {
+			t.Errorf("%s: HEAD %q, GET %q", h, head.Header.Get(h), get.Header.Get(h))
+		}
+	}
+}
+
+// TestRanges checks single-range responses (RFC 9110 §14.4, §15.3.7) and
+// unsatisfiable ones (§15.5.17).
+func TestRanges(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	n := int64(len(f.video))
+	cases := []struct {
+		rng        string
+		start, end int64 // expected bytes [start, end)
+	}{
+		{"bytes=0-0", 0, 1},
+		{"bytes=1048575-1048576", 1048575, 1048577}, // across the first leaf boundary
+		{"bytes=-5", n - 5, n},
+		{"bytes=3145728-", 3145728, n},
+		{"bytes=100-99999999", 100, n},
+	}
+	for _, tc := range cases {
+		resp, body := do(t, "GET", f.url+"/video.mp4", "Range", tc.rng)
+		if resp.StatusCode != 206 {
+			t.Fatalf("%s: status %d", tc.rng, resp.StatusCode)
+		}
+		wantHeader(t, resp, "Content-Range", fmt.Sprintf("bytes %d-%d/%d", tc.start, tc.end-1, n))
+		if !bytes.Equal(body, f.video[tc.start:tc.end]) {
+			t.Errorf("%s: body differs from the source", tc.rng)
+		}
+	}
+	for _, rng := range []string{"bytes=99999999-", "bytes=-0", "bytes=x", "bytes=" + string(bytes.Repeat([]byte("1-2,"), 40))} {
+		resp, _ := do(t, "GET", f.url+"/video.mp4", "Range", rng)
+		if resp.StatusCode != 416 {
+			t.Errorf("%.40s: status %d, want 416", rng, resp.StatusCode)
+		}
+		wantHeader(t, resp, "Content-Range", fmt.Sprintf("bytes */%d", n))
+	}
+	// §14.2: a unit the server does not know is ignored.
+	if resp, body := do(t, "GET", f.url+"/video.mp4", "Range", "pages=1-2"); resp.StatusCode != 200 || len(body) != len(f.video) {
+		t.Errorf("unknown unit: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	// Many ranges adding up to more than the content are served as a whole.
+	if resp, _ := do(t, "GET", f.url+"/video.mp4", "Range", "bytes=0-,0-,0-"); resp.StatusCode != 200 {
+		t.Errorf("ranges summing past the size: status %d, want 200", resp.StatusCode)
+	}
+	// §14.1.1: a zero-length file satisfies no range.
+	if resp, _ := do(t, "GET", f.url+"/empty.txt", "Range", "bytes=0-"); resp.StatusCode != 416 {
+		t.Errorf("range of an empty file: status %d, want 416", resp.StatusCode)
+	}
+	if resp, body := do(t, "GET", f.url+"/empty.txt"); resp.StatusCode != 200 || len(body) != 0 {
+		t.Errorf("empty file: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// TestMultipart checks RFC 9110 §14.6: multipart/byteranges with one part
+// per range, each with its Content-Range, and an exact Content-Length.
+func TestMultipart(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	n := int64(len(f.video))
+	resp, body := do(t, "GET", f.url+"/video.mp4", "Range", "bytes=0-9, 2097150-2097160, -3")
+	if resp.StatusCode != 206 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	parts := readMultipart(t, resp, body)
+	want := [][2]int64{{0, 10}, {2097150, 2097161}, {n - 3, n}}
+	if len(parts) != len(want) {
+		t.Fatalf("%d parts, want %d", len(parts), len(want))
+	}
+	for i, p := range parts {
+		w := want[i]
+		if p.contentRange != fmt.Sprintf("bytes %d-%d/%d", w[0], w[1]-1, n) || !bytes.Equal(p.body, f.video[w[0]:w[1]]) {
+			t.Errorf("part %d: %q, %d bytes", i, p.contentRange, len(p.body))
+		}
+	}
+}
+
+// TestConditionalRequests checks the preconditions of RFC 9110 §13 in the
+// order of §13.2.2.
+func TestConditionalRequests(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	etag := `"` + f.videoCID.String() + `"`
+	url := f.url + "/video.mp4"
+	cases := []struct {
+		rfc    string
+		hdr    []string
+		status int
+	}{
+		{"§13.1.2 If-None-Match match → 304", []string{"If-None-Match", etag}, 304},
+		{"§13.1.2 weak comparison → 304", []string{"If-None-Match", "W/" + etag}, 304},
+		{"§13.1.2 * → 304", []string{"If-None-Match", "*"}, 304},
+		{"§13.1.2 no match → 200", []string{"If-None-Match", `"other"`}, 200},
+		{"§13.1.1 If-Match mismatch → 412", []string{"If-Match", `"other"`}, 412},
+		{"§13.1.1 If-Match weak tag fails strong comparison → 412", []string{"If-Match", "W/" + etag}, 412},
+		{"§13.1.1 If-Match match → 200", []string{"If-Match", etag}, 200},
+		{"§13.2.2 If-Match is evaluated before If-None-Match", []string{"If-Match", `"other"`, "If-None-Match", etag}, 412},
+		{"§13.1.5 If-Range match → 206", []string{"Range", "bytes=0-1", "If-Range", etag}, 206},
+		{"§13.1.5 If-Range mismatch → 200 full", []string{"Range", "bytes=0-1", "If-Range", `"other"`}, 200},
+		{"§13.1.5 If-Range weak → 200 full", []string{"Range", "bytes=0-1", "If-Range", "W/" + etag}, 200},
+		{"§13.1.5 If-Range date without Last-Modified → 200 full", []string{"Range", "bytes=0-1", "If-Range", "Wed, 21 Oct 2015 07:28:00 GMT"}, 200},
+		{"§13.2.2 If-None-Match before Range → 304", []string{"Range", "bytes=0-1", "If-None-Match", etag}, 304},
+	}
+	for _, tc := range cases {
+		resp, body := do(t, "GET", url, tc.hdr...)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.rfc, resp.StatusCode, tc.status)
+			continue
+		}
+		switch tc.status {
+		case 304:
+			// §15.4.5: a 304 carries the ETag and Cache-Control a 200 would.
+			wantHeader(t, resp, "Etag", etag)
+			wantHeader(t, resp, "Cache-Control", "public, max-age=29030400, immutable")
+			if len(body) != 0 {
+				t.Errorf("%s: 304 with a body", tc.rfc)
+			}
+		case 200:
+			if !bytes.Equal(body, f.video) {
+				t.Errorf("%s: 200 body differs from the source", tc.rfc)
+			}
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	base := f.url[:len(f.url)-len(f.dir.String())]
+	md5CID, err := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.MD5, MhLength: -1}.Sum([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbor, _ := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: mh.SHA2_256, MhLength: -1}.Sum([]byte{0xa0})
+	if err := f.store.AddBlock(context.Background(), mustBlock(t, []byte{0xa0}, cbor)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, method, url string
+		status            int
+	}{
+		{"POST is not allowed", "POST", f.url + "/video.mp4", 405},
+		{"not a CID", "GET", base + "not-a-cid", 400},
+		{"not under /ipfs/", "GET", base[:len(base)-len("/ipfs/")] + "/ipns/x", 400},
+		{"dot-dot segment", "GET", f.url + "/page/../video.mp4", 400},
+		{"encoded dot-dot segment", "GET", f.url + "/page/%2E%2E/video.mp4", 400},
+		{"empty segment", "GET", f.url + "//video.mp4", 400},
+		{"insecure hash", "GET", base + md5CID.String(), 400},
+		{"missing file", "GET", f.url + "/nope.mp4", 404},
+		{"encoded slash stays in the name", "GET", f.url + "/page%2Findex.html", 404},
+		{"path inside a file", "GET", f.url + "/video.mp4/x", 404},
+		{"directory without index.html", "GET", f.url + "/bare/", 501},
+		{"not UnixFS", "GET", base + cbor.String(), 501},
+	}
+	for _, tc := range cases {
+		resp, body := do(t, tc.method, tc.url)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d (%q), want %d", tc.name, resp.StatusCode, body, tc.status)
+		}
+		if len(body) == 0 || len(body) > 200 {
+			t.Errorf("%s: body of %d bytes, want a short message", tc.name, len(body))
+		}
+	}
+	if resp, _ := do(t, "POST", f.url+"/video.mp4"); resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("405 without Allow: GET, HEAD (RFC 9110 §15.5.6)")
+	}
+}
+
+func mustBlock(t *testing.T, data []byte, c cid.Cid) blocks.Block {
+	t.Helper()
+	b, err := blocks.NewBlockWithCid(data, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDirectories(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(f.url + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "/ipfs/"+f.dir.String()+"/page/" {
+		t.Errorf("directory without slash: %d to %q, want 301 to .../page/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := do(t, "GET", f.url+"/page/")
+	if resp.StatusCode != 200 || string(body) != "<html>page</html>" {
+		t.Errorf("index.html: status %d, %q", resp.StatusCode, body)
+	}
+	wantHeader(t, resp, "Content-Type", "text/html; charset=utf-8")
+}
+
+// TestContentType checks the extension first, then sniffing — but sniffing
+// only when the response starts at byte 0, so a mid-file seek never fetches
+// the first leaf.
+func TestContentType(t *testing.T) {
+	f := newFixture(t, gateway.Config{Readahead: -1})
+	resp, _ := do(t, "GET", f.url+"/noext", "Range", "bytes=0-9")
+	wantHeader(t, resp, "Content-Type", "text/html; charset=utf-8")
+
+	f = newFixture(t, gateway.Config{Readahead: -1})
+	first := firstLeaf(t, f, "noext")
+	resp, body := do(t, "GET", f.url+"/noext", "Range", "bytes=1048576-1048580")
+	wantHeader(t, resp, "Content-Type", "application/octet-stream")
+	if !bytes.Equal(body, f.noext[1048576:1048581]) {
+		t.Error("mid-file range differs from the source")
+	}
+	if n := f.getter.count(first); n != 0 {
+		t.Errorf("a mid-file range fetched the first leaf %d times", n)
+	}
+	resp, _ = do(t, "GET", f.url[:len(f.url)-len(f.dir.String())]+f.videoCID.String()+"?filename=clip.webm", "Range", "bytes=5-6")
+	wantHeader(t, resp, "Content-Type", "video/webm")
+	wantHeader(t, resp, "Content-Disposition", `inline; filename=clip.webm`)
+}
+
+// firstLeaf returns the CID of the first leaf of the file name in f's
+// directory, found without going through the gateway's getter.
+func firstLeaf(t *testing.T, f *fixture, name string) cid.Cid {
+	t.Helper()
+	ctx := context.Background()
+	nd, err := merkledag.NewDAGService(f.store).Get(ctx, f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := nd.ResolveLink([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := chunker.NewIndex(16)
+	for leaf, err := range ix.Leaves(ctx, f.store, l.Cid, 0, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Cid
+	}
+	t.Fatal("no leaf")
+	return cid.Undef
+}
+
+
+// TestResolveTimeout: content no peer delivers gets 504 within the timeout.
+func TestResolveTimeout(t *testing.T) {
+	f := newFixture(t, gateway.Config{ResolveTimeout: 200 * time.Millisecond})
+	f.getter.hang(f.dir)
+	start := time.Now()
+	resp, _ := do(t, "GET", f.url+"/video.mp4")
+	if resp.StatusCode != 504 {
+		t.Errorf("status %d, want 504", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("504 after %v, want about 200ms", d)
+	}
+}
+
+// TestStallCutsResponseShort: a leaf that never arrives mid-stream ends the
+// response early; the client sees fewer bytes than Content-Length and every
+// byte it got is right.
+func TestStallCutsResponseShort(t *testing.T) {
+	verifyNoLeaks(t)
+	f := newFixture(t, gateway.Config{StallTimeout: 200 * time.Millisecond, Readahead: -1})
+	ctx := context.Background()
+	ix, _ := chunker.NewIndex(16)
+	var third cid.Cid
+	i := 0
+	for leaf, err := range ix.Leaves(ctx, f.store, f.videoCID, 0, int64(len(f.video))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i++; i == 3 {
+			third = leaf.Cid
+		}
+	}
+	f.getter.hang(third)
+	resp, err := http.Get(f.url + "/video.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("read error %v, want unexpected EOF", err)
+	}
+	if len(body) != 2<<20 || !bytes.Equal(body, f.video[:len(body)]) {
+		t.Errorf("got %d bytes before the stall, want the first 2 MiB intact", len(body))
+	}
+	waitIdle(t, f.getter)
+}
+
+// TestClientGoneStopsFetching: when the client disconnects mid-stream,
+// every fetch ends and no goroutine is left behind.
+func TestClientGoneStopsFetching(t *testing.T) {
+	verifyNoLeaks(t)
+	f := newFixture(t, gateway.Config{Readahead: -1})
+	ix, _ := chunker.NewIndex(16)
+	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 2<<20, 2<<20+1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.getter.hang(leaf.Cid)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/video.mp4", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.getter.inFlight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // until the hanging leaf is being fetched
+	}
+	cancel()
+	resp.Body.Close()
+	waitIdle(t, f.getter)
+}
+
+func waitIdle(t *testing.T, g *faultyGetter) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.inFlight.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fetches still running", g.inFlight.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// verifyNoLeaks checks, after the test and its cleanups, that no goroutine
+// it started is still running.
+func verifyNoLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		goleak.VerifyNone(t, ignore)
+	})
+}
