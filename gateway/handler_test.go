@@ -426,7 +426,6 @@ func firstLeaf(t *testing.T, f *fixture, name string) cid.Cid {
 	return cid.Undef
 }
 
-
 // TestResolveTimeout: content no peer delivers gets 504 within the timeout.
 func TestResolveTimeout(t *testing.T) {
 	f := newFixture(t, gateway.Config{ResolveTimeout: 200 * time.Millisecond})
