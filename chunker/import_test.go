@@ -10,7 +10,6 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
-	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -44,7 +43,7 @@ func TestImportMatchesKubo(t *testing.T) {
 				t.Skip("imports 1 GiB")
 			}
 			data := testutil.Bytes("pacman-cid-fixture", tc.size)
-			got, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(data))
+			got, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +58,7 @@ func TestImportProgress(t *testing.T) {
 	data := testutil.Bytes("progress", 3<<20+5)
 	var last int64
 	calls := 0
-	_, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(data), chunker.WithProgress(func(n int64) {
+	_, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data), chunker.WithProgress(func(n int64) {
 		if n < last {
 			t.Errorf("progress went back from %d to %d", last, n)
 		}
@@ -76,25 +75,11 @@ func TestImportProgress(t *testing.T) {
 
 func TestImportRejectsBadSettings(t *testing.T) {
 	for _, opt := range []chunker.Option{chunker.WithChunkSize(0), chunker.WithChunkSize(4 << 20), chunker.WithMaxLinks(1)} {
-		if _, err := chunker.Import(context.Background(), discardDAG{}, bytes.NewReader(nil), opt); err == nil {
+		if _, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(nil), opt); err == nil {
 			t.Error("Import accepted an invalid option")
 		}
 	}
 }
-
-// discardDAG stores nothing: the CID tests only need the root.
-type discardDAG struct{}
-
-func (discardDAG) Get(context.Context, cid.Cid) (ipld.Node, error) { return nil, ipld.ErrNotFound{} }
-func (discardDAG) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption {
-	ch := make(chan *ipld.NodeOption)
-	close(ch)
-	return ch
-}
-func (discardDAG) Add(context.Context, ipld.Node) error        { return nil }
-func (discardDAG) AddMany(context.Context, []ipld.Node) error  { return nil }
-func (discardDAG) Remove(context.Context, cid.Cid) error       { return nil }
-func (discardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
 
 // memStore is an in-memory block service for tests.
 func memStore() (blockstore.Blockstore, blockservice.BlockService, ipld.DAGService) {

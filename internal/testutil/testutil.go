@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
@@ -70,3 +71,28 @@ func AddrInfos(nodes []*node.Node) []peer.AddrInfo {
 	}
 	return infos
 }
+
+// DiscardDAG is a DAG service that stores nothing, for computing CIDs.
+type DiscardDAG struct{}
+
+// Get finds nothing.
+func (DiscardDAG) Get(context.Context, cid.Cid) (ipld.Node, error) { return nil, ipld.ErrNotFound{} }
+
+// GetMany finds nothing.
+func (DiscardDAG) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption {
+	ch := make(chan *ipld.NodeOption)
+	close(ch)
+	return ch
+}
+
+// Add drops the node.
+func (DiscardDAG) Add(context.Context, ipld.Node) error { return nil }
+
+// AddMany drops the nodes.
+func (DiscardDAG) AddMany(context.Context, []ipld.Node) error { return nil }
+
+// Remove does nothing.
+func (DiscardDAG) Remove(context.Context, cid.Cid) error { return nil }
+
+// RemoveMany does nothing.
+func (DiscardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }

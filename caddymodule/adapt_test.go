@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// TestCaddyfileAdapt checks the Caddyfile global option and directive
+// against the JSON config they must produce.
+func TestCaddyfileAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `
+{
+	pacman {
+		data_dir /var/lib/pacman
+		listen /ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1
+		peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+	}
+}
+:8080 {
+	pacman /ipfs/* {
+		window 32
+		readahead 4
+		max_ranges 8
+		resolve_timeout 20s
+		stall_timeout 5s
+	}
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"match": [
+								{
+									"path": [
+										"/ipfs/*"
+									]
+								}
+							],
+							"handle": [
+								{
+									"handler": "pacman",
+									"max_ranges": 8,
+									"readahead": 4,
+									"resolve_timeout": 20000000000,
+									"stall_timeout": 5000000000,
+									"window": 32
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"data_dir": "/var/lib/pacman",
+			"listen": [
+				"/ip4/0.0.0.0/tcp/4001",
+				"/ip4/0.0.0.0/udp/4001/quic-v1"
+			],
+			"peers": [
+				"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
+			]
+		}
+	}
+}`)
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	cases := map[string]struct{ cfg, err string }{
+		"unknown subdirective": {":8080 {\n pacman {\n  nope 1\n }\n}", `unknown subdirective \"nope\"`},
+		"non-integer window":   {":8080 {\n pacman {\n  window many\n }\n}", `window: \"many\" is not an integer`},
+		"bad duration":         {":8080 {\n pacman {\n  stall_timeout soon\n }\n}", "stall_timeout: "},
+		"missing value":        {":8080 {\n pacman {\n  window\n }\n}", "wrong argument count"},
+		"unknown global":       {"{\n pacman {\n  nope x\n }\n}\n:8080", `unknown pacman option \"nope\"`},
+		"data_dir arity":       {"{\n pacman {\n  data_dir a b\n }\n}\n:8080", "wrong argument count"},
+	}
+	// The admin API answers in JSON, so quotes in messages arrive escaped.
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, tc.cfg, "caddyfile", tc.err)
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package caddymodule
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
+)
+
+// testCaddyfile returns a Caddyfile serving /ipfs/* on port 9080 from a node in
+// dataDir peered with peers, with the given stream window.
+func testCaddyfile(dataDir string, peers []string, window int) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/0
+		peer %s
+	}
+}
+http://localhost:9080 {
+	pacman /ipfs/* {
+		window %d
+	}
+}
+`, dataDir, strings.Join(peers, " "), window)
+}
+
+func peerAddrs(nodes []*node.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		for _, a := range n.Host().Addrs() {
+			out = append(out, a.String()+"/p2p/"+n.Host().ID().String())
+		}
+	}
+	return out
+}
+
+// runningNode returns the node the pool holds for dataDir.
+func runningNode(t *testing.T, dataDir string) *node.Node {
+	t.Helper()
+	var n *node.Node
+	nodes.Range(func(k, v any) bool {
+		if k == dataDir {
+			n = v.(nodeDestructor).Node
+		}
+		return true
+	})
+	if n == nil {
+		t.Fatalf("no node running for %s", dataDir)
+	}
+	return n
+}
+
+// TestServeThroughCaddy runs the module in a real Caddy: ranges from two
+// seeders arrive byte-exact, and a config reload in the middle of a stream
+// neither drops the stream nor restarts the node.
+func TestServeThroughCaddy(t *testing.T) {
+	data := testutil.Bytes("caddy", 24<<20+99)
+	seeders, root := testutil.Seeders(t, 2, data)
+	dataDir := t.TempDir()
+
+	tester := caddytest.NewTester(t)
+	tester.InitServer(testCaddyfile(dataDir, peerAddrs(seeders), 8), "caddyfile")
+	url := "http://localhost:9080/ipfs/" + root.String()
+
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Range", "bytes=1000000-3000000")
+	_, body := tester.AssertResponse(req, 206, string(data[1000000:3000001]))
+	if len(body) != 2000001 {
+		t.Fatalf("range: %d bytes", len(body))
+	}
+
+	before := runningNode(t, dataDir)
+	peersBefore := len(before.Host().Network().Peers())
+
+	// Start a full download, read some of it, reload, read the rest.
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 4<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	tester.InitServer(testCaddyfile(dataDir, peerAddrs(seeders), 4), "caddyfile")
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("stream broken by the reload: %v", err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, data) {
+		t.Fatalf("stream across the reload: %d bytes that differ from the source", len(got))
+	}
+
+	after := runningNode(t, dataDir)
+	if after != before {
+		t.Error("the reload replaced the node")
+	}
+	if after.Host().ID() != before.Host().ID() || len(after.Host().Network().Peers()) < peersBefore {
+		t.Errorf("after the reload: peer %s with %d peers, before: %s with %d", after.Host().ID(), len(after.Host().Network().Peers()), before.Host().ID(), peersBefore)
+	}
+
+	// The reloaded config serves too.
+	req, _ = http.NewRequest("GET", url, nil)
+	req.Header.Set("Range", "bytes=-10")
+	tester.AssertResponse(req, 206, string(data[len(data)-10:]))
+}
