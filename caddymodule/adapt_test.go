@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
@@ -86,5 +89,25 @@ func TestCaddyfileErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, tc.cfg, "caddyfile", tc.err)
 		})
+	}
+}
+
+// TestExampleCaddyfileAdapts keeps Caddyfile.example valid.
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	for _, want := range []string{`"handler":"pacman"`, `"data_dir":"./pacman-data"`, `"window":16`} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("adapted config lacks %s", want)
+		}
 	}
 }
