@@ -524,3 +524,35 @@ func verifyNoLeaks(t *testing.T) {
 		goleak.VerifyNone(t, ignore)
 	})
 }
+
+// TestReadahead: after a range is served, the next Readahead leaves are
+// fetched in the background, and no more.
+func TestReadahead(t *testing.T) {
+	f := newFixture(t, gateway.Config{Readahead: 2})
+	ix, _ := chunker.NewIndex(16)
+	var leaves []cid.Cid
+	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, leaf.Cid)
+	}
+	if len(leaves) != 4 {
+		t.Fatalf("%d leaves, want 4", len(leaves))
+	}
+	resp, _ := do(t, "GET", f.url+"/video.mp4", "Range", "bytes=0-99")
+	if resp.StatusCode != 206 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.getter.count(leaves[1]) == 0 || f.getter.count(leaves[2]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two leaves after the range were not read ahead")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitIdle(t, f.getter)
+	if n := f.getter.count(leaves[3]); n != 0 {
+		t.Errorf("readahead went past its budget: the fourth leaf was fetched %d times", n)
+	}
+}

@@ -62,7 +62,9 @@ func (ra *readahead) fetch(ctx context.Context, root cid.Cid, from, size int64) 
 		if err != nil {
 			return
 		}
-		if leaf.Data == nil {
+		// A leaf starting before from holds the range's last bytes: it
+		// was just served, so it is local already.
+		if leaf.Data == nil && leaf.Offset >= from {
 			pending = append(pending, leaf.Cid)
 		}
 		if len(pending) == ra.leaves {
