@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 )
@@ -67,6 +68,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRanges:      h.MaxRanges,
 		ResolveTimeout: time.Duration(h.ResolveTimeout),
 		StallTimeout:   time.Duration(h.StallTimeout),
+		Local:          blockservice.New(n.Blockstore(), nil),
 		Logger:         ctx.Logger(),
 	})
 	return err

@@ -17,8 +17,10 @@ var errBadPath = errors.New("invalid content path")
 // that a peer could influence is never echoed.
 func statusOf(err error) (int, string) {
 	switch {
-	case errors.Is(err, errBadPath):
+	case errors.Is(err, errBadPath), errors.Is(err, errUnsupportedFormat), errors.Is(err, errBadCARRequest):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, errNotCached):
+		return http.StatusPreconditionFailed, errNotCached.Error()
 	case errors.Is(err, verifcid.ErrPossiblyInsecureHashFunction),
 		errors.Is(err, verifcid.ErrDigestTooSmall),
 		errors.Is(err, verifcid.ErrDigestTooLarge):

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -60,6 +59,10 @@ type Config struct {
 	// IndexCacheEntries is the number of internal DAG nodes cached.
 	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
 	IndexCacheEntries int
+	// Local reads only blocks already stored, never the network. It
+	// answers requests with Cache-Control: only-if-cached. Nil means
+	// nothing counts as stored: such requests get 412.
+	Local chunker.BlockGetter
 	// Logger receives logs of failed and slow requests. Nil means none.
 	Logger *zap.Logger
 }
@@ -67,6 +70,7 @@ type Config struct {
 // Handler serves /ipfs/{cid}[/path] from a block session per request.
 type Handler struct {
 	sessions  Sessions
+	local     chunker.BlockGetter
 	streamer  *RangeStreamer
 	readahead *readahead
 	cfg       Config
@@ -102,6 +106,7 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		sessions: sessions,
+		local:    cfg.Local,
 		streamer: &RangeStreamer{Index: idx, Window: cfg.Window, StallTimeout: cfg.StallTimeout},
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -114,8 +119,15 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	setCORS(w.Header())
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		// A CORS preflight: the headers above are the answer.
+		w.WriteHeader(http.StatusOK)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 		return
 	}
@@ -124,12 +136,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	session := h.sessions.NewSession(r.Context())
+	format, err := responseFormat(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var getter chunker.BlockGetter
+	if onlyIfCached(r) {
+		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
+		getter = localOnly{h.local}
+	} else {
+		getter = h.sessions.NewSession(r.Context())
+	}
+
+	var (
+		rec  *recorder
+		carP carParams
+	)
+	if format == formatCAR {
+		if carP, err = parseCARParams(r); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		rec = &recorder{g: getter}
+		getter = rec
+	}
 
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
-	t, err := resolvePath(rctx, session, root, segments)
+	defer cancel()
+	t, err := resolvePath(rctx, getter, root, segments, format == formatFile)
 	if err == nil && t.dir && !strings.HasSuffix(r.URL.Path, "/") {
-		cancel()
 		// Relative links inside index.html need the trailing slash.
 		u := *r.URL
 		u.Path += "/"
@@ -137,63 +173,112 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 		return
 	}
-	var size int64
-	if err == nil {
-		size, err = h.streamer.Index.Size(rctx, session, t.cid)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
+	hdr.Set("X-Ipfs-Roots", joinCIDs(t.roots))
+
+	var rep representation
+	switch format {
+	case formatCAR:
+		cancel()
+		h.serveCAR(w, r, root, rec.blocks, t, carP)
+		return
+	case formatRaw:
+		rep, err = h.rawBlock(rctx, w, r, getter, t)
+	default:
+		rep, err = h.unixfsFile(rctx, w, r, getter, t)
 	}
 	cancel()
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	f := file{cid: t.cid, name: t.name, size: size, etag: `"` + t.cid.String() + `"`}
-	if name := r.URL.Query().Get("filename"); name != "" && f.name == "" {
+	h.serve(w, r, rep)
+}
+
+// unixfsFile describes the UnixFS file t names.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target) (representation, error) {
+	size, err := h.streamer.Index.Size(ctx, g, t.cid)
+	if err != nil {
+		return representation{}, err
+	}
+	name := t.name
+	if q := r.URL.Query().Get("filename"); q != "" && name == "" {
 		// As on other IPFS gateways: a bare CID can be given a file name,
 		// for its media type and for browsers that save it.
-		f.name = name
-		if cd := mime.FormatMediaType("inline", map[string]string{"filename": name}); cd != "" {
-			w.Header().Set("Content-Disposition", cd)
-		}
+		name = q
+		w.Header().Set("Content-Disposition", contentDisposition("inline", q))
 	}
-	h.serveFile(w, r, session, f)
+	etagCID := t.cid
+	if t.dir {
+		// A directory served by its index.html is named by the directory.
+		etagCID = t.roots[len(t.roots)-1]
+	}
+	return representation{
+		size: size,
+		etag: `"` + etagCID.String() + `"`,
+		contentType: func(ranges []byteRange) (string, error) {
+			return h.contentType(r, g, t.cid, name, size, ranges)
+		},
+		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
+			return h.streamer.Stream(ctx, g, t.cid, spans, begin)
+		},
+		served: func(end int64) {
+			if h.readahead != nil {
+				h.readahead.start(t.cid, end, size)
+			}
+		},
+		cid: t.cid,
+	}, nil
 }
 
-// file is a resolved UnixFS file.
-type file struct {
+// representation is what a response carries, whatever its format: the
+// metadata for headers and preconditions, and how to stream byte spans.
+type representation struct {
 	cid  cid.Cid
-	name string
 	size int64
 	etag string
+	// contentType returns the media type; it may look at the first bytes
+	// when the response starts at byte 0.
+	contentType func(ranges []byteRange) (string, error)
+	// stream writes spans, calling begin before each.
+	stream func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error
+	// served, if set, is called after a complete response that ended at
+	// byte end.
+	served func(end int64)
 }
 
-// serveFile answers a GET or HEAD of f, following RFC 9110: preconditions in
+// serve answers a GET or HEAD of rep, following RFC 9110: preconditions in
 // the order of §13.2.2, then Range (§14.2) unless If-Range fails (§13.1.5).
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chunker.BlockGetter, f file) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representation) {
 	hdr := w.Header()
-	hdr.Set("Etag", f.etag)
+	hdr.Set("Etag", rep.etag)
 	hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
-	hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
 
 	// §13.1.1 If-Match: strong comparison; 412 when nothing matches.
-	if im := r.Header.Get("If-Match"); im != "" && !etagMatch(im, f.etag, false) {
+	if im := r.Header.Get("If-Match"); im != "" && !etagMatch(im, rep.etag, false) {
 		writeError(w, http.StatusPreconditionFailed, "If-Match does not match the content's ETag")
 		return
 	}
 	// §13.1.2 If-None-Match: weak comparison; 304 for GET and HEAD.
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, f.etag, true) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, rep.etag, true) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 
 	hdr.Set("Accept-Ranges", "bytes")
-	ranges, err := h.ranges(r, f)
+	ranges, err := h.ranges(r, rep)
 	if err != nil {
-		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", f.size))
+		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", rep.size))
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, err.Error())
 		return
 	}
 
-	ctype, err := h.contentType(r, session, f, ranges)
+	ctype, err := rep.contentType(ranges)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -202,13 +287,13 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chun
 	var (
 		spans  []span
 		status = http.StatusOK
-		length = f.size
+		length = rep.size
 		begin  func(i int) (io.Writer, error)
 		finish = func() error { return nil }
 	)
 	switch len(ranges) {
 	case 0:
-		spans = []span{{0, f.size}}
+		spans = []span{{0, rep.size}}
 		hdr.Set("Content-Type", ctype)
 		begin = func(int) (io.Writer, error) { return w, nil }
 	case 1:
@@ -216,17 +301,17 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chun
 		spans = []span{{ra.start, ra.start + ra.length}}
 		status, length = http.StatusPartialContent, ra.length
 		hdr.Set("Content-Type", ctype)
-		hdr.Set("Content-Range", ra.contentRange(f.size))
+		hdr.Set("Content-Range", ra.contentRange(rep.size))
 		begin = func(int) (io.Writer, error) { return w, nil }
 	default:
 		status = http.StatusPartialContent
 		mw := multipart.NewWriter(w)
-		length = multipartSize(ranges, mw.Boundary(), ctype, f.size)
+		length = multipartSize(ranges, mw.Boundary(), ctype, rep.size)
 		hdr.Set("Content-Type", "multipart/byteranges; boundary="+mw.Boundary())
 		for _, ra := range ranges {
 			spans = append(spans, span{ra.start, ra.start + ra.length})
 		}
-		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].mimeHeader(ctype, f.size)) }
+		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].mimeHeader(ctype, rep.size)) }
 		finish = mw.Close
 	}
 	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
@@ -235,7 +320,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chun
 		return
 	}
 
-	err = h.streamer.Stream(r.Context(), session, f.cid, spans, begin)
+	err = rep.stream(r.Context(), spans, begin)
 	if err == nil {
 		err = finish()
 	}
@@ -244,35 +329,34 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, session chun
 		// shorter than Content-Length.
 		if r.Context().Err() == nil {
 			h.log.Warn("stream cut short",
-				zap.Stringer("cid", f.cid), zap.String("range", r.Header.Get("Range")), zap.Error(err))
+				zap.Stringer("cid", rep.cid), zap.String("range", r.Header.Get("Range")), zap.Error(err))
 		}
 		return
 	}
-	if h.readahead != nil {
-		last := spans[len(spans)-1]
-		h.readahead.start(f.cid, last.end, f.size)
+	if rep.served != nil {
+		rep.served(spans[len(spans)-1].end)
 	}
 }
 
 // ranges returns the ranges to serve: none for a full response.
-func (h *Handler) ranges(r *http.Request, f file) ([]byteRange, error) {
+func (h *Handler) ranges(r *http.Request, rep representation) ([]byteRange, error) {
 	rh := r.Header.Get("Range")
 	if rh == "" {
 		return nil, nil
 	}
 	// §13.1.5 If-Range: serve the full content unless the validator is a
 	// strong match. We send no Last-Modified, so a date never matches.
-	if ir := r.Header.Get("If-Range"); ir != "" && !(strings.HasPrefix(ir, `"`) && ir == f.etag) {
+	if ir := r.Header.Get("If-Range"); ir != "" && !(strings.HasPrefix(ir, `"`) && ir == rep.etag) {
 		return nil, nil
 	}
-	ranges, ignore, err := parseRange(rh, f.size, h.cfg.MaxRanges)
+	ranges, ignore, err := parseRange(rh, rep.size, h.cfg.MaxRanges)
 	if err != nil {
 		return nil, err
 	}
 	if ignore {
 		return nil, nil
 	}
-	if len(ranges) > 1 && sumLength(ranges) > f.size {
+	if len(ranges) > 1 && sumLength(ranges) > rep.size {
 		// As net/http does: requests for more bytes than the content in
 		// many small pieces are an amplification attack; send it once.
 		return nil, nil
@@ -283,17 +367,17 @@ func (h *Handler) ranges(r *http.Request, f file) ([]byteRange, error) {
 // contentType picks the media type from the file name's extension, and else
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
-func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, f file, ranges []byteRange) (string, error) {
-	if ct := typeByName(f.name); ct != "" {
+func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, c cid.Cid, name string, size int64, ranges []byteRange) (string, error) {
+	if ct := typeByName(name); ct != "" {
 		return ct, nil
 	}
-	if f.size == 0 || (len(ranges) > 0 && ranges[0].start != 0) {
+	if size == 0 || (len(ranges) > 0 && ranges[0].start != 0) {
 		return "application/octet-stream", nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
 	var head []byte
-	for leaf, err := range h.streamer.Index.Leaves(ctx, session, f.cid, 0, 1) {
+	for leaf, err := range h.streamer.Index.Leaves(ctx, session, c, 0, 1) {
 		if err != nil {
 			return "", err
 		}

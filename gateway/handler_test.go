@@ -347,8 +347,8 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: body of %d bytes, want a short message", tc.name, len(body))
 		}
 	}
-	if resp, _ := do(t, "POST", f.url+"/video.mp4"); resp.Header.Get("Allow") != "GET, HEAD" {
-		t.Errorf("405 without Allow: GET, HEAD (RFC 9110 §15.5.6)")
+	if resp, _ := do(t, "POST", f.url+"/video.mp4"); resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+		t.Errorf("405 without Allow: GET, HEAD, OPTIONS (RFC 9110 §15.5.6)")
 	}
 }
 
@@ -399,7 +399,7 @@ func TestContentType(t *testing.T) {
 	}
 	resp, _ = do(t, "GET", f.url[:len(f.url)-len(f.dir.String())]+f.videoCID.String()+"?filename=clip.webm", "Range", "bytes=5-6")
 	wantHeader(t, resp, "Content-Type", "video/webm")
-	wantHeader(t, resp, "Content-Disposition", `inline; filename=clip.webm`)
+	wantHeader(t, resp, "Content-Disposition", `inline; filename="clip.webm"`)
 }
 
 // firstLeaf returns the CID of the first leaf of the file name in f's

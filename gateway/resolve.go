@@ -34,13 +34,18 @@ type target struct {
 	// dir is set when the path named a directory and target is its
 	// index.html.
 	dir bool
+	// roots are the CIDs the path went through, from the root CID to the
+	// last one the path names (a directory served by its index.html ends
+	// the list, not the index.html).
+	roots []cid.Cid
 }
 
 // resolvePath walks segments from root through UnixFS directories (plain and
-// HAMT-sharded) and returns the file they name. A directory resolves to its
-// index.html.
-func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string) (target, error) {
-	t := target{cid: root}
+// HAMT-sharded) and returns what they name. With index set, a directory
+// resolves to its index.html, as a web server would serve it; without, to
+// the directory itself (for raw block and CAR responses).
+func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string, index bool) (target, error) {
+	t := target{cid: root, roots: []cid.Cid{root}}
 	if len(segments) > maxPathSegments {
 		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
 	}
@@ -67,6 +72,9 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		switch fsn.Type() {
 		case unixfspb.Data_Directory, unixfspb.Data_HAMTShard:
 			if i == len(segments) {
+				if !index {
+					return t, nil
+				}
 				name, t.dir = "index.html", true
 			} else {
 				name = segments[i]
@@ -88,6 +96,7 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		if t.dir {
 			return t, nil
 		}
+		t.roots = append(t.roots, next)
 	}
 }
 

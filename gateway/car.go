@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs"
+	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+	"github.com/pacman-cdn/pacman/chunker"
+	"go.uber.org/zap"
+)
+
+// carParams are the knobs of a trustless CAR request (IPIP-402).
+type carParams struct {
+	scope string // "all", "entity" or "block"
+	// from and to are the entity-bytes bounds; to < 0 counts from the end
+	// and hasTo false means "*".
+	from, to    int64
+	hasTo       bool
+	entityBytes bool
+	dups        bool
+}
+
+// parseCARParams reads dag-scope and entity-bytes from the query, and the
+// CAR parameters (version, order, dups) from the Accept header and the
+// car-version, car-order and car-dups query parameters.
+func parseCARParams(r *http.Request) (carParams, error) {
+	p := carParams{scope: "all"}
+	q := r.URL.Query()
+	switch s := q.Get("dag-scope"); s {
+	case "", "all":
+	case "entity", "block":
+		p.scope = s
+	default:
+		return p, fmt.Errorf("%w: dag-scope must be all, entity or block", errBadCARRequest)
+	}
+	if eb := q.Get("entity-bytes"); eb != "" {
+		from, to, ok := strings.Cut(eb, ":")
+		var err error
+		if p.from, err = strconv.ParseInt(from, 10, 64); !ok || err != nil {
+			return p, fmt.Errorf("%w: entity-bytes must be from:to", errBadCARRequest)
+		}
+		if to != "*" {
+			if p.to, err = strconv.ParseInt(to, 10, 64); err != nil {
+				return p, fmt.Errorf("%w: entity-bytes must be from:to", errBadCARRequest)
+			}
+			p.hasTo = true
+		}
+		p.entityBytes = true
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != mediaCAR {
+			continue
+		}
+		if v := params["version"]; v != "" && v != "1" {
+			return p, fmt.Errorf("%w: only CAR version 1 is produced", errBadCARRequest)
+		}
+		if o := params["order"]; o != "" && o != "dfs" && o != "unk" {
+			return p, fmt.Errorf("%w: order must be dfs or unk", errBadCARRequest)
+		}
+		p.dups = params["dups"] == "y"
+		break
+	}
+	// IPIP-0523: the query parameters win over the Accept header's.
+	if v := q.Get("car-version"); v != "" && v != "1" {
+		return p, fmt.Errorf("%w: only CAR version 1 is produced", errBadCARRequest)
+	}
+	if o := q.Get("car-order"); o != "" && o != "dfs" && o != "unk" {
+		return p, fmt.Errorf("%w: car-order must be dfs or unk", errBadCARRequest)
+	}
+	switch q.Get("car-dups") {
+	case "":
+	case "y":
+		p.dups = true
+	case "n":
+		p.dups = false
+	default:
+		return p, fmt.Errorf("%w: car-dups must be y or n", errBadCARRequest)
+	}
+	return p, nil
+}
+
+// errBadCARRequest reports CAR parameters this gateway cannot honour.
+var errBadCARRequest = errors.New("bad CAR request")
+
+// recorder remembers the blocks a path resolution fetched, in order, so a
+// CAR response can include them as the proof of the path.
+type recorder struct {
+	g      chunker.BlockGetter
+	mu     sync.Mutex // guards blocks: the HAMT reader may fetch concurrently
+	blocks []blocks.Block
+}
+
+func (r *recorder) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	b, err := r.g.GetBlock(ctx, c)
+	if err == nil {
+		r.mu.Lock()
+		r.blocks = append(r.blocks, b)
+		r.mu.Unlock()
+	}
+	return b, err
+}
+
+// serveCAR streams a CARv1 with the path's blocks and then the blocks the
+// requested scope covers, depth-first. Headers are sent before the blocks
+// are fetched; a failure after that ends the stream early, which CAR
+// clients detect by the missing blocks.
+func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, root cid.Cid, path []blocks.Block, t target, p carParams) {
+	hdr := w.Header()
+	dups := "n"
+	if p.dups {
+		dups = "y"
+	}
+	hdr.Set("Content-Type", mediaCAR+"; version=1; order=dfs; dups="+dups)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
+	// A CAR is generated as it streams: byte ranges of it are not stable.
+	// Partial retrieval uses entity-bytes instead.
+	hdr.Set("Accept-Ranges", "none")
+	hdr.Set("Content-Disposition", contentDisposition("attachment", t.cid.String()+".car"))
+	hdr.Set("Etag", fmt.Sprintf(`W/"%s.car.%s.%d.%d.%t.%s"`, t.cid, p.scope, p.from, p.to, p.hasTo, dups))
+	hdr.Add("Vary", "Accept")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, hdr.Get("Etag"), true) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	car, err := storage.NewWritable(w, []cid.Cid{root},
+		carv2.WriteAsCarV1(true), carv2.AllowDuplicatePuts(p.dups),
+		// Identity CIDs carry their data inline: never a block to send.
+		carv2.StoreIdentityCIDs(false), carv2.UseWholeCIDs(true))
+	if err != nil {
+		h.log.Warn("starting CAR", zap.Error(err))
+		return
+	}
+	cw := &carWalk{h: h, ctx: r.Context(), g: h.sessions.NewSession(r.Context()), car: car, p: p}
+	err = cw.run(path, t)
+	if err == nil {
+		err = car.Finalize()
+	}
+	if err != nil && r.Context().Err() == nil {
+		h.log.Warn("CAR stream cut short", zap.Stringer("cid", t.cid), zap.Error(err))
+	}
+}
+
+// carWalk writes the blocks of one CAR response.
+type carWalk struct {
+	h   *Handler
+	ctx context.Context
+	g   chunker.BlockGetter
+	car storage.WritableCar
+	p   carParams
+}
+
+func (cw *carWalk) put(b blocks.Block) error {
+	return cw.car.Put(cw.ctx, b.Cid().KeyString(), b.RawData())
+}
+
+func (cw *carWalk) get(c cid.Cid) (blocks.Block, error) {
+	ctx, cancel := context.WithTimeout(cw.ctx, cw.h.cfg.StallTimeout)
+	defer cancel()
+	return cw.g.GetBlock(ctx, c)
+}
+
+func (cw *carWalk) run(path []blocks.Block, t target) error {
+	for _, b := range path {
+		if b.Cid() == t.cid {
+			continue // the target comes with its scope below
+		}
+		if err := cw.put(b); err != nil {
+			return err
+		}
+	}
+	blk, err := cw.get(t.cid)
+	if err != nil {
+		return err
+	}
+	switch cw.p.scope {
+	case "block":
+		return cw.put(blk)
+	case "entity":
+		return cw.entity(blk)
+	default:
+		return cw.all(blk)
+	}
+}
+
+// all writes blk and everything under it, depth-first.
+func (cw *carWalk) all(blk blocks.Block) error {
+	if err := cw.put(blk); err != nil {
+		return err
+	}
+	if blk.Cid().Prefix().Codec != cid.DagProtobuf {
+		return nil
+	}
+	nd, err := merkledag.DecodeProtobufBlock(blk)
+	if err != nil {
+		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+	}
+	for _, l := range nd.Links() {
+		child, err := cw.get(l.Cid)
+		if err != nil {
+			return err
+		}
+		if err := cw.all(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entity writes what it takes to read the entity blk roots: a file's
+// blocks (those covering entity-bytes, when given), a directory's own
+// block, a sharded directory's shards.
+func (cw *carWalk) entity(blk blocks.Block) error {
+	if blk.Cid().Prefix().Codec != cid.DagProtobuf {
+		return cw.put(blk)
+	}
+	nd, err := merkledag.DecodeProtobufBlock(blk)
+	if err != nil {
+		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+	}
+	fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
+	if err != nil {
+		return cw.put(blk)
+	}
+	switch fsn.Type() {
+	case unixfspb.Data_File, unixfspb.Data_Raw:
+		start, end := int64(0), int64(fsn.FileSize())
+		if cw.p.entityBytes {
+			start, end = cw.p.resolve(int64(fsn.FileSize()))
+		}
+		return cw.fileRange(blk, 0, start, end)
+	case unixfspb.Data_HAMTShard:
+		if err := cw.put(blk); err != nil {
+			return err
+		}
+		for _, l := range nd.Links() {
+			// Shard links are named by a two-hex-digit prefix; longer
+			// names point at entries, which are not part of the entity.
+			if len(l.Name) != 2 {
+				continue
+			}
+			child, err := cw.get(l.Cid)
+			if err != nil {
+				return err
+			}
+			if err := cw.entity(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		return cw.put(blk)
+	}
+}
+
+// resolve turns entity-bytes into [start, end) of a file of size bytes.
+func (p carParams) resolve(size int64) (int64, int64) {
+	start := p.from
+	if start < 0 {
+		start = max(size+start, 0)
+	}
+	end := size
+	if p.hasTo {
+		if p.to < 0 {
+			end = size + p.to + 1
+		} else {
+			end = min(p.to+1, size)
+		}
+	}
+	return start, max(end, start)
+}
+
+// fileRange writes blk, a node of a file whose first byte is at off, and
+// the children that hold bytes of [start, end). An empty range writes only
+// the root, from which the client can still verify the file's size.
+func (cw *carWalk) fileRange(blk blocks.Block, off, start, end int64) error {
+	if err := cw.put(blk); err != nil {
+		return err
+	}
+	if blk.Cid().Prefix().Codec != cid.DagProtobuf {
+		return nil
+	}
+	nd, err := merkledag.DecodeProtobufBlock(blk)
+	if err != nil {
+		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+	}
+	fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
+	if err != nil {
+		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+	}
+	links, sizes := nd.Links(), fsn.BlockSizes()
+	if len(links) != len(sizes) {
+		return fmt.Errorf("%w: %d links, %d block sizes", chunker.ErrMalformed, len(links), len(sizes))
+	}
+	off += int64(len(fsn.Data()))
+	for i, l := range links {
+		size := int64(sizes[i])
+		if off >= end {
+			break
+		}
+		if off+size > start {
+			child, err := cw.get(l.Cid)
+			if err != nil {
+				return err
+			}
+			if err := cw.fileRange(child, off, start, end); err != nil {
+				return err
+			}
+		}
+		off += size
+	}
+	return nil
+}
+
+// contentDisposition formats a Content-Disposition value with the file
+// name quoted, and as RFC 8187 UTF-8 too when it is not plain ASCII.
+func contentDisposition(kind, name string) string {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] > 0x7e {
+			ascii = false
+			break
+		}
+	}
+	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)
+	if ascii {
+		return fmt.Sprintf(`%s; filename="%s"`, kind, quoted)
+	}
+	v := mime.FormatMediaType(kind, map[string]string{"filename": name})
+	if v == "" {
+		return kind
+	}
+	return v
+}

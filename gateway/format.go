@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/chunker"
+)
+
+// format is the kind of response a request asks for.
+type format int
+
+const (
+	// formatFile is the deserialized file, as a web server sends it.
+	formatFile format = iota
+	// formatRaw is one block, verifiable by hashing it (trustless gateway).
+	formatRaw
+	// formatCAR is a CAR stream of blocks (trustless gateway).
+	formatCAR
+)
+
+// Media types of the trustless gateway responses.
+const (
+	mediaRaw = "application/vnd.ipld.raw"
+	mediaCAR = "application/vnd.ipld.car"
+)
+
+// errUnsupportedFormat reports a ?format= this gateway does not produce.
+var errUnsupportedFormat = errors.New("unsupported format")
+
+// responseFormat reads the format a request asks for: the ?format= query
+// parameter, which wins, then the Accept header.
+func responseFormat(r *http.Request) (format, error) {
+	switch q := r.URL.Query().Get("format"); q {
+	case "":
+	case "raw":
+		return formatRaw, nil
+	case "car":
+		return formatCAR, nil
+	default:
+		return formatFile, fmt.Errorf("%w %q: this gateway serves files, raw blocks (format=raw) and CARs (format=car)", errUnsupportedFormat, truncate(q, 20))
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case mediaRaw:
+			return formatRaw, nil
+		case mediaCAR:
+			return formatCAR, nil
+		}
+	}
+	return formatFile, nil
+}
+
+// onlyIfCached reports a request that must be answered from stored blocks
+// only (RFC 9111 §5.2.1.7).
+func onlyIfCached(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "only-if-cached") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errNotCached reports a block an only-if-cached request needed that is not
+// stored.
+var errNotCached = errors.New("the content is not in this gateway's cache (Cache-Control: only-if-cached)")
+
+// localOnly turns the local getter's not-found into errNotCached.
+type localOnly struct{ g chunker.BlockGetter }
+
+func (l localOnly) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if l.g == nil {
+		return nil, errNotCached
+	}
+	b, err := l.g.GetBlock(ctx, c)
+	if ipld.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", errNotCached, c)
+	}
+	return b, err
+}
+
+// corsHeaders are sent on every response: content-addressed data is public
+// and the same for every origin, so players on any site may read it,
+// including the range and path headers they need.
+var corsHeaders = map[string]string{
+	"Access-Control-Allow-Origin":   "*",
+	"Access-Control-Allow-Methods":  "GET, HEAD, OPTIONS",
+	"Access-Control-Allow-Headers":  "Content-Type, Range, User-Agent, X-Requested-With, If-None-Match, If-Range",
+	"Access-Control-Expose-Headers": "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output, Etag",
+}
+
+func setCORS(h http.Header) {
+	for k, v := range corsHeaders {
+		h.Set(k, v)
+	}
+}
+
+func joinCIDs(cids []cid.Cid) string {
+	s := make([]string, len(cids))
+	for i, c := range cids {
+		s[i] = c.String()
+	}
+	return strings.Join(s, ",")
+}
