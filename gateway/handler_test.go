@@ -556,3 +556,10 @@ func TestReadahead(t *testing.T) {
 		t.Errorf("readahead went past its budget: the fourth leaf was fetched %d times", n)
 	}
 }
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
