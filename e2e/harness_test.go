@@ -1,0 +1,221 @@
+// Package e2e tests pacman with software nobody here wrote: Kubo, ffmpeg,
+// Chromium with hls.js, nginx's slice module, aria2 and curl. Each test
+// drives the real caddy binary built from this checkout, on loopback only.
+//
+// A test whose tool is missing skips with a message on a developer machine
+// and fails in CI (CI=true), where .ci/run installs every tool.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// caddyBin is the caddy binary TestMain builds from this checkout.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pacman-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// need returns the path of tool, skipping the test when it is missing on a
+// developer machine and failing it in CI.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run must install it", tool)
+		}
+		t.Skipf("%s is not installed (apt-get install it, or run .ci/run)", tool)
+	}
+	return p
+}
+
+// freePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// pacman is a running caddy with the pacman app and handler.
+type pacman struct {
+	URL     string // http://127.0.0.1:port
+	DataDir string
+	P2P     string // multiaddr with /p2p/ of its libp2p host
+}
+
+// newDataDir makes a data directory with a fresh identity and returns it
+// with the peer ID that identity gives.
+func newDataDir(t *testing.T) (string, peer.ID) {
+	t.Helper()
+	dir := t.TempDir()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "identity.key"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, id
+}
+
+// caddyCmd runs the caddy binary with args and returns its stdout.
+func caddyCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(caddyBin, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("caddy %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return string(out)
+}
+
+// addContent imports path into dataDir with `caddy pacman add` and returns
+// its CID.
+func addContent(t *testing.T, dataDir, path string) string {
+	t.Helper()
+	out := caddyCmd(t, "pacman", "add", "--data-dir", dataDir, path)
+	c, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	return c
+}
+
+// startPacman runs caddy serving /ipfs/* from dataDir, peered with peers.
+func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pacman {
+	t.Helper()
+	httpPort, p2pPort := freePort(t), freePort(t)
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
+		"apps": map[string]any{
+			"pacman": map[string]any{
+				"data_dir": dataDir,
+				"listen":   []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort)},
+				"peers":    peers,
+			},
+			"http": map[string]any{"servers": map[string]any{"e2e": map[string]any{
+				"listen":          []string{fmt.Sprintf("127.0.0.1:%d", httpPort)},
+				"automatic_https": map[string]any{"disable": true},
+				"routes": []any{map[string]any{
+					"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
+					"handle": []any{map[string]any{"handler": "pacman"}},
+				}},
+			}}},
+		},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "run", "--config", cfgPath)
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			log, _ := os.ReadFile(logPath)
+			t.Logf("caddy log:\n%s", log)
+		}
+	})
+	p := &pacman{
+		URL:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		DataDir: dataDir,
+		P2P:     fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id),
+	}
+	waitHTTP(t, p.URL+"/ipfs/")
+	return p
+}
+
+// waitHTTP waits until url answers at all.
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// run runs a command with a deadline and returns its combined output,
+// failing the test with that output if it fails.
+func run(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
