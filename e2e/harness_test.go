@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 // developer machine and failing it in CI.
 func need(t *testing.T, tool string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs external programs")
+	}
 	p, err := exec.LookPath(tool)
 	if err != nil {
 		if os.Getenv("CI") != "" {

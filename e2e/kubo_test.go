@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,19 +124,21 @@ func startKubo(t *testing.T) *kubo {
 		}
 	})
 	k.Gateway = fmt.Sprintf("http://127.0.0.1:%d", gw)
+	// Wait for the API port: an ipfs command run before the daemon holds
+	// the repo would take the repo lock itself and make the daemon fail.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		c := exec.Command(k.bin, "id", "-f", "<id>")
-		c.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
-		if out, err := c.Output(); err == nil {
-			k.P2P = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", swarm, strings.TrimSpace(string(out)))
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", api))
+		if err == nil {
+			conn.Close()
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("kubo daemon did not start:\n%s", log.String())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
+	k.P2P = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", swarm, k.ipfs(t, "id", "-f", "<id>"))
 	return k
 }
 
