@@ -27,7 +27,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "CID uses a hash function or digest size this gateway does not accept"
 	case errors.Is(err, errNoLink):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, errIsDir), errors.Is(err, chunker.ErrNotFile):
+	case errors.Is(err, chunker.ErrNotFile):
 		return http.StatusNotImplemented, "only UnixFS files are served; " + err.Error()
 	case errors.Is(err, chunker.ErrMalformed):
 		return http.StatusBadGateway, "the content is malformed: its blocks contradict each other"

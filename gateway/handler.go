@@ -165,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
 	t, err := resolvePath(rctx, getter, root, segments, format == formatFile)
-	if err == nil && t.dir && !strings.HasSuffix(r.URL.Path, "/") {
+	if err == nil && (t.dir || t.listing) && !strings.HasSuffix(r.URL.Path, "/") {
 		// Relative links inside index.html need the trailing slash.
 		u := *r.URL
 		u.Path += "/"
@@ -189,7 +189,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case formatRaw:
 		rep, err = h.rawBlock(rctx, w, r, getter, t)
-	default:
+	case formatFile:
+		if t.listing {
+			err = h.serveListing(rctx, w, r, getter, t)
+			if err != nil {
+				h.fail(w, r, err)
+			}
+			return
+		}
 		rep, err = h.unixfsFile(rctx, w, r, getter, t)
 	}
 	cancel()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,7 +336,6 @@ func TestErrors(t *testing.T) {
 		{"missing file", "GET", f.url + "/nope.mp4", 404},
 		{"encoded slash stays in the name", "GET", f.url + "/page%2Findex.html", 404},
 		{"path inside a file", "GET", f.url + "/video.mp4/x", 404},
-		{"directory without index.html", "GET", f.url + "/bare/", 501},
 		{"not UnixFS", "GET", base + cbor.String(), 501},
 	}
 	for _, tc := range cases {
@@ -377,6 +377,22 @@ func TestDirectories(t *testing.T) {
 		t.Errorf("index.html: status %d, %q", resp.StatusCode, body)
 	}
 	wantHeader(t, resp, "Content-Type", "text/html; charset=utf-8")
+
+	// A directory without index.html is listed, with a revalidating
+	// cache policy: the markup is generated, not content-addressed.
+	resp, body = do(t, "GET", f.url+"/bare/")
+	bare := childCID(t, f, "bare")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<a href="/ipfs/`+f.dir.String()+`/bare/x">x</a>`) {
+		t.Errorf("listing: status %d, %q", resp.StatusCode, body)
+	}
+	etag := resp.Header.Get("Etag")
+	if !strings.HasPrefix(etag, `"DirIndex-`) || !strings.HasSuffix(etag, "_CID-"+bare.String()+`"`) {
+		t.Errorf("listing Etag %q", etag)
+	}
+	wantHeader(t, resp, "Cache-Control", "public, max-age=604800, stale-while-revalidate=2678400")
+	if resp, _ := do(t, "GET", f.url+"/bare/", "If-None-Match", "W/"+etag); resp.StatusCode != 304 {
+		t.Errorf("listing revalidation: status %d, want 304", resp.StatusCode)
+	}
 }
 
 // TestContentType checks the extension first, then sniffing — but sniffing

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,10 @@ import (
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/datamodel"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/pacman-cdn/pacman/chunker"
 )
 
@@ -21,8 +26,6 @@ const maxPathSegments = 64
 var (
 	// errNoLink reports a path segment absent from its directory.
 	errNoLink = errors.New("no such file or directory")
-	// errIsDir reports a path that names a directory without index.html.
-	errIsDir = errors.New("path is a directory and directory listings are not served")
 )
 
 // target is what a content path resolves to.
@@ -34,6 +37,9 @@ type target struct {
 	// dir is set when the path named a directory and target is its
 	// index.html.
 	dir bool
+	// listing is set when the path named a directory without index.html;
+	// cid is then the directory's.
+	listing bool
 	// roots are the CIDs the path went through, from the root CID to the
 	// last one the path names (a directory served by its index.html ends
 	// the list, not the index.html).
@@ -50,6 +56,16 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
 	}
 	for i := 0; ; i++ {
+		if t.cid.Prefix().Codec == cid.DagCBOR && i < len(segments) {
+			next, used, err := cborLink(ctx, g, t.cid, segments[i:])
+			if err != nil {
+				return t, err
+			}
+			i += used - 1
+			t.cid, t.name = next, segments[i]
+			t.roots = append(t.roots, next)
+			continue
+		}
 		if t.cid.Prefix().Codec != cid.DagProtobuf {
 			if i < len(segments) {
 				return t, fmt.Errorf("%w: %q is inside a file", errNoLink, segments[i])
@@ -88,7 +104,8 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		next, err := findLink(ctx, g, nd, fsn, name)
 		if err != nil {
 			if t.dir && errors.Is(err, errNoLink) {
-				return t, errIsDir
+				t.dir, t.listing = false, true
+				return t, nil
 			}
 			return t, err
 		}
@@ -156,4 +173,38 @@ func (n nodeGetter) GetMany(ctx context.Context, cids []cid.Cid) <-chan *ipld.No
 		}
 	}()
 	return out
+}
+
+// cborLink follows segments through the maps and lists of the DAG-CBOR
+// block c until one names a link, and returns the link's CID with the
+// number of segments used. Paths that end inside the block name no file.
+func cborLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []string) (cid.Cid, int, error) {
+	blk, err := g.GetBlock(ctx, c)
+	if err != nil {
+		return cid.Undef, 0, err
+	}
+	nb := basicnode.Prototype.Any.NewBuilder()
+	if err := dagcbor.Decode(nb, bytes.NewReader(blk.RawData())); err != nil {
+		return cid.Undef, 0, fmt.Errorf("%w: decoding DAG-CBOR %s: %v", chunker.ErrMalformed, c, err)
+	}
+	n := nb.Build()
+	for i, seg := range segments {
+		next, err := n.LookupBySegment(datamodel.ParsePathSegment(seg))
+		if err != nil {
+			return cid.Undef, 0, fmt.Errorf("%w: %q", errNoLink, seg)
+		}
+		if next.Kind() == datamodel.Kind_Link {
+			l, err := next.AsLink()
+			if err != nil {
+				return cid.Undef, 0, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+			}
+			cl, ok := l.(cidlink.Link)
+			if !ok {
+				return cid.Undef, 0, fmt.Errorf("%w: link of unknown kind", chunker.ErrMalformed)
+			}
+			return cl.Cid, i + 1, nil
+		}
+		n = next
+	}
+	return cid.Undef, 0, fmt.Errorf("%w: the path ends inside DAG-CBOR block %s", chunker.ErrNotFile, c)
 }

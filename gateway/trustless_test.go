@@ -10,8 +10,14 @@ import (
 	"testing"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/datamodel"
+	"github.com/ipld/go-ipld-prime/fluent/qp"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 )
@@ -257,4 +263,47 @@ func newFixtureWithLocal(t *testing.T, f *fixture) string {
 	}
 	srv := httptestServer(t, h)
 	return srv + "/ipfs/" + f.dir.String()
+}
+
+// TestDagCBORPath follows a path through the maps of a DAG-CBOR root to the
+// UnixFS file its link names, for the file and for a CAR of the path.
+func TestDagCBORPath(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	video := childCID(t, f, "video.mp4")
+	doc, err := qp.BuildMap(basicnode.Prototype.Any, 1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "files", qp.Map(1, func(ma datamodel.MapAssembler) {
+			qp.MapEntry(ma, "single", qp.Link(cidlink.Link{Cid: video}))
+		}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := dagcbor.Encode(doc, &buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: 0x12, MhLength: -1}.Sum(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := blocks.NewBlockWithCid(buf.Bytes(), c)
+	if err := f.store.AddBlock(context.Background(), blk); err != nil {
+		t.Fatal(err)
+	}
+	base := f.url[:len(f.url)-len(f.dir.String())] + c.String()
+	resp, body := do(t, "GET", base+"/files/single", "Range", "bytes=0-99")
+	if resp.StatusCode != 206 || !bytes.Equal(body, f.video[:100]) {
+		t.Errorf("file under a DAG-CBOR path: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	_, body = do(t, "GET", base+"/files/single?format=car")
+	_, got := carBlocks(t, body)
+	if want := append([]cid.Cid{c}, fileBlocks(t, f, video)...); !slices.Equal(got, want) {
+		t.Errorf("CAR blocks\n got %v\nwant %v", got, want)
+	}
+	if resp, _ := do(t, "GET", base+"/files/nope"); resp.StatusCode != 404 {
+		t.Errorf("missing key: status %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", base+"/files"); resp.StatusCode != 501 {
+		t.Errorf("path ending inside the block: status %d, want 501", resp.StatusCode)
+	}
 }
