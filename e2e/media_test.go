@@ -21,7 +21,7 @@ import (
 // empty pacman gateway peered with a pacman seeder that holds it.
 type media struct {
 	mp4, webm, hls string // gateway URLs; hls is the playlist
-	gateway          *pacman
+	gateway        *pacman
 }
 
 var (
