@@ -27,6 +27,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 		max_ranges 8
 		resolve_timeout 20s
 		stall_timeout 5s
+		access allowlist
+		allow_file /etc/pacman/allow.txt
+		deny_file /etc/pacman/deny.txt
 	}
 }
 `, "caddyfile", `{
@@ -48,6 +51,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 							],
 							"handle": [
 								{
+									"access": "allowlist",
+									"allow_file": "/etc/pacman/allow.txt",
+									"deny_file": "/etc/pacman/deny.txt",
 									"handler": "pacman",
 									"max_ranges": 8,
 									"readahead": 4,
@@ -81,6 +87,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"non-integer window":   {":8080 {\n pacman {\n  window many\n }\n}", `window: \"many\" is not an integer`},
 		"bad duration":         {":8080 {\n pacman {\n  stall_timeout soon\n }\n}", "stall_timeout: "},
 		"missing value":        {":8080 {\n pacman {\n  window\n }\n}", "wrong argument count"},
+		"unknown access":       {":8080 {\n pacman {\n  access sometimes\n }\n}", "access must be local, allowlist or open"},
 		"unknown global":       {"{\n pacman {\n  nope x\n }\n}\n:8080", `unknown pacman option \"nope\"`},
 		"data_dir arity":       {"{\n pacman {\n  data_dir a b\n }\n}\n:8080", "wrong argument count"},
 	}

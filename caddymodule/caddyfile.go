@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/pacman-cdn/pacman/gateway"
 )
 
 func init() {
@@ -66,6 +67,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		max_ranges      <n>
 //		resolve_timeout <duration>
 //		stall_timeout   <duration>
+//		access          local|allowlist|open
+//		allow_file      <path>
+//		deny_file       <path>
 //	}
 func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -111,6 +115,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.StallTimeout = caddy.Duration(dur)
 			}
+		case "access":
+			if _, err := gateway.ParseAccess(val); err != nil {
+				return d.Err(err.Error())
+			}
+			h.Access = val
+		case "allow_file":
+			h.AllowFile = val
+		case "deny_file":
+			h.DenyFile = val
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

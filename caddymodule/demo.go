@@ -148,7 +148,9 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, er
 						"automatic_https": map[string]any{"disable": true},
 						"routes": []any{map[string]any{
 							"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
-							"handle": []any{map[string]any{"handler": "pacman"}},
+							// The demo's seeders hold the content on loopback;
+							// a public edge should not be open.
+							"handle": []any{map[string]any{"handler": "pacman", "access": "open"}},
 						}},
 					},
 				},

@@ -11,6 +11,8 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/plugins/cidlist"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -41,6 +43,18 @@ type Handler struct {
 	// after which the response is cut short (the client sees fewer bytes
 	// than Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
+	// Access says what the gateway fetches from the network for its
+	// visitors: "local" (only content the node already holds: imported,
+	// pinned or cached), "allowlist" (also the root CIDs listed in
+	// AllowFile) or "open" (anything). Default: "local" — an open gateway
+	// on your domain can be used to host anyone's content under it.
+	Access string `json:"access,omitempty"`
+	// AllowFile lists, one per line, the root CIDs "allowlist" fetches.
+	// The file is re-read when it changes.
+	AllowFile string `json:"allow_file,omitempty"`
+	// DenyFile lists, one per line, CIDs never served (410 Gone), under
+	// any access setting. The file is re-read when it changes.
+	DenyFile string `json:"deny_file,omitempty"`
 
 	gw *gateway.Handler
 }
@@ -60,6 +74,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading pacman app: %w", err)
 	}
 	n := v.(*App).Node()
+	policy, err := h.policy(ctx.Logger())
+	if err != nil {
+		return err
+	}
 	h.gw, err = gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
 		return n.NewSession(ctx)
 	}), gateway.Config{
@@ -69,9 +87,39 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResolveTimeout: time.Duration(h.ResolveTimeout),
 		StallTimeout:   time.Duration(h.StallTimeout),
 		Local:          blockservice.New(n.Blockstore(), nil),
+		Policy:         policy,
 		Logger:         ctx.Logger(),
 	})
 	return err
+}
+
+// policy builds the access policy, loading the allow and deny lists.
+func (h *Handler) policy(log *zap.Logger) (gateway.Policy, error) {
+	var p gateway.Policy
+	access := h.Access
+	if access == "" {
+		access = "local"
+	}
+	var err error
+	if p.Access, err = gateway.ParseAccess(access); err != nil {
+		return p, err
+	}
+	onError := func(err error) { log.Error("reloading CID list", zap.Error(err)) }
+	if h.AllowFile != "" {
+		l, err := cidlist.Open(h.AllowFile, onError)
+		if err != nil {
+			return p, fmt.Errorf("allow_file: %w", err)
+		}
+		p.Allowed = l
+	}
+	if h.DenyFile != "" {
+		l, err := cidlist.Open(h.DenyFile, onError)
+		if err != nil {
+			return p, fmt.Errorf("deny_file: %w", err)
+		}
+		p.Denied = l
+	}
+	return p, nil
 }
 
 // Validate checks the settings.
@@ -84,6 +132,14 @@ func (h *Handler) Validate() error {
 	}
 	if h.ResolveTimeout < 0 || h.StallTimeout < 0 {
 		return fmt.Errorf("timeouts must not be negative")
+	}
+	if h.Access != "" {
+		if _, err := gateway.ParseAccess(h.Access); err != nil {
+			return err
+		}
+	}
+	if h.Access == "allowlist" && h.AllowFile == "" {
+		return fmt.Errorf("access allowlist needs an allow_file")
 	}
 	return nil
 }

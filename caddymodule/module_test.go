@@ -28,6 +28,7 @@ func testCaddyfile(dataDir string, peers []string, window int) string {
 http://localhost:9080 {
 	pacman /ipfs/* {
 		window %d
+		access open
 	}
 }
 `, dataDir, strings.Join(peers, " "), window)

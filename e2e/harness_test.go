@@ -144,7 +144,7 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 				"automatic_https": map[string]any{"disable": true},
 				"routes": []any{map[string]any{
 					"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
-					"handle": []any{map[string]any{"handler": "pacman"}},
+					"handle": []any{map[string]any{"handler": "pacman", "access": "open"}},
 				}},
 			}}},
 		},

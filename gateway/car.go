@@ -117,7 +117,7 @@ func (r *recorder) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error
 // requested scope covers, depth-first. Headers are sent before the blocks
 // are fetched; a failure after that ends the stream early, which CAR
 // clients detect by the missing blocks.
-func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, root cid.Cid, path []blocks.Block, t target, p carParams) {
+func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, root cid.Cid, path []blocks.Block, t target, p carParams) {
 	hdr := w.Header()
 	dups := "n"
 	if p.dups {
@@ -148,7 +148,7 @@ func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, root cid.Cid,
 		h.log.Warn("starting CAR", zap.Error(err))
 		return
 	}
-	cw := &carWalk{h: h, ctx: r.Context(), g: h.sessions.NewSession(r.Context()), car: car, p: p}
+	cw := &carWalk{h: h, ctx: r.Context(), g: g, car: car, p: p}
 	err = cw.run(path, t)
 	if err == nil {
 		err = car.Finalize()

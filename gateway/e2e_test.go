@@ -24,6 +24,7 @@ import (
 // newGateway serves n's blocks over HTTP through a gateway.Handler.
 func newGateway(t testing.TB, n *node.Node, cfg gateway.Config) *httptest.Server {
 	t.Helper()
+	cfg.Policy.Access = gateway.AccessOpen
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
 		return n.NewSession(ctx)
 	}), cfg)

@@ -21,6 +21,12 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errNotCached):
 		return http.StatusPreconditionFailed, errNotCached.Error()
+	case errors.Is(err, errNotHeld):
+		return http.StatusForbidden, errNotHeld.Error()
+	case errors.Is(err, errNotAllowed):
+		return http.StatusForbidden, errNotAllowed.Error()
+	case errors.Is(err, errDenied):
+		return http.StatusGone, errDenied.Error()
 	case errors.Is(err, verifcid.ErrPossiblyInsecureHashFunction),
 		errors.Is(err, verifcid.ErrDigestTooSmall),
 		errors.Is(err, verifcid.ErrDigestTooLarge):

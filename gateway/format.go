@@ -79,16 +79,19 @@ func onlyIfCached(r *http.Request) bool {
 // stored.
 var errNotCached = errors.New("the content is not in this gateway's cache (Cache-Control: only-if-cached)")
 
-// localOnly turns the local getter's not-found into errNotCached.
-type localOnly struct{ g chunker.BlockGetter }
+// localOnly reads stored blocks only and turns not-found into missing.
+type localOnly struct {
+	g       chunker.BlockGetter
+	missing error
+}
 
 func (l localOnly) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if l.g == nil {
-		return nil, errNotCached
+		return nil, l.missing
 	}
 	b, err := l.g.GetBlock(ctx, c)
 	if ipld.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: %s", errNotCached, c)
+		return nil, fmt.Errorf("%w: %s", l.missing, c)
 	}
 	return b, err
 }

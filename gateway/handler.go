@@ -60,9 +60,12 @@ type Config struct {
 	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
 	IndexCacheEntries int
 	// Local reads only blocks already stored, never the network. It
-	// answers requests with Cache-Control: only-if-cached. Nil means
-	// nothing counts as stored: such requests get 412.
+	// answers requests with Cache-Control: only-if-cached and those the
+	// policy keeps off the network. Nil means nothing counts as stored.
 	Local chunker.BlockGetter
+	// Policy decides what may be fetched from the network. The zero value
+	// serves only what Local holds.
+	Policy Policy
 	// Logger receives logs of failed and slow requests. Nil means none.
 	Logger *zap.Logger
 }
@@ -141,11 +144,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if h.cfg.Policy.denied(root) {
+		h.fail(w, r, errDenied)
+		return
+	}
 	var getter chunker.BlockGetter
-	if onlyIfCached(r) {
+	network, notHeld := h.cfg.Policy.fetchesFor(root)
+	switch {
+	case onlyIfCached(r):
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
-		getter = localOnly{h.local}
-	} else {
+		getter = localOnly{h.local, errNotCached}
+	case !network:
+		getter = localOnly{h.local, notHeld}
+	default:
 		getter = h.sessions.NewSession(r.Context())
 	}
 
@@ -173,6 +184,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 		return
 	}
+	if err == nil && h.cfg.Policy.denied(t.cid) {
+		err = errDenied
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -185,7 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch format {
 	case formatCAR:
 		cancel()
-		h.serveCAR(w, r, root, rec.blocks, t, carP)
+		h.serveCAR(w, r, rec.g, root, rec.blocks, t, carP)
 		return
 	case formatRaw:
 		rep, err = h.rawBlock(rctx, w, r, getter, t)
@@ -197,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, t)
+		rep, err = h.unixfsFile(rctx, w, r, getter, t, network && !onlyIfCached(r))
 	}
 	cancel()
 	if err != nil {
@@ -208,7 +222,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // unixfsFile describes the UnixFS file t names.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target) (representation, error) {
+// Readahead runs only when the request may use the network.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target, network bool) (representation, error) {
 	size, err := h.streamer.Index.Size(ctx, g, t.cid)
 	if err != nil {
 		return representation{}, err
@@ -235,7 +250,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 			return h.streamer.Stream(ctx, g, t.cid, spans, begin)
 		},
 		served: func(end int64) {
-			if h.readahead != nil {
+			if h.readahead != nil && network {
 				h.readahead.start(t.cid, end, size)
 			}
 		},

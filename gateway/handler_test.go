@@ -83,6 +83,9 @@ func newFixture(t *testing.T, cfg gateway.Config) *fixture {
 		t.Fatal(err)
 	}
 	f.getter = &faultyGetter{g: bserv}
+	if cfg.Policy.Access == gateway.AccessLocal && cfg.Policy.Denied == nil {
+		cfg.Policy.Access = gateway.AccessOpen // these tests fetch through the session
+	}
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return f.getter }), cfg)
 	if err != nil {
 		t.Fatal(err)
