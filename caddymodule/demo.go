@@ -147,7 +147,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, er
 						"listen":          []string{cfg.listen},
 						"automatic_https": map[string]any{"disable": true},
 						"routes": []any{map[string]any{
-							"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
+							"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
 							// The demo's seeders hold the content on loopback;
 							// a public edge should not be open.
 							"handle": []any{map[string]any{"handler": "pacman", "access": "open"}},
