@@ -337,14 +337,30 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		finish = mw.Close
 	}
 	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
-	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
 		return
 	}
 
-	err = rep.stream(r.Context(), spans, begin)
+	// Headers go out with the first byte, so a first leaf that never
+	// arrives is answered with a clean error status.
+	sent := false
+	err = rep.stream(r.Context(), spans, func(i int) (io.Writer, error) {
+		if !sent {
+			sent = true
+			w.WriteHeader(status)
+		}
+		return begin(i)
+	})
 	if err == nil {
 		err = finish()
+	}
+	if err != nil && !sent {
+		for _, k := range []string{"Content-Length", "Content-Range", "Content-Disposition", "Etag", "Accept-Ranges", "Cache-Control"} {
+			hdr.Del(k)
+		}
+		h.fail(w, r, err)
+		return
 	}
 	if err != nil {
 		// Headers are sent: the client detects the failure by a body

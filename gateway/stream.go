@@ -45,9 +45,11 @@ type slot struct {
 }
 
 // Stream writes the bytes of spans of the file root to the writers that
-// begin returns, calling begin(i) once before the first byte of span i. All
-// fetching stops when ctx is done or a write fails. g must verify blocks
-// against their CIDs.
+// begin returns, calling begin(i) once before the first byte of span i,
+// and only once that byte has arrived, so a caller that sends headers in
+// begin(0) can still answer a failure to fetch anything with an error
+// status. All fetching stops when ctx is done or a write fails. g must
+// verify blocks against their CIDs.
 func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -68,15 +70,17 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root 
 	cur := -1
 	var w io.Writer
 	for sl := range slots {
+		// Wait for the bytes before announcing their span: a response
+		// whose first leaf never arrives can still become a clean error.
+		if err := s.await(ctx, timer, sl); err != nil {
+			return err
+		}
 		for cur < sl.span {
 			cur++
 			var err error
 			if w, err = begin(cur); err != nil {
 				return err
 			}
-		}
-		if err := s.await(ctx, timer, sl); err != nil {
-			return err
 		}
 		sp := spans[sl.span]
 		lo := max(sp.start-sl.leaf.Offset, 0)

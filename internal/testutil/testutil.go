@@ -8,8 +8,12 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
@@ -96,3 +100,20 @@ func (DiscardDAG) Remove(context.Context, cid.Cid) error { return nil }
 
 // RemoveMany does nothing.
 func (DiscardDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
+
+// BitswapPeer starts a bare libp2p host serving bs over bitswap, for peers
+// whose blockstore misbehaves on purpose, and returns its address. It stops
+// when the test ends.
+func BitswapPeer(t testing.TB, bs blockstore.Blockstore) peer.AddrInfo {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrs(Loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bsw := bitswap.New(context.Background(), bsnet.NewFromIpfsHost(h), nil, bs)
+	t.Cleanup(func() {
+		_ = bsw.Close()
+		_ = h.Close()
+	})
+	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+}
