@@ -24,7 +24,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "pacman",
-		Usage: "add|import|export|demo ...",
+		Usage: "add|import|export|verify|demo ...",
 		Short: "Manages pacman content and runs the offline demo",
 		Long: `
 Adds files to the pacman blockstore, imports and exports CAR files, and runs
@@ -33,7 +33,7 @@ an offline demo: seeders and a gateway on loopback.
 Commands that open the blockstore (add, import, export) need it unused: stop
 a running Caddy that uses the same data directory first.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), demoCommand())
+			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), demoCommand())
 		},
 	})
 }
@@ -159,6 +159,37 @@ func exportCommand() *cobra.Command {
 		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
 			_, err := chunker.ExportCAR(ctx, blockservice.New(s.Blockstore, nil), root, cmd.OutOrStdout())
 			return err
+		})
+	}
+	return cmd
+}
+
+func verifyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify [--data-dir DIR] [--repair]",
+		Short: "Checks every stored block against its CID",
+		Long: `
+Reads every block in the blockstore and hashes it. Blocks whose bytes do not
+match their CID (a torn write, a bad disk) are listed, and with --repair
+deleted, so peers supply them again. Exits non-zero if any block was bad.`,
+		Args: cobra.NoArgs,
+	}
+	dir := dataDirFlag(cmd)
+	repair := cmd.Flags().Bool("repair", false, "delete blocks that fail the check")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			rep, err := s.Verify(ctx, *repair)
+			if err != nil {
+				return err
+			}
+			for _, c := range rep.Bad {
+				fmt.Fprintln(cmd.OutOrStdout(), "bad", c)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d blocks checked, %d bad\n", rep.Checked, len(rep.Bad))
+			if len(rep.Bad) > 0 && !*repair {
+				return fmt.Errorf("%d blocks do not match their CID; run with --repair to delete them", len(rep.Bad))
+			}
+			return nil
 		})
 	}
 	return cmd

@@ -45,13 +45,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need returns the path of tool, skipping the test when it is missing on a
-// developer machine and failing it in CI.
-func need(t *testing.T, tool string) string {
+// notShort skips a test under go test -short: every e2e test runs programs.
+func notShort(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs external programs")
 	}
+}
+
+// need returns the path of tool, skipping the test when it is missing on a
+// developer machine and failing it in CI.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	notShort(t)
 	p, err := exec.LookPath(tool)
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -78,6 +84,14 @@ type pacman struct {
 	URL     string // http://127.0.0.1:port
 	DataDir string
 	P2P     string // multiaddr with /p2p/ of its libp2p host
+	cfgPath string
+	cmd     *exec.Cmd
+}
+
+// kill9 kills the process at once, as a crash would.
+func (p *pacman) kill9() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // newDataDir makes a data directory with a fresh identity and returns it
@@ -157,7 +171,21 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(caddyBin, "run", "--config", cfgPath)
+	p := &pacman{
+		URL:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		DataDir: dataDir,
+		P2P:     fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id),
+		cfgPath: cfgPath,
+	}
+	p.run(t)
+	return p
+}
+
+// run starts (or, after kill9, restarts) the caddy process of p.
+func (p *pacman) run(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(caddyBin, "run", "--config", p.cfgPath)
+	p.cmd = cmd
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -168,6 +196,9 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if cmd.ProcessState != nil {
+			return // killed and reaped by the test
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -183,13 +214,7 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 			t.Logf("caddy log:\n%s", log)
 		}
 	})
-	p := &pacman{
-		URL:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-		DataDir: dataDir,
-		P2P:     fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id),
-	}
 	waitHTTP(t, p.URL+"/ipfs/")
-	return p
 }
 
 // waitHTTP waits until url answers at all.
