@@ -15,6 +15,6 @@ go test -count=1 -timeout 20m ./...
 go test -count=1 -race -short -timeout 20m ./...
 
 fuzztime=${FUZZTIME:-10s}
-for target in FuzzParseRange FuzzETagMatch FuzzContentPath; do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ./gateway
+for target in gateway:FuzzParseRange gateway:FuzzETagMatch gateway:FuzzContentPath caddymodule:FuzzCaddyfile; do
+	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
 done

@@ -18,6 +18,10 @@ func TestCaddyfileAdapt(t *testing.T) {
 		data_dir /var/lib/pacman
 		listen /ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1
 		peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+		max_connections 400
+		max_inbound_connections 300
+		max_streams 4000
+		max_memory 512MiB
 	}
 }
 :8080 {
@@ -75,7 +79,11 @@ func TestCaddyfileAdapt(t *testing.T) {
 			],
 			"peers": [
 				"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
-			]
+			],
+			"max_connections": 400,
+			"max_inbound_connections": 300,
+			"max_streams": 4000,
+			"max_memory": 536870912
 		}
 	}
 }`)
@@ -90,6 +98,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"unknown access":       {":8080 {\n pacman {\n  access sometimes\n }\n}", "access must be local, allowlist or open"},
 		"unknown global":       {"{\n pacman {\n  nope x\n }\n}\n:8080", `unknown pacman option \"nope\"`},
 		"data_dir arity":       {"{\n pacman {\n  data_dir a b\n }\n}\n:8080", "wrong argument count"},
+		"bad size":             {"{\n pacman {\n  max_memory lots\n }\n}\n:8080", "max_memory: "},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
 	for name, tc := range cases {

@@ -40,6 +40,18 @@ type App struct {
 	// Peers are multiaddrs ending in /p2p/{peer-id} that the node dials at
 	// start and redials whenever the connection drops.
 	Peers []string `json:"peers,omitempty"`
+	// MaxConnections caps the node's libp2p connections. Default: scaled
+	// by libp2p to the machine's memory and file descriptors.
+	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxInboundConnections caps connections peers open to the node.
+	// Default: scaled by libp2p.
+	MaxInboundConnections int `json:"max_inbound_connections,omitempty"`
+	// MaxStreams caps libp2p streams over all connections. Default:
+	// scaled by libp2p.
+	MaxStreams int `json:"max_streams,omitempty"`
+	// MaxMemory caps the bytes libp2p reserves for connections and
+	// streams. Default: scaled by libp2p (1/8 of system memory).
+	MaxMemory int64 `json:"max_memory,omitempty"`
 
 	node *node.Node
 	log  *zap.Logger
@@ -92,7 +104,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // nodeConfig parses the app's settings into a node configuration.
 func (a *App) nodeConfig() (node.Config, error) {
-	cfg := node.Config{DataDir: a.DataDir, Logger: a.log}
+	cfg := node.Config{DataDir: a.DataDir, Logger: a.log, Limits: node.Limits{
+		Conns:        a.MaxConnections,
+		ConnsInbound: a.MaxInboundConnections,
+		Streams:      a.MaxStreams,
+		Memory:       a.MaxMemory,
+	}}
+	if a.MaxConnections < 0 || a.MaxInboundConnections < 0 || a.MaxStreams < 0 || a.MaxMemory < 0 {
+		return cfg, fmt.Errorf("connection, stream and memory limits must not be negative")
+	}
 	for _, s := range a.Listen {
 		ma, err := multiaddr.NewMultiaddr(s)
 		if err != nil {

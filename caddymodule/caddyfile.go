@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 	"github.com/pacman-cdn/pacman/gateway"
 )
 
@@ -23,6 +24,10 @@ func init() {
 //		data_dir <path>
 //		listen   <multiaddr...>
 //		peer     <multiaddr/p2p/id...>
+//		max_connections         <n>
+//		max_inbound_connections <n>
+//		max_streams             <n>
+//		max_memory              <size, e.g. 512MiB>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -52,6 +57,38 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.Peers = append(app.Peers, args...)
+		case "max_connections", "max_inbound_connections", "max_streams":
+			name := d.Val()
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 0 {
+				return nil, d.Errf("%s: %q is not a count", name, d.Val())
+			}
+			switch name {
+			case "max_connections":
+				app.MaxConnections = n
+			case "max_inbound_connections":
+				app.MaxInboundConnections = n
+			default:
+				app.MaxStreams = n
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "max_memory":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size > 1<<62 {
+				return nil, d.Errf("max_memory: %q is not a size such as 512MiB", d.Val())
+			}
+			app.MaxMemory = int64(size)
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
 		default:
 			return nil, d.Errf("unknown pacman option %q", d.Val())
 		}

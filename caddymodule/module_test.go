@@ -61,8 +61,8 @@ func runningNode(t *testing.T, dataDir string) *node.Node {
 }
 
 // TestServeThroughCaddy runs the module in a real Caddy: ranges from two
-// seeders arrive byte-exact, and a config reload in the middle of a stream
-// neither drops the stream nor restarts the node.
+// seeders arrive byte-exact, and a config reload in the middle of 20
+// streams neither drops a stream nor restarts the node.
 func TestServeThroughCaddy(t *testing.T) {
 	data := testutil.Bytes("caddy", 24<<20+99)
 	seeders, root := testutil.Seeders(t, 2, data)
@@ -82,23 +82,41 @@ func TestServeThroughCaddy(t *testing.T) {
 	before := runningNode(t, dataDir)
 	peersBefore := len(before.Host().Network().Peers())
 
-	// Start a full download, read some of it, reload, read the rest.
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	head := make([]byte, 4<<20)
-	if _, err := io.ReadFull(resp.Body, head); err != nil {
-		t.Fatal(err)
+	// Start 20 full downloads, read some of each, reload, read the rest.
+	const streams = 20
+	bodies := make([]io.ReadCloser, streams)
+	heads := make([][]byte, streams)
+	for i := range bodies {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		heads[i] = make([]byte, 1<<20+i*4096)
+		if _, err := io.ReadFull(resp.Body, heads[i]); err != nil {
+			t.Fatal(err)
+		}
+		bodies[i] = resp.Body
 	}
 	tester.InitServer(testCaddyfile(dataDir, peerAddrs(seeders), 4), "caddyfile")
-	rest, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("stream broken by the reload: %v", err)
+	errs := make(chan error, streams)
+	for i, body := range bodies {
+		go func() {
+			rest, err := io.ReadAll(body)
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("stream %d broken by the reload: %w", i, err)
+			case !bytes.Equal(append(heads[i], rest...), data):
+				errs <- fmt.Errorf("stream %d: bytes differ from the source", i)
+			default:
+				errs <- nil
+			}
+		}()
 	}
-	if got := append(head, rest...); !bytes.Equal(got, data) {
-		t.Fatalf("stream across the reload: %d bytes that differ from the source", len(got))
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 
 	after := runningNode(t, dataDir)

@@ -11,6 +11,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/multiformats/go-multihash"
 	"github.com/pacman-cdn/pacman/chunker"
 )
 
@@ -118,4 +119,19 @@ func joinCIDs(cids []cid.Cid) string {
 		s[i] = c.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// inlineIdentity answers identity CIDs, whose multihash is the data
+// itself, without asking g: no store or peer holds them as blocks.
+type inlineIdentity struct{ g chunker.BlockGetter }
+
+func (i inlineIdentity) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if c.Prefix().MhType == multihash.IDENTITY {
+		dm, err := multihash.Decode(c.Hash())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		}
+		return blocks.NewBlockWithCid(dm.Digest, c)
+	}
+	return i.g.GetBlock(ctx, c)
 }

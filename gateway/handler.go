@@ -159,6 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		getter = h.sessions.NewSession(r.Context())
 	}
+	getter = inlineIdentity{getter}
 
 	var (
 		rec  *recorder

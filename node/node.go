@@ -41,6 +41,8 @@ type Config struct {
 	// Routing finds providers of content beyond the connected peers. Nil
 	// means none: only connected peers are asked.
 	Routing routing.ContentDiscovery
+	// Limits caps connections, streams and memory taken by peers.
+	Limits Limits
 	// Logger receives the node's logs. Nil means no logs.
 	Logger *zap.Logger
 }
@@ -76,8 +78,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	rm, err := cfg.Limits.resourceManager()
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
 		libp2p.UserAgent("pacman"),
 	}

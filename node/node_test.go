@@ -5,8 +5,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -90,5 +92,38 @@ func TestVerifyFindsCorruptBlocks(t *testing.T) {
 	}
 	if rep, _ := s.Verify(ctx, false); rep.Checked != 1 || len(rep.Bad) != 0 {
 		t.Errorf("after repair: %+v, want 1 good block", rep)
+	}
+}
+
+// TestConnectionLimit opens more connections than the node allows: the
+// extra ones are refused and the node stays within its limit.
+func TestConnectionLimit(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.New(ctx, node.Config{
+		DataDir:     t.TempDir(),
+		ListenAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")},
+		Limits:      node.Limits{ConnsInbound: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	refused := 0
+	for range 5 {
+		c, err := node.New(ctx, node.Config{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Host().Connect(ctx, n.AddrInfo()); err != nil {
+			refused++
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := len(n.Host().Network().Conns()); got > 2 {
+		t.Errorf("%d inbound connections held, limit 2", got)
+	}
+	if refused < 3 {
+		t.Errorf("%d of 5 dials refused, want at least 3", refused)
 	}
 }
