@@ -84,6 +84,7 @@ type pacman struct {
 	URL     string // http://127.0.0.1:port
 	DataDir string
 	P2P     string // multiaddr with /p2p/ of its libp2p host
+	Admin   string // host:port of Caddy's admin endpoint, or ""
 	cfgPath string
 	cmd     *exec.Cmd
 }
@@ -143,9 +144,20 @@ func addContent(t *testing.T, dataDir, path string) string {
 // startPacman runs caddy serving /ipfs/* from dataDir, peered with peers.
 func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pacman {
 	t.Helper()
+	return startPacmanAdmin(t, "", dataDir, id, peers...)
+}
+
+// startPacmanAdmin is startPacman with Caddy's admin endpoint (and so its
+// /metrics) on admin, a host:port.
+func startPacmanAdmin(t *testing.T, admin, dataDir string, id peer.ID, peers ...string) *pacman {
+	t.Helper()
 	httpPort, p2pPort := freePort(t), freePort(t)
+	adminCfg := map[string]any{"disabled": true}
+	if admin != "" {
+		adminCfg = map[string]any{"listen": admin}
+	}
 	cfg := map[string]any{
-		"admin":   map[string]any{"disabled": true},
+		"admin":   adminCfg,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
 		"apps": map[string]any{
 			"pacman": map[string]any{
@@ -172,6 +184,7 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 		t.Fatal(err)
 	}
 	p := &pacman{
+		Admin:   admin,
 		URL:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		DataDir: dataDir,
 		P2P:     fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2pPort, id),
