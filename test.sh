@@ -14,6 +14,9 @@ go vet ./...
 go test -count=1 -timeout 20m ./...
 go test -count=1 -race -short -timeout 20m ./...
 
+# The microbenchmarks, briefly, so they cannot rot.
+go test -run '^$' -bench . -benchtime 20x ./chunker ./gateway
+
 fuzztime=${FUZZTIME:-10s}
 for target in gateway:FuzzParseRange gateway:FuzzETagMatch gateway:FuzzContentPath caddymodule:FuzzCaddyfile; do
 	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"

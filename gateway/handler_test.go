@@ -48,7 +48,7 @@ type fixture struct {
 	getter   *faultyGetter
 }
 
-func newFixture(t *testing.T, cfg gateway.Config) *fixture {
+func newFixture(t testing.TB, cfg gateway.Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
