@@ -18,6 +18,6 @@ go test -count=1 -race -short -timeout 20m ./...
 go test -run '^$' -bench . -benchtime 20x ./chunker ./gateway
 
 fuzztime=${FUZZTIME:-10s}
-for target in gateway:FuzzParseRange gateway:FuzzETagMatch gateway:FuzzContentPath caddymodule:FuzzCaddyfile; do
+for target in gateway/headers:FuzzParseRange gateway/headers:FuzzETagMatch gateway/contentpath:FuzzContentPath caddymodule:FuzzCaddyfile; do
 	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
 done

@@ -18,6 +18,7 @@ import (
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway/headers"
 	"go.uber.org/zap"
 )
 
@@ -132,7 +133,7 @@ func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g chunker.Blo
 	hdr.Set("Content-Disposition", contentDisposition("attachment", t.cid.String()+".car"))
 	hdr.Set("Etag", fmt.Sprintf(`W/"%s.car.%s.%d.%d.%t.%s"`, t.cid, p.scope, p.from, p.to, p.hasTo, dups))
 	hdr.Add("Vary", "Accept")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, hdr.Get("Etag"), true) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && headers.ETagMatch(inm, hdr.Get("Etag"), true) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

@@ -7,10 +7,11 @@ import (
 
 	"github.com/ipfs/boxo/verifcid"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway/contentpath"
 )
 
 // errBadPath reports a request path that is not a valid content path.
-var errBadPath = errors.New("invalid content path")
+var errBadPath = contentpath.ErrBadPath
 
 // statusOf maps an error to the HTTP status and the one-line message a
 // client is shown. Messages come from this package only: an error text

@@ -46,7 +46,7 @@ func responseFormat(r *http.Request) (format, error) {
 	case "car":
 		return formatCAR, nil
 	default:
-		return formatFile, fmt.Errorf("%w %q: this gateway serves files, raw blocks (format=raw) and CARs (format=car)", errUnsupportedFormat, truncate(q, 20))
+		return formatFile, fmt.Errorf("%w %.20q: this gateway serves files, raw blocks (format=raw) and CARs (format=car)", errUnsupportedFormat, q)
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))

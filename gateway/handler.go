@@ -15,14 +15,14 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ipfs/boxo/verifcid"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway/contentpath"
+	"github.com/pacman-cdn/pacman/gateway/headers"
 	"go.uber.org/zap"
 )
 
@@ -134,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 		return
 	}
-	root, segments, err := parseContentPath(r.URL)
+	root, segments, err := contentpath.Parse(r.URL)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -244,7 +244,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 	return representation{
 		size: size,
 		etag: `"` + etagCID.String() + `"`,
-		contentType: func(ranges []byteRange) (string, error) {
+		contentType: func(ranges []headers.Range) (string, error) {
 			return h.contentType(r, g, t.cid, name, size, ranges)
 		},
 		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
@@ -267,7 +267,7 @@ type representation struct {
 	etag string
 	// contentType returns the media type; it may look at the first bytes
 	// when the response starts at byte 0.
-	contentType func(ranges []byteRange) (string, error)
+	contentType func(ranges []headers.Range) (string, error)
 	// stream writes spans, calling begin before each.
 	stream func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error
 	// served, if set, is called after a complete response that ended at
@@ -283,12 +283,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
 
 	// §13.1.1 If-Match: strong comparison; 412 when nothing matches.
-	if im := r.Header.Get("If-Match"); im != "" && !etagMatch(im, rep.etag, false) {
+	if im := r.Header.Get("If-Match"); im != "" && !headers.ETagMatch(im, rep.etag, false) {
 		writeError(w, http.StatusPreconditionFailed, "If-Match does not match the content's ETag")
 		return
 	}
 	// §13.1.2 If-None-Match: weak comparison; 304 for GET and HEAD.
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, rep.etag, true) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && headers.ETagMatch(inm, rep.etag, true) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -321,10 +321,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		begin = func(int) (io.Writer, error) { return w, nil }
 	case 1:
 		ra := ranges[0]
-		spans = []span{{ra.start, ra.start + ra.length}}
-		status, length = http.StatusPartialContent, ra.length
+		spans = []span{{ra.Start, ra.Start + ra.Length}}
+		status, length = http.StatusPartialContent, ra.Length
 		hdr.Set("Content-Type", ctype)
-		hdr.Set("Content-Range", ra.contentRange(rep.size))
+		hdr.Set("Content-Range", ra.ContentRange(rep.size))
 		begin = func(int) (io.Writer, error) { return w, nil }
 	default:
 		status = http.StatusPartialContent
@@ -332,9 +332,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		length = multipartSize(ranges, mw.Boundary(), ctype, rep.size)
 		hdr.Set("Content-Type", "multipart/byteranges; boundary="+mw.Boundary())
 		for _, ra := range ranges {
-			spans = append(spans, span{ra.start, ra.start + ra.length})
+			spans = append(spans, span{ra.Start, ra.Start + ra.Length})
 		}
-		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].mimeHeader(ctype, rep.size)) }
+		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].MIMEHeader(ctype, rep.size)) }
 		finish = mw.Close
 	}
 	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
@@ -378,7 +378,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 }
 
 // ranges returns the ranges to serve: none for a full response.
-func (h *Handler) ranges(r *http.Request, rep representation) ([]byteRange, error) {
+func (h *Handler) ranges(r *http.Request, rep representation) ([]headers.Range, error) {
 	rh := r.Header.Get("Range")
 	if rh == "" {
 		return nil, nil
@@ -388,14 +388,14 @@ func (h *Handler) ranges(r *http.Request, rep representation) ([]byteRange, erro
 	if ir := r.Header.Get("If-Range"); ir != "" && !(strings.HasPrefix(ir, `"`) && ir == rep.etag) {
 		return nil, nil
 	}
-	ranges, ignore, err := parseRange(rh, rep.size, h.cfg.MaxRanges)
+	ranges, ignore, err := headers.ParseRange(rh, rep.size, h.cfg.MaxRanges)
 	if err != nil {
 		return nil, err
 	}
 	if ignore {
 		return nil, nil
 	}
-	if len(ranges) > 1 && sumLength(ranges) > rep.size {
+	if len(ranges) > 1 && headers.SumLength(ranges) > rep.size {
 		// As net/http does: requests for more bytes than the content in
 		// many small pieces are an amplification attack; send it once.
 		return nil, nil
@@ -406,11 +406,11 @@ func (h *Handler) ranges(r *http.Request, rep representation) ([]byteRange, erro
 // contentType picks the media type from the file name's extension, and else
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
-func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, c cid.Cid, name string, size int64, ranges []byteRange) (string, error) {
+func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
 	if ct := typeByName(name); ct != "" {
 		return ct, nil
 	}
-	if size == 0 || (len(ranges) > 0 && ranges[0].start != 0) {
+	if size == 0 || (len(ranges) > 0 && ranges[0].Start != 0) {
 		return "application/octet-stream", nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
@@ -444,60 +444,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, msg)
 }
 
-// parseContentPath splits /ipfs/{cid}[/path] into the root CID and the
-// unescaped path segments. Segments are split on the escaped path, so an
-// encoded slash stays inside its segment; "." and ".." segments are
-// rejected rather than cleaned, so one resource has one URL.
-func parseContentPath(u *url.URL) (cid.Cid, []string, error) {
-	p := u.EscapedPath()
-	rest, ok := strings.CutPrefix(p, "/ipfs/")
-	if !ok {
-		return cid.Undef, nil, fmt.Errorf("%w: expected /ipfs/{cid}[/path]", errBadPath)
-	}
-	parts := strings.Split(rest, "/")
-	c, err := cid.Decode(parts[0])
-	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("%w: %q is not a valid CID", errBadPath, truncate(parts[0], 80))
-	}
-	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
-		return cid.Undef, nil, err
-	}
-	var segments []string
-	for i, s := range parts[1:] {
-		if s == "" {
-			if i == len(parts)-2 {
-				break // one trailing slash
-			}
-			return cid.Undef, nil, fmt.Errorf("%w: empty path segment", errBadPath)
-		}
-		seg, err := url.PathUnescape(s)
-		if err != nil {
-			return cid.Undef, nil, fmt.Errorf("%w: bad escape in path", errBadPath)
-		}
-		if seg == "." || seg == ".." {
-			return cid.Undef, nil, fmt.Errorf("%w: %q segments are not allowed", errBadPath, seg)
-		}
-		segments = append(segments, seg)
-	}
-	return c, segments, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // multipartSize returns the exact body length of a multipart/byteranges
 // response, so it can be sent as Content-Length.
-func multipartSize(ranges []byteRange, boundary, ctype string, size int64) int64 {
+func multipartSize(ranges []headers.Range, boundary, ctype string, size int64) int64 {
 	var cw countingWriter
 	mw := multipart.NewWriter(&cw)
 	_ = mw.SetBoundary(boundary) // a boundary multipart.NewWriter chose is valid
 	for _, ra := range ranges {
-		_, _ = mw.CreatePart(ra.mimeHeader(ctype, size))
-		cw += countingWriter(ra.length)
+		_, _ = mw.CreatePart(ra.MIMEHeader(ctype, size))
+		cw += countingWriter(ra.Length)
 	}
 	_ = mw.Close()
 	return int64(cw)

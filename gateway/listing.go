@@ -14,6 +14,7 @@ import (
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway/headers"
 )
 
 // maxListing bounds the entries a directory listing shows, so a huge
@@ -50,7 +51,7 @@ func (h *Handler) serveListing(ctx context.Context, w http.ResponseWriter, r *ht
 	hdr := w.Header()
 	hdr.Set("Etag", etag)
 	hdr.Set("Cache-Control", "public, max-age=604800, stale-while-revalidate=2678400")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag, true) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && headers.ETagMatch(inm, etag, true) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway/headers"
 )
 
 // rawBlock describes the single block t names, as the trustless gateway
@@ -29,7 +30,7 @@ func (h *Handler) rawBlock(ctx context.Context, w http.ResponseWriter, r *http.R
 		cid:         t.cid,
 		size:        int64(len(data)),
 		etag:        `"` + t.cid.String() + `.raw"`,
-		contentType: func([]byteRange) (string, error) { return mediaRaw, nil },
+		contentType: func([]headers.Range) (string, error) { return mediaRaw, nil },
 		stream: func(_ context.Context, spans []span, begin func(int) (io.Writer, error)) error {
 			for i, sp := range spans {
 				w, err := begin(i)

@@ -1,12 +1,12 @@
-package gateway
+package headers
 
 import "strings"
 
-// etagMatch reports whether the If-Match / If-None-Match / If-Range style
+// ETagMatch reports whether the If-Match / If-None-Match / If-Range style
 // list in header matches etag. weak selects the weak comparison of RFC 9110
 // §8.8.3.2 (used by If-None-Match); otherwise the strong comparison applies
 // (If-Match, If-Range). etag is always strong here: CIDs name exact bytes.
-func etagMatch(header, etag string, weak bool) bool {
+func ETagMatch(header, etag string, weak bool) bool {
 	header = strings.TrimSpace(header)
 	if header == "*" {
 		return true

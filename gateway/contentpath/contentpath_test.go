@@ -1,4 +1,4 @@
-package gateway
+package contentpath
 
 import (
 	"net/url"
@@ -23,7 +23,7 @@ func TestParseContentPath(t *testing.T) {
 		{"/ipfs/" + c + "/%2e%2e/x", nil, false},
 		{"/ipfs/" + c + "/./x", nil, false},
 		{"/ipfs/" + c + "//x", nil, false},
-		{"/ipfs/" + c + "/" + strings.Repeat("a/", maxPathSegments+1), nil, true}, // bounded later by resolvePath
+		{"/ipfs/" + c + "/" + strings.Repeat("a/", 100), nil, true}, // the gateway bounds the walk, not the parser
 		{"/ipfs/", nil, false},
 		{"/ipfs/notacid", nil, false},
 		{"/ipns/" + c, nil, false},
@@ -34,15 +34,12 @@ func TestParseContentPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, segs, err := parseContentPath(u)
+		root, segs, err := Parse(u)
 		if (err == nil) != tc.ok {
 			t.Errorf("%.60s: error %v, want ok=%v", tc.path, err, tc.ok)
 			continue
 		}
 		if !tc.ok {
-			if status, _ := statusOf(err); status != 400 {
-				t.Errorf("%.60s: status %d, want 400", tc.path, status)
-			}
 			continue
 		}
 		if root.String() != c {
@@ -65,11 +62,8 @@ func FuzzContentPath(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, segs, err := parseContentPath(u)
+		_, segs, err := Parse(u)
 		if err != nil {
-			if status, _ := statusOf(err); status != 400 {
-				t.Fatalf("%q: status %d for a path error", p, status)
-			}
 			return
 		}
 		for _, s := range segs {

@@ -1,4 +1,8 @@
-package gateway
+// Package headers parses the RFC 9110 request headers a byte-serving
+// gateway acts on: Range (§14.2) and the entity-tag lists of If-Match,
+// If-None-Match and If-Range (§13.1). It does no I/O and bounds its work by
+// the size of its input.
+package headers
 
 import (
 	"errors"
@@ -8,52 +12,55 @@ import (
 	"strings"
 )
 
-// byteRange is one satisfiable range of a representation, resolved against
-// its size: bytes [start, start+length).
-type byteRange struct {
-	start, length int64
+// Range is one satisfiable range of a representation, resolved against
+// its size: bytes [Start, Start+Length).
+type Range struct {
+	Start, Length int64
 }
 
-func (r byteRange) contentRange(size int64) string {
-	return fmt.Sprintf("bytes %d-%d/%d", r.start, r.start+r.length-1, size)
+// ContentRange formats r as a Content-Range value (RFC 9110 §14.4).
+func (r Range) ContentRange(size int64) string {
+	return fmt.Sprintf("bytes %d-%d/%d", r.Start, r.Start+r.Length-1, size)
 }
 
-func (r byteRange) mimeHeader(contentType string, size int64) textproto.MIMEHeader {
+// MIMEHeader returns the headers of r's part in a multipart/byteranges
+// body (RFC 9110 §14.6).
+func (r Range) MIMEHeader(contentType string, size int64) textproto.MIMEHeader {
 	return textproto.MIMEHeader{
-		"Content-Range": {r.contentRange(size)},
+		"Content-Range": {r.ContentRange(size)},
 		"Content-Type":  {contentType},
 	}
 }
 
 var (
-	// errUnsatisfiable means no range of the header overlaps the
+	// ErrUnsatisfiable means no range of the header overlaps the
 	// representation (RFC 9110 §15.5.17).
-	errUnsatisfiable = errors.New("no requested range overlaps the content")
-	// errTooManyRanges means the header lists more ranges than the gateway
+	ErrUnsatisfiable = errors.New("no requested range overlaps the content")
+	// ErrTooManyRanges means the header lists more ranges than the gateway
 	// serves in one response (RFC 9110 §14.2 lets a server reject those).
-	errTooManyRanges = errors.New("too many ranges in one request")
-	// errInvalidRange means the header does not follow the ranges-specifier
+	ErrTooManyRanges = errors.New("too many ranges in one request")
+	// ErrInvalidRange means the header does not follow the ranges-specifier
 	// grammar of RFC 9110 §14.1.1.
-	errInvalidRange = errors.New("malformed Range header")
+	ErrInvalidRange = errors.New("malformed Range header")
 )
 
-// parseRange parses a Range header value (RFC 9110 §14.1.2) for a
+// ParseRange parses a Range header value (RFC 9110 §14.1.2) for a
 // representation of size bytes. It returns ignore=true when the header must
 // be ignored and the whole representation served: a unit other than bytes
 // (RFC 9110 §14.2). Unsatisfiable ranges are dropped; if none is left the
-// error is errUnsatisfiable. At most maxRanges ranges are accepted, and the
+// error is ErrUnsatisfiable. At most maxRanges ranges are accepted, and the
 // header is rejected before any of it is parsed when it has more, so a
 // hostile header costs O(maxRanges) work.
-func parseRange(s string, size int64, maxRanges int) (ranges []byteRange, ignore bool, err error) {
+func ParseRange(s string, size int64, maxRanges int) (ranges []Range, ignore bool, err error) {
 	unit, set, ok := strings.Cut(s, "=")
 	if !ok {
-		return nil, false, errInvalidRange
+		return nil, false, ErrInvalidRange
 	}
 	if !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
 		return nil, true, nil
 	}
 	if strings.Count(set, ",") >= maxRanges {
-		return nil, false, errTooManyRanges
+		return nil, false, ErrTooManyRanges
 	}
 	noOverlap := false
 	for ra := range strings.SplitSeq(set, ",") {
@@ -64,10 +71,10 @@ func parseRange(s string, size int64, maxRanges int) (ranges []byteRange, ignore
 		}
 		first, last, ok := strings.Cut(ra, "-")
 		if !ok {
-			return nil, false, errInvalidRange
+			return nil, false, ErrInvalidRange
 		}
 		first, last = textproto.TrimString(first), textproto.TrimString(last)
-		var r byteRange
+		var r Range
 		if first == "" {
 			// suffix-range: the last N bytes (RFC 9110 §14.1.1).
 			n, err := parseDigits(last)
@@ -78,9 +85,9 @@ func parseRange(s string, size int64, maxRanges int) (ranges []byteRange, ignore
 				noOverlap = true
 				continue
 			}
-			r.length = min(n, size)
-			r.start = size - r.length
-			if r.length == 0 {
+			r.Length = min(n, size)
+			r.Start = size - r.Length
+			if r.Length == 0 {
 				noOverlap = true
 				continue
 			}
@@ -94,27 +101,27 @@ func parseRange(s string, size int64, maxRanges int) (ranges []byteRange, ignore
 				noOverlap = true
 				continue
 			}
-			r.start = start
+			r.Start = start
 			if last == "" {
-				r.length = size - start
+				r.Length = size - start
 			} else {
 				end, err := parseDigits(last)
 				if err != nil {
 					return nil, false, err
 				}
 				if end < start {
-					return nil, false, errInvalidRange
+					return nil, false, ErrInvalidRange
 				}
-				r.length = min(end, size-1) - start + 1
+				r.Length = min(end, size-1) - start + 1
 			}
 		}
 		ranges = append(ranges, r)
 	}
 	if len(ranges) == 0 {
 		if noOverlap {
-			return nil, false, errUnsatisfiable
+			return nil, false, ErrUnsatisfiable
 		}
-		return nil, false, errInvalidRange
+		return nil, false, ErrInvalidRange
 	}
 	return ranges, false, nil
 }
@@ -123,11 +130,11 @@ func parseRange(s string, size int64, maxRanges int) (ranges []byteRange, ignore
 // clamped, which is harmless because any position past the end behaves alike.
 func parseDigits(s string) (int64, error) {
 	if s == "" {
-		return 0, errInvalidRange
+		return 0, ErrInvalidRange
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, errInvalidRange
+			return 0, ErrInvalidRange
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
@@ -138,12 +145,12 @@ func parseDigits(s string) (int64, error) {
 	return n, nil
 }
 
-// sumLength returns the total number of bytes the ranges cover, counting
+// SumLength returns the total number of bytes the ranges cover, counting
 // overlaps as many times as they are requested.
-func sumLength(ranges []byteRange) int64 {
+func SumLength(ranges []Range) int64 {
 	var n int64
 	for _, r := range ranges {
-		n += r.length
+		n += r.Length
 	}
 	return n
 }
