@@ -59,4 +59,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
