@@ -137,6 +137,10 @@ func (n *Node) NewSession(ctx context.Context) *blockservice.Session {
 // is not local.
 func (n *Node) DAG() ipld.DAGService { return merkledag.NewDAGService(n.blocks) }
 
+// BlockService returns the node's block service: the blockstore backed by
+// bitswap. Benchmarks use it to run other gateways on the same node.
+func (n *Node) BlockService() blockservice.BlockService { return n.blocks }
+
 // Blockstore returns the node's persistent blockstore.
 func (n *Node) Blockstore() blockstore.Blockstore { return n.store.Blockstore }
 
