@@ -192,9 +192,16 @@ func (b *bed) startGateway(kind string, peers []peer.AddrInfo, window int) serve
 	check(err)
 	n, err := node.New(context.Background(), node.Config{DataDir: dir, Peers: peers})
 	check(err)
+	// Wait until identify has told the node every seeder speaks bitswap,
+	// as it has on a gateway that has been up for more than a moment.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(n.Host().Network().Peers()) < len(peers) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	for _, p := range peers {
+		for time.Now().Before(deadline) {
+			if protos, _ := n.Host().Peerstore().SupportsProtocols(p.ID, "/ipfs/bitswap/1.2.0"); len(protos) > 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	var h http.Handler
 	switch kind {

@@ -122,6 +122,14 @@ func (h *Handler) policy(log *zap.Logger) (gateway.Policy, error) {
 	return p, nil
 }
 
+// Cleanup ends the block sessions the handler kept between requests.
+func (h *Handler) Cleanup() error {
+	if h.gw != nil {
+		h.gw.Close()
+	}
+	return nil
+}
+
 // Validate checks the settings.
 func (h *Handler) Validate() error {
 	if h.Window < 0 {
@@ -155,5 +163,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -72,7 +72,7 @@ type Config struct {
 
 // Handler serves /ipfs/{cid}[/path] from a block session per request.
 type Handler struct {
-	sessions  Sessions
+	sessions  *sessionCache
 	local     chunker.BlockGetter
 	streamer  *RangeStreamer
 	readahead *readahead
@@ -108,14 +108,14 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		sessions: sessions,
+		sessions: newSessionCache(sessions, 1024, time.Minute),
 		local:    cfg.Local,
 		streamer: &RangeStreamer{Index: idx, Window: cfg.Window, StallTimeout: cfg.StallTimeout},
 		cfg:      cfg,
 		log:      cfg.Logger,
 	}
 	if cfg.Readahead > 0 {
-		h.readahead = newReadahead(sessions, idx, cfg.Readahead, cfg.StallTimeout)
+		h.readahead = newReadahead(idx, cfg.Readahead, cfg.StallTimeout)
 	}
 	return h, nil
 }
@@ -157,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !network:
 		getter = localOnly{h.local, notHeld}
 	default:
-		getter = h.sessions.NewSession(r.Context())
+		getter = h.sessions.get(root)
 	}
 	getter = inlineIdentity{getter}
 
@@ -252,7 +252,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		},
 		served: func(end int64) {
 			if h.readahead != nil && network {
-				h.readahead.start(t.cid, end, size)
+				h.readahead.start(g, t.cid, end, size)
 			}
 		},
 		cid: t.cid,
@@ -465,5 +465,8 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	*w += countingWriter(len(p))
 	return len(p), nil
 }
+
+// Close ends the block sessions the handler keeps between requests.
+func (h *Handler) Close() { h.sessions.close() }
 
 var _ http.Handler = (*Handler)(nil)

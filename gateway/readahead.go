@@ -17,28 +17,27 @@ const maxReadaheads = 8
 // blockstore in the background: players read sequentially, so the next
 // request then starts from local blocks.
 type readahead struct {
-	sessions Sessions
-	index    *chunker.Index
-	leaves   int
-	timeout  time.Duration
+	index   *chunker.Index
+	leaves  int
+	timeout time.Duration
 	// slots holds a token per running job; a job that cannot get one is
 	// skipped, not queued.
 	slots chan struct{}
 }
 
-func newReadahead(sessions Sessions, index *chunker.Index, leaves int, timeout time.Duration) *readahead {
+func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *readahead {
 	return &readahead{
-		sessions: sessions,
-		index:    index,
-		leaves:   leaves,
-		timeout:  timeout,
-		slots:    make(chan struct{}, maxReadaheads),
+		index:   index,
+		leaves:  leaves,
+		timeout: timeout,
+		slots:   make(chan struct{}, maxReadaheads),
 	}
 }
 
-// start fetches up to ra.leaves leaves of root from byte offset from on,
-// unless from is the end of the file or too many jobs already run.
-func (ra *readahead) start(root cid.Cid, from, size int64) {
+// start fetches through session up to ra.leaves leaves of root from byte
+// offset from on, unless from is the end of the file or too many jobs
+// already run.
+func (ra *readahead) start(session chunker.BlockGetter, root cid.Cid, from, size int64) {
 	if from >= size {
 		return
 	}
@@ -51,12 +50,11 @@ func (ra *readahead) start(root cid.Cid, from, size int64) {
 		defer func() { <-ra.slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
 		defer cancel()
-		ra.fetch(ctx, root, from, size)
+		ra.fetch(ctx, session, root, from, size)
 	}()
 }
 
-func (ra *readahead) fetch(ctx context.Context, root cid.Cid, from, size int64) {
-	session := ra.sessions.NewSession(ctx)
+func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, root cid.Cid, from, size int64) {
 	var pending []cid.Cid
 	for leaf, err := range ra.index.Leaves(ctx, session, root, from, size) {
 		if err != nil {
