@@ -86,16 +86,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
+		m := newNodeMetrics()
+		cfg.Observer = m
 		n, err := node.New(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return nodeDestructor{n}, nil
+		return nodeDestructor{n, m}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
-	a.node = v.(nodeDestructor).Node
+	running := v.(nodeDestructor)
+	a.node = running.Node
+	if err := running.metrics.register(ctx.GetMetricsRegistry(), a.node); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	if loaded {
 		a.log.Info("reusing running node", zap.String("data_dir", a.DataDir), zap.Stringer("peer_id", a.node.Host().ID()))
 	}
@@ -155,8 +161,12 @@ func (a *App) Cleanup() error {
 // Node returns the running node.
 func (a *App) Node() *node.Node { return a.node }
 
-// nodeDestructor lets the usage pool stop a node.
-type nodeDestructor struct{ *node.Node }
+// nodeDestructor lets the usage pool stop a node; it carries the node's
+// metrics, which live as long as the node.
+type nodeDestructor struct {
+	*node.Node
+	metrics *nodeMetrics
+}
 
 func (d nodeDestructor) Destruct() error { return d.Close() }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,8 +128,47 @@ func TestServeThroughCaddy(t *testing.T) {
 		t.Errorf("after the reload: peer %s with %d peers, before: %s with %d", after.Host().ID(), len(after.Host().Network().Peers()), before.Host().ID(), peersBefore)
 	}
 
+	// The metrics on the admin endpoint count what crossed the network.
+	peerBytes := metricValue(t, `pacman_block_bytes_total{source="peers"}`)
+	if peerBytes < float64(len(data)) {
+		t.Errorf("pacman_block_bytes_total{source=\"peers\"} = %.0f, want at least the file's %d bytes", peerBytes, len(data))
+	}
+	// Every stream's blocks were delivered once each, from one source or
+	// the other: 20 files' worth at least.
+	if local := metricValue(t, `pacman_block_bytes_total{source="local"}`); local+peerBytes < streams*float64(len(data)) {
+		t.Errorf("%.0f bytes delivered locally and %.0f from peers, want at least %d", local, peerBytes, streams*len(data))
+	}
+	if peers := metricValue(t, "pacman_peers"); peers < 2 {
+		t.Errorf("pacman_peers = %.0f, want 2", peers)
+	}
+
 	// The reloaded config serves too.
 	req, _ = http.NewRequest("GET", url, nil)
 	req.Header.Set("Range", "bytes=-10")
 	tester.AssertResponse(req, 206, string(data[len(data)-10:]))
+}
+
+// metricValue reads one sample from the admin endpoint's /metrics.
+func metricValue(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }

@@ -148,7 +148,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, errDenied)
 		return
 	}
-	var getter chunker.BlockGetter
+	var (
+		getter chunker.BlockGetter
+		hold   *cachedSession // the shared session, if this request uses the network
+	)
 	network, notHeld := h.cfg.Policy.fetchesFor(root)
 	switch {
 	case onlyIfCached(r):
@@ -157,7 +160,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !network:
 		getter = localOnly{h.local, notHeld}
 	default:
-		getter = h.sessions.get(root)
+		session := h.sessions.acquire(root)
+		defer session.release()
+		getter = session.getter
+		hold = session
 	}
 	getter = inlineIdentity{getter}
 
@@ -212,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, t, network && !onlyIfCached(r))
+		rep, err = h.unixfsFile(rctx, w, r, getter, t, hold)
 	}
 	cancel()
 	if err != nil {
@@ -223,8 +229,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // unixfsFile describes the UnixFS file t names.
-// Readahead runs only when the request may use the network.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target, network bool) (representation, error) {
+// Readahead runs only when the request uses a network session, which it
+// then shares.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target, session *cachedSession) (representation, error) {
 	size, err := h.streamer.Index.Size(ctx, g, t.cid)
 	if err != nil {
 		return representation{}, err
@@ -251,8 +258,8 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 			return h.streamer.Stream(ctx, g, t.cid, spans, begin)
 		},
 		served: func(end int64) {
-			if h.readahead != nil && network {
-				h.readahead.start(g, t.cid, end, size)
+			if h.readahead != nil && session != nil {
+				h.readahead.start(session, t.cid, end, size)
 			}
 		},
 		cid: t.cid,

@@ -34,10 +34,10 @@ func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *read
 	}
 }
 
-// start fetches through session up to ra.leaves leaves of root from byte
+// start fetches through the shared session up to ra.leaves leaves of root from byte
 // offset from on, unless from is the end of the file or too many jobs
 // already run.
-func (ra *readahead) start(session chunker.BlockGetter, root cid.Cid, from, size int64) {
+func (ra *readahead) start(session *cachedSession, root cid.Cid, from, size int64) {
 	if from >= size {
 		return
 	}
@@ -46,11 +46,16 @@ func (ra *readahead) start(session chunker.BlockGetter, root cid.Cid, from, size
 	default:
 		return
 	}
+	// The job is one more user of the request's session.
+	session.cache.mu.Lock()
+	session.refs++
+	session.cache.mu.Unlock()
 	go func() {
 		defer func() { <-ra.slots }()
+		defer session.release()
 		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
 		defer cancel()
-		ra.fetch(ctx, session, root, from, size)
+		ra.fetch(ctx, inlineIdentity{session.getter}, root, from, size)
 	}()
 }
 

@@ -15,35 +15,41 @@ import (
 // readahead after them, then share a session that already knows which
 // peers deliver that file's blocks: no request after the first pays the
 // round trips of finding them again. It runs no goroutine: idle sessions
-// are ended as later requests pass by.
+// are ended as later requests pass by. A session in use is never ended
+// under its users: eviction, idleness and close only mark it, and the last
+// user's release ends it.
 type sessionCache struct {
 	sessions Sessions
 	idle     time.Duration
 
-	mu  sync.Mutex // guards lru
-	lru *simplelru.LRU[cid.Cid, *cachedSession]
+	mu     sync.Mutex // guards lru, closed and every session's refs and dropped
+	lru    *simplelru.LRU[cid.Cid, *cachedSession]
+	closed bool
 }
 
-// cachedSession is a session with the function that ends it.
+// cachedSession is a shared session with its users.
 type cachedSession struct {
+	cache    *sessionCache
 	getter   chunker.BlockGetter
 	cancel   context.CancelFunc
 	lastUsed time.Time
+	refs     int  // users holding it
+	dropped  bool // out of the cache: end it when refs reach 0
 }
 
 func newSessionCache(sessions Sessions, size int, idle time.Duration) *sessionCache {
-	lru, _ := simplelru.NewLRU(size, func(_ cid.Cid, s *cachedSession) { s.cancel() }) // size > 0
-	return &sessionCache{sessions: sessions, idle: idle, lru: lru}
+	c := &sessionCache{sessions: sessions, idle: idle}
+	c.lru, _ = simplelru.NewLRU(size, func(_ cid.Cid, s *cachedSession) { s.drop() }) // size > 0
+	return c
 }
 
-// get returns the session for root, starting one if none is cached. The
-// session outlives the request: each GetBlock call carries the request's
-// own context, which bounds that call.
-func (c *sessionCache) get(root cid.Cid) chunker.BlockGetter {
+// acquire returns the session for root, starting one if none is cached.
+// The caller must release it. Each GetBlock call carries the request's own
+// context, which bounds that call; the session outlives the request.
+func (c *sessionCache) acquire(root cid.Cid) *cachedSession {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// End the sessions idle for too long, oldest first.
 	for {
 		_, oldest, ok := c.lru.GetOldest()
 		if !ok || now.Sub(oldest.lastUsed) < c.idle {
@@ -51,19 +57,43 @@ func (c *sessionCache) get(root cid.Cid) chunker.BlockGetter {
 		}
 		c.lru.RemoveOldest()
 	}
-	if s, ok := c.lru.Get(root); ok {
-		s.lastUsed = now
-		return s.getter
+	s, ok := c.lru.Get(root)
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		s = &cachedSession{cache: c, getter: c.sessions.NewSession(ctx), cancel: cancel}
+		if c.closed {
+			s.dropped = true // a request racing close: a session of its own
+		} else {
+			c.lru.Add(root, s)
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &cachedSession{getter: c.sessions.NewSession(ctx), cancel: cancel, lastUsed: now}
-	c.lru.Add(root, s)
-	return s.getter
+	s.lastUsed = now
+	s.refs++
+	return s
 }
 
-// close ends every cached session.
+// drop takes s out of use; the caller holds c.mu.
+func (s *cachedSession) drop() {
+	s.dropped = true
+	if s.refs == 0 {
+		s.cancel()
+	}
+}
+
+// release ends one use of s.
+func (s *cachedSession) release() {
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	s.refs--
+	if s.refs == 0 && s.dropped {
+		s.cancel()
+	}
+}
+
+// close ends every session once its users are done.
 func (c *sessionCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	c.lru.Purge()
 }

@@ -25,21 +25,32 @@ func TestSessionCache(t *testing.T) {
 	b := blocks.NewBlock([]byte("b")).Cid()
 	d := blocks.NewBlock([]byte("d")).Cid()
 
-	if c.get(a) != c.get(a) || len(opened) != 1 {
+	use := func(root cid.Cid) { c.acquire(root).release() }
+	s1, s2 := c.acquire(a), c.acquire(a)
+	if s1 != s2 || len(opened) != 1 {
 		t.Fatalf("two requests for one root opened %d sessions, want 1", len(opened))
 	}
-	c.get(b)
-	c.get(d) // over the size of 2: a, the least recently used, ends
-	if opened[0].Err() == nil || len(opened) != 3 {
-		t.Errorf("evicted session still open (%v), %d sessions", opened[0].Err(), len(opened))
+	use(b)
+	use(d) // over the size of 2: a, the least recently used, leaves the cache
+	if opened[0].Err() != nil || len(opened) != 3 {
+		t.Fatalf("a session in use was ended (%v), %d sessions", opened[0].Err(), len(opened))
+	}
+	s1.release()
+	s2.release()
+	if opened[0].Err() == nil {
+		t.Error("the evicted session outlived its last user")
 	}
 	time.Sleep(60 * time.Millisecond)
-	c.get(a) // passing by ends the idle ones
+	held := c.acquire(a) // passing by ends the idle ones
 	if opened[1].Err() == nil || opened[2].Err() == nil {
 		t.Error("idle sessions were not ended")
 	}
 	c.close()
+	if opened[3].Err() != nil {
+		t.Error("close ended a session in use")
+	}
+	held.release()
 	if opened[3].Err() == nil {
-		t.Error("close left a session open")
+		t.Error("the last release after close left the session open")
 	}
 }

@@ -43,18 +43,21 @@ type Config struct {
 	Routing routing.ContentDiscovery
 	// Limits caps connections, streams and memory taken by peers.
 	Limits Limits
+	// Observer, if set, learns of every block sessions deliver.
+	Observer Observer
 	// Logger receives the node's logs. Nil means no logs.
 	Logger *zap.Logger
 }
 
 // Node is a running libp2p host with bitswap over a persistent blockstore.
 type Node struct {
-	host    host.Host
-	store   *Store
-	bitswap *bitswap.Bitswap
-	blocks  blockservice.BlockService
-	peering *peering.PeeringService
-	log     *zap.Logger
+	host     host.Host
+	store    *Store
+	bitswap  *bitswap.Bitswap
+	blocks   blockservice.BlockService
+	peering  *peering.PeeringService
+	observer Observer
+	log      *zap.Logger
 }
 
 // New starts a node: it opens the store in cfg.DataDir, starts the libp2p
@@ -104,12 +107,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bitswap.TaskWorkerCount(16),
 	)
 	n := &Node{
-		host:    h,
-		store:   store,
-		bitswap: bs,
-		blocks:  blockservice.New(store.Blockstore, bs),
-		peering: peering.NewPeeringService(h),
-		log:     log,
+		host:     h,
+		store:    store,
+		bitswap:  bs,
+		blocks:   blockservice.New(store.Blockstore, bs),
+		peering:  peering.NewPeeringService(h),
+		observer: cfg.Observer,
+		log:      log,
 	}
 	if err := n.peering.Start(); err != nil {
 		n.Close()
@@ -123,14 +127,6 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		zap.Any("listen", h.Addrs()),
 		zap.Int("static_peers", len(cfg.Peers)))
 	return n, nil
-}
-
-// NewSession returns a block getter for one request: it reads the local
-// blockstore first, then asks bitswap, preferring the peers that answered
-// earlier requests of the same session. Fetched blocks are stored, and so
-// seeded to other peers. The session ends with ctx.
-func (n *Node) NewSession(ctx context.Context) *blockservice.Session {
-	return blockservice.NewSession(ctx, n.blocks)
 }
 
 // DAG returns a DAG service over the node's blocks, fetching from peers what
@@ -176,4 +172,30 @@ func (n *Node) Close() error {
 	}
 	n.log.Info("node stopped")
 	return nil
+}
+
+// Stats is a snapshot of what the node is doing.
+type Stats struct {
+	// Peers is the number of connected peers.
+	Peers int
+	// BytesSeeded is the block data bitswap has sent to peers.
+	BytesSeeded uint64
+	// BlocksSeeded is the number of blocks bitswap has sent to peers.
+	BlocksSeeded uint64
+	// StoreBytes is the blockstore's size on disk.
+	StoreBytes uint64
+}
+
+// Stats returns the node's current figures.
+func (n *Node) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Peers: len(n.host.Network().Peers())}
+	bs, err := n.bitswap.Stat()
+	if err != nil {
+		return st, fmt.Errorf("reading bitswap stats: %w", err)
+	}
+	st.BytesSeeded, st.BlocksSeeded = bs.DataSent, bs.BlocksSent
+	if st.StoreBytes, err = n.store.ds.DiskUsage(ctx); err != nil {
+		return st, fmt.Errorf("reading store size: %w", err)
+	}
+	return st, nil
 }

@@ -1,0 +1,77 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pacman-cdn/pacman/node"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// nodeMetrics are the node's Prometheus metrics. They live as long as the
+// node, across config reloads, and are registered on each config's
+// registry, the one Caddy's admin endpoint serves at /metrics.
+type nodeMetrics struct {
+	blockBytes *prometheus.CounterVec
+	blockWait  *prometheus.HistogramVec
+}
+
+func newNodeMetrics() *nodeMetrics {
+	return &nodeMetrics{
+		blockBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "block_bytes_total",
+			Help:      "Bytes of blocks delivered to streams, by source: local (the blockstore) or peers (bitswap). peers/(local+peers) is the share the P2P network carried.",
+		}, []string{"source"}),
+		blockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pacman",
+			Name:      "block_wait_seconds",
+			Help:      "Time to obtain one block, by source.",
+			Buckets:   prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"source"}),
+	}
+}
+
+// BlockDelivered implements node.Observer.
+func (m *nodeMetrics) BlockDelivered(src node.Source, bytes int, wait time.Duration) {
+	m.blockBytes.WithLabelValues(string(src)).Add(float64(bytes))
+	m.blockWait.WithLabelValues(string(src)).Observe(wait.Seconds())
+}
+
+// register adds the metrics to reg, once per registry.
+func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
+	stat := func(f func(node.Stats) float64) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := n.Stats(ctx)
+			if err != nil {
+				return 0
+			}
+			return f(st)
+		}
+	}
+	collectors := []prometheus.Collector{
+		m.blockBytes,
+		m.blockWait,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "pacman", Name: "peers", Help: "Connected libp2p peers.",
+		}, stat(func(s node.Stats) float64 { return float64(s.Peers) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "pacman", Name: "seeded_bytes_total", Help: "Block bytes sent to peers over bitswap.",
+		}, stat(func(s node.Stats) float64 { return float64(s.BytesSeeded) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "pacman", Name: "blockstore_bytes", Help: "Size of the blockstore on disk.",
+		}, stat(func(s node.Stats) float64 { return float64(s.StoreBytes) })),
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return err
+			}
+		}
+	}
+	return nil
+}

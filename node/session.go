@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/boxo/exchange"
+	"github.com/ipfs/boxo/verifcid"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// Source says where a session found a block.
+type Source string
+
+const (
+	// SourceLocal is the node's blockstore: imported, pinned or cached.
+	SourceLocal Source = "local"
+	// SourcePeers is bitswap: the block crossed the network, verified.
+	SourcePeers Source = "peers"
+)
+
+// Observer learns of every block a session delivers. It is called on the
+// fetching goroutine and must be quick.
+type Observer interface {
+	BlockDelivered(src Source, bytes int, wait time.Duration)
+}
+
+// Session fetches the blocks of one piece of content: from the blockstore
+// when held, else from peers over a bitswap session that learns which
+// peers deliver. Blocks fetched are stored, so the node seeds them.
+type Session struct {
+	n     *Node
+	fetch exchange.Fetcher
+}
+
+// NewSession returns a session that lasts as long as ctx. Every GetBlock
+// call is bounded by its own context as well.
+func (n *Node) NewSession(ctx context.Context) *Session {
+	return &Session{n: n, fetch: n.bitswap.NewSession(ctx)}
+}
+
+// GetBlock returns the block c, whose bytes are checked against c by
+// bitswap when they come from a peer.
+func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	start := time.Now()
+	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
+		return nil, err
+	}
+	blk, err := s.n.store.Blockstore.Get(ctx, c)
+	if err == nil {
+		s.n.observe(SourceLocal, len(blk.RawData()), time.Since(start))
+		return blk, nil
+	}
+	if !ipld.IsNotFound(err) {
+		return nil, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	blk, err = s.fetch.GetBlock(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.n.store.Blockstore.Put(ctx, blk); err != nil {
+		return nil, fmt.Errorf("storing block %s: %w", c, err)
+	}
+	// Tell the bitswap server, so peers waiting for the block get it.
+	if err := s.n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {
+		s.n.log.Debug("announcing a new block failed")
+	}
+	s.n.observe(SourcePeers, len(blk.RawData()), time.Since(start))
+	return blk, nil
+}
+
+func (n *Node) observe(src Source, bytes int, wait time.Duration) {
+	if n.observer != nil {
+		n.observer.BlockDelivered(src, bytes, wait)
+	}
+}
