@@ -122,6 +122,7 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	setCORS(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -225,6 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	rep.started, rep.resolved = start, time.Since(start)
 	h.serve(w, r, rep)
 }
 
@@ -280,6 +282,10 @@ type representation struct {
 	// served, if set, is called after a complete response that ended at
 	// byte end.
 	served func(end int64)
+	// started is when the request arrived; resolved is how long finding
+	// the content and its size took.
+	started  time.Time
+	resolved time.Duration
 }
 
 // serve answers a GET or HEAD of rep, following RFC 9110: preconditions in
@@ -356,6 +362,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	err = rep.stream(r.Context(), spans, func(i int) (io.Writer, error) {
 		if !sent {
 			sent = true
+			// Server-Timing (W3C): where the time to first byte went.
+			hdr.Set("Server-Timing", fmt.Sprintf("resolve;dur=%.1f, first-byte;dur=%.1f",
+				ms(rep.resolved), ms(time.Since(rep.started))))
 			w.WriteHeader(status)
 		}
 		return begin(i)
@@ -472,6 +481,8 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	*w += countingWriter(len(p))
 	return len(p), nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Close ends the block sessions the handler keeps between requests.
 func (h *Handler) Close() { h.sessions.close() }

@@ -179,6 +179,9 @@ func TestFullGet(t *testing.T) {
 	wantHeader(t, resp, "Accept-Ranges", "bytes")
 	wantHeader(t, resp, "Cache-Control", "public, max-age=29030400, immutable")
 	wantHeader(t, resp, "Etag", `"`+f.videoCID.String()+`"`)
+	if st := resp.Header.Get("Server-Timing"); !strings.HasPrefix(st, "resolve;dur=") || !strings.Contains(st, ", first-byte;dur=") {
+		t.Errorf("Server-Timing %q", st)
+	}
 }
 
 // TestHead checks RFC 9110 §9.3.2: HEAD sends the GET headers, no body.
