@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/internal/testutil"
@@ -117,6 +118,16 @@ func TestLyingPeers(t *testing.T) {
 		t.Fatalf("status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, data))
 	}
 	t.Logf("32 MiB past a junk peer and a mute peer in %v", time.Since(start))
+	if os.Getenv("LIES") != "mute" {
+		// The junk peer sent blocks nobody asked for: it is dropped and
+		// kept out.
+		if c := gw.Host().Network().Connectedness(junk.ID); c == network.Connected {
+			t.Error("the peer sending junk blocks is still connected")
+		}
+		if err := gw.Host().Connect(context.Background(), junk); err == nil {
+			t.Error("the peer sending junk blocks could connect again")
+		}
+	}
 }
 
 // TestOnlySeederVanishes: when the only peer holding the content goes away

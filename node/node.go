@@ -56,6 +56,7 @@ type Node struct {
 	bitswap  *bitswap.Bitswap
 	blocks   blockservice.BlockService
 	peering  *peering.PeeringService
+	guard    *junkGuard
 	observer Observer
 	log      *zap.Logger
 }
@@ -85,9 +86,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	guard := newJunkGuard(log)
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(guard),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
 		libp2p.UserAgent("pacman"),
 	}
@@ -100,7 +103,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 
 	// The bitswap engine lives as long as the node, not as long as ctx.
+	guard.mu.Lock()
+	guard.drop = func(p peer.ID) { _ = h.Network().ClosePeer(p) }
+	guard.mu.Unlock()
 	bs := bitswap.New(context.Background(), bsnet.NewFromIpfsHost(h), cfg.Routing, store.Blockstore,
+		bitswap.WithTracer(guard),
 		bitswap.ProviderSearchDelay(time.Second),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
 		bitswap.EngineBlockstoreWorkerCount(32),
@@ -110,8 +117,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		host:     h,
 		store:    store,
 		bitswap:  bs,
-		blocks:   blockservice.New(store.Blockstore, bs),
+		blocks:   blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
 		peering:  peering.NewPeeringService(h),
+		guard:    guard,
 		observer: cfg.Observer,
 		log:      log,
 	}

@@ -1,0 +1,162 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/ipfs/boxo/bitswap"
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	"github.com/ipfs/boxo/exchange"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"go.uber.org/zap"
+)
+
+const (
+	// junkStrikes is how many blocks nobody asked for a peer may send
+	// before it is dropped. A block whose bytes do not match the CID a
+	// peer claims hashes to a CID nobody asked for, so lying peers are
+	// caught this way; honest peers only send what was wanted.
+	junkStrikes = 3
+	// banFor is how long a dropped peer is refused.
+	banFor = 10 * time.Minute
+	// rememberedWants bounds the CIDs remembered as asked for.
+	rememberedWants = 1 << 16
+)
+
+// junkGuard watches bitswap traffic and drops peers that send blocks the
+// node never asked for: every block is verified against its CID anyway, so
+// junk is never stored or served, but a peer sending it wastes bandwidth
+// and, in a session, the time of the viewer waiting for the real block.
+// It is a bitswap tracer and a libp2p connection gater.
+type junkGuard struct {
+	log *zap.Logger
+
+	mu      sync.Mutex // guards everything below
+	wanted  *simplelru.LRU[string, struct{}]
+	strikes map[peer.ID]int
+	banned  map[peer.ID]time.Time
+	drop    func(peer.ID) // closes a peer's connections; set once the host runs
+}
+
+func newJunkGuard(log *zap.Logger) *junkGuard {
+	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
+	return &junkGuard{log: log, wanted: wanted, strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}}
+}
+
+// want remembers that the node asks peers for c. Sessions call it before
+// they ask, so a fast answer cannot arrive before the want is known (the
+// bitswap tracer reports sent wants only after sending them).
+func (g *junkGuard) want(c cid.Cid) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.wanted.Add(string(c.Hash()), struct{}{})
+}
+
+// MessageSent is part of the bitswap tracer; wants are recorded by want.
+func (g *junkGuard) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+
+// MessageReceived counts the blocks p sent that nobody asked for.
+func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+	blks := msg.Blocks()
+	if len(blks) == 0 {
+		return
+	}
+	g.mu.Lock()
+	junk := 0
+	for _, b := range blks {
+		if !g.wanted.Contains(string(b.Cid().Hash())) {
+			junk++
+		}
+	}
+	if junk == 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.strikes[p] += junk
+	ban := g.strikes[p] >= junkStrikes
+	if ban {
+		delete(g.strikes, p)
+		g.banned[p] = time.Now().Add(banFor)
+	}
+	drop := g.drop
+	g.mu.Unlock()
+	if ban {
+		g.log.Warn("dropping a peer that sends blocks nobody asked for", zap.Stringer("peer", p))
+		if drop != nil {
+			go drop(p)
+		}
+	}
+}
+
+// isBanned reports whether p is refused, forgetting expired bans.
+func (g *junkGuard) isBanned(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.banned[p]
+	if ok && time.Now().After(until) {
+		delete(g.banned, p)
+		return false
+	}
+	return ok
+}
+
+// InterceptPeerDial refuses to dial banned peers.
+func (g *junkGuard) InterceptPeerDial(p peer.ID) bool { return !g.isBanned(p) }
+
+// InterceptAddrDial allows every address.
+func (g *junkGuard) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return true }
+
+// InterceptAccept allows every inbound connection until its peer is known.
+func (g *junkGuard) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured refuses connections from banned peers.
+func (g *junkGuard) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.isBanned(p)
+}
+
+// InterceptUpgraded allows every upgraded connection.
+func (g *junkGuard) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// guardedFetcher records every want with the guard before asking peers.
+type guardedFetcher struct {
+	exchange.Fetcher
+	g *junkGuard
+}
+
+func (f guardedFetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	f.g.want(c)
+	return f.Fetcher.GetBlock(ctx, c)
+}
+
+func (f guardedFetcher) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
+	for _, c := range cs {
+		f.g.want(c)
+	}
+	return f.Fetcher.GetBlocks(ctx, cs)
+}
+
+// guardedExchange is bitswap with every want recorded, for the block
+// service that imports and the gateways the benchmarks compare use.
+type guardedExchange struct {
+	guardedFetcher
+	bs *bitswap.Bitswap
+}
+
+func (e guardedExchange) NotifyNewBlocks(ctx context.Context, blks ...blocks.Block) error {
+	return e.bs.NotifyNewBlocks(ctx, blks...)
+}
+
+func (e guardedExchange) Close() error { return e.bs.Close() }
+
+func (e guardedExchange) NewSession(ctx context.Context) exchange.Fetcher {
+	return guardedFetcher{e.bs.NewSession(ctx), e.g}
+}
+
+var _ exchange.SessionExchange = guardedExchange{}
