@@ -11,25 +11,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // servedFile puts size random bytes on a pacman seeder and returns them
 // with their URL on an empty gateway peered with it.
 func servedFile(t *testing.T, size int) ([]byte, string) {
 	t.Helper()
-	data := testutil.Bytes(t.Name(), size)
-	file := filepath.Join(t.TempDir(), "file.bin")
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	seedDir, seedID := newDataDir(t)
-	c := addContent(t, seedDir, file)
-	seeder := startPacman(t, seedDir, seedID)
-	gwDir, gwID := newDataDir(t)
-	gw := startPacman(t, gwDir, gwID, seeder.P2P)
-	return data, gw.URL + "/ipfs/" + c
+	data, u := servedFileWithGateway(t, size)
+	return data, u.url
 }
 
 func fetch(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {

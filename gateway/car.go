@@ -201,17 +201,27 @@ func (cw *carWalk) run(path []blocks.Block, t target) error {
 	}
 }
 
-// all writes blk and everything under it, depth-first.
-func (cw *carWalk) all(blk blocks.Block) error {
+// putDecoded writes blk and, if it is dag-pb, returns it decoded; other
+// codecs are leaves of the walk and give nil.
+func (cw *carWalk) putDecoded(blk blocks.Block) (*merkledag.ProtoNode, error) {
 	if err := cw.put(blk); err != nil {
-		return err
+		return nil, err
 	}
 	if blk.Cid().Prefix().Codec != cid.DagProtobuf {
-		return nil
+		return nil, nil
 	}
 	nd, err := merkledag.DecodeProtobufBlock(blk)
 	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+	}
+	return nd.(*merkledag.ProtoNode), nil
+}
+
+// all writes blk and everything under it, depth-first.
+func (cw *carWalk) all(blk blocks.Block) error {
+	nd, err := cw.putDecoded(blk)
+	if nd == nil || err != nil {
+		return err
 	}
 	for _, l := range nd.Links() {
 		child, err := cw.get(l.Cid)
@@ -292,17 +302,11 @@ func (p carParams) resolve(size int64) (int64, int64) {
 // the children that hold bytes of [start, end). An empty range writes only
 // the root, from which the client can still verify the file's size.
 func (cw *carWalk) fileRange(blk blocks.Block, off, start, end int64) error {
-	if err := cw.put(blk); err != nil {
+	nd, err := cw.putDecoded(blk)
+	if nd == nil || err != nil {
 		return err
 	}
-	if blk.Cid().Prefix().Codec != cid.DagProtobuf {
-		return nil
-	}
-	nd, err := merkledag.DecodeProtobufBlock(blk)
-	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
-	}
-	fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
+	fsn, err := unixfs.FSNodeFromBytes(nd.Data())
 	if err != nil {
 		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
 	}
