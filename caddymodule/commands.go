@@ -2,15 +2,18 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/dustin/go-humanize"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
@@ -24,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "pacman",
-		Usage: "add|import|export|verify|demo ...",
+		Usage: "add|import|export|verify|stat|demo ...",
 		Short: "Manages pacman content and runs the offline demo",
 		Long: `
 Adds files to the pacman blockstore, imports and exports CAR files, and runs
@@ -33,7 +36,7 @@ an offline demo: seeders and a gateway on loopback.
 Commands that open the blockstore (add, import, export) need it unused: stop
 a running Caddy that uses the same data directory first.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), demoCommand())
+			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), statCommand(), demoCommand())
 		},
 	})
 }
@@ -191,6 +194,50 @@ deleted, so peers supply them again. Exits non-zero if any block was bad.`,
 			}
 			return nil
 		})
+	}
+	return cmd
+}
+
+func statCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stat [--admin ADDR]",
+		Short: "Prints the running node's status: peer ID, addresses, peers, store size",
+		Long: `
+Asks a running Caddy's admin endpoint (localhost only by default) for the
+status of its pacman node and prints it.`,
+		Args: cobra.NoArgs,
+	}
+	admin := cmd.Flags().String("admin", "localhost:2019", "address of Caddy's admin endpoint")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/pacman/stat", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("asking Caddy's admin endpoint at %s (is Caddy running?): %w", *admin, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return fmt.Errorf("admin endpoint answered %s: %s", resp.Status, body)
+		}
+		var nodes []nodeStatus
+		if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+			return fmt.Errorf("reading the status: %w", err)
+		}
+		out := cmd.OutOrStdout()
+		for _, n := range nodes {
+			fmt.Fprintf(out, "data dir      %s\npeer ID       %s\n", n.DataDir, n.PeerID)
+			for _, a := range n.Listen {
+				fmt.Fprintf(out, "listening on  %s\n", a)
+			}
+			fmt.Fprintf(out, "peers         %d\nstore         %s\nseeded        %s\n",
+				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(n.BytesSeeded))
+		}
+		return nil
 	}
 	return cmd
 }

@@ -142,6 +142,15 @@ func TestServeThroughCaddy(t *testing.T) {
 		t.Errorf("pacman_peers = %.0f, want 2", peers)
 	}
 
+	// `caddy pacman stat` reads the node's status from the admin endpoint.
+	var stat bytes.Buffer
+	if err := run(t, statCommand(), &stat, "--admin", "localhost:2999"); err != nil {
+		t.Fatal(err)
+	}
+	if out := stat.String(); !strings.Contains(out, "peer ID       "+after.Host().ID().String()) || !strings.Contains(out, "peers         2") {
+		t.Errorf("stat printed:\n%s", out)
+	}
+
 	// The reloaded config serves too.
 	req, _ = http.NewRequest("GET", url, nil)
 	req.Header.Set("Range", "bytes=-10")

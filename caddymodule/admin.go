@@ -1,0 +1,78 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/pacman-cdn/pacman/node"
+)
+
+func init() {
+	caddy.RegisterModule(adminStat{})
+}
+
+// adminStat serves the running node's status at /pacman/stat on Caddy's
+// admin endpoint, which listens on localhost only unless configured
+// otherwise (and then with Caddy's own access control). `caddy pacman
+// stat` reads it.
+type adminStat struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminStat) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.pacman",
+		New: func() caddy.Module { return new(adminStat) },
+	}
+}
+
+// Routes returns the /pacman/stat route.
+func (adminStat) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/pacman/stat", Handler: caddy.AdminHandlerFunc(serveStat)}}
+}
+
+// nodeStatus is one node's status as /pacman/stat reports it.
+type nodeStatus struct {
+	DataDir     string   `json:"data_dir"`
+	PeerID      string   `json:"peer_id"`
+	Listen      []string `json:"listen"`
+	Peers       []string `json:"peers"`
+	StoreBytes  uint64   `json:"store_bytes"`
+	BytesSeeded uint64   `json:"bytes_seeded"`
+}
+
+func serveStat(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var out []nodeStatus
+	var err error
+	nodes.Range(func(key, value any) bool {
+		n := value.(nodeDestructor).Node
+		var st node.Stats
+		if st, err = n.Stats(ctx); err != nil {
+			return false
+		}
+		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, BytesSeeded: st.BytesSeeded}
+		for _, a := range n.Host().Addrs() {
+			s.Listen = append(s.Listen, a.String())
+		}
+		for _, p := range n.Host().Network().Peers() {
+			s.Peers = append(s.Peers, p.String())
+		}
+		out = append(out, s)
+		return true
+	})
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(out)
+}
+
+// Interface guard.
+var _ caddy.AdminRouter = adminStat{}
