@@ -104,6 +104,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		max_ranges      <n>
 //		resolve_timeout <duration>
 //		stall_timeout   <duration>
+//		session_idle    <duration>
 //		access          local|allowlist|open
 //		allow_file      <path>
 //		deny_file       <path>
@@ -142,15 +143,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "max_ranges":
 				h.MaxRanges = n
 			}
-		case "resolve_timeout", "stall_timeout":
+		case "resolve_timeout", "stall_timeout", "session_idle":
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
 				return d.Errf("%s: %v", name, err)
 			}
-			if name == "resolve_timeout" {
+			switch name {
+			case "resolve_timeout":
 				h.ResolveTimeout = caddy.Duration(dur)
-			} else {
+			case "stall_timeout":
 				h.StallTimeout = caddy.Duration(dur)
+			default:
+				h.SessionIdle = caddy.Duration(dur)
 			}
 		case "access":
 			if _, err := gateway.ParseAccess(val); err != nil {

@@ -43,6 +43,9 @@ type Handler struct {
 	// after which the response is cut short (the client sees fewer bytes
 	// than Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
+	// SessionIdle is how long a file's block session (which knows the
+	// peers that deliver it) is kept after its last request. Default: 1m.
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
 	// Access says what the gateway fetches from the network for its
 	// visitors: "local" (only content the node already holds: imported,
 	// pinned or cached), "allowlist" (also the root CIDs listed in
@@ -86,6 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRanges:      h.MaxRanges,
 		ResolveTimeout: time.Duration(h.ResolveTimeout),
 		StallTimeout:   time.Duration(h.StallTimeout),
+		SessionIdle:    time.Duration(h.SessionIdle),
 		Local:          blockservice.New(n.Blockstore(), nil),
 		Policy:         policy,
 		Logger:         ctx.Logger(),
@@ -138,7 +142,7 @@ func (h *Handler) Validate() error {
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)
 	}
-	if h.ResolveTimeout < 0 || h.StallTimeout < 0 {
+	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.SessionIdle < 0 {
 		return fmt.Errorf("timeouts must not be negative")
 	}
 	if h.Access != "" {

@@ -56,6 +56,9 @@ type Config struct {
 	// StallTimeout bounds the wait for any one leaf while streaming, after
 	// which the response is cut short. Default 30s.
 	StallTimeout time.Duration
+	// SessionIdle is how long a file's block session is kept after its
+	// last request, for the player's next one. Default 1m.
+	SessionIdle time.Duration
 	// IndexCacheEntries is the number of internal DAG nodes cached.
 	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
 	IndexCacheEntries int
@@ -97,6 +100,9 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 30 * time.Second
 	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = time.Minute
+	}
 	if cfg.IndexCacheEntries <= 0 {
 		cfg.IndexCacheEntries = 4096
 	}
@@ -108,7 +114,7 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		sessions: newSessionCache(sessions, 1024, time.Minute),
+		sessions: newSessionCache(sessions, 1024, cfg.SessionIdle),
 		local:    cfg.Local,
 		streamer: &RangeStreamer{Index: idx, Window: cfg.Window, StallTimeout: cfg.StallTimeout},
 		cfg:      cfg,

@@ -14,17 +14,18 @@ import (
 // last use. A player's consecutive range requests for one file, and the
 // readahead after them, then share a session that already knows which
 // peers deliver that file's blocks: no request after the first pays the
-// round trips of finding them again. It runs no goroutine: idle sessions
-// are ended as later requests pass by. A session in use is never ended
+// round trips of finding them again. Idle sessions are ended by a timer
+// armed only while the cache holds any. A session in use is never ended
 // under its users: eviction, idleness and close only mark it, and the last
 // user's release ends it.
 type sessionCache struct {
 	sessions Sessions
 	idle     time.Duration
 
-	mu     sync.Mutex // guards lru, closed and every session's refs and dropped
+	mu     sync.Mutex // guards lru, closed, sweep and every session's refs and dropped
 	lru    *simplelru.LRU[cid.Cid, *cachedSession]
 	closed bool
+	sweep  *time.Timer // pending sweep of idle sessions, nil when none
 }
 
 // cachedSession is a shared session with its users.
@@ -50,13 +51,7 @@ func (c *sessionCache) acquire(root cid.Cid) *cachedSession {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for {
-		_, oldest, ok := c.lru.GetOldest()
-		if !ok || now.Sub(oldest.lastUsed) < c.idle {
-			break
-		}
-		c.lru.RemoveOldest()
-	}
+	c.dropIdle(now)
 	s, ok := c.lru.Get(root)
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -65,11 +60,41 @@ func (c *sessionCache) acquire(root cid.Cid) *cachedSession {
 			s.dropped = true // a request racing close: a session of its own
 		} else {
 			c.lru.Add(root, s)
+			if c.sweep == nil {
+				c.sweep = time.AfterFunc(c.idle, c.sweepIdle)
+			}
 		}
 	}
 	s.lastUsed = now
 	s.refs++
 	return s
+}
+
+// dropIdle ends the sessions idle since before now-idle, oldest first; the
+// caller holds c.mu.
+func (c *sessionCache) dropIdle(now time.Time) {
+	for {
+		_, oldest, ok := c.lru.GetOldest()
+		if !ok || now.Sub(oldest.lastUsed) < c.idle {
+			return
+		}
+		c.lru.RemoveOldest()
+	}
+}
+
+// sweepIdle runs on the timer: it ends idle sessions and re-arms itself
+// while sessions remain.
+func (c *sessionCache) sweepIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweep = nil
+	if c.closed {
+		return
+	}
+	c.dropIdle(time.Now())
+	if _, oldest, ok := c.lru.GetOldest(); ok {
+		c.sweep = time.AfterFunc(time.Until(oldest.lastUsed.Add(c.idle)), c.sweepIdle)
+	}
 }
 
 // drop takes s out of use; the caller holds c.mu.
@@ -95,5 +120,9 @@ func (c *sessionCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
+	}
 	c.lru.Purge()
 }

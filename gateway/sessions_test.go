@@ -45,6 +45,15 @@ func TestSessionCache(t *testing.T) {
 	if opened[1].Err() == nil || opened[2].Err() == nil {
 		t.Error("idle sessions were not ended")
 	}
+	// The timer ends idle sessions with no request passing by.
+	use(b)
+	deadline := time.Now().Add(time.Second)
+	for opened[4].Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if opened[4].Err() == nil {
+		t.Error("the idle sweep did not end an unused session")
+	}
 	c.close()
 	if opened[3].Err() != nil {
 		t.Error("close ended a session in use")
