@@ -36,27 +36,6 @@ func newGateway(t testing.TB, n *node.Node, cfg gateway.Config) *httptest.Server
 	return srv
 }
 
-func get(t testing.TB, url string, hdr map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading body of %s: %v", url, err)
-	}
-	return resp, body
-}
-
 // TestColdFetchFromSeeders follows a file that only three seeders hold
 // through a gateway that starts empty: every byte crosses bitswap, and every
 // response is compared byte for byte with the source.
@@ -99,7 +78,7 @@ func TestColdFetchFromSeeders(t *testing.T) {
 	t.Logf("cold 2 MiB seek at 40 MB: time to first byte %v", ttfb)
 
 	start = time.Now()
-	resp, body := get(t, url, nil)
+	resp, body := do(t, "GET", url)
 	elapsed := time.Since(start)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Fatalf("full GET: status %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, data))
@@ -154,11 +133,11 @@ func checkSemantics(t *testing.T, url string, data []byte, c string) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Length") != strconv.Itoa(size) || resp.Header.Get("Etag") != `"`+c+`"` {
 		t.Errorf("HEAD: %d, Content-Length %q, Etag %q", resp.StatusCode, resp.Header.Get("Content-Length"), resp.Header.Get("Etag"))
 	}
-	resp, _ = get(t, url, map[string]string{"Range": fmt.Sprintf("bytes=%d-", size)})
+	resp, _ = do(t, "GET", url, "Range", fmt.Sprintf("bytes=%d-", size))
 	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
 		t.Errorf("range past the end: %d, Content-Range %q", resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
-	resp, body := get(t, url, map[string]string{"Range": "bytes=0-99", "If-Range": `"bafyother"`})
+	resp, body := do(t, "GET", url, "Range", "bytes=0-99", "If-Range", `"bafyother"`)
 	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Errorf("If-Range mismatch: %d with %d bytes, want 200 with the whole file", resp.StatusCode, len(body))
 	}
@@ -204,7 +183,7 @@ func checkRandomRanges(t *testing.T, url string, data []byte, n int) {
 				specs, wants = append(specs, s), append(wants, w)
 			}
 			hdr := "bytes=" + strings.Join(specs, ",")
-			resp, body := get(t, url, map[string]string{"Range": hdr})
+			resp, body := do(t, "GET", url, "Range", hdr)
 			if resp.StatusCode != http.StatusPartialContent {
 				t.Fatalf("%s: status %d", hdr, resp.StatusCode)
 			}
@@ -221,7 +200,7 @@ func checkRandomRanges(t *testing.T, url string, data []byte, n int) {
 			continue
 		}
 		spec, w := pick()
-		resp, body := get(t, url, map[string]string{"Range": "bytes=" + spec})
+		resp, body := do(t, "GET", url, "Range", "bytes="+spec)
 		if resp.StatusCode != http.StatusPartialContent {
 			t.Fatalf("bytes=%s: status %d", spec, resp.StatusCode)
 		}

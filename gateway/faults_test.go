@@ -55,7 +55,7 @@ func TestSeedersDie(t *testing.T) {
 			start := time.Now()
 			switch pattern {
 			case "full GET":
-				resp, body := get(t, url, nil)
+				resp, body := do(t, "GET", url)
 				if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 					t.Fatalf("status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, data))
 				}
@@ -63,7 +63,7 @@ func TestSeedersDie(t *testing.T) {
 				off := rng.Int64N(size / 2)
 				for off < size {
 					end := min(off+2<<20, size) - 1
-					resp, body := get(t, url, map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", off, end)})
+					resp, body := do(t, "GET", url, "Range", fmt.Sprintf("bytes=%d-%d", off, end))
 					if resp.StatusCode != 206 || !bytes.Equal(body, data[off:end+1]) {
 						t.Fatalf("range %d-%d: status %d, %d bytes", off, end, resp.StatusCode, len(body))
 					}
@@ -118,7 +118,7 @@ func TestLyingPeers(t *testing.T) {
 	url := newGateway(t, gw, gateway.Config{ResolveTimeout: 3 * time.Minute, StallTimeout: 3 * time.Minute}).URL + "/ipfs/" + root.String()
 	waitConnected(t, gw, len(gw.Host().Network().Peers()))
 	start := time.Now()
-	resp, body := get(t, url, nil)
+	resp, body := do(t, "GET", url)
 	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, data))
 	}
@@ -174,7 +174,7 @@ func TestOnlySeederVanishes(t *testing.T) {
 	}
 
 	start = time.Now()
-	resp, _ = get(t, url+"?2", map[string]string{"Range": "bytes=40000000-40000099"})
+	resp, _ = do(t, "GET", url+"?2", "Range", "bytes=40000000-40000099")
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("uncached range with no peer: status %d, want 504", resp.StatusCode)
 	}
