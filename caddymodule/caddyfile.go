@@ -105,6 +105,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		resolve_timeout <duration>
 //		stall_timeout   <duration>
 //		session_idle    <duration>
+//		reask_after     <duration>
 //		access          local|allowlist|open
 //		allow_file      <path>
 //		deny_file       <path>
@@ -143,7 +144,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "max_ranges":
 				h.MaxRanges = n
 			}
-		case "resolve_timeout", "stall_timeout", "session_idle":
+		case "resolve_timeout", "stall_timeout", "session_idle", "reask_after":
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
 				return d.Errf("%s: %v", name, err)
@@ -153,6 +154,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.ResolveTimeout = caddy.Duration(dur)
 			case "stall_timeout":
 				h.StallTimeout = caddy.Duration(dur)
+			case "reask_after":
+				h.ReaskAfter = caddy.Duration(dur)
 			default:
 				h.SessionIdle = caddy.Duration(dur)
 			}

@@ -43,6 +43,10 @@ type Handler struct {
 	// after which the response is cut short (the client sees fewer bytes
 	// than Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
+	// ReaskAfter is how long a block may take before it is asked for
+	// again through a fresh session, racing the first ask, so a peer that
+	// claims blocks and never sends them stalls no viewer. Default: 2s.
+	ReaskAfter caddy.Duration `json:"reask_after,omitempty"`
 	// SessionIdle is how long a file's block session (which knows the
 	// peers that deliver it) is kept after its last request. Default: 1m.
 	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
@@ -90,6 +94,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResolveTimeout: time.Duration(h.ResolveTimeout),
 		StallTimeout:   time.Duration(h.StallTimeout),
 		SessionIdle:    time.Duration(h.SessionIdle),
+		ReaskAfter:     time.Duration(h.ReaskAfter),
 		Local:          blockservice.New(n.Blockstore(), nil),
 		Policy:         policy,
 		Logger:         ctx.Logger(),
@@ -142,7 +147,7 @@ func (h *Handler) Validate() error {
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)
 	}
-	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.SessionIdle < 0 {
+	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.SessionIdle < 0 || h.ReaskAfter < 0 {
 		return fmt.Errorf("timeouts must not be negative")
 	}
 	if h.Access != "" {

@@ -56,6 +56,10 @@ type Config struct {
 	// StallTimeout bounds the wait for any one leaf while streaming, after
 	// which the response is cut short. Default 30s.
 	StallTimeout time.Duration
+	// ReaskAfter is how long a leaf may take before it is asked for again
+	// through a fresh session, racing the first ask. Default 2s; negative
+	// disables it.
+	ReaskAfter time.Duration
 	// SessionIdle is how long a file's block session is kept after its
 	// last request, for the player's next one. Default 1m.
 	SessionIdle time.Duration
@@ -100,6 +104,9 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 30 * time.Second
 	}
+	if cfg.ReaskAfter == 0 {
+		cfg.ReaskAfter = 2 * time.Second
+	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = time.Minute
 	}
@@ -116,9 +123,15 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	h := &Handler{
 		sessions: newSessionCache(sessions, 1024, cfg.SessionIdle),
 		local:    cfg.Local,
-		streamer: &RangeStreamer{Index: idx, Window: cfg.Window, StallTimeout: cfg.StallTimeout},
-		cfg:      cfg,
-		log:      cfg.Logger,
+		streamer: &RangeStreamer{
+			Index:        idx,
+			Window:       cfg.Window,
+			StallTimeout: cfg.StallTimeout,
+			Reask:        sessions.NewSession,
+			ReaskAfter:   cfg.ReaskAfter,
+		},
+		cfg: cfg,
+		log: cfg.Logger,
 	}
 	if cfg.Readahead > 0 {
 		h.readahead = newReadahead(idx, cfg.Readahead, cfg.StallTimeout)
@@ -263,7 +276,14 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 			return h.contentType(r, g, t.cid, name, size, ranges)
 		},
 		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
-			return h.streamer.Stream(ctx, g, t.cid, spans, begin)
+			st := h.streamer
+			if session == nil {
+				// Off the network: no fresh session may be opened.
+				local := *h.streamer
+				local.Reask = nil
+				st = &local
+			}
+			return st.Stream(ctx, g, t.cid, spans, begin)
 		},
 		served: func(end int64) {
 			if h.readahead != nil && session != nil {

@@ -585,3 +585,45 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestReask: a leaf the request's session never delivers is asked for
+// again through a fresh session after ReaskAfter, and the stream completes
+// long before the stall timeout.
+func TestReask(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	ix, _ := chunker.NewIndex(16)
+	var second cid.Cid
+	i := 0
+	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i++; i == 2 {
+			second = leaf.Cid
+		}
+	}
+	stuck := &faultyGetter{g: f.store}
+	stuck.hang(second)
+	var opened atomic.Int64
+	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+		if opened.Add(1) == 1 {
+			return stuck // the request's own session: never delivers leaf 2
+		}
+		return f.store
+	}), gateway.Config{Policy: gateway.Policy{Access: gateway.AccessOpen}, ReaskAfter: 100 * time.Millisecond, StallTimeout: 20 * time.Second, Readahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := httptestServer(t, h) + "/ipfs/" + f.videoCID.String()
+	start := time.Now()
+	resp, body := do(t, "GET", url)
+	if resp.StatusCode != 200 || !bytes.Equal(body, f.video) {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the re-ask did not rescue the stuck leaf", d)
+	}
+	if opened.Load() < 2 {
+		t.Error("no fresh session was opened")
+	}
+}

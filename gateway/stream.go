@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 )
@@ -28,6 +29,12 @@ type RangeStreamer struct {
 	Window int
 	// StallTimeout bounds the wait for the leaf at the head of the window.
 	StallTimeout time.Duration
+	// Reask, if set, opens a fresh session; a leaf not delivered within
+	// ReaskAfter is asked for again through one, racing the first ask, so
+	// a peer that claims a block and never sends it stalls no viewer.
+	Reask func(ctx context.Context) chunker.BlockGetter
+	// ReaskAfter is the deadline before a leaf is asked for again.
+	ReaskAfter time.Duration
 }
 
 // span is one range of a file to stream.
@@ -135,15 +142,60 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root
 				return
 			}
 			if fetch {
-				wg.Go(func() { fetchLeaf(ctx, g, sl) })
+				wg.Go(func() { s.fetchLeaf(ctx, g, sl) })
 			}
 		}
 	}
 }
 
-func fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot) {
+// fetchLeaf fetches one leaf through g, and again through a fresh session
+// each ReaskAfter that passes without it; the first answer wins and the
+// other asks are cancelled.
+func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot) {
 	defer close(sl.done)
-	blk, err := g.GetBlock(ctx, sl.leaf.Cid)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		blk blocks.Block
+		err error
+	}
+	answers := make(chan answer, 8) // buffered: losing asks never block
+	ask := func(g chunker.BlockGetter) {
+		blk, err := g.GetBlock(ctx, sl.leaf.Cid)
+		answers <- answer{blk, err}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { ask(g) })
+	asks := 1
+	var reask <-chan time.Time
+	if s.Reask != nil && s.ReaskAfter > 0 {
+		t := time.NewTicker(s.ReaskAfter)
+		defer t.Stop()
+		reask = t.C
+	}
+	var (
+		blk blocks.Block
+		err error
+	)
+	for pending := 1; pending > 0; {
+		select {
+		case a := <-answers:
+			pending--
+			blk, err = a.blk, a.err
+			if err == nil {
+				pending = 0
+			}
+		case <-reask:
+			if asks < cap(answers) {
+				asks++
+				pending++
+				fresh := s.Reask(ctx)
+				wg.Go(func() { ask(fresh) })
+			}
+		}
+	}
+	cancel()
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
 		return
