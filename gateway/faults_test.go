@@ -111,10 +111,12 @@ func TestLyingPeers(t *testing.T) {
 	mute := testutil.BitswapPeer(t, muteStore{honest[0].Blockstore()})
 	gw := testutil.NewNode(t, peersForLies(junk, mute, honest[0].AddrInfo())...)
 	// With a junk and a mute peer together on a loaded machine, bitswap
-	// alone routed wants to the bad peers for up to a minute (45 s for
-	// 32 MiB); re-asking a late leaf through a fresh session (ReaskAfter)
-	// brought that to about a second. The timeouts stay generous: the test
-	// checks the bytes and the dropped peer, and logs the time.
+	// can route wants to the bad peers for a long time (seen: 45 s for
+	// 32 MiB); re-asking late leaves through fresh sessions (ReaskAfter)
+	// usually brings that to about a second, but the root and index
+	// fetches are not re-asked yet (seen once: 90 s). The timeouts stay
+	// generous: the test checks the bytes and the dropped peer, and logs
+	// the time.
 	url := newGateway(t, gw, gateway.Config{ResolveTimeout: 3 * time.Minute, StallTimeout: 3 * time.Minute}).URL + "/ipfs/" + root.String()
 	waitConnected(t, gw, len(gw.Host().Network().Peers()))
 	start := time.Now()

@@ -51,6 +51,30 @@ type slot struct {
 	err  error
 }
 
+// lateSignal broadcasts "the viewer is waiting": every leaf still in flight
+// is then asked for again, since leaves stuck behind one bad peer tend to
+// be stuck together.
+type lateSignal struct {
+	mu sync.Mutex // guards ch
+	ch chan struct{}
+}
+
+func newLateSignal() *lateSignal { return &lateSignal{ch: make(chan struct{})} }
+
+// wait returns a channel closed at the next fire.
+func (l *lateSignal) wait() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ch
+}
+
+func (l *lateSignal) fire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.ch)
+	l.ch = make(chan struct{})
+}
+
 // Stream writes the bytes of spans of the file root to the writers that
 // begin returns, calling begin(i) once before the first byte of span i,
 // and only once that byte has arrived, so a caller that sends headers in
@@ -67,9 +91,10 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root 
 	// Capacity window-1: one more slot waits in the consumer's hands, so
 	// window leaves are in flight at most.
 	slots := make(chan *slot, window-1)
+	late := newLateSignal()
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, root, spans, slots, &wg)
+		s.produce(ctx, g, root, spans, slots, &wg, late)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
@@ -79,7 +104,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root 
 	for sl := range slots {
 		// Wait for the bytes before announcing their span: a response
 		// whose first leaf never arrives can still become a clean error.
-		if err := s.await(ctx, timer, sl); err != nil {
+		if err := s.await(ctx, timer, sl, late); err != nil {
 			return err
 		}
 		for cur < sl.span {
@@ -110,21 +135,31 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root 
 }
 
 // await waits for sl to be fetched, at most StallTimeout.
-func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) error {
+func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, late *lateSignal) error {
 	timer.Reset(s.StallTimeout)
-	select {
-	case <-sl.done:
-		return sl.err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
+	var reask <-chan time.Time
+	if s.Reask != nil && s.ReaskAfter > 0 {
+		t := time.NewTicker(s.ReaskAfter)
+		defer t.Stop()
+		reask = t.C
+	}
+	for {
+		select {
+		case <-sl.done:
+			return sl.err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
+		case <-reask:
+			late.fire()
+		}
 	}
 }
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup) {
+func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup, late *lateSignal) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
 			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
@@ -142,16 +177,17 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root
 				return
 			}
 			if fetch {
-				wg.Go(func() { s.fetchLeaf(ctx, g, sl) })
+				wg.Go(func() { s.fetchLeaf(ctx, g, sl, late) })
 			}
 		}
 	}
 }
 
 // fetchLeaf fetches one leaf through g, and again through a fresh session
-// each ReaskAfter that passes without it; the first answer wins and the
-// other asks are cancelled.
-func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot) {
+// each time late fires (the viewer has waited ReaskAfter for the head of
+// the window); the first answer wins and the other asks are cancelled. A
+// stream that never waits never re-asks.
+func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot, late *lateSignal) {
 	defer close(sl.done)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -168,12 +204,6 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl
 	defer wg.Wait()
 	wg.Go(func() { ask(g) })
 	asks := 1
-	var reask <-chan time.Time
-	if s.Reask != nil && s.ReaskAfter > 0 {
-		t := time.NewTicker(s.ReaskAfter)
-		defer t.Stop()
-		reask = t.C
-	}
 	var (
 		blk blocks.Block
 		err error
@@ -186,7 +216,7 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl
 			if err == nil {
 				pending = 0
 			}
-		case <-reask:
+		case <-late.wait():
 			if asks < cap(answers) {
 				asks++
 				pending++
