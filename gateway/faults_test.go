@@ -109,16 +109,15 @@ func TestLyingPeers(t *testing.T) {
 	honest, root := testutil.Seeders(t, 1, data)
 	junk := testutil.BitswapPeer(t, junkStore{honest[0].Blockstore()})
 	mute := testutil.BitswapPeer(t, muteStore{honest[0].Blockstore()})
-	gw := testutil.NewNode(t, peersForLies(junk, mute, honest[0].AddrInfo())...)
-	// With a junk and a mute peer together on a loaded machine, bitswap
-	// can route wants to the bad peers for a long time (seen: 45 s for
-	// 32 MiB); re-asking late leaves through fresh sessions (ReaskAfter)
-	// usually brings that to about a second, but the root and index
-	// fetches are not re-asked yet (seen once: 90 s). The timeouts stay
-	// generous: the test checks the bytes and the dropped peer, and logs
-	// the time.
+	peers := peersForLies(junk, mute, honest[0].AddrInfo())
+	gw := testutil.NewNode(t, peers...)
+	// With a junk and a mute peer together on a loaded machine, about one
+	// run in three stalls for ~45 s before the honest peer delivers, with
+	// or without re-asks through fresh sessions (seen: 0.6 s and 45 s).
+	// The timeouts stay generous: the test checks the bytes and the
+	// dropped peer, and logs the time.
 	url := newGateway(t, gw, gateway.Config{ResolveTimeout: 3 * time.Minute, StallTimeout: 3 * time.Minute}).URL + "/ipfs/" + root.String()
-	waitConnected(t, gw, len(gw.Host().Network().Peers()))
+	waitConnected(t, gw, len(peers))
 	start := time.Now()
 	resp, body := do(t, "GET", url)
 	if resp.StatusCode != 200 || !bytes.Equal(body, data) {

@@ -186,6 +186,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hold = session
 	}
 	getter = inlineIdentity{getter}
+	// Steps that wait on one block at a time re-ask late blocks on a
+	// timer; the streamer re-asks on the viewer's wait instead.
+	resolver := getter
+	if hold != nil {
+		resolver = reasking{g: getter, fresh: h.sessions.sessions.NewSession, after: h.cfg.ReaskAfter}
+	}
 
 	var (
 		rec  *recorder
@@ -196,13 +202,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		rec = &recorder{g: getter}
-		getter = rec
+		rec = &recorder{g: resolver}
+		resolver = rec
 	}
 
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
-	t, err := resolvePath(rctx, getter, root, segments, format == formatFile)
+	t, err := resolvePath(rctx, resolver, root, segments, format == formatFile)
 	if err == nil && (t.dir || t.listing) && !strings.HasSuffix(r.URL.Path, "/") {
 		// Relative links inside index.html need the trailing slash.
 		u := *r.URL
@@ -229,16 +235,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveCAR(w, r, rec.g, root, rec.blocks, t, carP)
 		return
 	case formatRaw:
-		rep, err = h.rawBlock(rctx, w, r, getter, t)
+		rep, err = h.rawBlock(rctx, w, r, resolver, t)
 	case formatFile:
 		if t.listing {
-			err = h.serveListing(rctx, w, r, getter, t)
+			err = h.serveListing(rctx, w, r, resolver, t)
 			if err != nil {
 				h.fail(w, r, err)
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, t, hold)
+		rep, err = h.unixfsFile(rctx, w, r, getter, resolver, t, hold)
 	}
 	cancel()
 	if err != nil {
@@ -252,8 +258,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unixfsFile describes the UnixFS file t names.
 // Readahead runs only when the request uses a network session, which it
 // then shares.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target, session *cachedSession) (representation, error) {
-	size, err := h.streamer.Index.Size(ctx, g, t.cid)
+// g streams the leaves; rg reads the root and the bytes sniffed.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g, rg chunker.BlockGetter, t target, session *cachedSession) (representation, error) {
+	size, err := h.streamer.Index.Size(ctx, rg, t.cid)
 	if err != nil {
 		return representation{}, err
 	}
@@ -273,7 +280,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		size: size,
 		etag: `"` + etagCID.String() + `"`,
 		contentType: func(ranges []headers.Range) (string, error) {
-			return h.contentType(r, g, t.cid, name, size, ranges)
+			return h.contentType(r, rg, t.cid, name, size, ranges)
 		},
 		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
 			st := h.streamer

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 )
@@ -49,30 +48,6 @@ type slot struct {
 	done chan struct{}
 	data []byte // valid once done is closed and err is nil
 	err  error
-}
-
-// lateSignal broadcasts "the viewer is waiting": every leaf still in flight
-// is then asked for again, since leaves stuck behind one bad peer tend to
-// be stuck together.
-type lateSignal struct {
-	mu sync.Mutex // guards ch
-	ch chan struct{}
-}
-
-func newLateSignal() *lateSignal { return &lateSignal{ch: make(chan struct{})} }
-
-// wait returns a channel closed at the next fire.
-func (l *lateSignal) wait() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ch
-}
-
-func (l *lateSignal) fire() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.ch)
-	l.ch = make(chan struct{})
 }
 
 // Stream writes the bytes of spans of the file root to the writers that
@@ -189,43 +164,7 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root
 // stream that never waits never re-asks.
 func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot, late *lateSignal) {
 	defer close(sl.done)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type answer struct {
-		blk blocks.Block
-		err error
-	}
-	answers := make(chan answer, 8) // buffered: losing asks never block
-	ask := func(g chunker.BlockGetter) {
-		blk, err := g.GetBlock(ctx, sl.leaf.Cid)
-		answers <- answer{blk, err}
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { ask(g) })
-	asks := 1
-	var (
-		blk blocks.Block
-		err error
-	)
-	for pending := 1; pending > 0; {
-		select {
-		case a := <-answers:
-			pending--
-			blk, err = a.blk, a.err
-			if err == nil {
-				pending = 0
-			}
-		case <-late.wait():
-			if asks < cap(answers) {
-				asks++
-				pending++
-				fresh := s.Reask(ctx)
-				wg.Go(func() { ask(fresh) })
-			}
-		}
-	}
-	cancel()
+	blk, err := raceGet(ctx, sl.leaf.Cid, g, s.Reask, late)
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
 		return
