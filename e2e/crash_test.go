@@ -62,14 +62,8 @@ func TestKillDuringAdd(t *testing.T) {
 	}
 	verifyStore(t, dir)
 	p := startPacman(t, dir, id)
-	resp, err := http.Get(p.URL + "/ipfs/" + want.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(body, data) {
-		t.Fatalf("serving after the crash: %d bytes, err %v", len(body), err)
+	if _, body := fetch(t, p.URL+"/ipfs/"+want.String()); !bytes.Equal(body, data) {
+		t.Fatalf("serving after the crash: %d bytes differ from the source", len(body))
 	}
 }
 
@@ -92,14 +86,8 @@ func TestKillDuringColdFetch(t *testing.T) {
 	verifyStore(t, gw.DataDir)
 
 	gw.run(t)
-	resp, err = http.Get(url.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(body, data) {
-		t.Fatalf("after restart: %d bytes, err %v", len(body), err)
+	if _, body := fetch(t, url.url); !bytes.Equal(body, data) {
+		t.Fatalf("after restart: %d bytes differ from the source", len(body))
 	}
 }
 

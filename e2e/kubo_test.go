@@ -169,14 +169,8 @@ func TestKuboSeedsPacmanServes(t *testing.T) {
 			t.Fatalf("range %v: status %d, %d bytes, err %v", r, resp.StatusCode, len(body), err)
 		}
 	}
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(body, data) {
-		t.Fatalf("whole file from Kubo: %d bytes, err %v", len(body), err)
+	if _, body := fetch(t, url); !bytes.Equal(body, data) {
+		t.Fatalf("whole file from Kubo: %d bytes differ from the source", len(body))
 	}
 }
 
@@ -204,13 +198,7 @@ func TestPacmanSeedsKuboFetches(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("ipfs cat: %d bytes, err %v", len(got), err)
 	}
-	resp, err := http.Get(k.Gateway + "/ipfs/" + c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(body, data) {
-		t.Fatalf("Kubo gateway: %d bytes, err %v", len(body), err)
+	if _, body := fetch(t, k.Gateway+"/ipfs/"+c); !bytes.Equal(body, data) {
+		t.Fatalf("Kubo gateway: %d bytes differ from the source", len(body))
 	}
 }
