@@ -161,7 +161,7 @@ func TestCurlResume(t *testing.T) {
 	data, url := servedFile(t, 6<<20+7)
 	out := filepath.Join(t.TempDir(), "out.bin")
 	// Exit code 28: the transfer timed out part-way, as an interruption.
-	cut := exec.Command(curl, "-s", "--limit-rate", "1M", "--max-time", "1", "-o", out, url)
+	cut := exec.Command(curl, "-s", "--limit-rate", "256K", "--max-time", "1", "-o", out, url)
 	if err := cut.Run(); err == nil {
 		t.Fatal("the rate-limited download finished within a second; nothing to resume")
 	}
