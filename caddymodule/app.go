@@ -53,8 +53,9 @@ type App struct {
 	// streams. Default: scaled by libp2p (1/8 of system memory).
 	MaxMemory int64 `json:"max_memory,omitempty"`
 
-	node *node.Node
-	log  *zap.Logger
+	node    *node.Node
+	metrics *nodeMetrics
+	log     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,7 +99,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
 	running := v.(nodeDestructor)
-	a.node = running.Node
+	a.node, a.metrics = running.Node, running.metrics
 	if err := running.metrics.register(ctx.GetMetricsRegistry(), a.node); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

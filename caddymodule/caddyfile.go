@@ -109,6 +109,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		access          local|allowlist|open
 //		allow_file      <path>
 //		deny_file       <path>
+//		origin          <url>
+//		origin_after    <duration>
 //	}
 func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -144,7 +146,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "max_ranges":
 				h.MaxRanges = n
 			}
-		case "resolve_timeout", "stall_timeout", "session_idle", "reask_after":
+		case "resolve_timeout", "stall_timeout", "session_idle", "reask_after", "origin_after":
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
 				return d.Errf("%s: %v", name, err)
@@ -156,6 +158,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.StallTimeout = caddy.Duration(dur)
 			case "reask_after":
 				h.ReaskAfter = caddy.Duration(dur)
+			case "origin_after":
+				h.OriginAfter = caddy.Duration(dur)
 			default:
 				h.SessionIdle = caddy.Duration(dur)
 			}
@@ -168,6 +172,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AllowFile = val
 		case "deny_file":
 			h.DenyFile = val
+		case "origin":
+			h.Origin = val
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

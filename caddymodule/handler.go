@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/node"
 	"github.com/pacman-cdn/pacman/plugins/cidlist"
 	"go.uber.org/zap"
 )
@@ -62,6 +66,21 @@ type Handler struct {
 	// DenyFile lists, one per line, CIDs never served (410 Gone), under
 	// any access setting. The file is re-read when it changes.
 	DenyFile string `json:"deny_file,omitempty"`
+	// Origin is an HTTP server holding the same files as plain bytes (any
+	// web server or object store that honours Range). A leaf peers do not
+	// deliver within OriginAfter is fetched from it by its exact byte
+	// span and served only if it hashes to the leaf's CID; it is then kept
+	// and seeded like any block. The value is the URL of the requested
+	// file on the origin, with placeholders expanded per request; without
+	// a placeholder the request path is appended, so
+	// "https://origin.example.com" fetches /videos/a.mp4 from
+	// https://origin.example.com/videos/a.mp4. Only raw leaves (CIDv1, as
+	// `caddy pacman add` makes) can be checked and fetched this way.
+	Origin string `json:"origin,omitempty"`
+	// OriginAfter is how long peers have to deliver a leaf before the
+	// origin is asked too: the longest a viewer waits on slow peers.
+	// Default: 1s.
+	OriginAfter caddy.Duration `json:"origin_after,omitempty"`
 
 	gw *gateway.Handler
 }
@@ -80,7 +99,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading pacman app: %w", err)
 	}
-	n := v.(*App).Node()
+	app := v.(*App)
+	n := app.Node()
 	policy, err := h.policy(ctx.Logger())
 	if err != nil {
 		return err
@@ -97,9 +117,42 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ReaskAfter:     time.Duration(h.ReaskAfter),
 		Local:          blockservice.New(n.Blockstore(), nil),
 		Policy:         policy,
+		Origin:         h.origin(n),
+		Observer:       app.metrics,
 		Logger:         ctx.Logger(),
 	})
 	return err
+}
+
+// origin returns the origin fallback, nil when none is configured.
+func (h *Handler) origin(n *node.Node) *gateway.Origin {
+	if h.Origin == "" {
+		return nil
+	}
+	tmpl := h.Origin
+	if !strings.Contains(tmpl, "{") {
+		tmpl = strings.TrimSuffix(tmpl, "/") + "{http.request.uri.path}"
+	}
+	after := time.Duration(h.OriginAfter)
+	if after == 0 {
+		after = time.Second
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64 // a window of leaves per stream
+	return &gateway.Origin{
+		Locate: func(r *http.Request) string {
+			repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+			if !ok {
+				return ""
+			}
+			return repl.ReplaceAll(tmpl, "")
+		},
+		After:  after,
+		Client: &http.Client{Transport: transport},
+		Store: gateway.StoreFunc(func(ctx context.Context, blk blocks.Block, took time.Duration) error {
+			return n.Keep(ctx, blk, node.SourceOrigin, took)
+		}),
+	}
 }
 
 // policy builds the access policy, loading the allow and deny lists.
@@ -149,6 +202,15 @@ func (h *Handler) Validate() error {
 	}
 	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.SessionIdle < 0 || h.ReaskAfter < 0 {
 		return fmt.Errorf("timeouts must not be negative")
+	}
+	if h.OriginAfter < 0 {
+		return fmt.Errorf("origin_after must not be negative")
+	}
+	if h.Origin != "" {
+		u, err := url.Parse(strings.SplitN(h.Origin, "{", 2)[0])
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("origin %q: want an http:// or https:// URL", h.Origin)
+		}
 	}
 	if h.Access != "" {
 		if _, err := gateway.ParseAccess(h.Access); err != nil {

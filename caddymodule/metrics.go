@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,8 +14,12 @@ import (
 // node, across config reloads, and are registered on each config's
 // registry, the one Caddy's admin endpoint serves at /metrics.
 type nodeMetrics struct {
-	blockBytes *prometheus.CounterVec
-	blockWait  *prometheus.HistogramVec
+	blockBytes     *prometheus.CounterVec
+	blockWait      *prometheus.HistogramVec
+	firstByte      prometheus.Histogram
+	stalls         prometheus.Counter
+	leavesInFlight prometheus.Gauge
+	originRejected prometheus.Counter
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -22,7 +27,7 @@ func newNodeMetrics() *nodeMetrics {
 		blockBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pacman",
 			Name:      "block_bytes_total",
-			Help:      "Bytes of blocks delivered to streams, by source: local (the blockstore) or peers (bitswap). peers/(local+peers) is the share the P2P network carried.",
+			Help:      "Bytes of blocks delivered to streams, by source: local (the blockstore), peers (bitswap) or origin (an HTTP origin, verified). peers/(peers+origin) is the share of fetched bytes the P2P network carried: the offload ratio.",
 		}, []string{"source"}),
 		blockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pacman",
@@ -30,8 +35,41 @@ func newNodeMetrics() *nodeMetrics {
 			Help:      "Time to obtain one block, by source.",
 			Buckets:   prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"source"}),
+		firstByte: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "pacman",
+			Name:      "first_byte_seconds",
+			Help:      "Time from a request's arrival to the first byte of its body.",
+			Buckets:   prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "stalls_total",
+			Help:      "Streams cut short because no source delivered a block within the stall timeout.",
+		}),
+		leavesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "pacman",
+			Name:      "leaves_in_flight",
+			Help:      "File leaves being fetched for streams right now.",
+		}),
+		originRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "origin_rejected_total",
+			Help:      "Origin answers whose bytes did not hash to the leaf's CID; never served.",
+		}),
 	}
 }
+
+// FirstByte implements gateway.Observer.
+func (m *nodeMetrics) FirstByte(d time.Duration) { m.firstByte.Observe(d.Seconds()) }
+
+// Stalled implements gateway.Observer.
+func (m *nodeMetrics) Stalled() { m.stalls.Inc() }
+
+// LeavesInFlight implements gateway.Observer.
+func (m *nodeMetrics) LeavesInFlight(delta int) { m.leavesInFlight.Add(float64(delta)) }
+
+// OriginRejected implements gateway.Observer.
+func (m *nodeMetrics) OriginRejected() { m.originRejected.Inc() }
 
 // BlockDelivered implements node.Observer.
 func (m *nodeMetrics) BlockDelivered(src node.Source, bytes int, wait time.Duration) {
@@ -55,6 +93,10 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 	collectors := []prometheus.Collector{
 		m.blockBytes,
 		m.blockWait,
+		m.firstByte,
+		m.stalls,
+		m.leavesInFlight,
+		m.originRejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "pacman", Name: "peers", Help: "Connected libp2p peers.",
 		}, stat(func(s node.Stats) float64 { return float64(s.Peers) })),
@@ -75,3 +117,9 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 	}
 	return nil
 }
+
+// Interface guards.
+var (
+	_ node.Observer    = (*nodeMetrics)(nil)
+	_ gateway.Observer = (*nodeMetrics)(nil)
+)

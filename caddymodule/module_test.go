@@ -2,14 +2,19 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -45,6 +50,25 @@ func peerAddrs(nodes []*node.Node) []string {
 	return out
 }
 
+// caddyDataDir returns a data directory for a node run by the in-process
+// Caddy that caddytest shares between tests. When the test ends, Caddy is
+// left with an empty config, so the node stops before its directory is
+// removed.
+func caddyDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		resp, err := http.Post("http://localhost:2999/load", "application/json",
+			strings.NewReader(`{"admin":{"listen":"localhost:2999"}}`))
+		if err != nil {
+			t.Errorf("stopping the test config: %v", err)
+			return
+		}
+		resp.Body.Close()
+	})
+	return dir
+}
+
 // runningNode returns the node the pool holds for dataDir.
 func runningNode(t *testing.T, dataDir string) *node.Node {
 	t.Helper()
@@ -67,7 +91,7 @@ func runningNode(t *testing.T, dataDir string) *node.Node {
 func TestServeThroughCaddy(t *testing.T) {
 	data := testutil.Bytes("caddy", 24<<20+99)
 	seeders, root := testutil.Seeders(t, 2, data)
-	dataDir := t.TempDir()
+	dataDir := caddyDataDir(t)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(testCaddyfile(dataDir, peerAddrs(seeders), 8), "caddyfile")
@@ -160,6 +184,17 @@ func TestServeThroughCaddy(t *testing.T) {
 // metricValue reads one sample from the admin endpoint's /metrics.
 func metricValue(t *testing.T, name string) float64 {
 	t.Helper()
+	v, ok := metricSample(t, name)
+	if !ok {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	return v
+}
+
+// metricSample reads one sample from the admin endpoint's /metrics, and
+// whether it is there.
+func metricSample(t *testing.T, name string) (float64, bool) {
+	t.Helper()
 	resp, err := http.Get("http://localhost:2999/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -175,9 +210,82 @@ func metricValue(t *testing.T, name string) float64 {
 			if err != nil {
 				t.Fatalf("%s: %v", line, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
+	return 0, false
+}
+
+// TestOriginThroughCaddy: the one seeder holds every other leaf of a file
+// and a plain HTTP origin holds all of it. The gateway serves the file
+// byte-exact, half from the peer and half from the origin, and the metrics
+// account for every byte by source: the offload ratio.
+func TestOriginThroughCaddy(t *testing.T) {
+	data := testutil.Bytes("origin-caddy", 8<<20+4321)
+	seeders, root := testutil.Seeders(t, 1, data)
+	ctx := context.Background()
+	ix, err := chunker.NewIndex(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := blockservice.New(seeders[0].Blockstore(), nil)
+	var removed int
+	for leaf, err := range ix.Leaves(ctx, store, root, 0, int64(len(data))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf.Offset/(1<<20)%2 == 1 {
+			if err := seeders[0].Blockstore().DeleteBlock(ctx, leaf.Cid); err != nil {
+				t.Fatal(err)
+			}
+			removed += int(leaf.Size)
+		}
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer origin.Close()
+
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/0
+		peer %s
+	}
+}
+http://localhost:9080 {
+	pacman /ipfs/* {
+		access       open
+		origin       %s/files
+		origin_after 100ms
+	}
+}
+`, caddyDataDir(t), strings.Join(peerAddrs(seeders), " "), origin.URL), "caddyfile")
+	peersBefore, _ := metricSample(t, `pacman_block_bytes_total{source="peers"}`)
+	url := "http://localhost:9080/ipfs/" + root.String()
+	req, _ := http.NewRequest("GET", url, nil)
+	tester.AssertResponse(req, 200, string(data))
+
+	fromPeers := metricValue(t, `pacman_block_bytes_total{source="peers"}`) - peersBefore
+	fromOrigin := metricValue(t, `pacman_block_bytes_total{source="origin"}`)
+	if int(fromOrigin) < removed {
+		t.Errorf("origin delivered %.0f bytes, want at least the %d the peer lacks", fromOrigin, removed)
+	}
+	if fromPeers+fromOrigin < float64(len(data)) {
+		t.Errorf("peers %.0f + origin %.0f bytes < the file's %d", fromPeers, fromOrigin, len(data))
+	}
+	t.Logf("offload: %.0f bytes from peers, %.0f from the origin: %.0f%% carried by the P2P network",
+		fromPeers, fromOrigin, 100*fromPeers/(fromPeers+fromOrigin))
+	if n := metricValue(t, "pacman_first_byte_seconds_count"); n < 1 {
+		t.Errorf("pacman_first_byte_seconds_count = %.0f", n)
+	}
+	if n := metricValue(t, "pacman_leaves_in_flight"); n != 0 {
+		t.Errorf("pacman_leaves_in_flight = %.0f after the stream ended", n)
+	}
+	if n := metricValue(t, "pacman_origin_rejected_total"); n != 0 {
+		t.Errorf("pacman_origin_rejected_total = %.0f from an honest origin", n)
+	}
 }

@@ -73,6 +73,14 @@ type Config struct {
 	// Policy decides what may be fetched from the network. The zero value
 	// serves only what Local holds.
 	Policy Policy
+	// Origin, if set, fills in leaves peers are late with, from an HTTP
+	// server holding the same files. It serves every request that may use
+	// the network or whose index the node holds, but never one marked
+	// Cache-Control: only-if-cached.
+	Origin *Origin
+	// Observer, if set, learns of first bytes, stalls, leaves in flight
+	// and rejected origin bytes, for metrics.
+	Observer Observer
 	// Logger receives logs of failed and slow requests. Nil means none.
 	Logger *zap.Logger
 }
@@ -116,6 +124,12 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Origin != nil && (cfg.Origin.Locate == nil || cfg.Origin.Store == nil) {
+		return nil, fmt.Errorf("origin needs Locate and Store")
+	}
 	idx, err := chunker.NewIndex(cfg.IndexCacheEntries)
 	if err != nil {
 		return nil, err
@@ -129,6 +143,7 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 			StallTimeout: cfg.StallTimeout,
 			Reask:        sessions.NewSession,
 			ReaskAfter:   cfg.ReaskAfter,
+			Observer:     cfg.Observer,
 		},
 		cfg: cfg,
 		log: cfg.Logger,
@@ -171,8 +186,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		getter chunker.BlockGetter
 		hold   *cachedSession // the shared session, if this request uses the network
+		origin *originFile    // the origin's copy, if the route has one
 	)
 	network, notHeld := h.cfg.Policy.fetchesFor(root)
+	if h.cfg.Origin != nil && !onlyIfCached(r) {
+		if u := h.cfg.Origin.Locate(r); u != "" {
+			origin = &originFile{Origin: h.cfg.Origin, url: u, local: h.local, obs: h.cfg.Observer, log: h.log}
+		}
+	}
 	switch {
 	case onlyIfCached(r):
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
@@ -244,7 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, resolver, t, hold)
+		rep, err = h.unixfsFile(rctx, w, r, getter, resolver, t, hold, origin)
 	}
 	cancel()
 	if err != nil {
@@ -258,8 +279,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // unixfsFile describes the UnixFS file t names.
 // Readahead runs only when the request uses a network session, which it
 // then shares.
-// g streams the leaves; rg reads the root and the bytes sniffed.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g, rg chunker.BlockGetter, t target, session *cachedSession) (representation, error) {
+// g streams the leaves, with origin filling in late ones; rg reads the
+// root and the bytes sniffed.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g, rg chunker.BlockGetter, t target, session *cachedSession, origin *originFile) (representation, error) {
 	size, err := h.streamer.Index.Size(ctx, rg, t.cid)
 	if err != nil {
 		return representation{}, err
@@ -280,7 +302,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		size: size,
 		etag: `"` + etagCID.String() + `"`,
 		contentType: func(ranges []headers.Range) (string, error) {
-			return h.contentType(r, rg, t.cid, name, size, ranges)
+			return h.contentType(r, rg, origin, t.cid, name, size, ranges)
 		},
 		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
 			st := h.streamer
@@ -290,11 +312,11 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 				local.Reask = nil
 				st = &local
 			}
-			return st.Stream(ctx, g, t.cid, spans, begin)
+			return st.Stream(ctx, g, origin, t.cid, spans, begin)
 		},
 		served: func(end int64) {
 			if h.readahead != nil && session != nil {
-				h.readahead.start(session, t.cid, end, size)
+				h.readahead.start(session, origin, t.cid, end, size)
 			}
 		},
 		cid: t.cid,
@@ -396,8 +418,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		if !sent {
 			sent = true
 			// Server-Timing (W3C): where the time to first byte went.
+			ttfb := time.Since(rep.started)
 			hdr.Set("Server-Timing", fmt.Sprintf("resolve;dur=%.1f, first-byte;dur=%.1f",
-				ms(rep.resolved), ms(time.Since(rep.started))))
+				ms(rep.resolved), ms(ttfb)))
+			h.cfg.Observer.FirstByte(ttfb)
 			w.WriteHeader(status)
 		}
 		return begin(i)
@@ -455,7 +479,7 @@ func (h *Handler) ranges(r *http.Request, rep representation) ([]headers.Range, 
 // contentType picks the media type from the file name's extension, and else
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
-func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
+func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, origin *originFile, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
 	if ct := typeByName(name); ct != "" {
 		return ct, nil
 	}
@@ -471,7 +495,7 @@ func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, c ci
 		}
 		head = leaf.Data
 		if head == nil {
-			blk, err := session.GetBlock(ctx, leaf.Cid)
+			blk, err := origin.fetchLeaf(ctx, session, leaf)
 			if err != nil {
 				return "", err
 			}

@@ -37,7 +37,8 @@ func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *read
 // start fetches through the shared session up to ra.leaves leaves of root from byte
 // offset from on, unless from is the end of the file or too many jobs
 // already run.
-func (ra *readahead) start(session *cachedSession, root cid.Cid, from, size int64) {
+// Leaves late from peers are fetched from origin too, when not nil.
+func (ra *readahead) start(session *cachedSession, origin *originFile, root cid.Cid, from, size int64) {
 	if from >= size {
 		return
 	}
@@ -55,12 +56,12 @@ func (ra *readahead) start(session *cachedSession, root cid.Cid, from, size int6
 		defer session.release()
 		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
 		defer cancel()
-		ra.fetch(ctx, inlineIdentity{session.getter}, root, from, size)
+		ra.fetch(ctx, inlineIdentity{session.getter}, origin, root, from, size)
 	}()
 }
 
-func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, root cid.Cid, from, size int64) {
-	var pending []cid.Cid
+func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, origin *originFile, root cid.Cid, from, size int64) {
+	var pending []chunker.Leaf
 	for leaf, err := range ra.index.Leaves(ctx, session, root, from, size) {
 		if err != nil {
 			return
@@ -68,18 +69,18 @@ func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, roo
 		// A leaf starting before from holds the range's last bytes: it
 		// was just served, so it is local already.
 		if leaf.Data == nil && leaf.Offset >= from {
-			pending = append(pending, leaf.Cid)
+			pending = append(pending, leaf)
 		}
 		if len(pending) == ra.leaves {
 			break
 		}
 	}
 	done := make(chan struct{}, len(pending))
-	for _, c := range pending {
+	for _, leaf := range pending {
 		go func() {
 			// A failed readahead costs nothing but the miss it failed to
 			// prevent; the foreground request reports real errors.
-			_, _ = session.GetBlock(ctx, c)
+			_, _ = origin.fetchLeaf(ctx, session, leaf)
 			done <- struct{}{}
 		}()
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 )
@@ -34,6 +35,8 @@ type RangeStreamer struct {
 	Reask func(ctx context.Context) chunker.BlockGetter
 	// ReaskAfter is the deadline before a leaf is asked for again.
 	ReaskAfter time.Duration
+	// Observer counts leaves in flight and stalls. Required.
+	Observer Observer
 }
 
 // span is one range of a file to stream.
@@ -55,8 +58,9 @@ type slot struct {
 // and only once that byte has arrived, so a caller that sends headers in
 // begin(0) can still answer a failure to fetch anything with an error
 // status. All fetching stops when ctx is done or a write fails. g must
-// verify blocks against their CIDs.
-func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, begin func(i int) (io.Writer, error)) error {
+// verify blocks against their CIDs. Leaves late from g are also fetched
+// from origin, when not nil.
+func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -69,7 +73,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, root 
 	late := newLateSignal()
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, root, spans, slots, &wg, late)
+		s.produce(ctx, g, origin, root, spans, slots, &wg, late)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
@@ -125,6 +129,7 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			s.Observer.Stalled()
 			return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
 		case <-reask:
 			late.fire()
@@ -134,7 +139,7 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, 
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup, late *lateSignal) {
+func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup, late *lateSignal) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
 			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
@@ -152,7 +157,7 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root
 				return
 			}
 			if fetch {
-				wg.Go(func() { s.fetchLeaf(ctx, g, sl, late) })
+				wg.Go(func() { s.fetchLeaf(ctx, g, origin, sl, late) })
 			}
 		}
 	}
@@ -161,10 +166,22 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, root
 // fetchLeaf fetches one leaf through g, and again through a fresh session
 // each time late fires (the viewer has waited ReaskAfter for the head of
 // the window); the first answer wins and the other asks are cancelled. A
-// stream that never waits never re-asks.
-func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, sl *slot, late *lateSignal) {
+// stream that never waits never re-asks. With an origin, the leaf's byte
+// span is fetched from it as well once peers are late.
+func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, origin *originFile, sl *slot, late *lateSignal) {
 	defer close(sl.done)
-	blk, err := raceGet(ctx, sl.leaf.Cid, g, s.Reask, late)
+	s.Observer.LeavesInFlight(1)
+	defer s.Observer.LeavesInFlight(-1)
+	peers := func(ctx context.Context) (blocks.Block, error) { return raceGet(ctx, sl.leaf.Cid, g, s.Reask, late) }
+	var (
+		blk blocks.Block
+		err error
+	)
+	if origin != nil && origin.serves(sl.leaf) {
+		blk, err = origin.race(ctx, sl.leaf, peers)
+	} else {
+		blk, err = peers(ctx)
+	}
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
 		return

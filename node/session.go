@@ -10,6 +10,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"go.uber.org/zap"
 )
 
 // Source says where a session found a block.
@@ -20,6 +21,9 @@ const (
 	SourceLocal Source = "local"
 	// SourcePeers is bitswap: the block crossed the network, verified.
 	SourcePeers Source = "peers"
+	// SourceOrigin is an HTTP origin: the caller checked the bytes
+	// against the CID before handing them to Keep.
+	SourceOrigin Source = "origin"
 )
 
 // Observer learns of every block a session delivers. It is called on the
@@ -61,15 +65,25 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.n.store.Blockstore.Put(ctx, blk); err != nil {
-		return nil, fmt.Errorf("storing block %s: %w", c, err)
+	if err := s.n.Keep(ctx, blk, SourcePeers, time.Since(start)); err != nil {
+		return nil, err
+	}
+	return blk, nil
+}
+
+// Keep stores a block fetched from src, whose bytes the caller has checked
+// against its CID, announces it to peers waiting for it, and reports it to
+// the Observer with the time it took to arrive.
+func (n *Node) Keep(ctx context.Context, blk blocks.Block, src Source, wait time.Duration) error {
+	if err := n.store.Blockstore.Put(ctx, blk); err != nil {
+		return fmt.Errorf("storing block %s: %w", blk.Cid(), err)
 	}
 	// Tell the bitswap server, so peers waiting for the block get it.
-	if err := s.n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {
-		s.n.log.Debug("announcing a new block failed")
+	if err := n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {
+		n.log.Debug("announcing a new block failed", zap.Error(err))
 	}
-	s.n.observe(SourcePeers, len(blk.RawData()), time.Since(start))
-	return blk, nil
+	n.observe(src, len(blk.RawData()), wait)
+	return nil
 }
 
 func (n *Node) observe(src Source, bytes int, wait time.Duration) {

@@ -154,3 +154,35 @@ func SumLength(ranges []Range) int64 {
 	}
 	return n
 }
+
+// ParseContentRange parses the Content-Range of a 206 response for one
+// range (RFC 9110 §14.4): "bytes first-last/complete" or
+// "bytes first-last/*". It returns the first and last byte positions.
+func ParseContentRange(s string) (first, last int64, ok bool) {
+	spec, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, complete, found := strings.Cut(spec, "/")
+	if !found {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	var err error
+	if first, err = parseDigits(a); err != nil {
+		return 0, 0, false
+	}
+	if last, err = parseDigits(b); err != nil || last < first {
+		return 0, 0, false
+	}
+	if complete != "*" {
+		n, err := parseDigits(complete)
+		if err != nil || last >= n {
+			return 0, 0, false
+		}
+	}
+	return first, last, true
+}
