@@ -149,18 +149,29 @@ prints the CAR's roots.`,
 
 func exportCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "export [--data-dir DIR] CID > FILE.car",
+		Use:   "export [--data-dir DIR] [--index-only] CID > FILE.car",
 		Short: "Writes the DAG under a CID as a CARv1 stream to stdout",
-		Args:  cobra.ExactArgs(1),
+		Long: `
+Writes every block of the DAG under CID, depth first from the root, as a
+CARv1 stream. With --index-only the raw leaves (the file bytes) are left
+out: the CAR holds only the index, a few KB per GB. An edge that imports it
+and names an HTTP origin holding the files serves them from the origin
+alone, checking every leaf against its CID.`,
+		Args: cobra.ExactArgs(1),
 	}
 	dir := dataDirFlag(cmd)
+	indexOnly := cmd.Flags().Bool("index-only", false, "leave out the raw leaves: export only the DAG's index")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		root, err := cid.Decode(args[0])
 		if err != nil {
 			return fmt.Errorf("%q is not a CID: %w", args[0], err)
 		}
 		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
-			_, err := chunker.ExportCAR(ctx, blockservice.New(s.Blockstore, nil), root, cmd.OutOrStdout())
+			export := chunker.ExportCAR
+			if *indexOnly {
+				export = chunker.ExportIndexCAR
+			}
+			_, err := export(ctx, blockservice.New(s.Blockstore, nil), root, cmd.OutOrStdout())
 			return err
 		})
 	}

@@ -69,6 +69,19 @@ func ImportCAR(ctx context.Context, bs BlockPutter, r io.Reader) ([]cid.Cid, int
 // depth-first order from the root. dag-pb links are followed; raw blocks are
 // leaves. Other codecs are exported as blocks without their links.
 func ExportCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Writer) (int, error) {
+	return exportCAR(ctx, g, root, w, false)
+}
+
+// ExportIndexCAR writes the DAG under root as ExportCAR does, but without
+// the raw leaves linked from it: what remains is the index, about 1/20 000
+// of the file's size with 1 MiB leaves. An edge that imports it can serve
+// the file from an HTTP origin alone, checking every leaf it fetches
+// against the CIDs the index holds.
+func ExportIndexCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Writer) (int, error) {
+	return exportCAR(ctx, g, root, w, true)
+}
+
+func exportCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Writer, skipRawLinks bool) (int, error) {
 	car, err := storage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true))
 	if err != nil {
 		return 0, fmt.Errorf("starting CAR: %w", err)
@@ -100,6 +113,9 @@ func ExportCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Writer) (i
 		}
 		links := nd.Links()
 		for i := len(links) - 1; i >= 0; i-- {
+			if skipRawLinks && links[i].Cid.Prefix().Codec == cid.Raw {
+				continue
+			}
 			stack = append(stack, links[i].Cid)
 		}
 	}

@@ -52,6 +52,50 @@ func TestCARRoundTrip(t *testing.T) {
 	}
 }
 
+// TestExportIndexCAR exports a two-level DAG without its leaves: every
+// internal node is there, and the index maps every byte to a leaf CID
+// without a single leaf in the store.
+func TestExportIndexCAR(t *testing.T) {
+	ctx := context.Background()
+	_, bserv, dag := memStore()
+	data := testutil.Bytes("index-car", 40<<10+3)
+	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(1024), chunker.WithMaxLinks(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	n, err := chunker.ExportIndexCAR(ctx, bserv, root, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 41 leaves under 6 nodes under the root: 7 index blocks.
+	if n != 7 {
+		t.Errorf("exported %d blocks, want the 7 internal nodes", n)
+	}
+	bs2, bserv2, _ := memStore()
+	if _, _, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var leaves int
+	var next int64
+	for leaf, err := range newIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf.Offset != next {
+			t.Fatalf("leaf at %d, want %d", leaf.Offset, next)
+		}
+		next += leaf.Size
+		if has, _ := bs2.Has(ctx, leaf.Cid); has {
+			t.Errorf("leaf %s was exported", leaf.Cid)
+		}
+		leaves++
+	}
+	if leaves != 41 || next != int64(len(data)) {
+		t.Errorf("index maps %d bytes to %d leaves, want %d to 41", next, leaves, len(data))
+	}
+}
+
 // TestImportCARRejectsCorruptBlock flips one byte of a block's data: the
 // import must fail rather than store bytes under a CID they do not match.
 func TestImportCARRejectsCorruptBlock(t *testing.T) {
