@@ -22,6 +22,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 		max_inbound_connections 300
 		max_streams 4000
 		max_memory 512MiB
+		cache_size 50GiB
+		upload_limit 200Mbit
+		upload_limit_per_peer 5MB/s
 	}
 }
 :8080 {
@@ -34,6 +37,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 		access allowlist
 		allow_file /etc/pacman/allow.txt
 		deny_file /etc/pacman/deny.txt
+		origin https://origin.example.com/media
+		origin_after 750ms
 	}
 }
 `, "caddyfile", `{
@@ -60,6 +65,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 									"deny_file": "/etc/pacman/deny.txt",
 									"handler": "pacman",
 									"max_ranges": 8,
+									"origin": "https://origin.example.com/media",
+									"origin_after": 750000000,
 									"readahead": 4,
 									"resolve_timeout": 20000000000,
 									"stall_timeout": 5000000000,
@@ -83,7 +90,10 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"max_connections": 400,
 			"max_inbound_connections": 300,
 			"max_streams": 4000,
-			"max_memory": 536870912
+			"max_memory": 536870912,
+			"cache_size": 53687091200,
+			"upload_limit": 25000000,
+			"upload_limit_per_peer": 5000000
 		}
 	}
 }`)
@@ -99,6 +109,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		"unknown global":       {"{\n pacman {\n  nope x\n }\n}\n:8080", `unknown pacman option \"nope\"`},
 		"data_dir arity":       {"{\n pacman {\n  data_dir a b\n }\n}\n:8080", "wrong argument count"},
 		"bad size":             {"{\n pacman {\n  max_memory lots\n }\n}\n:8080", "max_memory: "},
+		"bad cache size":       {"{\n pacman {\n  cache_size -1GiB\n }\n}\n:8080", "cache_size: "},
+		"bad rate":             {"{\n pacman {\n  upload_limit fast\n }\n}\n:8080", `upload_limit: \"fast\" is not a rate`},
+		"bad origin":           {":8080 {\n pacman {\n  origin ftp://x\n }\n}", "want an http:// or https:// URL"},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
 	for name, tc := range cases {

@@ -40,6 +40,8 @@ type nodeStatus struct {
 	Listen      []string `json:"listen"`
 	Peers       []string `json:"peers"`
 	StoreBytes  uint64   `json:"store_bytes"`
+	CacheBytes  int64    `json:"cache_bytes"`
+	Evictions   uint64   `json:"evictions"`
 	BytesSeeded uint64   `json:"bytes_seeded"`
 }
 
@@ -57,7 +59,7 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		if st, err = n.Stats(ctx); err != nil {
 			return false
 		}
-		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, BytesSeeded: st.BytesSeeded}
+		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, CacheBytes: st.CacheBytes, Evictions: st.Evictions, BytesSeeded: st.BytesSeeded}
 		for _, a := range n.Host().Addrs() {
 			s.Listen = append(s.Listen, a.String())
 		}

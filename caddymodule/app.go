@@ -52,6 +52,20 @@ type App struct {
 	// MaxMemory caps the bytes libp2p reserves for connections and
 	// streams. Default: scaled by libp2p (1/8 of system memory).
 	MaxMemory int64 `json:"max_memory,omitempty"`
+	// CacheSize bounds, in bytes, the blocks fetched from peers and
+	// origins that the node keeps (and seeds); past it the least recently
+	// used are evicted. Content imported with `caddy pacman add` or
+	// `import` is kept in full on top of it and never evicted. A block
+	// read or fetched in the last minute is never evicted, so streams
+	// and readahead keep what they are about to read. Default: 0, no
+	// bound — set it on any edge whose disk can fill.
+	CacheSize int64 `json:"cache_size,omitempty"`
+	// UploadLimit caps, in bytes per second, the block data sent to all
+	// peers together. Default: 0, no cap.
+	UploadLimit int64 `json:"upload_limit,omitempty"`
+	// UploadLimitPerPeer caps, in bytes per second, the block data sent
+	// to any one peer. Default: 0, no cap.
+	UploadLimitPerPeer int64 `json:"upload_limit_per_peer,omitempty"`
 
 	node    *node.Node
 	metrics *nodeMetrics
@@ -111,14 +125,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // nodeConfig parses the app's settings into a node configuration.
 func (a *App) nodeConfig() (node.Config, error) {
-	cfg := node.Config{DataDir: a.DataDir, Logger: a.log, Limits: node.Limits{
-		Conns:        a.MaxConnections,
-		ConnsInbound: a.MaxInboundConnections,
-		Streams:      a.MaxStreams,
-		Memory:       a.MaxMemory,
-	}}
+	cfg := node.Config{
+		DataDir: a.DataDir,
+		Logger:  a.log,
+		Limits: node.Limits{
+			Conns:        a.MaxConnections,
+			ConnsInbound: a.MaxInboundConnections,
+			Streams:      a.MaxStreams,
+			Memory:       a.MaxMemory,
+		},
+		CacheSize: a.CacheSize,
+		Upload:    node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer},
+	}
 	if a.MaxConnections < 0 || a.MaxInboundConnections < 0 || a.MaxStreams < 0 || a.MaxMemory < 0 {
 		return cfg, fmt.Errorf("connection, stream and memory limits must not be negative")
+	}
+	if a.CacheSize < 0 || a.UploadLimit < 0 || a.UploadLimitPerPeer < 0 {
+		return cfg, fmt.Errorf("cache_size and upload limits must not be negative")
 	}
 	for _, s := range a.Listen {
 		ma, err := multiaddr.NewMultiaddr(s)

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -28,6 +30,9 @@ func init() {
 //		max_inbound_connections <n>
 //		max_streams             <n>
 //		max_memory              <size, e.g. 512MiB>
+//		cache_size              <size, e.g. 50GiB>
+//		upload_limit            <rate, e.g. 200Mbit or 25MB>
+//		upload_limit_per_peer   <rate>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -77,15 +82,37 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
-		case "max_memory":
+		case "max_memory", "cache_size":
+			name := d.Val()
 			if !d.NextArg() {
 				return nil, d.ArgErr()
 			}
 			size, err := humanize.ParseBytes(d.Val())
 			if err != nil || size > 1<<62 {
-				return nil, d.Errf("max_memory: %q is not a size such as 512MiB", d.Val())
+				return nil, d.Errf("%s: %q is not a size such as 512MiB", name, d.Val())
 			}
-			app.MaxMemory = int64(size)
+			if name == "max_memory" {
+				app.MaxMemory = int64(size)
+			} else {
+				app.CacheSize = int64(size)
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "upload_limit", "upload_limit_per_peer":
+			name := d.Val()
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			rate, err := parseRate(d.Val())
+			if err != nil {
+				return nil, d.Errf("%s: %v", name, err)
+			}
+			if name == "upload_limit" {
+				app.UploadLimit = rate
+			} else {
+				app.UploadLimitPerPeer = rate
+			}
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
@@ -94,6 +121,27 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "pacman", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseRate parses a rate in bits ("200Mbit", "1Gbps") or bytes ("25MB",
+// "20MiB", optionally "/s") per second, and returns bytes per second.
+func parseRate(s string) (int64, error) {
+	v := strings.TrimSuffix(s, "/s")
+	bits := false
+	for _, unit := range []string{"bit", "bps"} {
+		if num, ok := strings.CutSuffix(v, unit); ok {
+			v, bits = num+"B", true
+			break
+		}
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > 1<<62 {
+		return 0, fmt.Errorf("%q is not a rate such as 200Mbit or 25MB", s)
+	}
+	if bits {
+		n /= 8
+	}
+	return int64(n), nil
 }
 
 // parseDirective sets up a handler from the directive:

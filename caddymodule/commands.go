@@ -245,8 +245,8 @@ status of its pacman node and prints it.`,
 			for _, a := range n.Listen {
 				fmt.Fprintf(out, "listening on  %s\n", a)
 			}
-			fmt.Fprintf(out, "peers         %d\nstore         %s\nseeded        %s\n",
-				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(n.BytesSeeded))
+			fmt.Fprintf(out, "peers         %d\nstore         %s\ncache         %s fetched, %d evicted\nseeded        %s\n",
+				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(uint64(n.CacheBytes)), n.Evictions, humanize.IBytes(n.BytesSeeded))
 		}
 		return nil
 	}

@@ -106,6 +106,12 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "pacman", Name: "blockstore_bytes", Help: "Size of the blockstore on disk.",
 		}, stat(func(s node.Stats) float64 { return float64(s.StoreBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "pacman", Name: "cache_bytes", Help: "Bytes of fetched blocks held, which cache_size bounds (imported content is not counted).",
+		}, stat(func(s node.Stats) float64 { return float64(s.CacheBytes) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "pacman", Name: "cache_evictions_total", Help: "Fetched blocks evicted to keep the cache within cache_size.",
+		}, stat(func(s node.Stats) float64 { return float64(s.Evictions) })),
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

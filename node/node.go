@@ -43,6 +43,16 @@ type Config struct {
 	Routing routing.ContentDiscovery
 	// Limits caps connections, streams and memory taken by peers.
 	Limits Limits
+	// Upload caps the block bytes sent to peers, in total and per peer.
+	Upload UploadLimits
+	// CacheSize bounds the bytes of fetched blocks kept in the store; the
+	// least recently used are evicted past it. Imported blocks are not
+	// counted and never evicted. Zero means no bound.
+	CacheSize int64
+	// CacheGrace is how long a block read or stored is safe from
+	// eviction, so blocks a stream or readahead just fetched stay until
+	// they are read. Default 1m.
+	CacheGrace time.Duration
 	// Observer, if set, learns of every block sessions deliver.
 	Observer Observer
 	// Logger receives the node's logs. Nil means no logs.
@@ -57,6 +67,7 @@ type Node struct {
 	blocks   blockservice.BlockService
 	peering  *peering.PeeringService
 	guard    *junkGuard
+	cache    *cache
 	observer Observer
 	log      *zap.Logger
 }
@@ -76,6 +87,22 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	defer func() {
 		if err != nil {
 			store.Close()
+		}
+	}()
+	if cfg.CacheSize < 0 {
+		return nil, fmt.Errorf("cache size must not be negative, got %d", cfg.CacheSize)
+	}
+	if cfg.CacheGrace <= 0 {
+		cfg.CacheGrace = time.Minute
+	}
+	cache, err := newCache(ctx, store, cfg.CacheSize, cfg.CacheGrace, log)
+	if err != nil {
+		return nil, err
+	}
+	store.cache = cache
+	defer func() {
+		if err != nil {
+			cache.close()
 		}
 	}()
 	key, err := loadOrCreateIdentity(cfg.DataDir)
@@ -106,7 +133,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	guard.mu.Lock()
 	guard.drop = func(p peer.ID) { _ = h.Network().ClosePeer(p) }
 	guard.mu.Unlock()
-	bs := bitswap.New(context.Background(), bsnet.NewFromIpfsHost(h), cfg.Routing, store.Blockstore,
+	net, err := limitUploads(bsnet.NewFromIpfsHost(h), cfg.Upload)
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	bs := bitswap.New(context.Background(), net, cfg.Routing, store.Blockstore,
 		bitswap.WithTracer(guard),
 		bitswap.ProviderSearchDelay(time.Second),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
@@ -120,6 +152,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		blocks:   blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
 		peering:  peering.NewPeeringService(h),
 		guard:    guard,
+		cache:    cache,
 		observer: cfg.Observer,
 		log:      log,
 	}
@@ -174,7 +207,9 @@ func (n *Node) AddPeer(p peer.AddrInfo) {
 // Close stops serving peers, closes connections and the store.
 func (n *Node) Close() error {
 	n.peering.Stop()
-	errs := []error{n.bitswap.Close(), n.host.Close(), n.store.Close()}
+	errs := []error{n.bitswap.Close(), n.host.Close()}
+	n.cache.close()
+	errs = append(errs, n.store.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing node: %w", err)
 	}
@@ -192,11 +227,17 @@ type Stats struct {
 	BlocksSeeded uint64
 	// StoreBytes is the blockstore's size on disk.
 	StoreBytes uint64
+	// CacheBytes is the size of the fetched blocks held, which CacheSize
+	// bounds.
+	CacheBytes int64
+	// Evictions is the number of fetched blocks evicted since start.
+	Evictions uint64
 }
 
 // Stats returns the node's current figures.
 func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Peers: len(n.host.Network().Peers())}
+	st.CacheBytes, st.Evictions = n.cache.stats()
 	bs, err := n.bitswap.Stat()
 	if err != nil {
 		return st, fmt.Errorf("reading bitswap stats: %w", err)

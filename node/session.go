@@ -75,8 +75,8 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 // against its CID, announces it to peers waiting for it, and reports it to
 // the Observer with the time it took to arrive.
 func (n *Node) Keep(ctx context.Context, blk blocks.Block, src Source, wait time.Duration) error {
-	if err := n.store.Blockstore.Put(ctx, blk); err != nil {
-		return fmt.Errorf("storing block %s: %w", blk.Cid(), err)
+	if err := n.cache.keep(ctx, blk); err != nil {
+		return err
 	}
 	// Tell the bitswap server, so peers waiting for the block get it.
 	if err := n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
@@ -19,9 +20,12 @@ import (
 // libp2p host, by the import and export commands.
 type Store struct {
 	// Blockstore holds the blocks. Identity CIDs are answered from the CID
-	// itself and never stored.
+	// itself and never stored. Blocks put through it count as imported:
+	// they are kept for good, even if they were cached before.
 	Blockstore blockstore.Blockstore
+	base       blockstore.Blockstore // the blocks, without the cache's bookkeeping
 	ds         *pebbleds.Datastore
+	cache      *cache // tracks fetched blocks; nil until a node starts one
 }
 
 // OpenStore opens (creating if needed) the blockstore in dir. Only one
@@ -44,7 +48,43 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %s (is another pacman using it?): %w", path, err)
 	}
 	bs := blockstore.NewBlockstore(ds, blockstore.WriteThrough(false))
-	return &Store{Blockstore: blockstore.NewIdStore(bs), ds: ds}, nil
+	s := &Store{base: blockstore.NewIdStore(bs), ds: ds}
+	s.Blockstore = storeBlockstore{s.base, s}
+	return s, nil
+}
+
+// storeBlockstore is the store's blockstore as its users see it: reads
+// mark cached blocks as recently used, and puts (imports) take blocks out
+// of the cache for good.
+type storeBlockstore struct {
+	blockstore.Blockstore
+	s *Store
+}
+
+func (b storeBlockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	blk, err := b.Blockstore.Get(ctx, c)
+	if err == nil && b.s.cache != nil {
+		b.s.cache.touch(c)
+	}
+	return blk, err
+}
+
+func (b storeBlockstore) Put(ctx context.Context, blk blocks.Block) error {
+	return b.PutMany(ctx, []blocks.Block{blk})
+}
+
+func (b storeBlockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
+	ids := make([]cid.Cid, len(blks))
+	for i, blk := range blks {
+		ids[i] = blk.Cid()
+		if err := b.s.ds.Delete(ctx, cachedKey(blk.Cid())); err != nil {
+			return fmt.Errorf("marking block %s imported: %w", blk.Cid(), err)
+		}
+	}
+	if b.s.cache != nil {
+		b.s.cache.forget(ids...)
+	}
+	return b.Blockstore.PutMany(ctx, blks)
 }
 
 // Sync flushes all written blocks to disk.

@@ -38,11 +38,21 @@ var Loopback = multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
 // and dialling peers, and closes it when the test ends.
 func NewNode(t testing.TB, peers ...peer.AddrInfo) *node.Node {
 	t.Helper()
-	n, err := node.New(context.Background(), node.Config{
-		DataDir:     t.TempDir(),
-		ListenAddrs: []multiaddr.Multiaddr{Loopback},
-		Peers:       peers,
-	})
+	return NewNodeConfig(t, node.Config{Peers: peers})
+}
+
+// NewNodeConfig starts a node configured by cfg, with a fresh data
+// directory and listening on loopback unless cfg says otherwise, and
+// closes it when the test ends.
+func NewNodeConfig(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.ListenAddrs == nil {
+		cfg.ListenAddrs = []multiaddr.Multiaddr{Loopback}
+	}
+	n, err := node.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("starting node: %v", err)
 	}

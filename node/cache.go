@@ -1,0 +1,222 @@
+package node
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	dshelp "github.com/ipfs/boxo/datastore/dshelp"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"go.uber.org/zap"
+)
+
+// cachedPrefix namespaces the datastore keys that mark a stored block as
+// fetched (evictable) rather than imported: /pacman/cached/{multihash},
+// valued with the block's size and the time it was stored.
+var cachedPrefix = datastore.NewKey("/pacman/cached")
+
+func cachedKey(c cid.Cid) datastore.Key {
+	return cachedPrefix.Child(dshelp.MultihashToDsKey(c.Hash()))
+}
+
+// cache bounds the bytes of fetched blocks in the store, evicting the least
+// recently used. Imported blocks are not tracked and never evicted. A
+// block read or stored within grace is not evicted either, so a stream's
+// window and the readahead for a player's next request stay put: the cap
+// is exceeded for a while rather than evicting what is about to be read.
+type cache struct {
+	store *Store
+	limit int64
+	grace time.Duration
+	log   *zap.Logger
+	kick  chan struct{} // wakes the evictor; buffered, 1
+	done  chan struct{} // closed to stop the evictor
+	wg    sync.WaitGroup
+
+	mu        sync.Mutex               // guards the fields below
+	lru       *list.List               // of *cacheEntry, most recent first
+	entries   map[string]*list.Element // by multihash
+	bytes     int64
+	evictions uint64
+}
+
+type cacheEntry struct {
+	c    cid.Cid
+	size int64
+	used time.Time
+}
+
+// newCache loads the fetched blocks recorded in the store and starts the
+// evictor. limit 0 means no bound: blocks are tracked, never evicted.
+func newCache(ctx context.Context, store *Store, limit int64, grace time.Duration, log *zap.Logger) (*cache, error) {
+	c := &cache{
+		store:   store,
+		limit:   limit,
+		grace:   grace,
+		log:     log,
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		lru:     list.New(),
+		entries: map[string]*list.Element{},
+	}
+	res, err := store.ds.Query(ctx, query.Query{Prefix: cachedPrefix.String()})
+	if err != nil {
+		return nil, fmt.Errorf("loading cache index: %w", err)
+	}
+	var loaded []*cacheEntry
+	for r := range res.Next() {
+		if r.Error != nil {
+			res.Close()
+			return nil, fmt.Errorf("loading cache index: %w", r.Error)
+		}
+		mh, err := dshelp.DsKeyToMultihash(datastore.NewKey(datastore.NewKey(r.Key).BaseNamespace()))
+		if err != nil || len(r.Value) != 16 {
+			continue // not ours
+		}
+		loaded = append(loaded, &cacheEntry{
+			c:    cid.NewCidV1(cid.Raw, mh),
+			size: int64(binary.BigEndian.Uint64(r.Value)),
+			used: time.Unix(0, int64(binary.BigEndian.Uint64(r.Value[8:]))),
+		})
+	}
+	res.Close()
+	// Oldest at the back: the order they were stored in, before restart.
+	slices.SortFunc(loaded, func(a, b *cacheEntry) int { return b.used.Compare(a.used) })
+	for _, e := range loaded {
+		c.entries[string(e.c.Hash())] = c.lru.PushBack(e)
+		c.bytes += e.size
+	}
+	c.wg.Go(c.evictor)
+	c.wake()
+	return c, nil
+}
+
+// keep stores a fetched block and tracks it as evictable.
+func (c *cache) keep(ctx context.Context, blk blocks.Block) error {
+	now := time.Now()
+	size := int64(len(blk.RawData()))
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:], uint64(size))
+	binary.BigEndian.PutUint64(v[8:], uint64(now.UnixNano()))
+	// The mark first: a crash between the two writes leaves a mark
+	// without a block, which eviction shrugs off, never an untracked
+	// fetched block that would stay forever.
+	if err := c.store.ds.Put(ctx, cachedKey(blk.Cid()), v[:]); err != nil {
+		return fmt.Errorf("recording cached block %s: %w", blk.Cid(), err)
+	}
+	if err := c.store.base.Put(ctx, blk); err != nil {
+		return fmt.Errorf("storing block %s: %w", blk.Cid(), err)
+	}
+	c.mu.Lock()
+	k := string(blk.Cid().Hash())
+	if el, ok := c.entries[k]; ok {
+		el.Value.(*cacheEntry).used = now
+		c.lru.MoveToFront(el)
+	} else {
+		c.entries[k] = c.lru.PushFront(&cacheEntry{c: blk.Cid(), size: size, used: now})
+		c.bytes += size
+	}
+	over := c.limit > 0 && c.bytes > c.limit
+	c.mu.Unlock()
+	if over {
+		c.wake()
+	}
+	return nil
+}
+
+// touch marks a block as just used, if it is a cached one.
+func (c *cache) touch(id cid.Cid) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[string(id.Hash())]; ok {
+		el.Value.(*cacheEntry).used = time.Now()
+		c.lru.MoveToFront(el)
+	}
+}
+
+// forget stops tracking blocks that were imported: they are kept for good.
+func (c *cache) forget(ids ...cid.Cid) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if el, ok := c.entries[string(id.Hash())]; ok {
+			c.bytes -= el.Value.(*cacheEntry).size
+			c.lru.Remove(el)
+			delete(c.entries, string(id.Hash()))
+		}
+	}
+}
+
+func (c *cache) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// evictor evicts when woken, and on a tick a fraction of grace long, since
+// blocks too recent to evict now will not be later.
+func (c *cache) evictor() {
+	t := time.NewTicker(max(c.grace/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		c.evict()
+	}
+}
+
+// evict removes least recently used blocks until the cache is within its
+// limit or the oldest block is within grace.
+func (c *cache) evict() {
+	if c.limit <= 0 {
+		return
+	}
+	ctx := context.Background()
+	for {
+		c.mu.Lock()
+		el := c.lru.Back()
+		if c.bytes <= c.limit || el == nil || time.Since(el.Value.(*cacheEntry).used) < c.grace {
+			c.mu.Unlock()
+			return
+		}
+		e := el.Value.(*cacheEntry)
+		c.lru.Remove(el)
+		delete(c.entries, string(e.c.Hash()))
+		c.bytes -= e.size
+		c.evictions++
+		c.mu.Unlock()
+		// A block stored again between the unlock and the delete is
+		// deleted anyway: it is fetched again when next needed.
+		if err := c.store.base.DeleteBlock(ctx, e.c); err != nil {
+			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
+		}
+		if err := c.store.ds.Delete(ctx, cachedKey(e.c)); err != nil {
+			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
+		}
+	}
+}
+
+// stats returns the bytes of fetched blocks held and the evictions so far.
+func (c *cache) stats() (bytes int64, evictions uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes, c.evictions
+}
+
+// close stops the evictor.
+func (c *cache) close() {
+	close(c.done)
+	c.wg.Wait()
+}
