@@ -25,6 +25,11 @@ func TestCaddyfileAdapt(t *testing.T) {
 		cache_size 50GiB
 		upload_limit 200Mbit
 		upload_limit_per_peer 5MB/s
+		dht server
+		bootstrap /ip4/192.0.2.8/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+		delegated_routing https://indexer.example.com
+		provide all
+		reprovide_interval 12h
 	}
 }
 :8080 {
@@ -93,7 +98,18 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"max_memory": 536870912,
 			"cache_size": 53687091200,
 			"upload_limit": 25000000,
-			"upload_limit_per_peer": 5000000
+			"upload_limit_per_peer": 5000000,
+			"routing": {
+				"dht": "server",
+				"bootstrap": [
+					"/ip4/192.0.2.8/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
+				],
+				"delegated": [
+					"https://indexer.example.com"
+				],
+				"provide": "all",
+				"reprovide_interval": 43200000000000
+			}
 		}
 	}
 }`)
@@ -111,6 +127,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad size":             {"{\n pacman {\n  max_memory lots\n }\n}\n:8080", "max_memory: "},
 		"bad cache size":       {"{\n pacman {\n  cache_size -1GiB\n }\n}\n:8080", "cache_size: "},
 		"bad rate":             {"{\n pacman {\n  upload_limit fast\n }\n}\n:8080", `upload_limit: \"fast\" is not a rate`},
+		"bad dht":              {"{\n pacman {\n  dht maybe\n }\n}\n:8080", "want client, server or auto"},
+		"bad provide":          {"{\n pacman {\n  provide some\n }\n}\n:8080", "want roots, all or none"},
+		"bad delegated":        {"{\n pacman {\n  delegated_routing indexer\n }\n}\n:8080", "is not an http:// or https:// URL"},
 		"bad origin":           {":8080 {\n pacman {\n  origin ftp://x\n }\n}", "want an http:// or https:// URL"},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.

@@ -6,7 +6,9 @@ package caddymodule
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,6 +68,9 @@ type App struct {
 	// UploadLimitPerPeer caps, in bytes per second, the block data sent
 	// to any one peer. Default: 0, no cap.
 	UploadLimitPerPeer int64 `json:"upload_limit_per_peer,omitempty"`
+	// Routing finds providers beyond the static peers and announces what
+	// the node holds. Default: none, only connected peers are asked.
+	Routing *Routing `json:"routing,omitempty"`
 
 	node    *node.Node
 	metrics *nodeMetrics
@@ -143,6 +148,10 @@ func (a *App) nodeConfig() (node.Config, error) {
 	if a.CacheSize < 0 || a.UploadLimit < 0 || a.UploadLimitPerPeer < 0 {
 		return cfg, fmt.Errorf("cache_size and upload limits must not be negative")
 	}
+	var err error
+	if cfg.Routing, err = a.Routing.nodeRouting(); err != nil {
+		return cfg, err
+	}
 	for _, s := range a.Listen {
 		ma, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
@@ -158,6 +167,63 @@ func (a *App) nodeConfig() (node.Config, error) {
 		cfg.Peers = append(cfg.Peers, *info)
 	}
 	return cfg, nil
+}
+
+// Routing configures how the node finds content and announces it.
+type Routing struct {
+	// DHT runs the Amino DHT: "client" (queries only), "server" (also
+	// answers other nodes and stores their records: for reachable edges)
+	// or "auto" (server once publicly reachable). Default: no DHT.
+	DHT string `json:"dht,omitempty"`
+	// Bootstrap are multiaddrs ending in /p2p/{peer-id} the DHT joins
+	// through. Default: the Amino DHT's public bootstrap peers; set your
+	// own edges here for a private DHT.
+	Bootstrap []string `json:"bootstrap,omitempty"`
+	// Delegated are delegated routing v1 HTTP endpoints asked for
+	// providers in parallel with the DHT, e.g. an indexer.
+	Delegated []string `json:"delegated,omitempty"`
+	// Provide is what the node announces: "roots" (every imported root;
+	// the default), "all" (every block held, fetched ones included) or
+	// "none".
+	Provide string `json:"provide,omitempty"`
+	// ReprovideInterval is how often everything is announced again.
+	// Default: 22h.
+	ReprovideInterval caddy.Duration `json:"reprovide_interval,omitempty"`
+}
+
+// nodeRouting parses r into the node's routing configuration.
+func (r *Routing) nodeRouting() (node.Routing, error) {
+	var out node.Routing
+	if r == nil {
+		return out, nil
+	}
+	switch r.DHT {
+	case "", "client", "server", "auto":
+	default:
+		return out, fmt.Errorf("routing dht: want client, server or auto, got %q", r.DHT)
+	}
+	switch r.Provide {
+	case "", "roots", "all", "none":
+	default:
+		return out, fmt.Errorf("routing provide: want roots, all or none, got %q", r.Provide)
+	}
+	if r.ReprovideInterval < 0 {
+		return out, fmt.Errorf("routing reprovide_interval must not be negative")
+	}
+	for _, u := range r.Delegated {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return out, fmt.Errorf("routing delegated: %q is not an http:// or https:// URL", u)
+		}
+	}
+	out = node.Routing{DHT: r.DHT, Delegated: r.Delegated, Provide: r.Provide, ReprovideInterval: time.Duration(r.ReprovideInterval)}
+	for _, s := range r.Bootstrap {
+		info, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return out, fmt.Errorf("routing bootstrap %q (want a multiaddr ending in /p2p/{peer-id}): %w", s, err)
+		}
+		out.Bootstrap = append(out.Bootstrap, *info)
+	}
+	return out, nil
 }
 
 // Validate checks the settings without side effects.

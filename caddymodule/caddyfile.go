@@ -33,6 +33,11 @@ func init() {
 //		cache_size              <size, e.g. 50GiB>
 //		upload_limit            <rate, e.g. 200Mbit or 25MB>
 //		upload_limit_per_peer   <rate>
+//		dht                     client|server|auto
+//		bootstrap               <multiaddr/p2p/id...>
+//		delegated_routing       <url...>
+//		provide                 roots|all|none
+//		reprovide_interval      <duration>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -115,6 +120,43 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			}
 			if d.NextArg() {
 				return nil, d.ArgErr()
+			}
+		case "dht", "provide", "reprovide_interval":
+			name := d.Val()
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if app.Routing == nil {
+				app.Routing = new(Routing)
+			}
+			switch name {
+			case "dht":
+				app.Routing.DHT = d.Val()
+			case "provide":
+				app.Routing.Provide = d.Val()
+			default:
+				dur, err := caddy.ParseDuration(d.Val())
+				if err != nil {
+					return nil, d.Errf("reprovide_interval: %v", err)
+				}
+				app.Routing.ReprovideInterval = caddy.Duration(dur)
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "bootstrap", "delegated_routing":
+			name := d.Val()
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			if app.Routing == nil {
+				app.Routing = new(Routing)
+			}
+			if name == "bootstrap" {
+				app.Routing.Bootstrap = append(app.Routing.Bootstrap, args...)
+			} else {
+				app.Routing.Delegated = append(app.Routing.Delegated, args...)
 			}
 		default:
 			return nil, d.Errf("unknown pacman option %q", d.Val())

@@ -68,6 +68,9 @@ under /ipfs/{dir-cid}/.`,
 				if err != nil {
 					return err
 				}
+				if err := s.AddRoot(ctx, c); err != nil {
+					return err
+				}
 				if err := s.Sync(ctx); err != nil {
 					return err
 				}
@@ -132,6 +135,11 @@ prints the CAR's roots.`,
 				f.Close()
 				if err != nil {
 					return fmt.Errorf("importing %s: %w", path, err)
+				}
+				for _, r := range roots {
+					if err := s.AddRoot(ctx, r); err != nil {
+						return err
+					}
 				}
 				if err := s.Sync(ctx); err != nil {
 					return err

@@ -91,6 +91,9 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 			if err != nil {
 				return err
 			}
+			if err := n.Announce(ctx, c); err != nil {
+				return err
+			}
 			if i == 0 {
 				roots = append(roots, c)
 			} else if c != roots[j] {

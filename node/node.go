@@ -38,9 +38,10 @@ type Config struct {
 	// Peers are dialled at start and redialled with back-off whenever the
 	// connection drops.
 	Peers []peer.AddrInfo
-	// Routing finds providers of content beyond the connected peers. Nil
-	// means none: only connected peers are asked.
-	Routing routing.ContentDiscovery
+	// Routing finds providers of content beyond the connected peers and
+	// announces what the node holds. The zero value is none: only
+	// connected peers are asked.
+	Routing Routing
 	// Limits caps connections, streams and memory taken by peers.
 	Limits Limits
 	// Upload caps the block bytes sent to peers, in total and per peer.
@@ -68,6 +69,7 @@ type Node struct {
 	peering  *peering.PeeringService
 	guard    *junkGuard
 	cache    *cache
+	router   *router
 	observer Observer
 	log      *zap.Logger
 }
@@ -138,7 +140,16 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		_ = h.Close()
 		return nil, err
 	}
-	bs := bitswap.New(context.Background(), net, cfg.Routing, store.Blockstore,
+	rt, err := newRouter(ctx, h, store, cfg.Routing)
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	var finder routing.ContentDiscovery
+	if rt.routing != nil {
+		finder = rt.routing
+	}
+	bs := bitswap.New(context.Background(), net, finder, store.Blockstore,
 		bitswap.WithTracer(guard),
 		bitswap.ProviderSearchDelay(time.Second),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
@@ -153,10 +164,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		peering:  peering.NewPeeringService(h),
 		guard:    guard,
 		cache:    cache,
+		router:   rt,
 		observer: cfg.Observer,
 		log:      log,
 	}
 	if err := n.peering.Start(); err != nil {
+		_ = rt.close()
 		n.Close()
 		return nil, fmt.Errorf("starting peering: %w", err)
 	}
@@ -207,7 +220,7 @@ func (n *Node) AddPeer(p peer.AddrInfo) {
 // Close stops serving peers, closes connections and the store.
 func (n *Node) Close() error {
 	n.peering.Stop()
-	errs := []error{n.bitswap.Close(), n.host.Close()}
+	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
 	n.cache.close()
 	errs = append(errs, n.store.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -78,6 +78,11 @@ func (n *Node) Keep(ctx context.Context, blk blocks.Block, src Source, wait time
 	if err := n.cache.keep(ctx, blk); err != nil {
 		return err
 	}
+	if n.router.all {
+		if err := n.router.provider.Provide(ctx, blk.Cid(), true); err != nil {
+			n.log.Debug("queueing a block to announce failed", zap.Error(err))
+		}
+	}
 	// Tell the bitswap server, so peers waiting for the block get it.
 	if err := n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {
 		n.log.Debug("announcing a new block failed", zap.Error(err))

@@ -1,0 +1,218 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/boxo/provider"
+	"github.com/ipfs/boxo/routing/http/client"
+	"github.com/ipfs/boxo/routing/http/contentrouter"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/ipfs/go-datastore/query"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// Routing says how the node finds the providers of content its connected
+// peers lack, and what it announces it provides. The zero value is no
+// routing: only connected peers are asked, nothing is announced.
+type Routing struct {
+	// DHT runs the Amino DHT: "" (none), "client" (queries only),
+	// "server" (also answers other nodes' queries and stores their
+	// provider records; for reachable edges) or "auto" (server once
+	// libp2p finds the node publicly reachable).
+	DHT string
+	// Bootstrap are the peers the DHT joins through. Empty means the
+	// Amino DHT's public bootstrap peers.
+	Bootstrap []peer.AddrInfo
+	// Delegated are delegated routing v1 HTTP endpoints (an indexer, or
+	// a gateway's /routing/v1) asked for providers in parallel with the
+	// DHT.
+	Delegated []string
+	// Provide is what the node announces: "roots" (the default: the root
+	// CID of every file or directory imported), "all" (every block held,
+	// fetched ones included, as they arrive) or "none".
+	Provide string
+	// ReprovideInterval is how often everything is announced again, as
+	// provider records expire. Default 22h.
+	ReprovideInterval time.Duration
+}
+
+// rootsPrefix namespaces the roots imported into the store, announced
+// under the "roots" strategy: /pacman/roots/{cid}.
+var rootsPrefix = datastore.NewKey("/pacman/roots")
+
+// AddRoot records c as the root of imported content, to be announced.
+func (s *Store) AddRoot(ctx context.Context, c cid.Cid) error {
+	if err := s.ds.Put(ctx, rootsPrefix.ChildString(c.String()), nil); err != nil {
+		return fmt.Errorf("recording root %s: %w", c, err)
+	}
+	return nil
+}
+
+// roots streams the recorded roots.
+func (s *Store) roots(ctx context.Context) (<-chan cid.Cid, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: rootsPrefix.String(), KeysOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing roots: %w", err)
+	}
+	out := make(chan cid.Cid)
+	go func() {
+		defer close(out)
+		defer res.Close()
+		for r := range res.Next() {
+			if r.Error != nil {
+				return
+			}
+			c, err := cid.Decode(datastore.NewKey(r.Key).BaseNamespace())
+			if err != nil {
+				continue
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// router is the node's content routing and announcing.
+type router struct {
+	routing  routing.Routing // nil when none is configured
+	dht      *dht.IpfsDHT    // nil without the DHT
+	provider provider.System
+	all      bool // announce every block kept
+}
+
+// newRouter builds the routers of cfg and the provider announcing through
+// them.
+func newRouter(ctx context.Context, h host.Host, store *Store, cfg Routing) (*router, error) {
+	r := &router{}
+	var routers []*routinghelpers.ParallelRouter
+	if cfg.DHT != "" {
+		mode, ok := map[string]dht.ModeOpt{"client": dht.ModeClient, "server": dht.ModeServer, "auto": dht.ModeAuto}[cfg.DHT]
+		if !ok {
+			return nil, fmt.Errorf("dht must be client, server or auto, got %q", cfg.DHT)
+		}
+		bootstrap := cfg.Bootstrap
+		if len(bootstrap) == 0 {
+			bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
+		}
+		d, err := dht.New(h,
+			dht.Mode(mode),
+			dht.BootstrapPeers(bootstrap...),
+			dht.Datastore(namespace.Wrap(store.ds, datastore.NewKey("/pacman/dht"))),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("starting the DHT: %w", err)
+		}
+		if err := d.Bootstrap(ctx); err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("bootstrapping the DHT: %w", err)
+		}
+		r.dht = d
+		routers = append(routers, &routinghelpers.ParallelRouter{Router: d, Timeout: 5 * time.Minute})
+	}
+	for _, u := range cfg.Delegated {
+		c, err := client.New(u,
+			client.WithUserAgent("pacman"),
+			client.WithProtocolFilter([]string{"transport-bitswap", "unknown"}),
+		)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("delegated routing endpoint %q: %w", u, err)
+		}
+		routers = append(routers, &routinghelpers.ParallelRouter{
+			Router:  &routinghelpers.Compose{ContentRouting: contentrouter.NewContentRoutingClient(c)},
+			Timeout: time.Minute,
+			// Most endpoints take no announcements; they are found
+			// through the DHT or the indexer's own crawl.
+			IgnoreError: true,
+		})
+	}
+	if len(routers) > 0 {
+		r.routing = routinghelpers.NewComposableParallel(routers)
+	}
+
+	var keys provider.KeyChanFunc
+	switch cfg.Provide {
+	case "", "roots":
+		keys = store.roots
+	case "all":
+		r.all = true
+		keys = func(ctx context.Context) (<-chan cid.Cid, error) { return store.base.AllKeysChan(ctx) }
+	case "none":
+	default:
+		r.close()
+		return nil, fmt.Errorf("provide must be roots, all or none, got %q", cfg.Provide)
+	}
+	if r.routing == nil || keys == nil {
+		r.provider = provider.NewNoopProvider()
+		return r, nil
+	}
+	interval := cfg.ReprovideInterval
+	if interval <= 0 {
+		interval = 22 * time.Hour
+	}
+	p, err := provider.New(namespace.Wrap(store.ds, datastore.NewKey("/pacman/provider")),
+		provider.Online(r.routing),
+		provider.KeyProvider(keys),
+		provider.ReproviderInterval(interval),
+	)
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("starting the provider: %w", err)
+	}
+	r.provider = p
+	return r, nil
+}
+
+// close stops announcing and the DHT.
+func (r *router) close() error {
+	var errs []error
+	if r.provider != nil {
+		errs = append(errs, r.provider.Close())
+	}
+	if r.dht != nil {
+		errs = append(errs, r.dht.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Announce records root as the root of content the node holds and
+// announces it to routing (under any strategy but "none").
+func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
+	if err := n.store.AddRoot(ctx, root); err != nil {
+		return err
+	}
+	if err := n.router.provider.Provide(ctx, root, true); err != nil {
+		return fmt.Errorf("announcing %s: %w", root, err)
+	}
+	return nil
+}
+
+// FindProviders asks routing for up to max providers of c.
+func (n *Node) FindProviders(ctx context.Context, c cid.Cid, max int) []peer.AddrInfo {
+	if n.router.routing == nil {
+		return nil
+	}
+	var out []peer.AddrInfo
+	for p := range n.router.routing.FindProvidersAsync(ctx, c, max) {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Reprovide announces everything the node provides again, now.
+func (n *Node) Reprovide(ctx context.Context) error {
+	return n.router.provider.Reprovide(ctx)
+}
