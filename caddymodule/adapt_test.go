@@ -25,6 +25,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		cache_size 50GiB
 		upload_limit 200Mbit
 		upload_limit_per_peer 5MB/s
+		http_gateway https://edge2.example.com
 		dht server
 		bootstrap /ip4/192.0.2.8/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
 		delegated_routing https://indexer.example.com
@@ -99,6 +100,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 			"cache_size": 53687091200,
 			"upload_limit": 25000000,
 			"upload_limit_per_peer": 5000000,
+			"http_gateways": [
+				"https://edge2.example.com"
+			],
 			"routing": {
 				"dht": "server",
 				"bootstrap": [

@@ -68,6 +68,12 @@ type App struct {
 	// UploadLimitPerPeer caps, in bytes per second, the block data sent
 	// to any one peer. Default: 0, no cap.
 	UploadLimitPerPeer int64 `json:"upload_limit_per_peer,omitempty"`
+	// HTTPGateways are trustless gateways (base URLs answering
+	// GET /ipfs/{cid}?format=raw: another pacman edge, or any IPFS
+	// gateway) that bitswap asks for blocks alongside its peers. Every
+	// block is checked against its CID. Plain http:// only for LAN and
+	// loopback hosts; https:// needs HTTP/2.
+	HTTPGateways []string `json:"http_gateways,omitempty"`
 	// Routing finds providers beyond the static peers and announces what
 	// the node holds. Default: none, only connected peers are asked.
 	Routing *Routing `json:"routing,omitempty"`
@@ -139,8 +145,9 @@ func (a *App) nodeConfig() (node.Config, error) {
 			Streams:      a.MaxStreams,
 			Memory:       a.MaxMemory,
 		},
-		CacheSize: a.CacheSize,
-		Upload:    node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer},
+		CacheSize:    a.CacheSize,
+		HTTPGateways: a.HTTPGateways,
+		Upload:       node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer},
 	}
 	if a.MaxConnections < 0 || a.MaxInboundConnections < 0 || a.MaxStreams < 0 || a.MaxMemory < 0 {
 		return cfg, fmt.Errorf("connection, stream and memory limits must not be negative")
@@ -151,6 +158,11 @@ func (a *App) nodeConfig() (node.Config, error) {
 	var err error
 	if cfg.Routing, err = a.Routing.nodeRouting(); err != nil {
 		return cfg, err
+	}
+	for _, u := range a.HTTPGateways {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return cfg, fmt.Errorf("http_gateways: %q is not an http:// or https:// URL", u)
+		}
 	}
 	for _, s := range a.Listen {
 		ma, err := multiaddr.NewMultiaddr(s)

@@ -33,6 +33,7 @@ func init() {
 //		cache_size              <size, e.g. 50GiB>
 //		upload_limit            <rate, e.g. 200Mbit or 25MB>
 //		upload_limit_per_peer   <rate>
+//		http_gateway            <url...>
 //		dht                     client|server|auto
 //		bootstrap               <multiaddr/p2p/id...>
 //		delegated_routing       <url...>
@@ -144,6 +145,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
+		case "http_gateway":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			app.HTTPGateways = append(app.HTTPGateways, args...)
 		case "bootstrap", "delegated_routing":
 			name := d.Val()
 			args := d.RemainingArgs()

@@ -38,16 +38,35 @@ const (
 type junkGuard struct {
 	log *zap.Logger
 
+	// gateways are the HTTP gateways' peer IDs; set before bitswap runs.
+	gateways map[peer.ID]bool
+
 	mu      sync.Mutex // guards everything below
 	wanted  *simplelru.LRU[string, struct{}]
+	viaHTTP *simplelru.LRU[string, struct{}] // blocks lately received from gateways
 	strikes map[peer.ID]int
 	banned  map[peer.ID]time.Time
 	drop    func(peer.ID) // closes a peer's connections; set once the host runs
 }
 
-func newJunkGuard(log *zap.Logger) *junkGuard {
-	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
-	return &junkGuard{log: log, wanted: wanted, strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}}
+func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
+	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil)  // size > 0
+	viaHTTP, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
+	g := &junkGuard{log: log, wanted: wanted, viaHTTP: viaHTTP, strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{}}
+	for _, p := range gateways {
+		g.gateways[p.ID] = true
+	}
+	return g
+}
+
+// cameViaHTTP reports whether block c was received from an HTTP gateway.
+func (g *junkGuard) cameViaHTTP(c cid.Cid) bool {
+	if len(g.gateways) == 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.viaHTTP.Contains(string(c.Hash()))
 }
 
 // want remembers that the node asks peers for c. Sessions call it before
@@ -69,6 +88,11 @@ func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 		return
 	}
 	g.mu.Lock()
+	if g.gateways[p] {
+		for _, b := range blks {
+			g.viaHTTP.Add(string(b.Cid().Hash()), struct{}{})
+		}
+	}
 	junk := 0
 	for _, b := range blks {
 		if !g.wanted.Contains(string(b.Cid().Hash())) {

@@ -10,10 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ipfs/boxo/bitswap"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/bitswap/network/httpnet"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
@@ -44,6 +47,10 @@ type Config struct {
 	Routing Routing
 	// Limits caps connections, streams and memory taken by peers.
 	Limits Limits
+	// HTTPGateways are trustless gateways (base URLs answering
+	// GET /ipfs/{cid}?format=raw, such as another pacman edge) that
+	// bitswap asks for blocks alongside its peers, over HTTP.
+	HTTPGateways []string
 	// Upload caps the block bytes sent to peers, in total and per peer.
 	Upload UploadLimits
 	// CacheSize bounds the bytes of fetched blocks kept in the store; the
@@ -62,16 +69,19 @@ type Config struct {
 
 // Node is a running libp2p host with bitswap over a persistent blockstore.
 type Node struct {
-	host     host.Host
-	store    *Store
-	bitswap  *bitswap.Bitswap
-	blocks   blockservice.BlockService
-	peering  *peering.PeeringService
-	guard    *junkGuard
-	cache    *cache
-	router   *router
-	observer Observer
-	log      *zap.Logger
+	host       host.Host
+	store      *Store
+	bitswap    *bitswap.Bitswap
+	blocks     blockservice.BlockService
+	peering    *peering.PeeringService
+	guard      *junkGuard
+	cache      *cache
+	router     *router
+	net        bsnetwork.BitSwapNetwork
+	stop       context.CancelFunc // ends the node's background work
+	background sync.WaitGroup
+	observer   Observer
+	log        *zap.Logger
 }
 
 // New starts a node: it opens the store in cfg.DataDir, starts the libp2p
@@ -115,7 +125,15 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	guard := newJunkGuard(log)
+	var gateways []peer.AddrInfo
+	for _, u := range cfg.HTTPGateways {
+		p, err := gatewayPeer(u)
+		if err != nil {
+			return nil, err
+		}
+		gateways = append(gateways, p)
+	}
+	guard := newJunkGuard(log, gateways)
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ResourceManager(rm),
@@ -135,7 +153,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	guard.mu.Lock()
 	guard.drop = func(p peer.ID) { _ = h.Network().ClosePeer(p) }
 	guard.mu.Unlock()
-	net, err := limitUploads(bsnet.NewFromIpfsHost(h), cfg.Upload)
+	var exchangeNet bsnetwork.BitSwapNetwork = bsnet.NewFromIpfsHost(h)
+	if len(gateways) > 0 {
+		exchangeNet = bsnetwork.New(h.Peerstore(), exchangeNet,
+			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20)))
+	}
+	net, err := limitUploads(exchangeNet, cfg.Upload)
 	if err != nil {
 		_ = h.Close()
 		return nil, err
@@ -165,6 +188,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		guard:    guard,
 		cache:    cache,
 		router:   rt,
+		net:      net,
 		observer: cfg.Observer,
 		log:      log,
 	}
@@ -175,6 +199,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	for _, p := range cfg.Peers {
 		n.AddPeer(p)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	for _, p := range gateways {
+		n.background.Go(func() { n.keepGatewayConnected(bg, p) })
 	}
 	log.Info("node started",
 		zap.Stringer("peer_id", h.ID()),
@@ -219,6 +248,8 @@ func (n *Node) AddPeer(p peer.AddrInfo) {
 
 // Close stops serving peers, closes connections and the store.
 func (n *Node) Close() error {
+	n.stop()
+	n.background.Wait()
 	n.peering.Stop()
 	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
 	n.cache.close()

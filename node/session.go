@@ -21,6 +21,9 @@ const (
 	SourceLocal Source = "local"
 	// SourcePeers is bitswap: the block crossed the network, verified.
 	SourcePeers Source = "peers"
+	// SourceHTTP is a trustless HTTP gateway, asked by bitswap like a
+	// peer; the block was checked against its CID.
+	SourceHTTP Source = "http"
 	// SourceOrigin is an HTTP origin: the caller checked the bytes
 	// against the CID before handing them to Keep.
 	SourceOrigin Source = "origin"
@@ -65,7 +68,11 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.n.Keep(ctx, blk, SourcePeers, time.Since(start)); err != nil {
+	src := SourcePeers
+	if s.n.guard.cameViaHTTP(c) {
+		src = SourceHTTP
+	}
+	if err := s.n.Keep(ctx, blk, src, time.Since(start)); err != nil {
 		return nil, err
 	}
 	return blk, nil

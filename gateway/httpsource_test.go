@@ -1,0 +1,81 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
+)
+
+// sourceCounter counts the block bytes a node's sessions deliver, by source.
+type sourceCounter struct {
+	mu    sync.Mutex
+	bytes map[node.Source]int
+}
+
+func (s *sourceCounter) BlockDelivered(src node.Source, n int, _ time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bytes == nil {
+		s.bytes = map[node.Source]int{}
+	}
+	s.bytes[src] += n
+}
+
+func (s *sourceCounter) get(src node.Source) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes[src]
+}
+
+// TestHTTPGatewaySource: an edge with no libp2p peers at all, configured
+// with a second pacman as its trustless HTTP gateway, serves a file only
+// the second one holds. Bitswap asks the gateway over HTTP
+// (?format=raw); every block is verified and counted as from "http".
+func TestHTTPGatewaySource(t *testing.T) {
+	data := testutil.Bytes("http-source", 5<<20+11)
+	holder := testutil.NewNode(t)
+	root, err := chunker.Import(context.Background(), holder.DAG(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustless, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return nil }),
+		gateway.Config{Local: blockservice.New(holder.Blockstore(), nil)}) // access local: it serves what it holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(trustless.Close)
+	var rawRequests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("format") == "raw" || r.Header.Get("Accept") == "application/vnd.ipld.raw" {
+			rawRequests.Add(1)
+		}
+		trustless.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	counts := &sourceCounter{}
+	edge := testutil.NewNodeConfig(t, node.Config{HTTPGateways: []string{srv.URL}, Observer: counts})
+	url := newGateway(t, edge, gateway.Config{}).URL + "/ipfs/" + root.String()
+	resp, body := do(t, "GET", url)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("full GET through the HTTP gateway: status %d, equal=%v", resp.StatusCode, bytes.Equal(body, data))
+	}
+	if rawRequests.Load() == 0 {
+		t.Error("the trustless gateway got no raw block requests")
+	}
+	if got := counts.get(node.SourceHTTP); got < len(data) {
+		t.Errorf("%d bytes counted from http, want at least the file's %d", got, len(data))
+	}
+	checkRandomRanges(t, url, data, 10)
+}
