@@ -43,6 +43,10 @@ type nodeStatus struct {
 	CacheBytes  int64    `json:"cache_bytes"`
 	Evictions   uint64   `json:"evictions"`
 	BytesSeeded uint64   `json:"bytes_seeded"`
+	// Reprovides counts completed announcement rounds; LastReprovide is
+	// when the last ran, zero if none has.
+	Reprovides    uint64    `json:"reprovides"`
+	LastReprovide time.Time `json:"last_reprovide"`
 }
 
 func serveStat(w http.ResponseWriter, r *http.Request) error {
@@ -59,7 +63,8 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		if st, err = n.Stats(ctx); err != nil {
 			return false
 		}
-		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, CacheBytes: st.CacheBytes, Evictions: st.Evictions, BytesSeeded: st.BytesSeeded}
+		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, CacheBytes: st.CacheBytes, Evictions: st.Evictions, BytesSeeded: st.BytesSeeded,
+			Reprovides: st.Reprovides, LastReprovide: st.LastReprovide}
 		for _, a := range n.Host().Addrs() {
 			s.Listen = append(s.Listen, a.String())
 		}

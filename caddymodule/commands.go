@@ -255,6 +255,11 @@ status of its pacman node and prints it.`,
 			}
 			fmt.Fprintf(out, "peers         %d\nstore         %s\ncache         %s fetched, %d evicted\nseeded        %s\n",
 				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(uint64(n.CacheBytes)), n.Evictions, humanize.IBytes(n.BytesSeeded))
+			last := "never"
+			if !n.LastReprovide.IsZero() {
+				last = n.LastReprovide.Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "announced     %d rounds, last %s\n", n.Reprovides, last)
 		}
 		return nil
 	}

@@ -276,12 +276,19 @@ type Stats struct {
 	CacheBytes int64
 	// Evictions is the number of fetched blocks evicted since start.
 	Evictions uint64
+	// Reprovides is the number of full announcement rounds completed;
+	// LastReprovide is when the last one ran (zero if none has).
+	Reprovides    uint64
+	LastReprovide time.Time
 }
 
 // Stats returns the node's current figures.
 func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Peers: len(n.host.Network().Peers())}
 	st.CacheBytes, st.Evictions = n.cache.stats()
+	if ps, err := n.router.provider.Stat(); err == nil {
+		st.Reprovides, st.LastReprovide = ps.TotalReprovides, ps.LastRun
+	}
 	bs, err := n.bitswap.Stat()
 	if err != nil {
 		return st, fmt.Errorf("reading bitswap stats: %w", err)
