@@ -197,6 +197,7 @@ func parseRate(s string) (int64, error) {
 //
 //	pacman [<matcher>] {
 //		window          <leaves>
+//		max_window      <leaves>
 //		readahead       <leaves>
 //		max_ranges      <n>
 //		resolve_timeout <duration>
@@ -230,7 +231,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 		switch name {
-		case "window", "readahead", "max_ranges":
+		case "window", "max_window", "readahead", "max_ranges":
 			n, err := strconv.Atoi(val)
 			if err != nil {
 				return d.Errf("%s: %q is not an integer", name, val)
@@ -238,6 +239,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch name {
 			case "window":
 				h.Window = n
+			case "max_window":
+				h.MaxWindow = n
 			case "readahead":
 				h.Readahead = n
 			case "max_ranges":

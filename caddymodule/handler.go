@@ -29,10 +29,14 @@ func init() {
 // immutable caching headers. Blocks are fetched in parallel from peers,
 // verified, streamed in order, kept in the blockstore and seeded back.
 type Handler struct {
-	// Window is the number of 1 MiB leaves in flight per stream. Larger
-	// windows keep more peers busy on high-latency links at the cost of
-	// window × chunk size of memory per stream. Default: 16.
+	// Window is the number of 1 MiB leaves in flight per stream at its
+	// start. The window then adapts: it grows while more leaves in flight
+	// bring more throughput (high-latency links, many peers) and shrinks
+	// back when they do not. Default: 16.
 	Window int `json:"window,omitempty"`
+	// MaxWindow bounds the adaptive window; a stream holds at most
+	// max_window × the leaf size (1 MiB) of memory. Default: 64.
+	MaxWindow int `json:"max_window,omitempty"`
 	// Readahead is the number of leaves fetched into the blockstore past
 	// the end of each served range, for the player's next request.
 	// Default: 8. A negative value disables readahead.
@@ -109,6 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return n.NewSession(ctx)
 	}), gateway.Config{
 		Window:         h.Window,
+		MaxWindow:      h.MaxWindow,
 		Readahead:      h.Readahead,
 		MaxRanges:      h.MaxRanges,
 		ResolveTimeout: time.Duration(h.ResolveTimeout),
@@ -194,8 +199,8 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the settings.
 func (h *Handler) Validate() error {
-	if h.Window < 0 {
-		return fmt.Errorf("window must not be negative, got %d", h.Window)
+	if h.Window < 0 || h.MaxWindow < 0 {
+		return fmt.Errorf("window and max_window must not be negative")
 	}
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)

@@ -42,8 +42,13 @@ func (f SessionsFunc) NewSession(ctx context.Context) chunker.BlockGetter { retu
 // Config holds the settings of a Handler. Zero values take the defaults
 // documented on each field.
 type Config struct {
-	// Window is the number of leaves in flight per stream. Default 16.
+	// Window is the number of leaves in flight per stream at its start;
+	// it then adapts to the throughput the peers give, up to MaxWindow.
+	// Default 16.
 	Window int
+	// MaxWindow bounds the adaptive window, and with the leaf size the
+	// memory of a stream. Default 64, and never below Window.
+	MaxWindow int
 	// Readahead is the number of leaves fetched into the blockstore past
 	// the end of a served range, for the player's next request. Default 8;
 	// negative disables readahead.
@@ -100,6 +105,10 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.Window <= 0 {
 		cfg.Window = 16
 	}
+	if cfg.MaxWindow <= 0 {
+		cfg.MaxWindow = 64
+	}
+	cfg.MaxWindow = max(cfg.MaxWindow, cfg.Window)
 	if cfg.Readahead == 0 {
 		cfg.Readahead = 8
 	}
@@ -140,6 +149,8 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 		streamer: &RangeStreamer{
 			Index:        idx,
 			Window:       cfg.Window,
+			MinWindow:    min(4, cfg.Window),
+			MaxWindow:    cfg.MaxWindow,
 			StallTimeout: cfg.StallTimeout,
 			Reask:        sessions.NewSession,
 			ReaskAfter:   cfg.ReaskAfter,

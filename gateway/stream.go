@@ -25,8 +25,14 @@ var ErrStalled = errors.New("content stalled: no peer delivered the next block i
 type RangeStreamer struct {
 	// Index maps ranges to leaves.
 	Index *chunker.Index
-	// Window is the number of leaves in flight per stream.
+	// Window is the number of leaves in flight per stream at its start.
+	// It then adapts between MinWindow and MaxWindow: it grows while
+	// more leaves in flight bring more throughput, and shrinks back when
+	// they do not.
 	Window int
+	// MinWindow and MaxWindow bound the window. MaxWindow × the leaf
+	// size bounds a stream's memory.
+	MinWindow, MaxWindow int
 	// StallTimeout bounds the wait for the leaf at the head of the window.
 	StallTimeout time.Duration
 	// Reask, if set, opens a fresh session; a leaf not delivered within
@@ -66,20 +72,25 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 	defer wg.Wait()
 	defer cancel()
 
-	window := max(s.Window, 1)
-	// Capacity window-1: one more slot waits in the consumer's hands, so
-	// window leaves are in flight at most.
-	slots := make(chan *slot, window-1)
+	hi := max(s.MaxWindow, s.Window, 1)
+	ctrl := newWindowController(s.Window, s.MinWindow, hi)
+	win := newWindow(ctrl.size, hi)
+	// The window's tokens bound the leaves in flight; the channel only
+	// orders them.
+	slots := make(chan *slot, hi)
 	late := newLateSignal()
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, origin, root, spans, slots, &wg, late)
+		s.produce(ctx, g, origin, root, spans, slots, win, &wg, late)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
 	defer timer.Stop()
 	cur := -1
-	var w io.Writer
+	var (
+		w     io.Writer
+		meter roundMeter
+	)
 	for sl := range slots {
 		// Wait for the bytes before announcing their span: a response
 		// whose first leaf never arrives can still become a clean error.
@@ -100,6 +111,10 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 			return fmt.Errorf("writing to client: %w", err)
 		}
 		sl.data = nil
+		win.release()
+		if rate, done := meter.add(int(hi-lo), ctrl.size, time.Now()); done {
+			win.resize(ctrl.next(rate))
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -139,9 +154,12 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, 
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, wg *sync.WaitGroup, late *lateSignal) {
+func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, win *window, wg *sync.WaitGroup, late *lateSignal) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
+			if win.acquire(ctx) != nil {
+				return
+			}
 			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
 			fetch := err == nil && leaf.Data == nil
 			if !fetch {

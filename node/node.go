@@ -80,6 +80,8 @@ type Node struct {
 	net        bsnetwork.BitSwapNetwork
 	stop       context.CancelFunc // ends the node's background work
 	background sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 	observer   Observer
 	log        *zap.Logger
 }
@@ -246,8 +248,14 @@ func (n *Node) AddPeer(p peer.AddrInfo) {
 	}()
 }
 
-// Close stops serving peers, closes connections and the store.
+// Close stops serving peers, closes connections and the store. Calls
+// after the first return its result.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	n.stop()
 	n.background.Wait()
 	n.peering.Stop()

@@ -1,0 +1,71 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// distantPeers answers every block after a fixed delay, however many are
+// asked at once: far-away peers with bandwidth to spare, where throughput
+// grows with the leaves in flight.
+type distantPeers struct {
+	bs    blockstore.Blockstore
+	delay time.Duration
+}
+
+func (p distantPeers) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return p.bs.Get(ctx, c)
+}
+
+// TestWindowAdaptsToDistantPeers starts streams with a window of 4 leaves
+// from peers 20 ms away: the window grows because throughput follows it,
+// up to and never past max_window, and every byte is right.
+func TestWindowAdaptsToDistantPeers(t *testing.T) {
+	ctx := context.Background()
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	data := testutil.Bytes("adapt", 12<<20)
+	root, err := chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(16<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &countingObserver{}
+	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+		return distantPeers{bs, 20 * time.Millisecond}
+	}), gateway.Config{Window: 4, MaxWindow: 32, Readahead: -1, Observer: obs, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	url := httptestServer(t, h) + "/ipfs/" + root.String()
+	resp, body := do(t, "GET", url)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("status %d, equal=%v", resp.StatusCode, bytes.Equal(body, data))
+	}
+	peak := obs.maxInFlight.Load()
+	t.Logf("peak leaves in flight: %d (window 4, max_window 32)", peak)
+	if peak <= 8 {
+		t.Errorf("peak in flight %d: the window did not grow from 4 with distant peers", peak)
+	}
+	if peak > 32 {
+		t.Errorf("peak in flight %d, above max_window 32", peak)
+	}
+}
