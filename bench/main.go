@@ -224,32 +224,46 @@ func (b *bed) startGateway(kind string, peers []peer.AddrInfo, window int) serve
 }
 
 // fetch GETs url (with a Range header when rng is set), checks the bytes
-// against want, and returns the time to first byte and to last byte.
+// against want, and returns the time to first byte and to last byte. Any
+// failure ends the run.
 func fetch(url, rng string, want []byte) (ttfb, total time.Duration) {
+	ttfb, total, err := tryFetch(url, rng, want)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return ttfb, total
+}
+
+// tryFetch is fetch returning its failure.
+func tryFetch(url, rng string, want []byte) (ttfb, total time.Duration, err error) {
 	req, err := http.NewRequest("GET", url, nil)
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
 	if rng != "" {
 		req.Header.Set("Range", rng)
 	}
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
 	defer resp.Body.Close()
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		log.Fatalf("GET %s %s: %v", url, rng, err)
+		return 0, 0, fmt.Errorf("GET %s %s: %w", url, rng, err)
 	}
 	ttfb = time.Since(start)
 	h := sha256.New()
 	h.Write(first)
 	if _, err := io.Copy(h, resp.Body); err != nil {
-		log.Fatalf("GET %s %s: %v", url, rng, err)
+		return ttfb, 0, fmt.Errorf("GET %s %s: %w", url, rng, err)
 	}
 	total = time.Since(start)
 	if !bytes.Equal(h.Sum(nil), sha(want)) {
-		log.Fatalf("GET %s %s: wrong bytes", url, rng)
+		return ttfb, total, fmt.Errorf("GET %s %s: wrong bytes", url, rng)
 	}
-	return ttfb, total
+	return ttfb, total, nil
 }
 
 func sha(b []byte) []byte {
@@ -272,7 +286,11 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int) []result {
 	defer stop()
 	size := len(b.data)
 	label := rtt.String()
-	type figures struct{ full, seekTTFB, seekTotal, player, warmFull, warmSeek []float64 }
+	type figures struct {
+		full, seekTTFB, seekTotal, player, warmFull, warmSeek []float64
+		streams, streamsP50, streamsP99, streamsRSS           []float64
+		streamErrors                                          int
+	}
 	measure := func(kind string) figures {
 		var f figures
 		for r := range runs {
@@ -310,6 +328,16 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int) []result {
 			}
 			f.player = append(f.player, mbps(n, time.Since(start)))
 			s.stop()
+
+			// 64 concurrent cold streams of 4 MiB at different offsets.
+			s = b.startGateway(kind, peers, window)
+			sf := b.concurrentStreams(s, 64, 4<<20)
+			s.stop()
+			f.streams = append(f.streams, sf.throughput)
+			f.streamsP50 = append(f.streamsP50, sf.p50)
+			f.streamsP99 = append(f.streamsP99, sf.p99)
+			f.streamsRSS = append(f.streamsRSS, sf.peakRSS)
+			f.streamErrors += sf.errors
 		}
 		return f
 	}
@@ -321,6 +349,11 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int) []result {
 		{"player: sequential 2 MiB ranges", label, "MB/s", median(p.player), median(x.player), "boxo/gateway", true},
 		{"warm full GET", label, "MB/s", median(p.warmFull), median(x.warmFull), "boxo/gateway", true},
 		{"warm 2 MiB seek, time to first byte", label, "ms", median(p.warmSeek), median(x.warmSeek), "boxo/gateway", false},
+		{"64 streams × 4 MiB, cold: throughput", label, "MB/s", median(p.streams), median(x.streams), "boxo/gateway", true},
+		{"64 streams: p50 time to first byte", label, "ms", median(p.streamsP50), median(x.streamsP50), "boxo/gateway", false},
+		{"64 streams: p99 time to first byte", label, "ms", median(p.streamsP99), median(x.streamsP99), "boxo/gateway", false},
+		{"64 streams: peak RSS above the start (MiB)", label, "MiB", median(p.streamsRSS), median(x.streamsRSS), "boxo/gateway", false},
+		{"64 streams: failed streams (all runs)", label, "", float64(p.streamErrors), float64(x.streamErrors), "boxo/gateway", false},
 	}
 }
 
@@ -387,7 +420,11 @@ func printTable(w io.Writer, rs []result, seeders, size int, capStr string) {
 		if !r.HigherIsBetter {
 			ratio = r.Baseline / r.Pacman
 		}
-		fmt.Fprintf(w, "| %s | %s | %.1f %s | %.1f %s | %s | %.2f× |\n", r.Scenario, r.RTT, r.Pacman, r.Unit, r.Baseline, r.Unit, r.Against, ratio)
+		shown := fmt.Sprintf("%.2f×", ratio)
+		if r.Pacman == 0 || r.Baseline == 0 {
+			shown = "-" // counts of failures: no ratio
+		}
+		fmt.Fprintf(w, "| %s | %s | %.1f %s | %.1f %s | %s | %s |\n", r.Scenario, r.RTT, r.Pacman, r.Unit, r.Baseline, r.Unit, r.Against, shown)
 	}
 }
 

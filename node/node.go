@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/multiformats/go-multiaddr"
 	"go.uber.org/zap"
 )
@@ -136,8 +137,15 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		gateways = append(gateways, p)
 	}
 	guard := newJunkGuard(log, gateways)
+	// Blocks arrive one stream per message, and yamux lets a new stream
+	// carry only 256 KiB before the receiver's first window update: a
+	// 1 MiB leaf would wait several round trips. Granting 4 MiB up front
+	// lets a leaf arrive in one.
+	muxer := *yamux.DefaultTransport
+	muxer.InitialStreamWindowSize = 4 << 20
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.Muxer(yamux.ID, &muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(guard),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
