@@ -315,7 +315,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		contentType: func(ranges []headers.Range) (string, error) {
 			return h.contentType(r, rg, origin, t.cid, name, size, ranges)
 		},
-		stream: func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error {
+		stream: func(ctx context.Context, spans []span, first *firstLeaf, begin func(int) (io.Writer, error)) error {
 			st := h.streamer
 			if session == nil {
 				// Off the network: no fresh session may be opened.
@@ -323,7 +323,7 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 				local.Reask = nil
 				st = &local
 			}
-			return st.Stream(ctx, g, origin, t.cid, spans, begin)
+			return st.Stream(ctx, g, origin, t.cid, spans, first, begin)
 		},
 		served: func(end int64) {
 			if h.readahead != nil && session != nil {
@@ -343,8 +343,9 @@ type representation struct {
 	// contentType returns the media type; it may look at the first bytes
 	// when the response starts at byte 0.
 	contentType func(ranges []headers.Range) (string, error)
-	// stream writes spans, calling begin before each.
-	stream func(ctx context.Context, spans []span, begin func(int) (io.Writer, error)) error
+	// stream writes spans, calling begin before each, and records how
+	// the first leaf was obtained in first.
+	stream func(ctx context.Context, spans []span, first *firstLeaf, begin func(int) (io.Writer, error)) error
 	// served, if set, is called after a complete response that ended at
 	// byte end.
 	served func(end int64)
@@ -425,13 +426,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	// Headers go out with the first byte, so a first leaf that never
 	// arrives is answered with a clean error status.
 	sent := false
-	err = rep.stream(r.Context(), spans, func(i int) (io.Writer, error) {
+	var first firstLeaf
+	err = rep.stream(r.Context(), spans, &first, func(i int) (io.Writer, error) {
 		if !sent {
 			sent = true
-			// Server-Timing (W3C): where the time to first byte went.
+			// Server-Timing (W3C): where the time to first byte went,
+			// down to the source of the first leaf. Headers leave with
+			// the first byte, so later leaves cannot be reported here.
 			ttfb := time.Since(rep.started)
-			hdr.Set("Server-Timing", fmt.Sprintf("resolve;dur=%.1f, first-byte;dur=%.1f",
-				ms(rep.resolved), ms(ttfb)))
+			timing := fmt.Sprintf("resolve;dur=%.1f, first-byte;dur=%.1f", ms(rep.resolved), ms(ttfb))
+			if first.source != "" {
+				timing += fmt.Sprintf(", %s;dur=%.1f;desc=\"first leaf\"", first.source, ms(first.wait))
+			}
+			hdr.Set("Server-Timing", timing)
 			h.cfg.Observer.FirstByte(ttfb)
 			w.WriteHeader(status)
 		}

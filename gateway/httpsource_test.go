@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,9 +68,12 @@ func TestHTTPGatewaySource(t *testing.T) {
 	counts := &sourceCounter{}
 	edge := testutil.NewNodeConfig(t, node.Config{HTTPGateways: []string{srv.URL}, Observer: counts})
 	url := newGateway(t, edge, gateway.Config{}).URL + "/ipfs/" + root.String()
-	resp, body := do(t, "GET", url)
+	resp, body := do(t, "GET", url+"?filename=clip.mp4") // no sniffing: the stream fetches leaf 0
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Fatalf("full GET through the HTTP gateway: status %d, equal=%v", resp.StatusCode, bytes.Equal(body, data))
+	}
+	if st := resp.Header.Get("Server-Timing"); !strings.Contains(st, `http;dur=`) {
+		t.Errorf("Server-Timing %q does not name the HTTP gateway as the first leaf's source", st)
 	}
 	if rawRequests.Load() == 0 {
 		t.Error("the trustless gateway got no raw block requests")

@@ -93,7 +93,7 @@ func (o *originFile) fetchLeaf(ctx context.Context, g chunker.BlockGetter, leaf 
 func (o *originFile) race(ctx context.Context, leaf chunker.Leaf, peers func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
 	if o.local != nil {
 		if blk, err := o.local.GetBlock(ctx, leaf.Cid); err == nil {
-			return blk, nil
+			return fromStore{blk}, nil
 		}
 	}
 	type answer struct {
@@ -216,5 +216,15 @@ func (o *originFile) fetch(ctx context.Context, leaf chunker.Leaf) (blocks.Block
 	if err := o.Store.StoreBlock(ctx, blk, time.Since(start)); err != nil {
 		return nil, fmt.Errorf("storing origin leaf: %w", err)
 	}
-	return blk, nil
+	return fromOrigin{blk}, nil
 }
+
+// fromStore is a block the node already held.
+type fromStore struct{ blocks.Block }
+
+func (fromStore) Source() string { return "local" }
+
+// fromOrigin is a block the origin delivered.
+type fromOrigin struct{ blocks.Block }
+
+func (fromOrigin) Source() string { return "origin" }

@@ -197,9 +197,14 @@ func TestOriginOnly(t *testing.T) {
 	obs := &countingObserver{}
 	url := b.edgeGateway(t, nil, b.origin.URL, 0, obs)
 
-	resp, body := do(t, "GET", url)
+	// A file name spares the sniffing of the first bytes, so the stream
+	// fetches the first leaf itself.
+	resp, body := do(t, "GET", url+"?filename=film.mp4")
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, b.data) {
 		t.Fatalf("full GET: status %d, %d bytes, equal=%v", resp.StatusCode, len(body), bytes.Equal(body, b.data))
+	}
+	if st := resp.Header.Get("Server-Timing"); !strings.Contains(st, `origin;dur=`) {
+		t.Errorf("Server-Timing %q does not name the origin as the first leaf's source", st)
 	}
 	if n := b.requests.Load(); n != 17 {
 		t.Errorf("origin answered %d requests, want one per leaf (17)", n)

@@ -31,7 +31,7 @@ func (h *Handler) rawBlock(ctx context.Context, w http.ResponseWriter, r *http.R
 		size:        int64(len(data)),
 		etag:        `"` + t.cid.String() + `.raw"`,
 		contentType: func([]headers.Range) (string, error) { return mediaRaw, nil },
-		stream: func(_ context.Context, spans []span, begin func(int) (io.Writer, error)) error {
+		stream: func(_ context.Context, spans []span, _ *firstLeaf, begin func(int) (io.Writer, error)) error {
 			for i, sp := range spans {
 				w, err := begin(i)
 				if err != nil {

@@ -57,7 +57,22 @@ type slot struct {
 	done chan struct{}
 	data []byte // valid once done is closed and err is nil
 	err  error
+	// source names where the leaf came from (local, peers, http, origin;
+	// "" if unknown) and wait how long fetching it took.
+	source string
+	wait   time.Duration
 }
+
+// firstLeaf tells how a response's first leaf was obtained, for the
+// Server-Timing header that leaves with the first byte.
+type firstLeaf struct {
+	source string
+	wait   time.Duration
+}
+
+// sourcer is a block that knows where it came from, as node sessions'
+// blocks do.
+type sourcer interface{ Source() string }
 
 // Stream writes the bytes of spans of the file root to the writers that
 // begin returns, calling begin(i) once before the first byte of span i,
@@ -65,8 +80,9 @@ type slot struct {
 // begin(0) can still answer a failure to fetch anything with an error
 // status. All fetching stops when ctx is done or a write fails. g must
 // verify blocks against their CIDs. Leaves late from g are also fetched
-// from origin, when not nil.
-func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, begin func(i int) (io.Writer, error)) error {
+// from origin, when not nil. How the first leaf was obtained is recorded in
+// first, if not nil, before begin(0) is called.
+func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, first *firstLeaf, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -96,6 +112,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 		// whose first leaf never arrives can still become a clean error.
 		if err := s.await(ctx, timer, sl, late); err != nil {
 			return err
+		}
+		if cur < 0 && first != nil {
+			first.source, first.wait = sl.source, sl.wait
 		}
 		for cur < sl.span {
 			cur++
@@ -190,6 +209,7 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, or
 	defer close(sl.done)
 	s.Observer.LeavesInFlight(1)
 	defer s.Observer.LeavesInFlight(-1)
+	start := time.Now()
 	peers := func(ctx context.Context) (blocks.Block, error) { return raceGet(ctx, sl.leaf.Cid, g, s.Reask, late) }
 	var (
 		blk blocks.Block
@@ -199,6 +219,10 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, or
 		blk, err = origin.race(ctx, sl.leaf, peers)
 	} else {
 		blk, err = peers(ctx)
+	}
+	sl.wait = time.Since(start)
+	if src, ok := blk.(sourcer); ok {
+		sl.source = src.Source()
 	}
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)

@@ -59,7 +59,7 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	blk, err := s.n.store.Blockstore.Get(ctx, c)
 	if err == nil {
 		s.n.observe(SourceLocal, len(blk.RawData()), time.Since(start))
-		return blk, nil
+		return SourcedBlock{blk, SourceLocal}, nil
 	}
 	if !ipld.IsNotFound(err) {
 		return nil, fmt.Errorf("reading block %s: %w", c, err)
@@ -75,8 +75,17 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if err := s.n.Keep(ctx, blk, src, time.Since(start)); err != nil {
 		return nil, err
 	}
-	return blk, nil
+	return SourcedBlock{blk, src}, nil
 }
+
+// SourcedBlock is a block a session delivered, with where it came from.
+type SourcedBlock struct {
+	blocks.Block
+	From Source
+}
+
+// Source names where the block came from: local, peers or http.
+func (b SourcedBlock) Source() string { return string(b.From) }
 
 // Keep stores a block fetched from src, whose bytes the caller has checked
 // against its CID, announces it to peers waiting for it, and reports it to
