@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -50,8 +51,25 @@ func main() {
 		runs     = flag.Int("runs", 3, "repetitions of each scenario (the median is reported)")
 		jsonOut  = flag.String("json", "", "also write the results as JSON to this file")
 		window   = flag.Int("window", 0, "pacman window in leaves (0: default)")
+		only     = flag.String("only", "", "run only the gateway of this kind: pacman or boxo (for profiles)")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memProf  = flag.String("memprofile", "", "write an allocation profile at the end of the run to this file")
 	)
 	flag.Parse()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
+	if *memProf != "" {
+		defer func() {
+			f, err := os.Create(*memProf)
+			check(err)
+			check(pprof.Lookup("allocs").WriteTo(f, 0))
+			check(f.Close())
+		}()
+	}
 	size, err := humanize.ParseBytes(*sizeFlag)
 	check(err)
 	capBytes, err := humanize.ParseBytes(*capFlag)
@@ -67,7 +85,7 @@ func main() {
 			rtt, err = 0, nil
 		}
 		check(err)
-		results = append(results, b.run(rtt, int(capBytes), *runs, *window)...)
+		results = append(results, b.run(rtt, int(capBytes), *runs, *window, *only)...)
 	}
 	results = append(results, b.local(*runs)...)
 	printTable(os.Stdout, results, *seeders, int(size), *capFlag)
@@ -281,7 +299,9 @@ func mbps(n int, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // run measures the network scenarios at one RTT for pacman and boxo.
-func (b *bed) run(rtt time.Duration, capBytes, runs, window int) []result {
+// With only set, only that kind runs, and its figures stand in for the
+// other's: a run for profiles, not for ratios.
+func (b *bed) run(rtt time.Duration, capBytes, runs, window int, only string) []result {
 	peers, stop := b.shaped(rtt, capBytes)
 	defer stop()
 	size := len(b.data)
@@ -341,7 +361,17 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int) []result {
 		}
 		return f
 	}
-	p, x := measure("pacman"), measure("boxo")
+	var p, x figures
+	switch only {
+	case "pacman":
+		p = measure("pacman")
+		x = p
+	case "boxo":
+		x = measure("boxo")
+		p = x
+	default:
+		p, x = measure("pacman"), measure("boxo")
+	}
 	return []result{
 		{"cold full GET", label, "MB/s", median(p.full), median(x.full), "boxo/gateway", true},
 		{"cold 2 MiB seek, time to first byte", label, "ms", median(p.seekTTFB), median(x.seekTTFB), "boxo/gateway", false},
