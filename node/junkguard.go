@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/boxo/bitswap"
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	pb "github.com/ipfs/boxo/bitswap/message/pb"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/ipfs/boxo/exchange"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -28,6 +30,13 @@ const (
 	banFor = 10 * time.Minute
 	// rememberedWants bounds the CIDs remembered as asked for.
 	rememberedWants = 1 << 16
+	// muteAfter is how long a peer may hold a want-block without sending
+	// any block or DONT_HAVE at all before it is dropped as mute: it
+	// claimed blocks (HAVE) it does not send. A busy peer keeps sending
+	// blocks for its older wants and is never mute.
+	muteAfter = 5 * time.Second
+	// muteBanFor is how long a mute peer is refused.
+	muteBanFor = time.Minute
 )
 
 // junkGuard watches bitswap traffic and drops peers that send blocks the
@@ -46,13 +55,22 @@ type junkGuard struct {
 	viaHTTP *simplelru.LRU[string, struct{}] // blocks lately received from gateways
 	strikes map[peer.ID]int
 	banned  map[peer.ID]time.Time
-	drop    func(peer.ID) // closes a peer's connections; set once the host runs
+	// waiting holds, per peer, the want-blocks sent to it that it has
+	// answered neither with the block nor with DONT_HAVE, and when they
+	// were sent; answered is when the peer last answered anything.
+	waiting  map[peer.ID]map[string]time.Time
+	answered map[peer.ID]time.Time
+	drop     func(peer.ID) // closes a peer's connections; set once the host runs
 }
 
 func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
 	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil)  // size > 0
 	viaHTTP, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
-	g := &junkGuard{log: log, wanted: wanted, viaHTTP: viaHTTP, strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{}}
+	g := &junkGuard{
+		log: log, wanted: wanted, viaHTTP: viaHTTP,
+		strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
+		waiting: map[peer.ID]map[string]time.Time{}, answered: map[peer.ID]time.Time{},
+	}
 	for _, p := range gateways {
 		g.gateways[p.ID] = true
 	}
@@ -78,16 +96,115 @@ func (g *junkGuard) want(c cid.Cid) {
 	g.wanted.Add(string(c.Hash()), struct{}{})
 }
 
-// MessageSent is part of the bitswap tracer; wants are recorded by want.
+// MessageSent is part of the bitswap tracer, which reports only the
+// server's messages; the client's wants reach wantsSent through
+// guardedNetwork.
 func (g *junkGuard) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+
+// wantsSent records the want-blocks sent to p, and forgets cancelled ones,
+// for the mute check; wants as such are recorded by want.
+func (g *junkGuard) wantsSent(p peer.ID, msg bsmsg.BitSwapMessage) {
+	entries := msg.Wantlist()
+	if len(entries) == 0 {
+		return
+	}
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.waiting[p]
+	for _, e := range entries {
+		k := string(e.Cid.Hash())
+		switch {
+		case e.Cancel:
+			delete(w, k)
+		case e.WantType == pb.Message_Wantlist_Block:
+			if w == nil {
+				w = map[string]time.Time{}
+				g.waiting[p] = w
+			}
+			if _, ok := w[k]; !ok {
+				w[k] = now
+			}
+		}
+	}
+}
+
+// answer notes that p answered its want-blocks for cids, with the block or
+// DONT_HAVE. Only answers to wants count: a peer sending blocks nobody
+// asked it for makes no progress. The caller holds g.mu.
+func (g *junkGuard) answer(p peer.ID, cids []cid.Cid) {
+	w := g.waiting[p]
+	for _, c := range cids {
+		k := string(c.Hash())
+		if _, ok := w[k]; ok {
+			delete(w, k)
+			g.answered[p] = time.Now()
+		}
+	}
+}
+
+// checkMute drops the peers that hold a want-block for longer than
+// muteAfter and have answered nothing since it was sent.
+func (g *junkGuard) checkMute(now time.Time) {
+	var mute []peer.ID
+	g.mu.Lock()
+	for p, w := range g.waiting {
+		if len(w) == 0 {
+			delete(g.waiting, p)
+			continue
+		}
+		oldest := now
+		for _, t := range w {
+			if t.Before(oldest) {
+				oldest = t
+			}
+		}
+		if now.Sub(oldest) > muteAfter && g.answered[p].Before(oldest) {
+			mute = append(mute, p)
+			delete(g.waiting, p)
+			delete(g.answered, p)
+			g.banned[p] = now.Add(muteBanFor)
+		}
+	}
+	drop := g.drop
+	g.mu.Unlock()
+	for _, p := range mute {
+		g.log.Warn("dropping a peer that holds wanted blocks without sending them", zap.Stringer("peer", p))
+		if drop != nil {
+			drop(p)
+		}
+	}
+}
+
+// watch runs the mute check every second until ctx ends.
+func (g *junkGuard) watch(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.checkMute(now)
+		}
+	}
+}
 
 // MessageReceived counts the blocks p sent that nobody asked for.
 func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	blks := msg.Blocks()
+	if dontHaves := msg.DontHaves(); len(dontHaves) > 0 {
+		g.mu.Lock()
+		g.answer(p, dontHaves)
+		g.mu.Unlock()
+	}
 	if len(blks) == 0 {
 		return
 	}
 	g.mu.Lock()
+	for _, b := range blks {
+		g.answer(p, []cid.Cid{b.Cid()})
+	}
 	if g.gateways[p] {
 		for _, b := range blks {
 			g.viaHTTP.Add(string(b.Cid().Hash()), struct{}{})
@@ -147,6 +264,33 @@ func (g *junkGuard) InterceptSecured(_ network.Direction, p peer.ID, _ network.C
 
 // InterceptUpgraded allows every upgraded connection.
 func (g *junkGuard) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// guardedNetwork is the bitswap network with the client's outgoing wants
+// shown to the guard.
+type guardedNetwork struct {
+	bsnetwork.BitSwapNetwork
+	g *junkGuard
+}
+
+func (n guardedNetwork) NewMessageSender(ctx context.Context, p peer.ID, opts *bsnetwork.MessageSenderOpts) (bsnetwork.MessageSender, error) {
+	ms, err := n.BitSwapNetwork.NewMessageSender(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return guardedSender{ms, p, n.g}, nil
+}
+
+// guardedSender shows every message it sends to the guard.
+type guardedSender struct {
+	bsnetwork.MessageSender
+	p peer.ID
+	g *junkGuard
+}
+
+func (s guardedSender) SendMsg(ctx context.Context, msg bsmsg.BitSwapMessage) error {
+	s.g.wantsSent(s.p, msg)
+	return s.MessageSender.SendMsg(ctx, msg)
+}
 
 // guardedFetcher records every want with the guard before asking peers.
 type guardedFetcher struct {

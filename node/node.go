@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		exchangeNet = bsnetwork.New(h.Peerstore(), exchangeNet,
 			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20)))
 	}
-	net, err := limitUploads(exchangeNet, cfg.Upload)
+	net, err := limitUploads(guardedNetwork{exchangeNet, guard}, cfg.Upload)
 	if err != nil {
 		_ = h.Close()
 		return nil, err
@@ -217,6 +217,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	for _, p := range gateways {
 		n.background.Go(func() { n.keepGatewayConnected(bg, p) })
 	}
+	n.background.Go(func() { guard.watch(bg) })
 	log.Info("node started",
 		zap.Stringer("peer_id", h.ID()),
 		zap.Any("listen", h.Addrs()),

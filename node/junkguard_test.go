@@ -1,0 +1,50 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	pb "github.com/ipfs/boxo/bitswap/message/pb"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/zap"
+)
+
+// TestMuteCheck: of three peers sent want-blocks, the one that delivers
+// some of them (busy, slow to get to the rest) is kept, while the one that
+// answers nothing and the one that sends only blocks nobody asked for are
+// dropped once the wants are older than muteAfter.
+func TestMuteCheck(t *testing.T) {
+	g := newJunkGuard(zap.NewNop(), nil)
+	var dropped []peer.ID
+	g.drop = func(p peer.ID) { dropped = append(dropped, p) }
+	busy, silent, junk := peer.ID("busy"), peer.ID("silent"), peer.ID("junk")
+	a, b := blocks.NewBlock([]byte("a")), blocks.NewBlock([]byte("b"))
+	for _, p := range []peer.ID{busy, silent, junk} {
+		msg := bsmsg.New(false)
+		msg.AddEntry(a.Cid(), 1, pb.Message_Wantlist_Block, true)
+		msg.AddEntry(b.Cid(), 1, pb.Message_Wantlist_Block, true)
+		g.wantsSent(p, msg)
+	}
+	start := time.Now()
+	g.checkMute(start.Add(muteAfter / 2))
+	if len(dropped) != 0 {
+		t.Fatalf("dropped %v before muteAfter", dropped)
+	}
+	delivered := bsmsg.New(false)
+	delivered.AddBlock(a)
+	g.MessageReceived(busy, delivered) // b is still queued behind it
+	unasked := bsmsg.New(false)
+	unasked.AddBlock(blocks.NewBlock([]byte("junk")))
+	g.MessageReceived(junk, unasked)
+
+	g.checkMute(start.Add(2 * muteAfter))
+	want := map[peer.ID]bool{silent: true, junk: true}
+	if len(dropped) != 2 || !want[dropped[0]] || !want[dropped[1]] {
+		t.Fatalf("dropped %v, want the silent and the junk-only peer", dropped)
+	}
+	if !g.isBanned(silent) || g.isBanned(busy) {
+		t.Errorf("banned: silent %v, busy %v", g.isBanned(silent), g.isBanned(busy))
+	}
+}
