@@ -65,6 +65,15 @@ func TestAddExportImport(t *testing.T) {
 		t.Errorf("import printed roots %q, want %s", got, want)
 	}
 
+	// --index-only leaves the 3 raw leaves out: the root alone remains.
+	var idx bytes.Buffer
+	if err := run(t, exportCommand(), &idx, "--data-dir", dir, "--index-only", want.String()); err != nil {
+		t.Fatal(err)
+	}
+	if idx.Len() >= 4096 || idx.Len() == 0 {
+		t.Errorf("index-only CAR is %d bytes, want the root node alone (well under 4 KiB)", idx.Len())
+	}
+
 	if err := run(t, exportCommand(), io.Discard, "--data-dir", dir, "not-a-cid"); err == nil {
 		t.Error("export accepted an invalid CID")
 	}
