@@ -186,6 +186,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	bs := bitswap.New(context.Background(), net, finder, store.Blockstore,
 		bitswap.WithTracer(guard),
 		bitswap.ProviderSearchDelay(time.Second),
+		// Index nodes (up to ~41 KB for 1024 links) are sent in answer to
+		// a want-have, saving a fetching peer the round trip of a
+		// want-block: a cold seek's root arrives in one round trip.
+		bitswap.WithWantHaveReplaceSize(64<<10),
 		bitswap.WithClientOption(bsclient.WithDontHaveTimeoutConfig(dontHaveTimeouts())),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
 		bitswap.EngineBlockstoreWorkerCount(32),
