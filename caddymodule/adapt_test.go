@@ -36,6 +36,8 @@ func TestCaddyfileAdapt(t *testing.T) {
 :8080 {
 	pacman /ipfs/* {
 		window 32
+		max_window 48
+		max_leaves_in_flight 256
 		readahead 4
 		max_ranges 8
 		resolve_timeout 20s
@@ -70,7 +72,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 									"allow_file": "/etc/pacman/allow.txt",
 									"deny_file": "/etc/pacman/deny.txt",
 									"handler": "pacman",
+									"max_leaves_in_flight": 256,
 									"max_ranges": 8,
+									"max_window": 48,
 									"origin": "https://origin.example.com/media",
 									"origin_after": 750000000,
 									"readahead": 4,

@@ -198,6 +198,7 @@ func parseRate(s string) (int64, error) {
 //	pacman [<matcher>] {
 //		window          <leaves>
 //		max_window      <leaves>
+//		max_leaves_in_flight <leaves>
 //		readahead       <leaves>
 //		max_ranges      <n>
 //		resolve_timeout <duration>
@@ -231,7 +232,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 		switch name {
-		case "window", "max_window", "readahead", "max_ranges":
+		case "window", "max_window", "max_leaves_in_flight", "readahead", "max_ranges":
 			n, err := strconv.Atoi(val)
 			if err != nil {
 				return d.Errf("%s: %q is not an integer", name, val)
@@ -241,6 +242,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Window = n
 			case "max_window":
 				h.MaxWindow = n
+			case "max_leaves_in_flight":
+				h.MaxLeavesInFlight = n
 			case "readahead":
 				h.Readahead = n
 			case "max_ranges":

@@ -37,6 +37,10 @@ type Handler struct {
 	// MaxWindow bounds the adaptive window; a stream holds at most
 	// max_window × the leaf size (1 MiB) of memory. Default: 64.
 	MaxWindow int `json:"max_window,omitempty"`
+	// MaxLeavesInFlight bounds the leaves fetched or held at once over
+	// all of this route's streams, and so their memory together (1 MiB
+	// each). Streams wait for room beyond it. Default: 512.
+	MaxLeavesInFlight int `json:"max_leaves_in_flight,omitempty"`
 	// Readahead is the number of leaves fetched into the blockstore past
 	// the end of each served range, for the player's next request.
 	// Default: 8. A negative value disables readahead.
@@ -112,19 +116,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.gw, err = gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
 		return n.NewSession(ctx)
 	}), gateway.Config{
-		Window:         h.Window,
-		MaxWindow:      h.MaxWindow,
-		Readahead:      h.Readahead,
-		MaxRanges:      h.MaxRanges,
-		ResolveTimeout: time.Duration(h.ResolveTimeout),
-		StallTimeout:   time.Duration(h.StallTimeout),
-		SessionIdle:    time.Duration(h.SessionIdle),
-		ReaskAfter:     time.Duration(h.ReaskAfter),
-		Local:          blockservice.New(n.Blockstore(), nil),
-		Policy:         policy,
-		Origin:         h.origin(n),
-		Observer:       app.metrics,
-		Logger:         ctx.Logger(),
+		Window:            h.Window,
+		MaxWindow:         h.MaxWindow,
+		MaxLeavesInFlight: h.MaxLeavesInFlight,
+		Readahead:         h.Readahead,
+		MaxRanges:         h.MaxRanges,
+		ResolveTimeout:    time.Duration(h.ResolveTimeout),
+		StallTimeout:      time.Duration(h.StallTimeout),
+		SessionIdle:       time.Duration(h.SessionIdle),
+		ReaskAfter:        time.Duration(h.ReaskAfter),
+		Local:             blockservice.New(n.Blockstore(), nil),
+		Policy:            policy,
+		Origin:            h.origin(n),
+		Observer:          app.metrics,
+		Logger:            ctx.Logger(),
 	})
 	return err
 }
@@ -199,8 +204,8 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the settings.
 func (h *Handler) Validate() error {
-	if h.Window < 0 || h.MaxWindow < 0 {
-		return fmt.Errorf("window and max_window must not be negative")
+	if h.Window < 0 || h.MaxWindow < 0 || h.MaxLeavesInFlight < 0 {
+		return fmt.Errorf("window, max_window and max_leaves_in_flight must not be negative")
 	}
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)

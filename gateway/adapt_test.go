@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -67,5 +69,69 @@ func TestWindowAdaptsToDistantPeers(t *testing.T) {
 	}
 	if peak > 32 {
 		t.Errorf("peak in flight %d, above max_window 32", peak)
+	}
+}
+
+// TestLeafBudget: 8 streams at once under a budget of 6 leaves in flight
+// over all of them never exceed it, all arrive byte-exact, and streams
+// abandoned by their clients give their leaves back: requests after them
+// are served.
+func TestLeafBudget(t *testing.T) {
+	ctx := context.Background()
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	data := testutil.Bytes("budget", 4<<20)
+	root, err := chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &countingObserver{}
+	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+		return distantPeers{bs, 5 * time.Millisecond}
+	}), gateway.Config{Window: 4, MaxWindow: 8, MaxLeavesInFlight: 6, Readahead: -1, Observer: obs, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	url := httptestServer(t, h) + "/ipfs/" + root.String()
+
+	// Abandoned streams first: each reads a little and hangs up.
+	for range 4 {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := resp.Body.Read(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			client := http.Client{Timeout: 30 * time.Second}
+			resp, err := client.Get(url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			switch {
+			case err != nil:
+				errs <- err
+			case !bytes.Equal(body, data):
+				errs <- fmt.Errorf("%d bytes that differ from the source", len(body))
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if peak := obs.maxInFlight.Load(); peak > 6 {
+		t.Errorf("peak leaves in flight over all streams %d, budget 6", peak)
 	}
 }

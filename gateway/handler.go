@@ -49,6 +49,10 @@ type Config struct {
 	// MaxWindow bounds the adaptive window, and with the leaf size the
 	// memory of a stream. Default 64, and never below Window.
 	MaxWindow int
+	// MaxLeavesInFlight bounds the leaves fetched or held at once over
+	// all streams, and with the leaf size the memory of all streams
+	// together. Default 512 (512 MiB with 1 MiB leaves).
+	MaxLeavesInFlight int
 	// Readahead is the number of leaves fetched into the blockstore past
 	// the end of a served range, for the player's next request. Default 8;
 	// negative disables readahead.
@@ -109,6 +113,9 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 		cfg.MaxWindow = 64
 	}
 	cfg.MaxWindow = max(cfg.MaxWindow, cfg.Window)
+	if cfg.MaxLeavesInFlight <= 0 {
+		cfg.MaxLeavesInFlight = 512
+	}
 	if cfg.Readahead == 0 {
 		cfg.Readahead = 8
 	}
@@ -155,6 +162,7 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 			Reask:        sessions.NewSession,
 			ReaskAfter:   cfg.ReaskAfter,
 			Observer:     cfg.Observer,
+			Budget:       make(chan struct{}, cfg.MaxLeavesInFlight),
 		},
 		cfg: cfg,
 		log: cfg.Logger,

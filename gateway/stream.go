@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -43,6 +44,9 @@ type RangeStreamer struct {
 	ReaskAfter time.Duration
 	// Observer counts leaves in flight and stalls. Required.
 	Observer Observer
+	// Budget, if set, holds a token per leaf in flight over all streams,
+	// so the windows of many streams together stay within a memory bound.
+	Budget chan struct{}
 }
 
 // span is one range of a file to stream.
@@ -84,6 +88,14 @@ type sourcer interface{ Source() string }
 // first, if not nil, before begin(0) is called.
 func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, first *firstLeaf, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
+	// Budget tokens taken for leaves this stream has not consumed go back
+	// when it ends, however it ends: after the producer has stopped.
+	var held atomic.Int64
+	defer func() {
+		for range held.Load() {
+			<-s.Budget
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -97,7 +109,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 	late := newLateSignal()
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, origin, root, spans, slots, win, &wg, late)
+		s.produce(ctx, g, origin, root, spans, slots, win, &held, &wg, late)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
@@ -131,6 +143,10 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 		}
 		sl.data = nil
 		win.release()
+		if s.Budget != nil {
+			held.Add(-1)
+			<-s.Budget
+		}
 		if rate, done := meter.add(int(hi-lo), ctrl.size, time.Now()); done {
 			win.resize(ctrl.next(rate))
 		}
@@ -173,11 +189,19 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, 
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, win *window, wg *sync.WaitGroup, late *lateSignal) {
+func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup, late *lateSignal) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
 			if win.acquire(ctx) != nil {
 				return
+			}
+			if s.Budget != nil {
+				select {
+				case s.Budget <- struct{}{}:
+					held.Add(1)
+				case <-ctx.Done():
+					return
+				}
 			}
 			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
 			fetch := err == nil && leaf.Data == nil
