@@ -204,6 +204,12 @@ func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	g.mu.Lock()
 	for _, b := range blks {
 		g.answer(p, []cid.Cid{b.Cid()})
+		if g.wanted.Contains(string(b.Cid().Hash())) {
+			// A block the node wants, even one whose want to p was
+			// cancelled because another peer was first: p is working
+			// through its queue, not withholding.
+			g.answered[p] = time.Now()
+		}
 	}
 	if g.gateways[p] {
 		for _, b := range blks {

@@ -32,9 +32,13 @@ func TestMuteCheck(t *testing.T) {
 	if len(dropped) != 0 {
 		t.Fatalf("dropped %v before muteAfter", dropped)
 	}
+	// The busy peer sends a block whose want to it was cancelled (another
+	// peer was first): still progress, while b stays queued.
+	late := blocks.NewBlock([]byte("wanted elsewhere"))
+	g.want(late.Cid())
 	delivered := bsmsg.New(false)
-	delivered.AddBlock(a)
-	g.MessageReceived(busy, delivered) // b is still queued behind it
+	delivered.AddBlock(late)
+	g.MessageReceived(busy, delivered)
 	unasked := bsmsg.New(false)
 	unasked.AddBlock(blocks.NewBlock([]byte("junk")))
 	g.MessageReceived(junk, unasked)
