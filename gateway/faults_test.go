@@ -125,12 +125,13 @@ func TestLyingPeers(t *testing.T) {
 	}
 	t.Logf("32 MiB past a junk peer and a mute peer in %v", time.Since(start))
 	if os.Getenv("LIES") != "mute" {
-		// The junk peer sent blocks nobody asked for: it is dropped and
-		// kept out.
+		// A junk peer that sent 3 blocks nobody asked for is dropped and
+		// kept out (node.TestJunkStrikes checks the rule itself). A fast
+		// run may finish before bitswap asked it 3 times: then it
+		// cost nothing at all.
 		if c := gw.Host().Network().Connectedness(junk.ID); c == network.Connected {
-			t.Error("the peer sending junk blocks is still connected")
-		}
-		if err := gw.Host().Connect(context.Background(), junk); err == nil {
+			t.Log("the junk peer was not asked often enough to be caught")
+		} else if err := gw.Host().Connect(context.Background(), junk); err == nil {
 			t.Error("the peer sending junk blocks could connect again")
 		}
 	}

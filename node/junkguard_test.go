@@ -52,3 +52,39 @@ func TestMuteCheck(t *testing.T) {
 		t.Errorf("banned: silent %v, busy %v", g.isBanned(silent), g.isBanned(busy))
 	}
 }
+
+// TestJunkStrikes: a peer sending blocks nobody asked for is dropped at
+// the third and refused; blocks that were asked for never count.
+func TestJunkStrikes(t *testing.T) {
+	g := newJunkGuard(zap.NewNop(), nil)
+	var dropped []peer.ID
+	done := make(chan struct{}, 1)
+	g.drop = func(p peer.ID) { dropped = append(dropped, p); done <- struct{}{} }
+	liar, honest := peer.ID("liar"), peer.ID("honest")
+	for i := range 5 {
+		wanted := blocks.NewBlock([]byte{byte(i)})
+		g.want(wanted.Cid())
+		ok := bsmsg.New(false)
+		ok.AddBlock(wanted)
+		g.MessageReceived(honest, ok)
+	}
+	for i := range 3 {
+		junk := bsmsg.New(false)
+		junk.AddBlock(blocks.NewBlock([]byte{byte(100 + i)}))
+		g.MessageReceived(liar, junk)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the liar was not dropped after 3 junk blocks")
+	}
+	if len(dropped) != 1 || dropped[0] != liar {
+		t.Fatalf("dropped %v, want only the liar", dropped)
+	}
+	if !g.isBanned(liar) || g.isBanned(honest) {
+		t.Errorf("banned: liar %v, honest %v", g.isBanned(liar), g.isBanned(honest))
+	}
+	if g.InterceptPeerDial(liar) {
+		t.Error("the liar may be dialled again")
+	}
+}
