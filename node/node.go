@@ -195,7 +195,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bitswap.EngineBlockstoreWorkerCount(32),
 		bitswap.TaskWorkerCount(16),
 	)
+	bg, stop := context.WithCancel(context.Background())
 	n := &Node{
+		stop:     stop,
 		host:     h,
 		store:    store,
 		bitswap:  bs,
@@ -209,15 +211,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		log:      log,
 	}
 	if err := n.peering.Start(); err != nil {
-		_ = rt.close()
-		n.Close()
+		// The deferred cleanup closes the cache and the store.
+		stop()
+		_ = errors.Join(rt.close(), bs.Close(), h.Close())
 		return nil, fmt.Errorf("starting peering: %w", err)
 	}
 	for _, p := range cfg.Peers {
 		n.AddPeer(p)
 	}
-	bg, stop := context.WithCancel(context.Background())
-	n.stop = stop
 	for _, p := range gateways {
 		n.background.Go(func() { n.keepGatewayConnected(bg, p) })
 	}

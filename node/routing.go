@@ -200,13 +200,13 @@ func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
 	return nil
 }
 
-// FindProviders asks routing for up to max providers of c.
-func (n *Node) FindProviders(ctx context.Context, c cid.Cid, max int) []peer.AddrInfo {
+// FindProviders asks routing for up to limit providers of c.
+func (n *Node) FindProviders(ctx context.Context, c cid.Cid, limit int) []peer.AddrInfo {
 	if n.router.routing == nil {
 		return nil
 	}
 	var out []peer.AddrInfo
-	for p := range n.router.routing.FindProvidersAsync(ctx, c, max) {
+	for p := range n.router.routing.FindProvidersAsync(ctx, c, limit) {
 		out = append(out, p)
 	}
 	return out
