@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -47,129 +48,88 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
+		name := d.Val()
+		list, known := globalOptions[name]
+		if !known {
+			return nil, d.Errf("unknown pacman option %q", name)
+		}
+		args := d.RemainingArgs()
+		if len(args) == 0 || (len(args) > 1 && !list) {
+			return nil, d.ArgErr()
+		}
+		val := args[0]
+		if app.Routing == nil && (name == "dht" || name == "bootstrap" || name == "delegated_routing" || name == "provide" || name == "reprovide_interval") {
+			app.Routing = new(Routing)
+		}
+		var err error
+		switch name {
 		case "data_dir":
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			app.DataDir = d.Val()
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
+			app.DataDir = val
 		case "listen":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
 			app.Listen = append(app.Listen, args...)
 		case "peer":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
 			app.Peers = append(app.Peers, args...)
-		case "max_connections", "max_inbound_connections", "max_streams":
-			name := d.Val()
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n < 0 {
-				return nil, d.Errf("%s: %q is not a count", name, d.Val())
-			}
-			switch name {
-			case "max_connections":
-				app.MaxConnections = n
-			case "max_inbound_connections":
-				app.MaxInboundConnections = n
-			default:
-				app.MaxStreams = n
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-		case "max_memory", "cache_size":
-			name := d.Val()
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size > 1<<62 {
-				return nil, d.Errf("%s: %q is not a size such as 512MiB", name, d.Val())
-			}
-			if name == "max_memory" {
-				app.MaxMemory = int64(size)
-			} else {
-				app.CacheSize = int64(size)
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-		case "upload_limit", "upload_limit_per_peer":
-			name := d.Val()
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			rate, err := parseRate(d.Val())
-			if err != nil {
-				return nil, d.Errf("%s: %v", name, err)
-			}
-			if name == "upload_limit" {
-				app.UploadLimit = rate
-			} else {
-				app.UploadLimitPerPeer = rate
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-		case "dht", "provide", "reprovide_interval":
-			name := d.Val()
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			if app.Routing == nil {
-				app.Routing = new(Routing)
-			}
-			switch name {
-			case "dht":
-				app.Routing.DHT = d.Val()
-			case "provide":
-				app.Routing.Provide = d.Val()
-			default:
-				dur, err := caddy.ParseDuration(d.Val())
-				if err != nil {
-					return nil, d.Errf("reprovide_interval: %v", err)
-				}
-				app.Routing.ReprovideInterval = caddy.Duration(dur)
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
 		case "http_gateway":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
 			app.HTTPGateways = append(app.HTTPGateways, args...)
-		case "bootstrap", "delegated_routing":
-			name := d.Val()
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.ArgErr()
-			}
-			if app.Routing == nil {
-				app.Routing = new(Routing)
-			}
-			if name == "bootstrap" {
-				app.Routing.Bootstrap = append(app.Routing.Bootstrap, args...)
-			} else {
-				app.Routing.Delegated = append(app.Routing.Delegated, args...)
-			}
-		default:
-			return nil, d.Errf("unknown pacman option %q", d.Val())
+		case "max_connections":
+			app.MaxConnections, err = parseCount(val)
+		case "max_inbound_connections":
+			app.MaxInboundConnections, err = parseCount(val)
+		case "max_streams":
+			app.MaxStreams, err = parseCount(val)
+		case "max_memory":
+			app.MaxMemory, err = parseSize(val)
+		case "cache_size":
+			app.CacheSize, err = parseSize(val)
+		case "upload_limit":
+			app.UploadLimit, err = parseRate(val)
+		case "upload_limit_per_peer":
+			app.UploadLimitPerPeer, err = parseRate(val)
+		case "dht":
+			app.Routing.DHT = val
+		case "bootstrap":
+			app.Routing.Bootstrap = append(app.Routing.Bootstrap, args...)
+		case "delegated_routing":
+			app.Routing.Delegated = append(app.Routing.Delegated, args...)
+		case "provide":
+			app.Routing.Provide = val
+		case "reprovide_interval":
+			var dur time.Duration
+			dur, err = caddy.ParseDuration(val)
+			app.Routing.ReprovideInterval = caddy.Duration(dur)
+		}
+		if err != nil {
+			return nil, d.Errf("%s: %v", name, err)
 		}
 	}
 	return httpcaddyfile.App{Name: "pacman", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// globalOptions are the options of the pacman global option, each saying
+// whether it takes a list of values (true) or exactly one.
+var globalOptions = map[string]bool{
+	"data_dir": false, "listen": true, "peer": true, "http_gateway": true,
+	"max_connections": false, "max_inbound_connections": false, "max_streams": false, "max_memory": false,
+	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false,
+	"dht": false, "bootstrap": true, "delegated_routing": true, "provide": false, "reprovide_interval": false,
+}
+
+// parseCount parses a non-negative count.
+func parseCount(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a count", s)
+	}
+	return n, nil
+}
+
+// parseSize parses a size in bytes with a unit: "512MiB", "50GB".
+func parseSize(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB", s)
+	}
+	return int64(n), nil
 }
 
 // parseRate parses a rate in bits ("200Mbit", "1Gbps") or bytes ("25MB",
