@@ -79,17 +79,6 @@ func (m *nodeMetrics) BlockDelivered(src node.Source, bytes int, wait time.Durat
 
 // register adds the metrics to reg, once per registry.
 func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
-	stat := func(f func(node.Stats) float64) func() float64 {
-		return func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			st, err := n.Stats(ctx)
-			if err != nil {
-				return 0
-			}
-			return f(st)
-		}
-	}
 	collectors := []prometheus.Collector{
 		m.blockBytes,
 		m.blockWait,
@@ -97,21 +86,7 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 		m.stalls,
 		m.leavesInFlight,
 		m.originRejected,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "pacman", Name: "peers", Help: "Connected libp2p peers.",
-		}, stat(func(s node.Stats) float64 { return float64(s.Peers) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "pacman", Name: "seeded_bytes_total", Help: "Block bytes sent to peers over bitswap.",
-		}, stat(func(s node.Stats) float64 { return float64(s.BytesSeeded) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "pacman", Name: "blockstore_bytes", Help: "Size of the blockstore on disk.",
-		}, stat(func(s node.Stats) float64 { return float64(s.StoreBytes) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "pacman", Name: "cache_bytes", Help: "Bytes of fetched blocks held, which cache_size bounds (imported content is not counted).",
-		}, stat(func(s node.Stats) float64 { return float64(s.CacheBytes) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "pacman", Name: "cache_evictions_total", Help: "Fetched blocks evicted to keep the cache within cache_size.",
-		}, stat(func(s node.Stats) float64 { return float64(s.Evictions) })),
+		statsCollector{n},
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -124,8 +99,53 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 	return nil
 }
 
+// statsCollector exports the node's figures, read once per scrape.
+type statsCollector struct{ n *node.Node }
+
+// nodeStat is one figure of node.Stats as a metric.
+type nodeStat struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(node.Stats) float64
+}
+
+var nodeStats = []nodeStat{
+	{prometheus.NewDesc("pacman_peers", "Connected libp2p peers.", nil, nil),
+		prometheus.GaugeValue, func(s node.Stats) float64 { return float64(s.Peers) }},
+	{prometheus.NewDesc("pacman_seeded_bytes_total", "Block bytes sent to peers over bitswap.", nil, nil),
+		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.BytesSeeded) }},
+	{prometheus.NewDesc("pacman_blockstore_bytes", "Size of the blockstore on disk.", nil, nil),
+		prometheus.GaugeValue, func(s node.Stats) float64 { return float64(s.StoreBytes) }},
+	{prometheus.NewDesc("pacman_cache_bytes", "Bytes of fetched blocks held, which cache_size bounds (imported content is not counted).", nil, nil),
+		prometheus.GaugeValue, func(s node.Stats) float64 { return float64(s.CacheBytes) }},
+	{prometheus.NewDesc("pacman_cache_evictions_total", "Fetched blocks evicted to keep the cache within cache_size.", nil, nil),
+		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.Evictions) }},
+}
+
+// Describe implements prometheus.Collector.
+func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, s := range nodeStats {
+		ch <- s.desc
+	}
+}
+
+// Collect implements prometheus.Collector: one node.Stats per scrape.
+// When the node cannot answer, the figures are left out of the scrape.
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := c.n.Stats(ctx)
+	if err != nil {
+		return
+	}
+	for _, s := range nodeStats {
+		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(st))
+	}
+}
+
 // Interface guards.
 var (
-	_ node.Observer    = (*nodeMetrics)(nil)
-	_ gateway.Observer = (*nodeMetrics)(nil)
+	_ node.Observer        = (*nodeMetrics)(nil)
+	_ gateway.Observer     = (*nodeMetrics)(nil)
+	_ prometheus.Collector = statsCollector{}
 )

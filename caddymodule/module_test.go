@@ -284,6 +284,11 @@ http://localhost:9080 {
 	if n := metricValue(t, "pacman_leaves_in_flight"); n != 0 {
 		t.Errorf("pacman_leaves_in_flight = %.0f after the stream ended", n)
 	}
+	// Every fetched block, from the peer or the origin, is kept in the
+	// cache (the node has no cache_size: nothing evicted).
+	if n := metricValue(t, "pacman_cache_bytes"); n < float64(len(data)) {
+		t.Errorf("pacman_cache_bytes = %.0f, want at least the file's %d", n, len(data))
+	}
 	if n := metricValue(t, "pacman_origin_rejected_total"); n != 0 {
 		t.Errorf("pacman_origin_rejected_total = %.0f from an honest origin", n)
 	}
