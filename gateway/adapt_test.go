@@ -21,6 +21,17 @@ import (
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
+// memFile imports data into a new in-memory blockstore.
+func memFile(t *testing.T, data []byte, opts ...chunker.Option) (blockstore.Blockstore, cid.Cid) {
+	t.Helper()
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs, root
+}
+
 // distantPeers answers every block after a fixed delay, however many are
 // asked at once: far-away peers with bandwidth to spare, where throughput
 // grows with the leaves in flight.
@@ -42,13 +53,8 @@ func (p distantPeers) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, er
 // from peers 20 ms away: the window grows because throughput follows it,
 // up to and never past max_window, and every byte is right.
 func TestWindowAdaptsToDistantPeers(t *testing.T) {
-	ctx := context.Background()
-	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
 	data := testutil.Bytes("adapt", 12<<20)
-	root, err := chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(16<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs, root := memFile(t, data, chunker.WithChunkSize(16<<10))
 	obs := &countingObserver{}
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
 		return distantPeers{bs, 20 * time.Millisecond}
@@ -77,13 +83,8 @@ func TestWindowAdaptsToDistantPeers(t *testing.T) {
 // abandoned by their clients give their leaves back: requests after them
 // are served.
 func TestLeafBudget(t *testing.T) {
-	ctx := context.Background()
-	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
 	data := testutil.Bytes("budget", 4<<20)
-	root, err := chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs, root := memFile(t, data, chunker.WithChunkSize(64<<10))
 	obs := &countingObserver{}
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
 		return distantPeers{bs, 5 * time.Millisecond}

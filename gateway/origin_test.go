@@ -14,7 +14,6 @@ import (
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
-	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
@@ -43,16 +42,10 @@ func newOriginBed(t *testing.T) *originBed {
 	ctx := context.Background()
 	b := &originBed{
 		data:   testutil.Bytes("origin", 4<<20+777),
-		full:   blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())),
 		edge:   blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())),
 		leaves: map[cid.Cid]bool{},
 	}
-	dag := merkledag.NewDAGService(blockservice.New(b.full, nil))
-	var err error
-	b.root, err = chunker.Import(ctx, dag, bytes.NewReader(b.data), chunker.WithChunkSize(256<<10), chunker.WithMaxLinks(8))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.full, b.root = memFile(t, b.data, chunker.WithChunkSize(256<<10), chunker.WithMaxLinks(8))
 	keys, err := b.full.AllKeysChan(ctx)
 	if err != nil {
 		t.Fatal(err)
