@@ -161,9 +161,15 @@ func TestCurlResume(t *testing.T) {
 	data, url := servedFile(t, 6<<20+7)
 	out := filepath.Join(t.TempDir(), "out.bin")
 	// Exit code 28: the transfer timed out part-way, as an interruption.
-	cut := exec.Command(curl, "-s", "--limit-rate", "256K", "--max-time", "1", "-o", out, url)
-	if err := cut.Run(); err == nil {
-		t.Fatal("the rate-limited download finished within a second; nothing to resume")
+	cut := exec.Command(curl, "-s", "-w", "%{http_code}", "--limit-rate", "256K", "--max-time", "1", "-o", out, url)
+	status, err := cut.Output()
+	if err == nil {
+		body, _ := os.ReadFile(out)
+		t.Fatalf("the rate-limited download ended within a second with status %s and %d bytes (%q...); nothing to resume",
+			status, len(body), body[:min(len(body), 120)])
+	}
+	if string(status) != "200" {
+		t.Fatalf("interrupted download: status %s", status)
 	}
 	partial, err := os.Stat(out)
 	if err != nil || partial.Size() == 0 || partial.Size() >= int64(len(data)) {
