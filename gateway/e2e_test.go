@@ -25,6 +25,9 @@ import (
 func newGateway(t testing.TB, n *node.Node, cfg gateway.Config) *httptest.Server {
 	t.Helper()
 	cfg.Policy.Access = gateway.AccessOpen
+	if cfg.Logger == nil {
+		cfg.Logger = testutil.Logger(t)
+	}
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
 		return n.NewSession(ctx)
 	}), cfg)

@@ -18,6 +18,8 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/node"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 )
 
 // Bytes returns n deterministic pseudo-random bytes for seed. The stream is
@@ -29,6 +31,12 @@ func Bytes(seed string, n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.NewChaCha8(key).Read(b)
 	return b
+}
+
+// Logger returns a logger that writes warnings and errors to t's log, so a
+// failing test shows why a node dropped a peer or gave up on a block.
+func Logger(t testing.TB) *zap.Logger {
+	return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 }
 
 // Loopback is the listen address tests give nodes.
@@ -51,6 +59,9 @@ func NewNodeConfig(t testing.TB, cfg node.Config) *node.Node {
 	}
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = []multiaddr.Multiaddr{Loopback}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t)
 	}
 	n, err := node.New(context.Background(), cfg)
 	if err != nil {
