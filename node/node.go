@@ -25,6 +25,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -77,6 +78,7 @@ type Node struct {
 	blocks     blockservice.BlockService
 	peering    *peering.PeeringService
 	guard      *junkGuard
+	wants      *scheduler
 	cache      *cache
 	router     *router
 	net        bsnetwork.BitSwapNetwork
@@ -183,8 +185,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if rt.routing != nil {
 		finder = rt.routing
 	}
+	bg, stop := context.WithCancel(context.Background())
+	wants := newScheduler(bg, net, guard, log)
 	bs := bitswap.New(context.Background(), net, finder, store.Blockstore,
-		bitswap.WithTracer(guard),
+		bitswap.WithTracer(tracers{guard, wants}),
 		bitswap.ProviderSearchDelay(time.Second),
 		// Index nodes (up to ~41 KB for 1024 links) are sent in answer to
 		// a want-have, saving a fetching peer the round trip of a
@@ -195,7 +199,6 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bitswap.EngineBlockstoreWorkerCount(32),
 		bitswap.TaskWorkerCount(16),
 	)
-	bg, stop := context.WithCancel(context.Background())
 	n := &Node{
 		stop:     stop,
 		host:     h,
@@ -204,12 +207,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		blocks:   blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
 		peering:  peering.NewPeeringService(h),
 		guard:    guard,
+		wants:    wants,
 		cache:    cache,
 		router:   rt,
 		net:      net,
 		observer: cfg.Observer,
 		log:      log,
 	}
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.disconnected})
 	if err := n.peering.Start(); err != nil {
 		// The deferred cleanup closes the cache and the store.
 		stop()
@@ -289,6 +294,7 @@ func (n *Node) Close() error {
 func (n *Node) close() error {
 	n.stop()
 	n.background.Wait()
+	n.wants.wait()
 	n.peering.Stop()
 	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
 	n.cache.close()

@@ -36,11 +36,14 @@ type Observer interface {
 }
 
 // Session fetches the blocks of one piece of content: from the blockstore
-// when held, else from peers over a bitswap session that learns which
-// peers deliver. Blocks fetched are stored, so the node seeds them.
+// when held, else from the peers it has learnt hold the content, each
+// want-block sent to the one with the fewest outstanding, and over a
+// bitswap session (which looks for providers) until it knows any or when
+// all refuse. Blocks fetched are stored, so the node seeds them.
 type Session struct {
-	n     *Node
-	fetch exchange.Fetcher
+	n       *Node
+	fetch   exchange.Fetcher
+	holders holders
 }
 
 // NewSession returns a session that lasts as long as ctx. Every GetBlock
@@ -64,7 +67,12 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if !ipld.IsNotFound(err) {
 		return nil, fmt.Errorf("reading block %s: %w", c, err)
 	}
-	blk, err = s.fetch.GetBlock(ctx, c)
+	s.n.guard.want(c)
+	w := s.n.wants.join(c, &s.holders)
+	blk, err = s.n.wants.fetch(ctx, w, &s.holders, func(ctx context.Context) (blocks.Block, error) {
+		return s.fetch.GetBlock(ctx, c)
+	})
+	s.n.wants.leave(w, &s.holders)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,683 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	pb "github.com/ipfs/boxo/bitswap/message/pb"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
+	"github.com/ipfs/boxo/bitswap/tracer"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/zap"
+)
+
+const (
+	// askFloor and askCeiling bound how long a want-block sent to one
+	// peer waits before another holder is asked as well.
+	askFloor   = 750 * time.Millisecond
+	askCeiling = 10 * time.Second
+	// askSlack is how many times its expected wait a want-block may take
+	// before another holder is asked as well.
+	askSlack = 4
+	// firstBlockGuess is the time per block assumed of a peer that has
+	// not delivered one yet.
+	firstBlockGuess = 250 * time.Millisecond
+	// minInFlight and maxInFlight bound the want-blocks outstanding at one
+	// peer. Between them, a peer is given as many as cover its round trip
+	// at its pace, plus two: enough to keep it busy, few enough that a
+	// slow peer does not sit on leaves a faster one could send.
+	minInFlight = 2
+	maxInFlight = 32
+	// lacksTolerated is how many DONT_HAVEs a peer that has delivered
+	// nothing may answer before a session stops asking it.
+	lacksTolerated = 3
+	// probeEvery is how often a session asks the connected peers it knows
+	// nothing about whether they hold the block it wants next: peers that
+	// connect later, or did not answer its first wants, join its holders.
+	probeEvery = time.Second
+	// senderIdle is how long a peer's sender lives without wants.
+	senderIdle = 30 * time.Second
+	// lateAnswers is how long answers to a delivered block still teach
+	// its sessions holders: a session's first blocks are asked of every
+	// peer, and the other holders answer just after the first.
+	lateAnswers = 5 * time.Second
+)
+
+// scheduler sends the want-blocks of sessions straight to the peers known to
+// hold their content. Wants wait in one queue, most urgent first, and each
+// goes to the holder expected to deliver it soonest once that holder has
+// room: every peer is kept only as busy as its round trip needs, so each
+// works at its own pace and a fast peer, freeing room sooner, is given
+// more. Bitswap's own session picks one peer per want with a chance
+// proportional to what it delivered before, which leaves capped peers idle
+// while another's queue grows.
+//
+// A session learns holders from every answer to its wants (blocks and
+// HAVEs, through bitswap or from the scheduler). Until it knows one, and
+// when all it knows have refused a block, its wants go through bitswap,
+// which looks for providers.
+type scheduler struct {
+	net   bsnetwork.BitSwapNetwork
+	guard *junkGuard
+	log   *zap.Logger
+	ctx   context.Context // ends when the node closes
+	wg    sync.WaitGroup  // the senders
+
+	mu      sync.Mutex // guards everything below
+	pending map[string]*want
+	queue   []*want // waiting for a holder with room, most urgent first
+	lines   map[peer.ID]*line
+	seq     int32
+	// recent are the sessions of blocks delivered within lateAnswers,
+	// by multihash, oldest first in order.
+	recent map[string]late
+	order  []string
+}
+
+// late is who wanted a delivered block, and when it came.
+type late struct {
+	learners []*holders
+	at       time.Time
+}
+
+// want is one block some sessions are waiting for.
+type want struct {
+	c        cid.Cid
+	priority int32
+	done     chan struct{} // closed when blk is set
+	blk      blocks.Block
+	changed  chan struct{} // a peer refused the block or could not be asked
+	asked    map[peer.ID]time.Time
+	probed   []peer.ID // sent a want-have
+	refused  map[peer.ID]bool
+	learners map[*holders]int // sessions learning holders from answers
+	from     *holders         // the holders it is asked of
+	queued   bool             // in the scheduler's queue
+	stuck    bool             // no holder left to ask
+}
+
+// line is what the scheduler knows of one peer and the messages queued to
+// it.
+type line struct {
+	p           peer.ID
+	outstanding int           // want-blocks asked and not yet answered
+	perBlock    time.Duration // smoothed time per block delivered
+	roundTrip   time.Duration // least time from asking an idle peer to its block
+	lastBlock   time.Time
+
+	queue []entry
+	wake  chan struct{}
+}
+
+// entry is a want-block, a want-have or a cancel, waiting to be sent.
+type entry struct {
+	c        cid.Cid
+	priority int32
+	have     bool
+	cancel   bool
+}
+
+// holders are the peers a session knows to hold its content.
+type holders struct {
+	mu        sync.Mutex
+	m         map[peer.ID]*holding
+	lastProbe time.Time
+}
+
+// holding is what a session heard from a peer: blocks, HAVEs, DONT_HAVEs.
+type holding struct {
+	got, haves, lacks int
+}
+
+func newScheduler(ctx context.Context, net bsnetwork.BitSwapNetwork, guard *junkGuard, log *zap.Logger) *scheduler {
+	return &scheduler{
+		net: net, guard: guard, log: log, ctx: ctx,
+		pending: map[string]*want{}, lines: map[peer.ID]*line{}, recent: map[string]late{},
+	}
+}
+
+// wait returns once every sender has stopped, after the node's context
+// ended.
+func (s *scheduler) wait() { s.wg.Wait() }
+
+// join registers a session waiting for c and returns the want; leave must
+// follow.
+func (s *scheduler) join(c cid.Cid, h *holders) *want {
+	k := string(c.Hash())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.pending[k]
+	if w == nil {
+		s.seq++
+		w = &want{
+			c: c, priority: math.MaxInt32 - s.seq,
+			done: make(chan struct{}), changed: make(chan struct{}, 1),
+			asked: map[peer.ID]time.Time{}, refused: map[peer.ID]bool{},
+			learners: map[*holders]int{},
+		}
+		s.pending[k] = w
+	}
+	w.learners[h]++
+	return w
+}
+
+// leave unregisters a session from w; the last to leave an unanswered
+// want cancels it at the peers asked.
+func (s *scheduler) leave(w *want, h *holders) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.learners[h]--
+	if w.learners[h] == 0 {
+		delete(w.learners, h)
+	}
+	if len(w.learners) > 0 || w.blk != nil {
+		return
+	}
+	if s.pending[string(w.c.Hash())] == w {
+		delete(s.pending, string(w.c.Hash()))
+	}
+	w.queued = false
+	s.cancelAsks(w, "")
+	s.dispatch()
+}
+
+// cancelAsks sends cancels to the peers w was asked or probed of, but not
+// to except. The caller holds s.mu.
+func (s *scheduler) cancelAsks(w *want, except peer.ID) {
+	for _, p := range w.probed {
+		if _, asked := w.asked[p]; !asked && p != except {
+			if l := s.lines[p]; l != nil {
+				s.enqueue(l, entry{c: w.c, cancel: true})
+			}
+		}
+	}
+	w.probed = nil
+	for p := range w.asked {
+		if l := s.lines[p]; l != nil {
+			l.outstanding--
+			if p != except {
+				s.enqueue(l, entry{c: w.c, cancel: true})
+			}
+		}
+		delete(w.asked, p)
+	}
+}
+
+// schedule queues w to be asked of one more holder in h, and sends a
+// want-have for it to the connected peers h knows nothing about, once per
+// probeEvery.
+func (s *scheduler) schedule(w *want, h *holders) {
+	probe := h.toProbe(s.net.Host().Network().Peers(), time.Now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range probe {
+		if s.guard.isBanned(p) || w.refused[p] {
+			continue
+		}
+		w.probed = append(w.probed, p)
+		s.enqueue(s.line(p), entry{c: w.c, priority: w.priority, have: true})
+	}
+	w.from = h
+	if !w.queued {
+		w.queued = true
+		i, _ := slices.BinarySearchFunc(s.queue, w, func(a, b *want) int { return cmp.Compare(b.priority, a.priority) })
+		s.queue = slices.Insert(s.queue, i, w)
+	}
+	s.dispatch()
+}
+
+// dispatch asks, most urgent first, each queued want of the holder
+// expected to deliver it soonest among those with room, and marks stuck
+// the wants no holder is left for. The caller holds s.mu.
+func (s *scheduler) dispatch() {
+	if !slices.ContainsFunc(s.queue, func(w *want) bool { return w.queued }) {
+		return
+	}
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		if w.blk != nil || !w.queued {
+			continue
+		}
+		best, left := s.choose(w)
+		switch {
+		case best != nil:
+			w.queued = false
+			best.outstanding++
+			w.asked[best.p] = time.Now()
+			s.enqueue(best, entry{c: w.c, priority: w.priority})
+			signal(w.changed)
+		case left == 0:
+			w.queued, w.stuck = false, true
+			signal(w.changed)
+		default:
+			kept = append(kept, w)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+}
+
+// choose returns the holder of w with room that is expected to deliver it
+// soonest, if any, and how many holders are left to ask at all. The caller
+// holds s.mu.
+func (s *scheduler) choose(w *want) (*line, int) {
+	var best *line
+	left := 0
+	for _, p := range w.from.candidates() {
+		if w.refused[p] || !w.asked[p].IsZero() || s.guard.isBanned(p) ||
+			s.net.Host().Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		left++
+		l := s.line(p)
+		if l.outstanding >= l.room() {
+			continue
+		}
+		if best == nil || l.eta() < best.eta() || l.eta() == best.eta() && rand.IntN(2) == 0 {
+			best = l
+		}
+	}
+	return best, left
+}
+
+// room is how many want-blocks l may have outstanding.
+func (l *line) room() int {
+	if l.roundTrip == 0 {
+		return minInFlight * 2
+	}
+	return min(max(minInFlight+int(l.roundTrip/l.perBlock), minInFlight), maxInFlight)
+}
+
+// eta is when l is expected to deliver a block asked now.
+func (l *line) eta() time.Duration {
+	return time.Duration(l.outstanding+1) * l.perBlock
+}
+
+// patience is how long a want-block just sent to l may take before
+// another holder is asked as well.
+func (l *line) patience() time.Duration {
+	return min(max(askSlack*(l.eta()+l.roundTrip), askFloor), askCeiling)
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// line returns p's line, starting its sender if needed. The caller holds
+// s.mu.
+func (s *scheduler) line(p peer.ID) *line {
+	l := s.lines[p]
+	if l == nil {
+		l = &line{p: p, perBlock: firstBlockGuess, wake: make(chan struct{}, 1)}
+		s.lines[p] = l
+		s.wg.Go(func() { s.send(l) })
+	}
+	return l
+}
+
+// enqueue queues e for l's sender. The caller holds s.mu.
+func (s *scheduler) enqueue(l *line, e entry) {
+	l.queue = append(l.queue, e)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send delivers l's queued entries, as many as are queued in each message,
+// until the node closes or l stays idle for senderIdle.
+func (s *scheduler) send(l *line) {
+	var ms bsnetwork.MessageSender
+	defer func() {
+		if ms != nil {
+			_ = ms.Reset()
+		}
+	}()
+	idle := time.NewTimer(senderIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-idle.C:
+			s.mu.Lock()
+			if len(l.queue) == 0 && l.outstanding <= 0 {
+				delete(s.lines, l.p)
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			idle.Reset(senderIdle)
+			continue
+		case <-l.wake:
+		}
+		idle.Reset(senderIdle)
+		s.mu.Lock()
+		queue := l.queue
+		l.queue = nil
+		s.mu.Unlock()
+		if len(queue) == 0 {
+			continue
+		}
+		msg := bsmsg.New(false)
+		for _, e := range queue {
+			switch {
+			case e.cancel:
+				msg.Cancel(e.c)
+			case e.have:
+				msg.AddEntry(e.c, e.priority, pb.Message_Wantlist_Have, true)
+			default:
+				msg.AddEntry(e.c, e.priority, pb.Message_Wantlist_Block, true)
+			}
+		}
+		var err error
+		if ms == nil {
+			ms, err = s.net.NewMessageSender(s.ctx, l.p, &bsnetwork.MessageSenderOpts{
+				MaxRetries: 3, SendTimeout: 10 * time.Second, SendErrorBackoff: 100 * time.Millisecond,
+			})
+		}
+		if err == nil {
+			err = ms.SendMsg(s.ctx, msg)
+		}
+		if err != nil {
+			if ms != nil {
+				_ = ms.Reset()
+				ms = nil
+			}
+			s.log.Debug("sending wants failed", zap.Stringer("peer", l.p), zap.Error(err))
+			s.unreachable(l.p, queue)
+		}
+	}
+}
+
+// unreachable treats the want-blocks in queue as refused by p, so their
+// sessions ask someone else.
+func (s *scheduler) unreachable(p peer.ID, queue []entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range queue {
+		if !e.cancel && !e.have {
+			s.refuse(p, e.c)
+		}
+	}
+	s.dispatch()
+}
+
+// disconnected is a libp2p network notification: the wants asked of a peer
+// whose last connection closed go to other holders.
+func (s *scheduler) disconnected(net network.Network, conn network.Conn) {
+	p := conn.RemotePeer()
+	if net.Connectedness(p) == network.Connected {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.pending {
+		if _, ok := w.asked[p]; ok {
+			s.refuse(p, w.c)
+		}
+	}
+	s.dispatch()
+}
+
+// refuse records that p will not send c. The caller holds s.mu.
+func (s *scheduler) refuse(p peer.ID, c cid.Cid) {
+	w := s.pending[string(c.Hash())]
+	if w == nil {
+		return
+	}
+	if _, ok := w.asked[p]; ok {
+		delete(w.asked, p)
+		if l := s.lines[p]; l != nil {
+			l.outstanding--
+		}
+	}
+	w.refused[p] = true
+	for h := range w.learners {
+		h.lacks(p)
+	}
+	signal(w.changed)
+}
+
+// MessageReceived is a bitswap tracer hook: it teaches sessions who holds
+// their blocks, delivers blocks the scheduler asked for and moves wants a
+// peer refused to other holders.
+func (s *scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+	blks, haves, dontHaves := msg.Blocks(), msg.Haves(), msg.DontHaves()
+	if len(blks) == 0 && len(haves) == 0 && len(dontHaves) == 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forget(now)
+	for _, c := range haves {
+		if w := s.pending[string(c.Hash())]; w != nil {
+			for h := range w.learners {
+				h.has(p, false)
+			}
+		}
+		for _, h := range s.recent[string(c.Hash())].learners {
+			h.has(p, false)
+		}
+	}
+	for _, c := range dontHaves {
+		s.refuse(p, c)
+	}
+	defer s.dispatch()
+	for _, b := range blks {
+		k := string(b.Cid().Hash())
+		for _, h := range s.recent[k].learners {
+			h.has(p, true)
+		}
+		w := s.pending[k]
+		if w == nil {
+			continue
+		}
+		for h := range w.learners {
+			h.has(p, true)
+		}
+		if l := s.lines[p]; l != nil {
+			if asked, ok := w.asked[p]; ok {
+				// Time per block while busy: since the previous block
+				// or, if the line was idle, since this one was asked,
+				// which is also a round trip.
+				sample := now.Sub(asked)
+				if l.lastBlock.After(asked) {
+					sample = now.Sub(l.lastBlock)
+				} else if l.roundTrip == 0 || sample < l.roundTrip {
+					l.roundTrip = sample
+				}
+				l.perBlock = max((3*l.perBlock+sample)/4, time.Millisecond/10)
+			}
+			l.lastBlock = now
+		}
+		// The hash of the bytes is the CID's: bitswap derives a received
+		// block's CID from its data.
+		blk, err := blocks.NewBlockWithCid(b.RawData(), w.c)
+		if err != nil {
+			continue
+		}
+		delete(s.pending, k)
+		s.cancelAsks(w, p)
+		w.queued = false
+		w.blk = blk
+		close(w.done)
+		l := late{at: now}
+		for h := range w.learners {
+			l.learners = append(l.learners, h)
+		}
+		s.recent[k] = l
+		s.order = append(s.order, k)
+	}
+}
+
+// forget drops the delivered blocks older than lateAnswers. The caller
+// holds s.mu.
+func (s *scheduler) forget(now time.Time) {
+	i := 0
+	for ; i < len(s.order); i++ {
+		k := s.order[i]
+		if now.Sub(s.recent[k].at) < lateAnswers {
+			break
+		}
+		delete(s.recent, k)
+	}
+	s.order = s.order[i:]
+}
+
+// MessageSent is part of the bitswap tracer; sent wants need no notice.
+func (s *scheduler) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+
+// tracers shows bitswap's messages to each tracer in turn.
+type tracers []tracer.Tracer
+
+func (ts tracers) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+	for _, t := range ts {
+		t.MessageReceived(p, msg)
+	}
+}
+
+func (ts tracers) MessageSent(p peer.ID, msg bsmsg.BitSwapMessage) {
+	for _, t := range ts {
+		t.MessageSent(p, msg)
+	}
+}
+
+// fetch waits for w, queued for the holders in h, asking one more each
+// time the last asked misses its time, and falls back to fallback
+// (bitswap) when none is left.
+func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
+	type result struct {
+		blk blocks.Block
+		err error
+	}
+	var viaBitswap chan result
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	s.schedule(w, h)
+	for {
+		select {
+		case <-w.done:
+			return w.blk, nil
+		case r := <-viaBitswap:
+			return r.blk, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			s.schedule(w, h)
+		case <-w.changed:
+			patience, queued, stuck := s.state(w)
+			switch {
+			case stuck && viaBitswap == nil:
+				viaBitswap = make(chan result, 1)
+				go func() {
+					blk, err := fallback(ctx)
+					viaBitswap <- result{blk, err}
+				}()
+			case patience > 0:
+				timer.Reset(patience)
+			case !queued && !stuck:
+				// Refused by every peer asked: ask the next.
+				s.schedule(w, h)
+			}
+		}
+	}
+}
+
+// state returns how long the latest ask of w may take (0 if none is
+// outstanding), whether w waits for a holder with room and whether no
+// holder is left.
+func (s *scheduler) state(w *want) (time.Duration, bool, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var latest peer.ID
+	var at time.Time
+	for p, t := range w.asked {
+		if t.After(at) {
+			latest, at = p, t
+		}
+	}
+	var patience time.Duration
+	if l := s.lines[latest]; l != nil {
+		patience = max(l.patience()-time.Since(at), time.Millisecond)
+	}
+	return patience, w.queued, w.stuck
+}
+
+// candidates returns the peers worth asking: every peer that delivered a
+// block, and those that announced one unless they refused many since.
+func (h *holders) candidates() []peer.ID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps := make([]peer.ID, 0, len(h.m))
+	for p, hd := range h.m {
+		if hd.got > 0 || hd.haves > 0 && hd.lacks < lacksTolerated {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// toProbe returns, at most once per probeEvery, the peers among connected
+// that h has heard neither a block nor a HAVE from and that have not
+// refused often.
+func (h *holders) toProbe(connected []peer.ID, now time.Time) []peer.ID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now.Sub(h.lastProbe) < probeEvery {
+		return nil
+	}
+	h.lastProbe = now
+	var ps []peer.ID
+	for _, p := range connected {
+		if hd := h.m[p]; hd == nil || hd.got+hd.haves == 0 && hd.lacks < lacksTolerated {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func (h *holders) has(p peer.ID, delivered bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hd := h.entry(p)
+	if delivered {
+		hd.got++
+	} else {
+		hd.haves++
+	}
+}
+
+func (h *holders) lacks(p peer.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.entry(p).lacks++
+}
+
+// entry returns p's holding, adding it. The caller holds h.mu.
+func (h *holders) entry(p peer.ID) *holding {
+	hd := h.m[p]
+	if hd == nil {
+		if h.m == nil {
+			h.m = map[peer.ID]*holding{}
+		}
+		hd = &holding{}
+		h.m[p] = hd
+	}
+	return hd
+}
