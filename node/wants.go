@@ -66,11 +66,15 @@ const (
 // when all it knows have refused a block, its wants go through bitswap,
 // which looks for providers.
 type scheduler struct {
-	net   bsnetwork.BitSwapNetwork
-	guard *junkGuard
-	log   *zap.Logger
-	ctx   context.Context // ends when the node closes
-	wg    sync.WaitGroup  // the senders
+	// newSender opens a message stream to a peer; peers lists the
+	// connected peers and connected tells whether a peer is.
+	newSender func(context.Context, peer.ID) (bsnetwork.MessageSender, error)
+	peers     func() []peer.ID
+	connected func(peer.ID) bool
+	guard     *junkGuard
+	log       *zap.Logger
+	ctx       context.Context // ends when the node closes
+	wg        sync.WaitGroup  // the senders
 
 	mu      sync.Mutex // guards everything below
 	pending map[string]*want
@@ -130,6 +134,7 @@ type entry struct {
 type holders struct {
 	mu        sync.Mutex
 	m         map[peer.ID]*holding
+	cands     []peer.ID // the candidates, nil until needed again
 	lastProbe time.Time
 }
 
@@ -139,8 +144,25 @@ type holding struct {
 }
 
 func newScheduler(ctx context.Context, net bsnetwork.BitSwapNetwork, guard *junkGuard, log *zap.Logger) *scheduler {
+	hn := net.Host().Network()
+	return newSchedulerOver(ctx, guard, log,
+		func(ctx context.Context, p peer.ID) (bsnetwork.MessageSender, error) {
+			return net.NewMessageSender(ctx, p, &bsnetwork.MessageSenderOpts{
+				MaxRetries: 3, SendTimeout: 10 * time.Second, SendErrorBackoff: 100 * time.Millisecond,
+			})
+		},
+		hn.Peers,
+		func(p peer.ID) bool { return hn.Connectedness(p) == network.Connected })
+}
+
+// newSchedulerOver returns a scheduler sending through newSender to the
+// peers that peers lists and connected accepts.
+func newSchedulerOver(ctx context.Context, guard *junkGuard, log *zap.Logger,
+	newSender func(context.Context, peer.ID) (bsnetwork.MessageSender, error),
+	peers func() []peer.ID, connected func(peer.ID) bool) *scheduler {
 	return &scheduler{
-		net: net, guard: guard, log: log, ctx: ctx,
+		newSender: newSender, peers: peers, connected: connected,
+		guard: guard, log: log, ctx: ctx,
 		pending: map[string]*want{}, lines: map[peer.ID]*line{}, recent: map[string]late{},
 	}
 }
@@ -212,13 +234,17 @@ func (s *scheduler) cancelAsks(w *want, except peer.ID) {
 	}
 }
 
-// schedule queues w to be asked of one more holder in h, and sends a
-// want-have for it to the connected peers h knows nothing about, once per
-// probeEvery.
-func (s *scheduler) schedule(w *want, h *holders) {
-	probe := h.toProbe(s.net.Host().Network().Peers(), time.Now())
+// schedule queues w to be asked of a holder in h, unless it is asked or
+// queued already or, with another, of one more holder; and, once per
+// probeEvery, sends a want-have for w to the connected peers h knows
+// nothing about.
+func (s *scheduler) schedule(w *want, h *holders, another bool) {
+	probe := h.toProbe(s.peers(), time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if w.blk != nil || !another && len(w.asked) > 0 {
+		return
+	}
 	for _, p := range probe {
 		if s.guard.isBanned(p) || w.refused[p] {
 			continue
@@ -273,8 +299,7 @@ func (s *scheduler) choose(w *want) (*line, int) {
 	var best *line
 	left := 0
 	for _, p := range w.from.candidates() {
-		if w.refused[p] || !w.asked[p].IsZero() || s.guard.isBanned(p) ||
-			s.net.Host().Network().Connectedness(p) != network.Connected {
+		if w.refused[p] || !w.asked[p].IsZero() || s.guard.isBanned(p) || !s.connected(p) {
 			continue
 		}
 		left++
@@ -384,9 +409,7 @@ func (s *scheduler) send(l *line) {
 		}
 		var err error
 		if ms == nil {
-			ms, err = s.net.NewMessageSender(s.ctx, l.p, &bsnetwork.MessageSenderOpts{
-				MaxRetries: 3, SendTimeout: 10 * time.Second, SendErrorBackoff: 100 * time.Millisecond,
-			})
+			ms, err = s.newSender(s.ctx, l.p)
 		}
 		if err == nil {
 			err = ms.SendMsg(s.ctx, msg)
@@ -569,7 +592,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 	defer cancel()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	s.schedule(w, h)
+	s.schedule(w, h, false)
 	for {
 		select {
 		case <-w.done:
@@ -579,7 +602,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
-			s.schedule(w, h)
+			s.schedule(w, h, true)
 		case <-w.changed:
 			patience, queued, stuck := s.state(w)
 			switch {
@@ -593,7 +616,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 				timer.Reset(patience)
 			case !queued && !stuck:
 				// Refused by every peer asked: ask the next.
-				s.schedule(w, h)
+				s.schedule(w, h, false)
 			}
 		}
 	}
@@ -621,16 +644,23 @@ func (s *scheduler) state(w *want) (time.Duration, bool, bool) {
 
 // candidates returns the peers worth asking: every peer that delivered a
 // block, and those that announced one unless they refused many since.
+// The slice is shared: callers must not change it.
 func (h *holders) candidates() []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ps := make([]peer.ID, 0, len(h.m))
-	for p, hd := range h.m {
-		if hd.got > 0 || hd.haves > 0 && hd.lacks < lacksTolerated {
-			ps = append(ps, p)
+	if h.cands == nil {
+		h.cands = make([]peer.ID, 0, len(h.m))
+		for p, hd := range h.m {
+			if hd.candidate() {
+				h.cands = append(h.cands, p)
+			}
 		}
 	}
-	return ps
+	return h.cands
+}
+
+func (hd *holding) candidate() bool {
+	return hd.got > 0 || hd.haves > 0 && hd.lacks < lacksTolerated
 }
 
 // toProbe returns, at most once per probeEvery, the peers among connected
@@ -656,17 +686,26 @@ func (h *holders) has(p peer.ID, delivered bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hd := h.entry(p)
+	was := hd.candidate()
 	if delivered {
 		hd.got++
 	} else {
 		hd.haves++
+	}
+	if hd.candidate() != was {
+		h.cands = nil
 	}
 }
 
 func (h *holders) lacks(p peer.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.entry(p).lacks++
+	hd := h.entry(p)
+	was := hd.candidate()
+	hd.lacks++
+	if hd.candidate() != was {
+		h.cands = nil
+	}
 }
 
 // entry returns p's holding, adding it. The caller holds h.mu.
