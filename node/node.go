@@ -171,7 +171,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		exchangeNet = bsnetwork.New(h.Peerstore(), exchangeNet,
 			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20)))
 	}
-	net, err := limitUploads(guardedNetwork{exchangeNet, guard}, cfg.Upload)
+	reused := reuseStreams(exchangeNet)
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: reused.disconnected})
+	net, err := limitUploads(guardedNetwork{reused, guard}, cfg.Upload)
 	if err != nil {
 		_ = h.Close()
 		return nil, err
