@@ -12,9 +12,16 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// keptStreams bounds the peers whose answer streams are kept open; the
-// least recently served peer's is closed first.
-const keptStreams = 1024
+const (
+	// keptStreams bounds the peers whose answer streams are kept open;
+	// the least recently served peer's is closed first.
+	keptStreams = 1024
+	// keptStreamWait is how long a message waits for its peer's kept
+	// stream to be free before it takes a stream of its own. A write
+	// goes at the connection's pace (upload caps are applied before), so
+	// the wait is short unless the peer reads slowly.
+	keptStreamWait = 50 * time.Millisecond
+)
 
 // reusedNetwork sends the bitswap server's messages to each peer over one
 // stream kept open, where bitswap opens a new stream per message. A new
@@ -31,12 +38,38 @@ type reusedNetwork struct {
 	streams *simplelru.LRU[peer.ID, *keptStream]
 }
 
-// keptStream is the stream kept open to one peer; its lock is held while
+// keptStream is the stream kept open to one peer; its token is taken while
 // a message is written.
 type keptStream struct {
-	mu sync.Mutex
-	ms bsnetwork.MessageSender
+	token chan struct{} // holds one token when the stream is free
+	ms    bsnetwork.MessageSender
 }
+
+func newKeptStream() *keptStream {
+	k := &keptStream{token: make(chan struct{}, 1)}
+	k.token <- struct{}{}
+	return k
+}
+
+// take waits up to wait for the stream to be free, and reports whether it
+// got it; release must follow a take that did.
+func (k *keptStream) take(wait time.Duration) bool {
+	select {
+	case <-k.token:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-k.token:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (k *keptStream) release() { k.token <- struct{}{} }
 
 func reuseStreams(net bsnetwork.BitSwapNetwork) *reusedNetwork {
 	n := &reusedNetwork{BitSwapNetwork: net}
@@ -50,15 +83,15 @@ func (n *reusedNetwork) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.Bi
 	n.mu.Lock()
 	k, ok := n.streams.Get(p)
 	if !ok {
-		k = &keptStream{}
+		k = newKeptStream()
 		n.streams.Add(p, k)
 	}
 	n.mu.Unlock()
-	if !k.mu.TryLock() {
+	if !k.take(keptStreamWait) {
 		return n.BitSwapNetwork.SendMessage(ctx, p, msg)
 	}
 	err := k.send(ctx, n.BitSwapNetwork, p, msg)
-	k.mu.Unlock()
+	k.release()
 	if err != nil {
 		return n.BitSwapNetwork.SendMessage(ctx, p, msg)
 	}
@@ -66,7 +99,7 @@ func (n *reusedNetwork) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.Bi
 }
 
 // send writes msg on the kept stream, opening it first if needed; a
-// failed stream is reset and forgotten. The caller holds k.mu.
+// failed stream is reset and forgotten. The caller holds the token.
 func (k *keptStream) send(ctx context.Context, net bsnetwork.BitSwapNetwork, p peer.ID, msg bsmsg.BitSwapMessage) error {
 	if k.ms == nil {
 		ms, err := net.NewMessageSender(ctx, p, &bsnetwork.MessageSenderOpts{
@@ -87,8 +120,8 @@ func (k *keptStream) send(ctx context.Context, net bsnetwork.BitSwapNetwork, p p
 
 // close resets the kept stream once no message is being written on it.
 func (k *keptStream) close() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	<-k.token
+	defer k.release()
 	if k.ms != nil {
 		_ = k.ms.Reset()
 		k.ms = nil

@@ -74,8 +74,9 @@ func (n *countingNetwork) counts() (fresh, senders, onKept, resets int) {
 }
 
 // TestReusedStreams: the server's messages to a peer share one stream; a
-// message sent while it is busy, or after it failed, takes a fresh stream
-// and is not lost; a failed stream is reset and replaced.
+// message that finds it busy past keptStreamWait, or sent after it failed,
+// takes a fresh stream and is not lost; a failed stream is reset and
+// replaced.
 func TestReusedStreams(t *testing.T) {
 	inner := &countingNetwork{}
 	n := reuseStreams(inner)

@@ -242,7 +242,7 @@ func (s *scheduler) schedule(w *want, h *holders, another bool) {
 	probe := h.toProbe(s.peers(), time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w.blk != nil || !another && len(w.asked) > 0 {
+	if w.blk != nil {
 		return
 	}
 	for _, p := range probe {
@@ -251,6 +251,9 @@ func (s *scheduler) schedule(w *want, h *holders, another bool) {
 		}
 		w.probed = append(w.probed, p)
 		s.enqueue(s.line(p), entry{c: w.c, priority: w.priority, have: true})
+	}
+	if !another && len(w.asked) > 0 {
+		return
 	}
 	w.from = h
 	if !w.queued {
@@ -317,7 +320,7 @@ func (s *scheduler) choose(w *want) (*line, int) {
 // room is how many want-blocks l may have outstanding.
 func (l *line) room() int {
 	if l.roundTrip == 0 {
-		return minInFlight * 2
+		return minInFlight // not measured yet: a slow peer gets little
 	}
 	return min(max(minInFlight+int(l.roundTrip/l.perBlock), minInFlight), maxInFlight)
 }
@@ -593,6 +596,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	s.schedule(w, h, false)
+	signal(w.changed) // look at where scheduling left it
 	for {
 		select {
 		case <-w.done:
@@ -602,21 +606,30 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
+			// The latest ask missed its time, or the want waited
+			// probeEvery for room: one more holder, and a probe for
+			// new ones.
 			s.schedule(w, h, true)
+			signal(w.changed)
 		case <-w.changed:
 			patience, queued, stuck := s.state(w)
 			switch {
-			case stuck && viaBitswap == nil:
-				viaBitswap = make(chan result, 1)
-				go func() {
-					blk, err := fallback(ctx)
-					viaBitswap <- result{blk, err}
-				}()
+			case stuck:
+				if viaBitswap == nil {
+					viaBitswap = make(chan result, 1)
+					go func() {
+						blk, err := fallback(ctx)
+						viaBitswap <- result{blk, err}
+					}()
+				}
+			case queued:
+				timer.Reset(probeEvery)
 			case patience > 0:
 				timer.Reset(patience)
-			case !queued && !stuck:
+			default:
 				// Refused by every peer asked: ask the next.
 				s.schedule(w, h, false)
+				signal(w.changed)
 			}
 		}
 	}
@@ -663,13 +676,15 @@ func (hd *holding) candidate() bool {
 	return hd.got > 0 || hd.haves > 0 && hd.lacks < lacksTolerated
 }
 
-// toProbe returns, at most once per probeEvery, the peers among connected
-// that h has heard neither a block nor a HAVE from and that have not
-// refused often.
+// toProbe returns, at most once per probeEvery and once h has heard from
+// any peer, the peers among connected that h has heard neither a block nor
+// a HAVE from and that have not refused often.
 func (h *holders) toProbe(connected []peer.ID, now time.Time) []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if now.Sub(h.lastProbe) < probeEvery {
+	if len(h.m) == 0 || now.Sub(h.lastProbe) < probeEvery {
+		// Knowing no one, the session asks through bitswap, which asks
+		// every connected peer.
 		return nil
 	}
 	h.lastProbe = now

