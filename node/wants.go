@@ -239,7 +239,7 @@ func (s *scheduler) cancelAsks(w *want, except peer.ID) {
 // probeEvery, sends a want-have for w to the connected peers h knows
 // nothing about.
 func (s *scheduler) schedule(w *want, h *holders, another bool) {
-	probe := h.toProbe(s.peers(), time.Now())
+	probe := h.toProbe(s.peers, time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w.blk != nil {
@@ -677,9 +677,9 @@ func (hd *holding) candidate() bool {
 }
 
 // toProbe returns, at most once per probeEvery and once h has heard from
-// any peer, the peers among connected that h has heard neither a block nor
-// a HAVE from and that have not refused often.
-func (h *holders) toProbe(connected []peer.ID, now time.Time) []peer.ID {
+// any peer, the connected peers that h has heard neither a block nor a
+// HAVE from and that have not refused often.
+func (h *holders) toProbe(connected func() []peer.ID, now time.Time) []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.m) == 0 || now.Sub(h.lastProbe) < probeEvery {
@@ -689,7 +689,7 @@ func (h *holders) toProbe(connected []peer.ID, now time.Time) []peer.ID {
 	}
 	h.lastProbe = now
 	var ps []peer.ID
-	for _, p := range connected {
+	for _, p := range connected() {
 		if hd := h.m[p]; hd == nil || hd.got+hd.haves == 0 && hd.lacks < lacksTolerated {
 			ps = append(ps, p)
 		}
