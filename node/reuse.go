@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -23,6 +24,10 @@ const (
 	keptStreamWait = 50 * time.Millisecond
 )
 
+// errStreamClosed says a kept stream was closed while a message waited
+// for it.
+var errStreamClosed = errors.New("kept stream closed")
+
 // reusedNetwork sends the bitswap server's messages to each peer over one
 // stream kept open, where bitswap opens a new stream per message. A new
 // yamux stream may carry only 256 KiB until the receiver's first window
@@ -41,8 +46,9 @@ type reusedNetwork struct {
 // keptStream is the stream kept open to one peer; its token is taken while
 // a message is written.
 type keptStream struct {
-	token chan struct{} // holds one token when the stream is free
-	ms    bsnetwork.MessageSender
+	token  chan struct{} // holds one token when the stream is free
+	ms     bsnetwork.MessageSender
+	closed bool // evicted: messages take streams of their own
 }
 
 func newKeptStream() *keptStream {
@@ -101,6 +107,9 @@ func (n *reusedNetwork) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.Bi
 // send writes msg on the kept stream, opening it first if needed; a
 // failed stream is reset and forgotten. The caller holds the token.
 func (k *keptStream) send(ctx context.Context, net bsnetwork.BitSwapNetwork, p peer.ID, msg bsmsg.BitSwapMessage) error {
+	if k.closed {
+		return errStreamClosed
+	}
 	if k.ms == nil {
 		ms, err := net.NewMessageSender(ctx, p, &bsnetwork.MessageSenderOpts{
 			MaxRetries: 1, SendTimeout: time.Minute, SendErrorBackoff: time.Millisecond,
@@ -122,6 +131,7 @@ func (k *keptStream) send(ctx context.Context, net bsnetwork.BitSwapNetwork, p p
 func (k *keptStream) close() {
 	<-k.token
 	defer k.release()
+	k.closed = true
 	if k.ms != nil {
 		_ = k.ms.Reset()
 		k.ms = nil

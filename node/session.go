@@ -49,7 +49,7 @@ type Session struct {
 // NewSession returns a session that lasts as long as ctx. Every GetBlock
 // call is bounded by its own context as well.
 func (n *Node) NewSession(ctx context.Context) *Session {
-	return &Session{n: n, fetch: guardedFetcher{n.bitswap.NewSession(ctx), n.guard}}
+	return &Session{n: n, fetch: n.bitswap.NewSession(ctx)}
 }
 
 // GetBlock returns the block c, whose bytes are checked against c by
