@@ -76,7 +76,7 @@ func (n *countingNetwork) counts() (fresh, senders, onKept, resets int) {
 // TestReusedStreams: the server's messages to a peer share one stream; a
 // message that finds it busy past keptStreamWait, or sent after it failed,
 // takes a fresh stream and is not lost; a failed stream is reset and
-// replaced.
+// replaced; a closed one is never reopened.
 func TestReusedStreams(t *testing.T) {
 	inner := &countingNetwork{}
 	n := reuseStreams(inner)
@@ -131,5 +131,18 @@ func TestReusedStreams(t *testing.T) {
 	}
 	if fresh, senders, onKept, resets := inner.counts(); fresh != 2 || senders != 2 || onKept != 12 || resets != 1 {
 		t.Fatalf("after a failure: %d fresh, %d kept streams, %d kept messages, %d resets; want 2, 2, 12, 1", fresh, senders, onKept, resets)
+	}
+
+	// Closed (evicted while a message waited for it): the message takes
+	// a fresh stream, and the closed one is not opened again.
+	n.mu.Lock()
+	k, _ := n.streams.Peek(p)
+	n.mu.Unlock()
+	k.close()
+	if err := n.SendMessage(ctx, p, msg); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, senders, _, resets := inner.counts(); fresh != 3 || senders != 2 || resets != 2 {
+		t.Fatalf("after close: %d fresh, %d kept streams, %d resets; want 3, 2, 2", fresh, senders, resets)
 	}
 }

@@ -99,7 +99,7 @@ type want struct {
 	priority int32
 	done     chan struct{} // closed when blk is set
 	blk      blocks.Block
-	changed  chan struct{} // a peer refused the block or could not be asked
+	changed  chan struct{} // it was asked, refused, or is stuck: look again
 	asked    map[peer.ID]time.Time
 	probed   []peer.ID // sent a want-have
 	refused  map[peer.ID]bool
@@ -255,9 +255,6 @@ func (s *scheduler) schedule(w *want, h *holders, another bool) {
 // expected to deliver it soonest among those with room, and marks stuck
 // the wants no holder is left for. The caller holds s.mu.
 func (s *scheduler) dispatch() {
-	if !slices.ContainsFunc(s.queue, func(w *want) bool { return w.queued }) {
-		return
-	}
 	kept := s.queue[:0]
 	for _, w := range s.queue {
 		if w.blk != nil || !w.queued {
