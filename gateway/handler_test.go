@@ -579,6 +579,54 @@ func TestReadahead(t *testing.T) {
 	}
 }
 
+// localAwareGetter is a faultyGetter whose session can tell, like
+// node.Session, which blocks are stored locally.
+type localAwareGetter struct {
+	*faultyGetter
+	local map[cid.Cid]bool
+}
+
+func (g localAwareGetter) Has(_ context.Context, c cid.Cid) (bool, error) { return g.local[c], nil }
+
+// TestReadaheadSkipsLocalLeaves: readahead does not read the leaves the
+// session says are stored already (on a warm edge, reading them would take
+// the cores from the requests being served); it fetches the others.
+func TestReadaheadSkipsLocalLeaves(t *testing.T) {
+	f := newFixture(t, gateway.Config{Readahead: -1})
+	ix, _ := chunker.NewIndex(16)
+	var leaves []cid.Cid
+	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, leaf.Cid)
+	}
+	g := localAwareGetter{&faultyGetter{g: f.store}, map[cid.Cid]bool{leaves[1]: true}}
+	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return g }),
+		gateway.Config{Readahead: 2, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "GET", httptestServer(t, h)+"/ipfs/"+f.videoCID.String(), "Range", "bytes=0-99")
+	if resp.StatusCode != 206 || !bytes.Equal(body, f.video[:100]) {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.count(leaves[2]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leaf after the local one was not read ahead")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitIdle(t, g.faultyGetter)
+	if n := g.count(leaves[1]); n != 0 {
+		t.Errorf("the local leaf was read %d times by readahead", n)
+	}
+	if n := g.count(leaves[3]); n != 0 {
+		t.Errorf("readahead went past its budget of two leaves (one local): the fourth was fetched %d times", n)
+	}
+}
+
 func httptestServer(t *testing.T, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)

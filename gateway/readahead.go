@@ -13,6 +13,14 @@ import (
 // than a few sessions' worth of bandwidth.
 const maxReadaheads = 8
 
+// localBlocks is implemented by sessions that can tell whether a block is
+// already in the local store without reading it (node.Session can).
+// Readahead skips those leaves: reading a megabyte to learn it is there
+// would take the cores from the requests being served.
+type localBlocks interface {
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+}
+
 // readahead fetches the leaves that follow a served range into the
 // blockstore in the background: players read sequentially, so the next
 // request then starts from local blocks.
@@ -56,22 +64,29 @@ func (ra *readahead) start(session *cachedSession, origin *originFile, root cid.
 		defer session.release()
 		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
 		defer cancel()
-		ra.fetch(ctx, inlineIdentity{session.getter}, origin, root, from, size)
+		local, _ := session.getter.(localBlocks)
+		ra.fetch(ctx, inlineIdentity{session.getter}, local, origin, root, from, size)
 	}()
 }
 
-func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, origin *originFile, root cid.Cid, from, size int64) {
+// fetch fetches, all at once, those of the ra.leaves leaves from byte
+// offset from on that local does not hold (all of them without local).
+func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, local localBlocks, origin *originFile, root cid.Cid, from, size int64) {
 	var pending []chunker.Leaf
+	seen := 0
 	for leaf, err := range ra.index.Leaves(ctx, session, root, from, size) {
 		if err != nil {
 			return
 		}
 		// A leaf starting before from holds the range's last bytes: it
 		// was just served, so it is local already.
-		if leaf.Data == nil && leaf.Offset >= from {
+		if leaf.Data != nil || leaf.Offset < from {
+			continue
+		}
+		if seen++; local == nil || !has(ctx, local, leaf.Cid) {
 			pending = append(pending, leaf)
 		}
-		if len(pending) == ra.leaves {
+		if seen == ra.leaves {
 			break
 		}
 	}
@@ -87,4 +102,11 @@ func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, ori
 	for range pending {
 		<-done
 	}
+}
+
+// has reports whether local holds c; when it cannot tell, the leaf is
+// fetched, which reads it if it is there after all.
+func has(ctx context.Context, local localBlocks, c cid.Cid) bool {
+	ok, err := local.Has(ctx, c)
+	return err == nil && ok
 }

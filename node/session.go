@@ -86,6 +86,15 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	return SourcedBlock{blk, src}, nil
 }
 
+// Has reports whether block c is in the local store, without reading it.
+func (s *Session) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	ok, err := s.n.store.Blockstore.Has(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("looking up block %s: %w", c, err)
+	}
+	return ok, nil
+}
+
 // SourcedBlock is a block a session delivered, with where it came from.
 type SourcedBlock struct {
 	blocks.Block
