@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
@@ -47,4 +49,45 @@ func BenchmarkSHA256(b *testing.B) {
 	for b.Loop() {
 		sha256.Sum256(data)
 	}
+}
+
+// BenchmarkLeafLookup asks the store whether it holds a flushed 1 MiB
+// leaf, as the bitswap server does for each want-have and readahead for
+// each leaf: "has" is that lookup, "get" reads the leaf, which is what a
+// lookup cost when it went through pebble's Get.
+func BenchmarkLeafLookup(b *testing.B) {
+	ctx := context.Background()
+	s, err := node.OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var leaves []blocks.Block
+	for i := range 64 {
+		leaves = append(leaves, blocks.NewBlock(testutil.Bytes(fmt.Sprint("leaf", i), 1<<20)))
+	}
+	if err := s.Blockstore.PutMany(ctx, leaves); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("has", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if ok, err := s.Blockstore.Has(ctx, leaves[i%len(leaves)].Cid()); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+			i++
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, err := s.Blockstore.Get(ctx, leaves[i%len(leaves)].Cid()); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }

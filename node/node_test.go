@@ -8,7 +8,9 @@ import (
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -60,6 +62,46 @@ func TestStoreHasOneUser(t *testing.T) {
 	if _, err := node.OpenStore(""); err == nil {
 		t.Error("opened a store without a directory")
 	}
+}
+
+// TestStoreHasAndSize: the store answers Has and GetSize from its index
+// for blocks in the memtable, in flushed files and kept apart in blob
+// files (1 MiB) or inline (small), and for keys that are not there.
+func TestStoreHasAndSize(t *testing.T) {
+	ctx := context.Background()
+	s, err := node.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	small := blocks.NewBlock([]byte("small"))
+	leaf := blocks.NewBlock(testutil.Bytes("leaf", 1<<20))
+	absent := blocks.NewBlock([]byte("absent"))
+	check := func(when string) {
+		t.Helper()
+		for _, b := range []blocks.Block{small, leaf} {
+			if ok, err := s.Blockstore.Has(ctx, b.Cid()); !ok || err != nil {
+				t.Errorf("%s: Has(%d-byte block) = %v, %v", when, len(b.RawData()), ok, err)
+			}
+			if n, err := s.Blockstore.GetSize(ctx, b.Cid()); n != len(b.RawData()) || err != nil {
+				t.Errorf("%s: GetSize = %d, %v, want %d", when, n, err, len(b.RawData()))
+			}
+		}
+		if ok, err := s.Blockstore.Has(ctx, absent.Cid()); ok || err != nil {
+			t.Errorf("%s: Has(absent) = %v, %v", when, ok, err)
+		}
+		if _, err := s.Blockstore.GetSize(ctx, absent.Cid()); !ipld.IsNotFound(err) {
+			t.Errorf("%s: GetSize(absent) error %v, want not found", when, err)
+		}
+	}
+	if err := s.Blockstore.PutMany(ctx, []blocks.Block{small, leaf}); err != nil {
+		t.Fatal(err)
+	}
+	check("in the memtable")
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed")
 }
 
 // TestVerifyFindsCorruptBlocks writes a block under a CID its bytes do not

@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 )
 
@@ -76,10 +77,58 @@ func OpenStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store in %s (is another pacman using it?): %w", path, err)
 	}
-	bs := blockstore.NewBlockstore(ds, blockstore.WriteThrough(false))
+	bs := blockstore.NewBlockstore(indexedDatastore{ds}, blockstore.WriteThrough(false))
 	s := &Store{base: blockstore.NewIdStore(bs), ds: ds}
 	s.Blockstore = storeBlockstore{s.base, s}
 	return s, nil
+}
+
+// indexedDatastore answers Has and GetSize from pebble's index alone.
+// pebble's Get reads the whole value, and a block's value (up to 1 MiB) is
+// in a blob file: the bitswap server asks GetSize for every want-have it
+// answers, and readahead asks Has for every leaf it might fetch, neither
+// of which needs the bytes.
+type indexedDatastore struct {
+	*pebbleds.Datastore
+}
+
+// Has reports whether key is stored.
+func (d indexedDatastore) Has(_ context.Context, key datastore.Key) (bool, error) {
+	_, ok, err := d.size(key)
+	return ok, err
+}
+
+// GetSize returns the size of key's value, or datastore.ErrNotFound.
+func (d indexedDatastore) GetSize(_ context.Context, key datastore.Key) (int, error) {
+	n, ok, err := d.size(key)
+	if err != nil {
+		return -1, err
+	}
+	if !ok {
+		return -1, datastore.ErrNotFound
+	}
+	return n, nil
+}
+
+// size looks key up with an iterator bounded to key itself, whose lazy
+// value knows its length without fetching the value.
+func (d indexedDatastore) size(key datastore.Key) (int, bool, error) {
+	k := key.Bytes()
+	// [k, k+"\x00") holds k and nothing else.
+	it, err := d.DB.NewIter(&pebble.IterOptions{LowerBound: k, UpperBound: append(k[:len(k):len(k)], 0)})
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up %s: %w", key, err)
+	}
+	found := it.First()
+	var n int
+	if found {
+		lv := it.LazyValue()
+		n = lv.Len()
+	}
+	if err := it.Close(); err != nil { // the iterator's error, if any
+		return 0, false, fmt.Errorf("looking up %s: %w", key, err)
+	}
+	return n, found, nil
 }
 
 // storeBlockstore is the store's blockstore as its users see it: reads
