@@ -58,7 +58,7 @@ func OpenStore(dir string) (*Store, error) {
 	// At pebble's default of 2 MB a memtable of 1 MiB blocks became some
 	// 30 file pairs and 60 syncs: flushes ran at 150 MB/s, writes stalled
 	// on them, and a 256 MiB import ran at 140 MB/s. One file pair per
-	// memtable flushes at the disk's pace (670 MB/s for the same import).
+	// memtable flushes at the disk's pace (520–650 MB/s for that import).
 	// Deeper levels double from it, but hold only the blocks' references.
 	opts.TargetFileSizes[0] = int64(opts.MemTableSize)
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
