@@ -547,10 +547,9 @@ func verifyNoLeaks(t *testing.T) {
 	})
 }
 
-// TestReadahead: after a range is served, the next Readahead leaves are
-// fetched in the background, and no more.
-func TestReadahead(t *testing.T) {
-	f := newFixture(t, gateway.Config{Readahead: 2})
+// videoLeaves returns the CIDs of the fixture video's leaves, in order.
+func videoLeaves(t *testing.T, f *fixture) []cid.Cid {
+	t.Helper()
 	ix, _ := chunker.NewIndex(16)
 	var leaves []cid.Cid
 	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
@@ -559,6 +558,14 @@ func TestReadahead(t *testing.T) {
 		}
 		leaves = append(leaves, leaf.Cid)
 	}
+	return leaves
+}
+
+// TestReadahead: after a range is served, the next Readahead leaves are
+// fetched in the background, and no more.
+func TestReadahead(t *testing.T) {
+	f := newFixture(t, gateway.Config{Readahead: 2})
+	leaves := videoLeaves(t, f)
 	if len(leaves) != 4 {
 		t.Fatalf("%d leaves, want 4", len(leaves))
 	}
@@ -593,14 +600,7 @@ func (g localAwareGetter) Has(_ context.Context, c cid.Cid) (bool, error) { retu
 // the cores from the requests being served); it fetches the others.
 func TestReadaheadSkipsLocalLeaves(t *testing.T) {
 	f := newFixture(t, gateway.Config{Readahead: -1})
-	ix, _ := chunker.NewIndex(16)
-	var leaves []cid.Cid
-	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaves = append(leaves, leaf.Cid)
-	}
+	leaves := videoLeaves(t, f)
 	g := localAwareGetter{&faultyGetter{g: f.store}, map[cid.Cid]bool{leaves[1]: true}}
 	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return g }),
 		gateway.Config{Readahead: 2, Policy: gateway.Policy{Access: gateway.AccessOpen}})
