@@ -41,9 +41,10 @@ type Handler struct {
 	// all of this route's streams, and so their memory together (1 MiB
 	// each). Streams wait for room beyond it. Default: 512.
 	MaxLeavesInFlight int `json:"max_leaves_in_flight,omitempty"`
-	// Readahead is the number of leaves fetched into the blockstore past
-	// the end of each served range, for the player's next request.
-	// Default: 8. A negative value disables readahead.
+	// Readahead is the number of leaves past the end of each served range
+	// made local for the player's next request: those not stored yet are
+	// fetched into the blockstore. Default: 8. A negative value disables
+	// readahead.
 	Readahead int `json:"readahead,omitempty"`
 	// MaxRanges caps the number of ranges in one request; requests with
 	// more get 416. Default: 32.

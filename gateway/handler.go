@@ -53,9 +53,10 @@ type Config struct {
 	// all streams, and with the leaf size the memory of all streams
 	// together. Default 512 (512 MiB with 1 MiB leaves).
 	MaxLeavesInFlight int
-	// Readahead is the number of leaves fetched into the blockstore past
-	// the end of a served range, for the player's next request. Default 8;
-	// negative disables readahead.
+	// Readahead is the number of leaves past the end of a served range
+	// made local for the player's next request: those the session does not
+	// store yet (see localBlocks) are fetched. Default 8; negative disables
+	// readahead.
 	Readahead int
 	// MaxRanges caps the ranges of one multi-range request. Default 32.
 	MaxRanges int
