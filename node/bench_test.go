@@ -53,15 +53,12 @@ func BenchmarkSHA256(b *testing.B) {
 
 // BenchmarkLeafLookup asks the store whether it holds a flushed 1 MiB
 // leaf, as the bitswap server does for each want-have and readahead for
-// each leaf: "has" is that lookup, "get" reads the leaf, which is what a
-// lookup cost when it went through pebble's Get.
+// each leaf: "has" is that lookup, and "get", reading the leaf, its
+// baseline. Before Has and GetSize came from the index they read the
+// value as well, without copying it: 20.7 µs against get's 101 µs.
 func BenchmarkLeafLookup(b *testing.B) {
 	ctx := context.Background()
-	s, err := node.OpenStore(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := tempStore(b)
 	var leaves []blocks.Block
 	for i := range 64 {
 		leaves = append(leaves, blocks.NewBlock(testutil.Bytes(fmt.Sprint("leaf", i), 1<<20)))

@@ -64,16 +64,25 @@ func TestStoreHasOneUser(t *testing.T) {
 	}
 }
 
-// TestStoreHasAndSize: the store answers Has and GetSize from its index
-// for blocks in the memtable, in flushed files and kept apart in blob
-// files (1 MiB) or inline (small), and for keys that are not there.
+// tempStore opens a store in a temporary directory, closed when tb ends.
+func tempStore(tb testing.TB) *node.Store {
+	tb.Helper()
+	s, err := node.OpenStore(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestStoreHasAndSize: Has and GetSize, which the store answers from its
+// index without reading values, are right for blocks in the memtable and
+// in flushed files, kept apart in blob files (1 MiB) or inline (small),
+// and for blocks that are not there. What they save is measured by
+// BenchmarkLeafLookup.
 func TestStoreHasAndSize(t *testing.T) {
 	ctx := context.Background()
-	s, err := node.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := tempStore(t)
 	small := blocks.NewBlock([]byte("small"))
 	leaf := blocks.NewBlock(testutil.Bytes("leaf", 1<<20))
 	absent := blocks.NewBlock([]byte("absent"))
@@ -109,11 +118,7 @@ func TestStoreHasAndSize(t *testing.T) {
 // repairs it.
 func TestVerifyFindsCorruptBlocks(t *testing.T) {
 	ctx := context.Background()
-	s, err := node.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := tempStore(t)
 	good := blocks.NewBlock([]byte("good"))
 	bad, err := blocks.NewBlockWithCid([]byte("tampered"), blocks.NewBlock([]byte("original")).Cid())
 	if err != nil {
