@@ -39,6 +39,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -224,9 +225,7 @@ func (b *bed) startGateway(kind string, peers []peer.AddrInfo, window int) serve
 	var h http.Handler
 	switch kind {
 	case "pacman":
-		h, err = gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
-			return n.NewSession(ctx)
-		}), gateway.Config{Window: window, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+		h, err = testutil.OpenGateway(n, gateway.Config{Window: window})
 		check(err)
 	case "boxo":
 		backend, err := bgw.NewBlocksBackend(n.BlockService())
@@ -460,9 +459,7 @@ func printTable(w io.Writer, rs []result, seeders, size int, capStr string) {
 
 // mustHandler is a pacman gateway over n.
 func mustHandler(n *node.Node) http.Handler {
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
-		return n.NewSession(ctx)
-	}), gateway.Config{Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	h, err := testutil.OpenGateway(n, gateway.Config{})
 	check(err)
 	return h
 }

@@ -1,9 +1,11 @@
-package caddymodule
+package caddymodule_test
 
 import (
 	"os"
 	"strings"
 	"testing"
+
+	_ "github.com/pacman-cdn/pacman/plugins/all"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -12,7 +14,11 @@ import (
 // TestCaddyfileAdapt checks the Caddyfile global option and directive
 // against the JSON config they must produce.
 func TestCaddyfileAdapt(t *testing.T) {
-	caddytest.AssertAdapt(t, `
+	caddytest.AssertAdapt(t, adaptedCaddyfile, "caddyfile", adaptedJSON)
+}
+
+// adaptedCaddyfile sets every option, with the shorthands for modules.
+const adaptedCaddyfile = `
 {
 	pacman {
 		data_dir /var/lib/pacman
@@ -49,7 +55,27 @@ func TestCaddyfileAdapt(t *testing.T) {
 		origin_after 750ms
 	}
 }
-`, "caddyfile", `{
+`
+
+// TestCaddyfileModules: the resolve, source and policy subdirectives name
+// the modules the shorthands stand for, and adapt to the same JSON.
+func TestCaddyfileModules(t *testing.T) {
+	caddytest.AssertAdapt(t, strings.Replace(adaptedCaddyfile, `		access allowlist
+		allow_file /etc/pacman/allow.txt
+		deny_file /etc/pacman/deny.txt
+		origin https://origin.example.com/media
+		origin_after 750ms
+`, `		policy allow_list /etc/pacman/allow.txt
+		policy deny_list /etc/pacman/deny.txt
+		source bitswap
+		source origin https://origin.example.com/media {
+			after 750ms
+		}
+`, 1), "caddyfile", adaptedJSON)
+}
+
+// adaptedJSON is the JSON both spellings of adaptedCaddyfile adapt to.
+const adaptedJSON = `{
 	"apps": {
 		"http": {
 			"servers": {
@@ -68,17 +94,32 @@ func TestCaddyfileAdapt(t *testing.T) {
 							],
 							"handle": [
 								{
-									"access": "allowlist",
-									"allow_file": "/etc/pacman/allow.txt",
-									"deny_file": "/etc/pacman/deny.txt",
 									"handler": "pacman",
 									"max_leaves_in_flight": 256,
 									"max_ranges": 8,
 									"max_window": 48,
-									"origin": "https://origin.example.com/media",
-									"origin_after": 750000000,
+									"policies": [
+										{
+											"file": "/etc/pacman/allow.txt",
+											"policy": "allow_list"
+										},
+										{
+											"file": "/etc/pacman/deny.txt",
+											"policy": "deny_list"
+										}
+									],
 									"readahead": 4,
 									"resolve_timeout": 20000000000,
+									"sources": [
+										{
+											"source": "bitswap"
+										},
+										{
+											"after": 750000000,
+											"source": "origin",
+											"url": "https://origin.example.com/media"
+										}
+									],
 									"stall_timeout": 5000000000,
 									"window": 32
 								}
@@ -120,8 +161,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 			}
 		}
 	}
-}`)
-}
+}`
 
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]struct{ cfg, err string }{
@@ -139,6 +179,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad provide":          {"{\n pacman {\n  provide some\n }\n}\n:8080", "want roots, all or none"},
 		"bad delegated":        {"{\n pacman {\n  delegated_routing indexer\n }\n}\n:8080", "is not an http:// or https:// URL"},
 		"bad origin":           {":8080 {\n pacman {\n  origin ftp://x\n }\n}", "want an http:// or https:// URL"},
+		"unknown module":       {":8080 {\n pacman {\n  source carrier_pigeon\n }\n}", "pacman.sources.carrier_pigeon"},
+		"allowlist, no file":   {":8080 {\n pacman {\n  access allowlist\n }\n}", "allow_list needs a file"},
+		"catalog arity":        {":8080 {\n pacman {\n  resolve catalog\n }\n}", "wrong argument count"},
+		"origin_after alone":   {":8080 {\n pacman {\n  origin_after 1s\n }\n}", "origin_after needs an origin"},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
 	for name, tc := range cases {

@@ -58,7 +58,7 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 	var out []nodeStatus
 	var err error
 	nodes.Range(func(key, value any) bool {
-		n := value.(nodeDestructor).Node
+		n := value.(*nodeDestructor).Node
 		var st node.Stats
 		if st, err = n.Stats(ctx); err != nil {
 			return false

@@ -5,14 +5,23 @@
 package caddymodule
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/fleet"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
 )
@@ -80,7 +89,16 @@ type App struct {
 
 	node    *node.Node
 	metrics *nodeMetrics
+	running *nodeDestructor
 	log     *zap.Logger
+
+	gateways *gatewaySet
+}
+
+// gatewaySet is the handlers of one config that answer fleet members.
+type gatewaySet struct {
+	mu   sync.Mutex // guards list
+	list []*gateway.Handler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,6 +119,7 @@ func DefaultDataDir() string { return filepath.Join(caddy.AppDataDir(), "pacman"
 // the same data directory.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
+	a.gateways = new(gatewaySet)
 	if a.DataDir == "" {
 		a.DataDir = DefaultDataDir()
 	}
@@ -112,20 +131,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
-		m := newNodeMetrics()
-		cfg.Observer = m
 		n, err := node.New(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return nodeDestructor{n, m}, nil
+		members := make([]peer.ID, len(cfg.Peers))
+		for i, p := range cfg.Peers {
+			members[i] = p.ID
+		}
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Storer: n, Logger: a.log})
+		if err != nil {
+			return nil, errors.Join(err, n.Close())
+		}
+		return &nodeDestructor{Node: n, metrics: newNodeMetrics(), fleet: f, flights: hedge.NewFlights()}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
-	running := v.(nodeDestructor)
-	a.node, a.metrics = running.Node, running.metrics
-	if err := running.metrics.register(ctx.GetMetricsRegistry(), a.node); err != nil {
+	a.running = v.(*nodeDestructor)
+	a.node, a.metrics = a.running.Node, a.running.metrics
+	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.node, a.running.fleet); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	if loaded {
@@ -244,12 +269,78 @@ func (a *App) Validate() error {
 	return err
 }
 
-// Start is a no-op: the node runs from Provision so that handlers, which
-// are provisioned before apps start, can use it.
-func (a *App) Start() error { return nil }
-
 // Stop is a no-op: the node stops in Cleanup once no config uses it.
 func (a *App) Stop() error { return nil }
+
+// Start makes this config's handlers answer fleet members' wants. Caddy
+// starts a new config before it stops the old one, so members are never
+// left unanswered across a reload.
+func (a *App) Start() error {
+	a.running.fleet.SetServe(a.serveFleet)
+	return nil
+}
+
+// AddGateway makes gw one of the handlers that answer fleet members'
+// wants; the returned function removes it.
+func (a *App) AddGateway(gw *gateway.Handler) func() {
+	set := a.gateways
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	set.list = append(set.list, gw)
+	return func() {
+		set.mu.Lock()
+		defer set.mu.Unlock()
+		set.list = slices.DeleteFunc(set.list, func(g *gateway.Handler) bool { return g == gw })
+	}
+}
+
+// serveFleet answers a member's want through the first handler whose
+// trusted sources have the block: its store, then the origin it serves.
+func (a *App) serveFleet(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	a.gateways.mu.Lock()
+	gws := slices.Clone(a.gateways.list)
+	a.gateways.mu.Unlock()
+	err := error(ipld.ErrNotFound{Cid: w.Cid})
+	for _, gw := range gws {
+		req, oerr := gw.Hedge().Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
+		if oerr != nil {
+			err = oerr
+			continue
+		}
+		blk, gerr := req.Get(ctx, w)
+		req.Release()
+		if gerr == nil {
+			return blk, nil
+		}
+		err = gerr
+	}
+	return nil, err
+}
+
+// Fleet returns the edges this one shares its origin's work with.
+func (a *App) Fleet() hedge.Fleet { return a.running.fleet }
+
+// Flights returns the fetches in flight on this edge, shared by its
+// handlers.
+func (a *App) Flights() *hedge.Flights { return a.running.flights }
+
+// Metrics returns the observer of the edge's blocks and streams.
+func (a *App) Metrics() interface {
+	gateway.Observer
+	hedge.Observer
+} {
+	return a.metrics
+}
+
+// AppFrom returns the pacman app of the config ctx belongs to, starting it
+// if need be: plugins take the node from it.
+func AppFrom(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("pacman")
+	if err != nil {
+		return nil, fmt.Errorf("loading pacman app: %w", err)
+	}
+	return v.(*App), nil
+}
 
 // Cleanup releases this config's use of the node; the last user stops it.
 func (a *App) Cleanup() error {
@@ -263,14 +354,19 @@ func (a *App) Cleanup() error {
 // Node returns the running node.
 func (a *App) Node() *node.Node { return a.node }
 
-// nodeDestructor lets the usage pool stop a node; it carries the node's
-// metrics, which live as long as the node.
+// nodeDestructor lets the usage pool stop a node; it carries what lives
+// as long as the node: its metrics, its fleet and its fetches in flight.
 type nodeDestructor struct {
 	*node.Node
 	metrics *nodeMetrics
+	fleet   *fleet.Fleet
+	flights *hedge.Flights
 }
 
-func (d nodeDestructor) Destruct() error { return d.Close() }
+func (d *nodeDestructor) Destruct() error {
+	d.fleet.Close()
+	return d.Close()
+}
 
 // Interface guards.
 var (

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"github.com/pacman-cdn/pacman/gateway"
 )
 
 func init() {
@@ -156,6 +156,9 @@ func parseRate(s string) (int64, error) {
 // parseDirective sets up a handler from the directive:
 //
 //	pacman [<matcher>] {
+//		resolve <name> [<args...>] [{ ... }]    # pacman.resolvers.<name>, in order
+//		source  <name> [<args...>] [{ ... }]    # pacman.sources.<name>
+//		policy  <name> [<args...>] [{ ... }]    # pacman.policies.<name>
 //		window          <leaves>
 //		max_window      <leaves>
 //		max_leaves_in_flight <leaves>
@@ -163,13 +166,15 @@ func parseRate(s string) (int64, error) {
 //		max_ranges      <n>
 //		resolve_timeout <duration>
 //		stall_timeout   <duration>
-//		session_idle    <duration>
-//		reask_after     <duration>
-//		access          local|allowlist|open
+//
+//		# Shorthands for the modules:
+//		access          local|allowlist|open   # policy local | allow_list <allow_file> | open
 //		allow_file      <path>
-//		deny_file       <path>
-//		origin          <url>
-//		origin_after    <duration>
+//		deny_file       <path>                 # policy deny_list <path>
+//		origin          <url>                  # source origin <url>
+//		origin_after    <duration>             #   { after <duration> }
+//		reask_after     <duration>             # source bitswap { reask_after <duration> }
+//		session_idle    <duration>             # source bitswap { session_idle <duration> }
 //	}
 func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
@@ -182,64 +187,129 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var short shorthands
 	for d.NextBlock(0) {
 		name := d.Val()
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		val := d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		switch name {
-		case "window", "max_window", "max_leaves_in_flight", "readahead", "max_ranges":
-			n, err := strconv.Atoi(val)
+		if ns, ok := moduleDirectives[name]; ok {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			mod := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, ns.namespace+"."+mod)
 			if err != nil {
-				return d.Errf("%s: %q is not an integer", name, val)
+				return err
 			}
+			raw := caddyconfig.JSONModuleObject(unm, ns.inlineKey, mod, nil)
 			switch name {
-			case "window":
-				h.Window = n
-			case "max_window":
-				h.MaxWindow = n
-			case "max_leaves_in_flight":
-				h.MaxLeavesInFlight = n
-			case "readahead":
-				h.Readahead = n
-			case "max_ranges":
-				h.MaxRanges = n
-			}
-		case "resolve_timeout", "stall_timeout", "session_idle", "reask_after", "origin_after":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("%s: %v", name, err)
-			}
-			switch name {
-			case "resolve_timeout":
-				h.ResolveTimeout = caddy.Duration(dur)
-			case "stall_timeout":
-				h.StallTimeout = caddy.Duration(dur)
-			case "reask_after":
-				h.ReaskAfter = caddy.Duration(dur)
-			case "origin_after":
-				h.OriginAfter = caddy.Duration(dur)
+			case "resolve":
+				h.ResolversRaw = append(h.ResolversRaw, raw)
+			case "source":
+				h.SourcesRaw = append(h.SourcesRaw, raw)
 			default:
-				h.SessionIdle = caddy.Duration(dur)
+				h.PoliciesRaw = append(h.PoliciesRaw, raw)
 			}
-		case "access":
-			if _, err := gateway.ParseAccess(val); err != nil {
-				return d.Err(err.Error())
-			}
-			h.Access = val
-		case "allow_file":
-			h.AllowFile = val
-		case "deny_file":
-			h.DenyFile = val
-		case "origin":
-			h.Origin = val
-		default:
-			return d.Errf("unknown subdirective %q", name)
+			continue
 		}
+		var val string
+		if !d.Args(&val) || d.NextArg() {
+			return d.ArgErr()
+		}
+		if err := h.setOption(d, &short, name, val); err != nil {
+			return err
+		}
+	}
+	return short.apply(h)
+}
+
+// moduleDirectives are the subdirectives that name a module.
+var moduleDirectives = map[string]struct{ namespace, inlineKey string }{
+	"resolve": {"pacman.resolvers", "resolver"},
+	"source":  {"pacman.sources", "source"},
+	"policy":  {"pacman.policies", "policy"},
+}
+
+// setOption sets one single-valued subdirective.
+func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val string) error {
+	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges}
+	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout,
+		"origin_after": &short.originAfter, "reask_after": &short.reaskAfter, "session_idle": &short.sessionIdle}
+	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin}
+	if p, ok := ints[name]; ok {
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			return d.Errf("%s: %q is not an integer", name, val)
+		}
+		*p = n
+		return nil
+	}
+	if p, ok := durations[name]; ok {
+		dur, err := caddy.ParseDuration(val)
+		if err != nil {
+			return d.Errf("%s: %v", name, err)
+		}
+		*p = caddy.Duration(dur)
+		return nil
+	}
+	if p, ok := strs[name]; ok {
+		*p = val
+		if name == "access" && val != "local" && val != "allowlist" && val != "open" {
+			return d.Errf("access must be local, allowlist or open, not %q", val)
+		}
+		return nil
+	}
+	return d.Errf("unknown subdirective %q", name)
+}
+
+// shorthands are the subdirectives that stand for modules, as they were
+// spelt before resolvers, sources and policies were modules.
+type shorthands struct {
+	access, allowFile, denyFile, origin  string
+	originAfter, reaskAfter, sessionIdle caddy.Duration
+}
+
+// apply adds the modules the shorthands stand for: the access policy (and
+// the deny list) after any policy named; bitswap, when no source is named,
+// and the origin after the sources.
+func (s shorthands) apply(h *Handler) error {
+	module := func(v map[string]any) json.RawMessage { return caddyconfig.JSON(v, nil) }
+	if s.access != "" || s.allowFile != "" || s.denyFile != "" {
+		switch s.access {
+		case "allowlist":
+			h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "allow_list", "file": s.allowFile}))
+		case "open":
+			h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "open"}))
+		case "local":
+			h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "local"}))
+		case "":
+			if len(h.PoliciesRaw) == 0 {
+				h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "local"}))
+			}
+		}
+		if s.allowFile != "" && s.access != "allowlist" {
+			return fmt.Errorf("allow_file is used only with access allowlist")
+		}
+		if s.denyFile != "" {
+			h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "deny_list", "file": s.denyFile}))
+		}
+	}
+	if s.reaskAfter != 0 || s.sessionIdle != 0 || (s.origin != "" && len(h.SourcesRaw) == 0) {
+		bs := map[string]any{"source": "bitswap"}
+		if s.reaskAfter != 0 {
+			bs["reask_after"] = s.reaskAfter
+		}
+		if s.sessionIdle != 0 {
+			bs["session_idle"] = s.sessionIdle
+		}
+		h.SourcesRaw = append(h.SourcesRaw, module(bs))
+	}
+	if s.origin != "" {
+		o := map[string]any{"source": "origin", "url": s.origin}
+		if s.originAfter != 0 {
+			o["after"] = s.originAfter
+		}
+		h.SourcesRaw = append(h.SourcesRaw, module(o))
+	} else if s.originAfter != 0 {
+		return fmt.Errorf("origin_after needs an origin")
 	}
 	return nil
 }

@@ -153,7 +153,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, er
 							"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
 							// The demo's seeders hold the content on loopback;
 							// a public edge should not be open.
-							"handle": []any{map[string]any{"handler": "pacman", "access": "open"}},
+							"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
 						}},
 					},
 				},

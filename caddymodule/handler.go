@@ -1,34 +1,41 @@
 package caddymodule
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
-	blocks "github.com/ipfs/go-block-format"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
-	"github.com/pacman-cdn/pacman/node"
-	"github.com/pacman-cdn/pacman/plugins/cidlist"
-	"go.uber.org/zap"
+	"github.com/pacman-cdn/pacman/hedge"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler serves GET and HEAD of /ipfs/{cid}[/path] from the pacman node,
-// with full HTTP Range support: single, suffix, open-ended and multi-range
-// requests, conditional requests on a strong ETag derived from the CID, and
-// immutable caching headers. Blocks are fetched in parallel from peers,
-// verified, streamed in order, kept in the blockstore and seeded back.
+// Handler serves GET and HEAD of the content its resolvers name (by
+// default /ipfs/{cid}[/path]) from the pacman node, with full HTTP Range
+// support: single, suffix, open-ended and multi-range requests,
+// conditional requests on a strong ETag derived from the CID, and caching
+// headers. Blocks are read from the store, or fetched through the hedge:
+// the fleet owner of each leaf first, then the sources, each after its
+// delay; they are verified, streamed in order, kept and seeded back.
 type Handler struct {
+	// Resolvers turn a request into content, tried in order until one
+	// claims it (modules in pacman.resolvers). Default: [ipfs].
+	ResolversRaw []json.RawMessage `json:"resolvers,omitempty" caddy:"namespace=pacman.resolvers inline_key=resolver"`
+	// Sources are where blocks not held come from (modules in
+	// pacman.sources), asked in the order of their delays; fleet members
+	// are asked before any of them. Default: [bitswap].
+	SourcesRaw []json.RawMessage `json:"sources,omitempty" caddy:"namespace=pacman.sources inline_key=source"`
+	// Policies decide what may be served and fetched (modules in
+	// pacman.policies); every one must allow a request. Default: [local]:
+	// only what the edge, its fleet and its origin hold is served.
+	PoliciesRaw []json.RawMessage `json:"policies,omitempty" caddy:"namespace=pacman.policies inline_key=policy"`
 	// Window is the number of 1 MiB leaves in flight per stream at its
 	// start. The window then adapts: it grows while more leaves in flight
 	// bring more throughput (high-latency links, many peers) and shrinks
@@ -56,42 +63,9 @@ type Handler struct {
 	// after which the response is cut short (the client sees fewer bytes
 	// than Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
-	// ReaskAfter is how long a block may take before it is asked for
-	// again through a fresh session, racing the first ask, so a peer that
-	// claims blocks and never sends them stalls no viewer. Default: 2s.
-	ReaskAfter caddy.Duration `json:"reask_after,omitempty"`
-	// SessionIdle is how long a file's block session (which knows the
-	// peers that deliver it) is kept after its last request. Default: 1m.
-	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
-	// Access says what the gateway fetches from the network for its
-	// visitors: "local" (only content the node already holds: imported,
-	// pinned or cached), "allowlist" (also the root CIDs listed in
-	// AllowFile) or "open" (anything). Default: "local" — an open gateway
-	// on your domain can be used to host anyone's content under it.
-	Access string `json:"access,omitempty"`
-	// AllowFile lists, one per line, the root CIDs "allowlist" fetches.
-	// The file is re-read when it changes.
-	AllowFile string `json:"allow_file,omitempty"`
-	// DenyFile lists, one per line, CIDs never served (410 Gone), under
-	// any access setting. The file is re-read when it changes.
-	DenyFile string `json:"deny_file,omitempty"`
-	// Origin is an HTTP server holding the same files as plain bytes (any
-	// web server or object store that honours Range). A leaf peers do not
-	// deliver within OriginAfter is fetched from it by its exact byte
-	// span and served only if it hashes to the leaf's CID; it is then kept
-	// and seeded like any block. The value is the URL of the requested
-	// file on the origin, with placeholders expanded per request; without
-	// a placeholder the request path is appended, so
-	// "https://origin.example.com" fetches /videos/a.mp4 from
-	// https://origin.example.com/videos/a.mp4. Only raw leaves (CIDv1, as
-	// `caddy pacman add` makes) can be checked and fetched this way.
-	Origin string `json:"origin,omitempty"`
-	// OriginAfter is how long peers have to deliver a leaf before the
-	// origin is asked too: the longest a viewer waits on slow peers.
-	// Default: 1s.
-	OriginAfter caddy.Duration `json:"origin_after,omitempty"`
 
-	gw *gateway.Handler
+	gw      *gateway.Handler
+	closers []func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,21 +76,32 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision connects the handler to the pacman app's node.
+// Provision loads the resolvers, sources and policies and connects the
+// handler to the pacman app's node.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	v, err := ctx.App("pacman")
-	if err != nil {
-		return fmt.Errorf("loading pacman app: %w", err)
-	}
-	app := v.(*App)
-	n := app.Node()
-	policy, err := h.policy(ctx.Logger())
+	app, err := AppFrom(ctx)
 	if err != nil {
 		return err
 	}
-	h.gw, err = gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
-		return n.NewSession(ctx)
-	}), gateway.Config{
+	resolvers, err := loadModules[gateway.Resolver](ctx, h, "ResolversRaw", "pacman.resolvers.ipfs")
+	if err != nil {
+		return err
+	}
+	sources, err := loadModules[hedge.Source](ctx, h, "SourcesRaw", "pacman.sources.bitswap")
+	if err != nil {
+		return err
+	}
+	policies, err := loadModules[gateway.Policy](ctx, h, "PoliciesRaw", "pacman.policies.local")
+	if err != nil {
+		return err
+	}
+	n := app.Node()
+	h.gw, err = gateway.NewHandler(gateway.Config{
+		Resolvers:         resolvers,
+		Sources:           sources,
+		Policies:          policies,
+		Fleet:             app.Fleet(),
+		Flights:           app.Flights(),
 		Window:            h.Window,
 		MaxWindow:         h.MaxWindow,
 		MaxLeavesInFlight: h.MaxLeavesInFlight,
@@ -124,81 +109,51 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRanges:         h.MaxRanges,
 		ResolveTimeout:    time.Duration(h.ResolveTimeout),
 		StallTimeout:      time.Duration(h.StallTimeout),
-		SessionIdle:       time.Duration(h.SessionIdle),
-		ReaskAfter:        time.Duration(h.ReaskAfter),
 		Local:             blockservice.New(n.Blockstore(), nil),
-		Policy:            policy,
-		Origin:            h.origin(n),
-		Observer:          app.metrics,
+		Observer:          app.Metrics(),
+		Blocks:            app.Metrics(),
 		Logger:            ctx.Logger(),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	h.closers = append(h.closers, app.AddGateway(h.gw))
+	return nil
 }
 
-// origin returns the origin fallback, nil when none is configured.
-func (h *Handler) origin(n *node.Node) *gateway.Origin {
-	if h.Origin == "" {
-		return nil
-	}
-	tmpl := h.Origin
-	if !strings.Contains(tmpl, "{") {
-		tmpl = strings.TrimSuffix(tmpl, "/") + "{http.request.uri.path}"
-	}
-	after := time.Duration(h.OriginAfter)
-	if after == 0 {
-		after = time.Second
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 64 // a window of leaves per stream
-	return &gateway.Origin{
-		Locate: func(r *http.Request) string {
-			repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-			if !ok {
-				return ""
-			}
-			return repl.ReplaceAll(tmpl, "")
-		},
-		After:  after,
-		Client: &http.Client{Transport: transport},
-		Store: gateway.StoreFunc(func(ctx context.Context, blk blocks.Block, took time.Duration) error {
-			return n.Keep(ctx, blk, node.SourceOrigin, took)
-		}),
-	}
-}
-
-// policy builds the access policy, loading the allow and deny lists.
-func (h *Handler) policy(log *zap.Logger) (gateway.Policy, error) {
-	var p gateway.Policy
-	access := h.Access
-	if access == "" {
-		access = "local"
-	}
-	var err error
-	if p.Access, err = gateway.ParseAccess(access); err != nil {
-		return p, err
-	}
-	onError := func(err error) { log.Error("reloading CID list", zap.Error(err)) }
-	if h.AllowFile != "" {
-		l, err := cidlist.Open(h.AllowFile, onError)
+// loadModules loads the list of modules in field, or the module def when
+// the list is empty, and checks that each is a T.
+func loadModules[T any](ctx caddy.Context, h *Handler, field, def string) ([]T, error) {
+	var mods []any
+	raw := map[string][]json.RawMessage{"ResolversRaw": h.ResolversRaw, "SourcesRaw": h.SourcesRaw, "PoliciesRaw": h.PoliciesRaw}[field]
+	if len(raw) > 0 {
+		v, err := ctx.LoadModule(h, field)
 		if err != nil {
-			return p, fmt.Errorf("allow_file: %w", err)
+			return nil, fmt.Errorf("loading %s: %w", field, err)
 		}
-		p.Allowed = l
-	}
-	if h.DenyFile != "" {
-		l, err := cidlist.Open(h.DenyFile, onError)
+		mods = v.([]any)
+	} else {
+		m, err := ctx.LoadModuleByID(def, nil)
 		if err != nil {
-			return p, fmt.Errorf("deny_file: %w", err)
+			return nil, fmt.Errorf("loading %s: %w", def, err)
 		}
-		p.Denied = l
+		mods = []any{m}
 	}
-	return p, nil
+	out := make([]T, len(mods))
+	for i, m := range mods {
+		t, ok := m.(T)
+		if !ok {
+			return nil, fmt.Errorf("%s: module %T is not a %T", field, m, *new(T))
+		}
+		out[i] = t
+	}
+	return out, nil
 }
 
-// Cleanup ends the block sessions the handler kept between requests.
+// Cleanup stops answering fleet members through this handler.
 func (h *Handler) Cleanup() error {
-	if h.gw != nil {
-		h.gw.Close()
+	for _, c := range h.closers {
+		c()
 	}
 	return nil
 }
@@ -211,25 +166,8 @@ func (h *Handler) Validate() error {
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)
 	}
-	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.SessionIdle < 0 || h.ReaskAfter < 0 {
+	if h.ResolveTimeout < 0 || h.StallTimeout < 0 {
 		return fmt.Errorf("timeouts must not be negative")
-	}
-	if h.OriginAfter < 0 {
-		return fmt.Errorf("origin_after must not be negative")
-	}
-	if h.Origin != "" {
-		u, err := url.Parse(strings.SplitN(h.Origin, "{", 2)[0])
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("origin %q: want an http:// or https:// URL", h.Origin)
-		}
-	}
-	if h.Access != "" {
-		if _, err := gateway.ParseAccess(h.Access); err != nil {
-			return err
-		}
-	}
-	if h.Access == "allowlist" && h.AllowFile == "" {
-		return fmt.Errorf("access allowlist needs an allow_file")
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,7 +21,8 @@ type nodeMetrics struct {
 	firstByte      prometheus.Histogram
 	stalls         prometheus.Counter
 	leavesInFlight prometheus.Gauge
-	originRejected prometheus.Counter
+	fetchedBytes   *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -27,12 +30,12 @@ func newNodeMetrics() *nodeMetrics {
 		blockBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pacman",
 			Name:      "block_bytes_total",
-			Help:      "Bytes of blocks delivered to streams, by source: local (the blockstore), peers (bitswap) or origin (an HTTP origin, verified). peers/(peers+origin) is the share of fetched bytes the P2P network carried: the offload ratio.",
+			Help:      "Bytes of blocks delivered to viewers' streams, each delivery once, by the source that supplied it: local (the blockstore), fleet (another edge), peers (bitswap), http (a trustless gateway) or origin (verified). Streams that shared one fetch each count it under its source.",
 		}, []string{"source"}),
 		blockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pacman",
 			Name:      "block_wait_seconds",
-			Help:      "Time to obtain one block, by source.",
+			Help:      "Time a viewer's stream waited for one block, by source.",
 			Buckets:   prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"source"}),
 		firstByte: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -51,11 +54,16 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "leaves_in_flight",
 			Help:      "File leaves being fetched for streams right now.",
 		}),
-		originRejected: prometheus.NewCounter(prometheus.CounterOpts{
+		fetchedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pacman",
-			Name:      "origin_rejected_total",
-			Help:      "Origin answers whose bytes did not hash to the leaf's CID; never served.",
-		}),
+			Name:      "fetched_bytes_total",
+			Help:      "Bytes of blocks that crossed into this edge, once per fetch however many streams shared it, by source (fleet, peers, http, origin) and reason (viewer: a viewer's miss; readahead; fleet: a fleet member's want this edge owns). source=\"origin\" is the origin's egress to this edge: the figure the fleet exists to keep near one file's worth.",
+		}, []string{"source", "reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "rejected_total",
+			Help:      "Answers whose bytes did not hash to the block's CID, by source; never served or stored.",
+		}, []string{"source"}),
 	}
 }
 
@@ -68,25 +76,30 @@ func (m *nodeMetrics) Stalled() { m.stalls.Inc() }
 // LeavesInFlight implements gateway.Observer.
 func (m *nodeMetrics) LeavesInFlight(delta int) { m.leavesInFlight.Add(float64(delta)) }
 
-// OriginRejected implements gateway.Observer.
-func (m *nodeMetrics) OriginRejected() { m.originRejected.Inc() }
-
-// BlockDelivered implements node.Observer.
-func (m *nodeMetrics) BlockDelivered(src node.Source, bytes int, wait time.Duration) {
-	m.blockBytes.WithLabelValues(string(src)).Add(float64(bytes))
-	m.blockWait.WithLabelValues(string(src)).Observe(wait.Seconds())
+// Delivered implements hedge.Observer.
+func (m *nodeMetrics) Delivered(source string, bytes int, wait time.Duration) {
+	m.blockBytes.WithLabelValues(source).Add(float64(bytes))
+	m.blockWait.WithLabelValues(source).Observe(wait.Seconds())
 }
 
-// register adds the metrics to reg, once per registry.
-func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
+// Fetched implements hedge.Observer.
+func (m *nodeMetrics) Fetched(source string, reason hedge.Reason, bytes int) {
+	m.fetchedBytes.WithLabelValues(source, string(reason)).Add(float64(bytes))
+}
+
+// Rejected implements hedge.Observer.
+func (m *nodeMetrics) Rejected(source string) { m.rejected.WithLabelValues(source).Inc() }
+
+func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node, f *fleet.Fleet) error {
 	collectors := []prometheus.Collector{
 		m.blockBytes,
 		m.blockWait,
 		m.firstByte,
 		m.stalls,
 		m.leavesInFlight,
-		m.originRejected,
-		statsCollector{n},
+		m.fetchedBytes,
+		m.rejected,
+		statsCollector{n, f},
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -100,7 +113,10 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node) error {
 }
 
 // statsCollector exports the node's figures, read once per scrape.
-type statsCollector struct{ n *node.Node }
+type statsCollector struct {
+	n *node.Node
+	f *fleet.Fleet
+}
 
 // nodeStat is one figure of node.Stats as a metric.
 type nodeStat struct {
@@ -127,6 +143,8 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, s := range nodeStats {
 		ch <- s.desc
 	}
+	ch <- fleetReceived
+	ch <- fleetSent
 }
 
 // Collect implements prometheus.Collector: one node.Stats per scrape.
@@ -141,11 +159,19 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range nodeStats {
 		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(st))
 	}
+	from, to := c.f.Counts()
+	ch <- prometheus.MustNewConstMetric(fleetReceived, prometheus.CounterValue, float64(from))
+	ch <- prometheus.MustNewConstMetric(fleetSent, prometheus.CounterValue, float64(to))
 }
+
+var (
+	fleetReceived = prometheus.NewDesc("pacman_fleet_received_bytes_total", "Block bytes received from fleet members.", nil, nil)
+	fleetSent     = prometheus.NewDesc("pacman_fleet_sent_bytes_total", "Block bytes sent to fleet members, apart from what bitswap seeds to other peers.", nil, nil)
+)
 
 // Interface guards.
 var (
-	_ node.Observer        = (*nodeMetrics)(nil)
+	_ hedge.Observer       = (*nodeMetrics)(nil)
 	_ gateway.Observer     = (*nodeMetrics)(nil)
 	_ prometheus.Collector = statsCollector{}
 )

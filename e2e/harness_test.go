@@ -170,7 +170,7 @@ func startPacmanAdmin(t *testing.T, admin, dataDir string, id peer.ID, peers ...
 				"automatic_https": map[string]any{"disable": true},
 				"routes": []any{map[string]any{
 					"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
-					"handle": []any{map[string]any{"handler": "pacman", "access": "open", "session_idle": "2s"}},
+					"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}, "sources": []any{map[string]any{"source": "bitswap", "session_idle": "2s"}}}},
 				}},
 			}}},
 		},

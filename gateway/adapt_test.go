@@ -56,13 +56,12 @@ func TestWindowAdaptsToDistantPeers(t *testing.T) {
 	data := testutil.Bytes("adapt", 12<<20)
 	bs, root := memFile(t, data, chunker.WithChunkSize(16<<10))
 	obs := &countingObserver{}
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
 		return distantPeers{bs, 20 * time.Millisecond}
-	}), gateway.Config{Window: 4, MaxWindow: 32, Readahead: -1, Observer: obs, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	}, gateway.Config{Window: 4, MaxWindow: 32, Readahead: -1, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
 	url := httptestServer(t, h) + "/ipfs/" + root.String()
 	resp, body := do(t, "GET", url)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
@@ -86,13 +85,12 @@ func TestLeafBudget(t *testing.T) {
 	data := testutil.Bytes("budget", 4<<20)
 	bs, root := memFile(t, data, chunker.WithChunkSize(64<<10))
 	obs := &countingObserver{}
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
 		return distantPeers{bs, 5 * time.Millisecond}
-	}), gateway.Config{Window: 4, MaxWindow: 8, MaxLeavesInFlight: 6, Readahead: -1, Observer: obs, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	}, gateway.Config{Window: 4, MaxWindow: 8, MaxLeavesInFlight: 6, Readahead: -1, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
 	url := httptestServer(t, h) + "/ipfs/" + root.String()
 
 	// Abandoned streams first: each reads a little and hangs up.

@@ -24,13 +24,12 @@ import (
 // newGateway serves n's blocks over HTTP through a gateway.Handler.
 func newGateway(t testing.TB, n *node.Node, cfg gateway.Config) *httptest.Server {
 	t.Helper()
-	cfg.Policy.Access = gateway.AccessOpen
 	if cfg.Logger == nil {
 		cfg.Logger = testutil.Logger(t)
 	}
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(ctx context.Context) chunker.BlockGetter {
 		return n.NewSession(ctx)
-	}), cfg)
+	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,24 +10,30 @@ import (
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
 )
 
-// errBadPath reports a request path that is not a valid content path.
-var errBadPath = contentpath.ErrBadPath
+var (
+	// errBadPath reports a request path that is not a valid content path.
+	errBadPath = contentpath.ErrBadPath
+	// errNotHeld reports content kept off the network that is not held.
+	errNotHeld = Errorf(http.StatusForbidden, "this gateway serves only content it holds")
+	// errDenied reports content a policy refuses.
+	errDenied = Errorf(http.StatusGone, "this content is blocked by the gateway's policy")
+	// errNoContent reports a request no resolver claims.
+	errNoContent = Errorf(http.StatusNotFound, "no content at this path")
+)
 
 // statusOf maps an error to the HTTP status and the one-line message a
 // client is shown. Messages come from this package only: an error text
 // that a peer could influence is never echoed.
 func statusOf(err error) (int, string) {
 	switch {
+	case errors.As(err, new(*StatusError)):
+		var se *StatusError
+		errors.As(err, &se)
+		return se.Status, se.Error()
 	case errors.Is(err, errBadPath), errors.Is(err, errUnsupportedFormat), errors.Is(err, errBadCARRequest):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errNotCached):
 		return http.StatusPreconditionFailed, errNotCached.Error()
-	case errors.Is(err, errNotHeld):
-		return http.StatusForbidden, errNotHeld.Error()
-	case errors.Is(err, errNotAllowed):
-		return http.StatusForbidden, errNotAllowed.Error()
-	case errors.Is(err, errDenied):
-		return http.StatusGone, errDenied.Error()
 	case errors.Is(err, verifcid.ErrPossiblyInsecureHashFunction),
 		errors.Is(err, verifcid.ErrDigestTooSmall),
 		errors.Is(err, verifcid.ErrDigestTooLarge):

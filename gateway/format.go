@@ -13,6 +13,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/hedge"
 )
 
 // format is the kind of response a request asks for.
@@ -86,6 +87,10 @@ type localOnly struct {
 	missing error
 }
 
+func (l localOnly) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	return l.GetBlock(ctx, w.Cid)
+}
+
 func (l localOnly) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if l.g == nil {
 		return nil, l.missing
@@ -121,9 +126,23 @@ func joinCIDs(cids []cid.Cid) string {
 	return strings.Join(s, ",")
 }
 
+// leafGetter fetches blocks by CID for the DAG walks, and leaves with
+// their byte spans for the streams.
+type leafGetter interface {
+	chunker.BlockGetter
+	Get(ctx context.Context, w hedge.Want) (blocks.Block, error)
+}
+
 // inlineIdentity answers identity CIDs, whose multihash is the data
 // itself, without asking g: no store or peer holds them as blocks.
-type inlineIdentity struct{ g chunker.BlockGetter }
+type inlineIdentity struct{ g leafGetter }
+
+func (i inlineIdentity) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	if w.Cid.Prefix().MhType == multihash.IDENTITY {
+		return i.GetBlock(ctx, w.Cid)
+	}
+	return i.g.Get(ctx, w)
+}
 
 func (i inlineIdentity) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if c.Prefix().MhType == multihash.IDENTITY {

@@ -1,5 +1,5 @@
 // Package gateway serves UnixFS content over plain HTTP with the semantics
-// of RFC 9110: GET and HEAD of /ipfs/{cid}[/path], single, suffix,
+// of RFC 9110: GET and HEAD of whatever its resolvers name, single, suffix,
 // open-ended and multi-range requests, conditional requests on a strong
 // ETag derived from the CID, and long-lived immutable caching.
 //
@@ -15,33 +15,38 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
-	"github.com/pacman-cdn/pacman/gateway/contentpath"
 	"github.com/pacman-cdn/pacman/gateway/headers"
+	"github.com/pacman-cdn/pacman/hedge"
 	"go.uber.org/zap"
 )
-
-// Sessions opens a block session for one request: a BlockGetter that reads
-// local blocks first, then asks peers, and stores what it fetched. The
-// session ends with ctx.
-type Sessions interface {
-	NewSession(ctx context.Context) chunker.BlockGetter
-}
-
-// SessionsFunc adapts a function to Sessions.
-type SessionsFunc func(ctx context.Context) chunker.BlockGetter
-
-// NewSession calls f(ctx).
-func (f SessionsFunc) NewSession(ctx context.Context) chunker.BlockGetter { return f(ctx) }
 
 // Config holds the settings of a Handler. Zero values take the defaults
 // documented on each field.
 type Config struct {
+	// Resolvers turn requests into content, tried in order until one
+	// claims the request. Required: a request none claims gets 404.
+	Resolvers []Resolver
+	// Policies decide what may be served and fetched; every one must
+	// allow a request. With none, nothing is fetched from the open
+	// network: only what the edge, its fleet and trusted sources hold is
+	// served.
+	Policies []Policy
+	// Sources are where blocks not held come from, asked by the hedge in
+	// the order of their delays.
+	Sources []hedge.Source
+	// Fleet, if set, is the edges sharing the origin's work with this one:
+	// each leaf's owner is asked first.
+	Fleet hedge.Fleet
+	// Flights coalesces the fetches of a block over every handler of the
+	// edge; nil means the handler's own.
+	Flights *hedge.Flights
 	// Window is the number of leaves in flight per stream at its start;
 	// it then adapts to the throughput the peers give, up to MaxWindow.
 	// Default 16.
@@ -54,9 +59,8 @@ type Config struct {
 	// together. Default 512 (512 MiB with 1 MiB leaves).
 	MaxLeavesInFlight int
 	// Readahead is the number of leaves past the end of a served range
-	// made local for the player's next request: those the session does not
-	// store yet (see localBlocks) are fetched. Default 8; negative disables
-	// readahead.
+	// made local for the player's next request: those the edge does not
+	// store yet are fetched. Default 8; negative disables readahead.
 	Readahead int
 	// MaxRanges caps the ranges of one multi-range request. Default 32.
 	MaxRanges int
@@ -66,38 +70,26 @@ type Config struct {
 	// StallTimeout bounds the wait for any one leaf while streaming, after
 	// which the response is cut short. Default 30s.
 	StallTimeout time.Duration
-	// ReaskAfter is how long a leaf may take before it is asked for again
-	// through a fresh session, racing the first ask. Default 2s; negative
-	// disables it.
-	ReaskAfter time.Duration
-	// SessionIdle is how long a file's block session is kept after its
-	// last request, for the player's next one. Default 1m.
-	SessionIdle time.Duration
 	// IndexCacheEntries is the number of internal DAG nodes cached.
 	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
 	IndexCacheEntries int
 	// Local reads only blocks already stored, never the network. It
-	// answers requests with Cache-Control: only-if-cached and those the
-	// policy keeps off the network. Nil means nothing counts as stored.
+	// answers requests with Cache-Control: only-if-cached, and the hedge
+	// reads it before asking any source. Required.
 	Local chunker.BlockGetter
-	// Policy decides what may be fetched from the network. The zero value
-	// serves only what Local holds.
-	Policy Policy
-	// Origin, if set, fills in leaves peers are late with, from an HTTP
-	// server holding the same files. It serves every request that may use
-	// the network or whose index the node holds, but never one marked
-	// Cache-Control: only-if-cached.
-	Origin *Origin
-	// Observer, if set, learns of first bytes, stalls, leaves in flight
-	// and rejected origin bytes, for metrics.
+	// Observer, if set, learns of first bytes, stalls and leaves in
+	// flight, for metrics.
 	Observer Observer
+	// Blocks, if set, learns where every block came from, for metrics.
+	Blocks hedge.Observer
 	// Logger receives logs of failed and slow requests. Nil means none.
 	Logger *zap.Logger
 }
 
-// Handler serves /ipfs/{cid}[/path] from a block session per request.
+// Handler serves the content its resolvers name, fetching blocks through
+// the hedge.
 type Handler struct {
-	sessions  *sessionCache
+	hedge     *hedge.Hedge
 	local     chunker.BlockGetter
 	streamer  *RangeStreamer
 	readahead *readahead
@@ -105,8 +97,8 @@ type Handler struct {
 	log       *zap.Logger
 }
 
-// NewHandler returns a Handler fetching blocks through sessions.
-func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
+// NewHandler returns a Handler.
+func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Window <= 0 {
 		cfg.Window = 16
 	}
@@ -129,12 +121,6 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 30 * time.Second
 	}
-	if cfg.ReaskAfter == 0 {
-		cfg.ReaskAfter = 2 * time.Second
-	}
-	if cfg.SessionIdle <= 0 {
-		cfg.SessionIdle = time.Minute
-	}
 	if cfg.IndexCacheEntries <= 0 {
 		cfg.IndexCacheEntries = 4096
 	}
@@ -144,24 +130,36 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	if cfg.Origin != nil && (cfg.Origin.Locate == nil || cfg.Origin.Store == nil) {
-		return nil, fmt.Errorf("origin needs Locate and Store")
+	if len(cfg.Resolvers) == 0 {
+		return nil, fmt.Errorf("a gateway needs at least one resolver")
+	}
+	if cfg.Local == nil {
+		return nil, fmt.Errorf("a gateway needs its local store")
+	}
+	hg, err := hedge.New(hedge.Config{
+		Local:    cfg.Local,
+		Sources:  cfg.Sources,
+		Fleet:    cfg.Fleet,
+		Flights:  cfg.Flights,
+		Observer: cfg.Blocks,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
 	idx, err := chunker.NewIndex(cfg.IndexCacheEntries)
 	if err != nil {
 		return nil, err
 	}
 	h := &Handler{
-		sessions: newSessionCache(sessions, 1024, cfg.SessionIdle),
-		local:    cfg.Local,
+		hedge: hg,
+		local: cfg.Local,
 		streamer: &RangeStreamer{
 			Index:        idx,
 			Window:       cfg.Window,
 			MinWindow:    min(4, cfg.Window),
 			MaxWindow:    cfg.MaxWindow,
 			StallTimeout: cfg.StallTimeout,
-			Reask:        sessions.NewSession,
-			ReaskAfter:   cfg.ReaskAfter,
 			Observer:     cfg.Observer,
 			Budget:       make(chan struct{}, cfg.MaxLeavesInFlight),
 		},
@@ -172,6 +170,21 @@ func NewHandler(sessions Sessions, cfg Config) (*Handler, error) {
 		h.readahead = newReadahead(idx, cfg.Readahead, cfg.StallTimeout)
 	}
 	return h, nil
+}
+
+// Hedge returns the handler's hedge, through which a fleet peer's want is
+// served.
+func (h *Handler) Hedge() *hedge.Hedge { return h.hedge }
+
+// resolve asks the resolvers in turn for the content r names.
+func (h *Handler) resolve(r *http.Request) (Content, error) {
+	for _, res := range h.cfg.Resolvers {
+		c, ok, err := res.Resolve(r)
+		if err != nil || ok {
+			return c, err
+		}
+	}
+	return Content{}, errNoContent
 }
 
 // ServeHTTP implements http.Handler.
@@ -189,61 +202,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 		return
 	}
-	root, segments, err := contentpath.Parse(r.URL)
+	content, err := h.resolve(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	root, segments := content.Root, content.Segments
 	format, err := responseFormat(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if h.cfg.Policy.denied(root) {
-		h.fail(w, r, errDenied)
+	network, notHeld, err := decide(h.cfg.Policies, root)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	var (
-		getter chunker.BlockGetter
-		hold   *cachedSession // the shared session, if this request uses the network
-		origin *originFile    // the origin's copy, if the route has one
-	)
-	network, notHeld := h.cfg.Policy.fetchesFor(root)
-	if h.cfg.Origin != nil && !onlyIfCached(r) {
-		if u := h.cfg.Origin.Locate(r); u != "" {
-			origin = &originFile{Origin: h.cfg.Origin, url: u, local: h.local, obs: h.cfg.Observer, log: h.log}
-		}
-	}
-	switch {
-	case onlyIfCached(r):
+	var getter leafGetter
+	var req *hedge.Request // the hedge's request, unless only-if-cached
+	if onlyIfCached(r) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
 		getter = localOnly{h.local, errNotCached}
-	case !network:
-		getter = localOnly{h.local, notHeld}
-	default:
-		session := h.sessions.acquire(root)
-		defer session.release()
-		getter = session.getter
-		hold = session
+	} else {
+		req, err = h.hedge.Open(hedge.Target{Root: root, Request: r}, network, notHeld)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		defer req.Release()
+		getter = req
 	}
 	getter = inlineIdentity{getter}
-	// Steps that wait on one block at a time re-ask late blocks on a
-	// timer; the streamer re-asks on the viewer's wait instead.
-	resolver := getter
-	if hold != nil {
-		resolver = reasking{g: getter, fresh: h.sessions.sessions.NewSession, after: h.cfg.ReaskAfter}
-	}
 
 	var (
-		rec  *recorder
-		carP carParams
+		rec      *recorder
+		carP     carParams
+		resolver chunker.BlockGetter = getter
 	)
 	if format == formatCAR {
 		if carP, err = parseCARParams(r); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		rec = &recorder{g: resolver}
+		rec = &recorder{g: getter}
 		resolver = rec
 	}
 
@@ -258,15 +259,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 		return
 	}
-	if err == nil && h.cfg.Policy.denied(t.cid) {
-		err = errDenied
+	if err == nil {
+		err = deny(h.cfg.Policies, t.roots[1:])
+		if err == nil && t.cid != t.roots[len(t.roots)-1] {
+			err = deny(h.cfg.Policies, []cid.Cid{t.cid})
+		}
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
+	if content.Path != "" {
+		hdr.Set("X-Ipfs-Path", content.Path)
+	} else {
+		hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
+	}
 	hdr.Set("X-Ipfs-Roots", joinCIDs(t.roots))
 
 	var rep representation
@@ -285,24 +293,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, resolver, t, hold, origin)
+		rep, err = h.unixfsFile(rctx, w, r, getter, t, req)
 	}
 	cancel()
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	rep.started, rep.resolved = start, time.Since(start)
+	rep.started, rep.resolved, rep.ttl = start, time.Since(start), content.TTL
 	h.serve(w, r, rep)
 }
 
-// unixfsFile describes the UnixFS file t names.
-// Readahead runs only when the request uses a network session, which it
-// then shares.
-// g streams the leaves, with origin filling in late ones; rg reads the
-// root and the bytes sniffed.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g, rg chunker.BlockGetter, t target, session *cachedSession, origin *originFile) (representation, error) {
-	size, err := h.streamer.Index.Size(ctx, rg, t.cid)
+// unixfsFile describes the UnixFS file t names, whose blocks g fetches.
+// Readahead runs on the hedge's request req, when the request has one.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g leafGetter, t target, req *hedge.Request) (representation, error) {
+	size, err := h.streamer.Index.Size(ctx, g, t.cid)
 	if err != nil {
 		return representation{}, err
 	}
@@ -313,6 +318,11 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		name = q
 		w.Header().Set("Content-Disposition", contentDisposition("inline", q))
 	}
+	if name == "" {
+		// A friendly name (a catalog's /videos/movie.mp4) gives its own
+		// extension; a bare CID has none.
+		name = path.Base(r.URL.Path)
+	}
 	etagCID := t.cid
 	if t.dir {
 		// A directory served by its index.html is named by the directory.
@@ -322,21 +332,14 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		size: size,
 		etag: `"` + etagCID.String() + `"`,
 		contentType: func(ranges []headers.Range) (string, error) {
-			return h.contentType(r, rg, origin, t.cid, name, size, ranges)
+			return h.contentType(r, g, t.cid, name, size, ranges)
 		},
 		stream: func(ctx context.Context, spans []span, first *firstLeaf, begin func(int) (io.Writer, error)) error {
-			st := h.streamer
-			if session == nil {
-				// Off the network: no fresh session may be opened.
-				local := *h.streamer
-				local.Reask = nil
-				st = &local
-			}
-			return st.Stream(ctx, g, origin, t.cid, spans, first, begin)
+			return h.streamer.Stream(ctx, g, t.cid, spans, first, begin)
 		},
 		served: func(end int64) {
-			if h.readahead != nil && session != nil {
-				h.readahead.start(session, origin, t.cid, end, size)
+			if h.readahead != nil && req != nil {
+				h.readahead.start(req, t.cid, end, size)
 			}
 		},
 		cid: t.cid,
@@ -362,6 +365,9 @@ type representation struct {
 	// the content and its size took.
 	started  time.Time
 	resolved time.Duration
+	// ttl is how long the name resolved may be cached; zero for a URL
+	// that names the content itself.
+	ttl time.Duration
 }
 
 // serve answers a GET or HEAD of rep, following RFC 9110: preconditions in
@@ -369,7 +375,12 @@ type representation struct {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representation) {
 	hdr := w.Header()
 	hdr.Set("Etag", rep.etag)
-	hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
+	if rep.ttl > 0 {
+		// A mutable name: caches revalidate it by its ETag, the CID.
+		hdr.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int64(rep.ttl/time.Second)))
+	} else {
+		hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
+	}
 
 	// §13.1.1 If-Match: strong comparison; 412 when nothing matches.
 	if im := r.Header.Get("If-Match"); im != "" && !headers.ETagMatch(im, rep.etag, false) {
@@ -506,7 +517,7 @@ func (h *Handler) ranges(r *http.Request, rep representation) ([]headers.Range, 
 // contentType picks the media type from the file name's extension, and else
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
-func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, origin *originFile, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
+func (h *Handler) contentType(r *http.Request, g leafGetter, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
 	if ct := typeByName(name); ct != "" {
 		return ct, nil
 	}
@@ -516,13 +527,13 @@ func (h *Handler) contentType(r *http.Request, session chunker.BlockGetter, orig
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
 	var head []byte
-	for leaf, err := range h.streamer.Index.Leaves(ctx, session, c, 0, 1) {
+	for leaf, err := range h.streamer.Index.Leaves(ctx, g, c, 0, 1) {
 		if err != nil {
 			return "", err
 		}
 		head = leaf.Data
 		if head == nil {
-			blk, err := origin.fetchLeaf(ctx, session, leaf)
+			blk, err := g.Get(ctx, hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size, Reason: hedge.ForIndex})
 			if err != nil {
 				return "", err
 			}
@@ -567,8 +578,5 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// Close ends the block sessions the handler keeps between requests.
-func (h *Handler) Close() { h.sessions.close() }
 
 var _ http.Handler = (*Handler)(nil)

@@ -24,9 +24,11 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"go.uber.org/goleak"
 )
@@ -83,10 +85,7 @@ func newFixture(t testing.TB, cfg gateway.Config) *fixture {
 		t.Fatal(err)
 	}
 	f.getter = &faultyGetter{g: bserv}
-	if cfg.Policy.Access == gateway.AccessLocal && cfg.Policy.Denied == nil {
-		cfg.Policy.Access = gateway.AccessOpen // these tests fetch through the session
-	}
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return f.getter }), cfg)
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return f.getter }, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +333,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"POST is not allowed", "POST", f.url + "/video.mp4", 405},
 		{"not a CID", "GET", base + "not-a-cid", 400},
-		{"not under /ipfs/", "GET", base[:len(base)-len("/ipfs/")] + "/ipns/x", 400},
+		{"not under /ipfs/", "GET", base[:len(base)-len("/ipfs/")] + "/ipns/x", 404},
 		{"dot-dot segment", "GET", f.url + "/page/../video.mp4", 400},
 		{"encoded dot-dot segment", "GET", f.url + "/page/%2E%2E/video.mp4", 400},
 		{"empty segment", "GET", f.url + "//video.mp4", 400},
@@ -586,24 +585,31 @@ func TestReadahead(t *testing.T) {
 	}
 }
 
-// localAwareGetter is a faultyGetter whose session can tell, like
-// node.Session, which blocks are stored locally.
-type localAwareGetter struct {
-	*faultyGetter
-	local map[cid.Cid]bool
+// localStore is an edge's store holding the given blocks of the fixture.
+type localStore struct {
+	chunker.BlockGetter
+	held map[cid.Cid]bool
 }
 
-func (g localAwareGetter) Has(_ context.Context, c cid.Cid) (bool, error) { return g.local[c], nil }
+func (l localStore) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if !l.held[c] {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	return l.BlockGetter.GetBlock(ctx, c)
+}
+
+// Has answers from the index, without reading the block.
+func (l localStore) Has(_ context.Context, c cid.Cid) (bool, error) { return l.held[c], nil }
 
 // TestReadaheadSkipsLocalLeaves: readahead does not read the leaves the
-// session says are stored already (on a warm edge, reading them would take
-// the cores from the requests being served); it fetches the others.
+// edge stores already (on a warm edge, reading them would take the cores
+// from the requests being served); it fetches the others.
 func TestReadaheadSkipsLocalLeaves(t *testing.T) {
 	f := newFixture(t, gateway.Config{Readahead: -1})
 	leaves := videoLeaves(t, f)
-	g := localAwareGetter{&faultyGetter{g: f.store}, map[cid.Cid]bool{leaves[1]: true}}
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return g }),
-		gateway.Config{Readahead: 2, Policy: gateway.Policy{Access: gateway.AccessOpen}})
+	g := &faultyGetter{g: f.store}
+	local := localStore{countingGetter{f.store, g}, map[cid.Cid]bool{leaves[1]: true}}
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return g }, gateway.Config{Readahead: 2, Local: local})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,13 +624,29 @@ func TestReadaheadSkipsLocalLeaves(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitIdle(t, g.faultyGetter)
+	waitIdle(t, g)
 	if n := g.count(leaves[1]); n != 0 {
 		t.Errorf("the local leaf was read %d times by readahead", n)
 	}
 	if n := g.count(leaves[3]); n != 0 {
 		t.Errorf("readahead went past its budget of two leaves (one local): the fourth was fetched %d times", n)
 	}
+}
+
+// countingGetter reads blocks from g, counting each read in counts.
+type countingGetter struct {
+	g      chunker.BlockGetter
+	counts *faultyGetter
+}
+
+func (c countingGetter) GetBlock(ctx context.Context, k cid.Cid) (blocks.Block, error) {
+	c.counts.mu.Lock()
+	if c.counts.fetched == nil {
+		c.counts.fetched = map[cid.Cid]int{}
+	}
+	c.counts.fetched[k]++
+	c.counts.mu.Unlock()
+	return c.g.GetBlock(ctx, k)
 }
 
 func httptestServer(t *testing.T, h http.Handler) string {
@@ -653,12 +675,13 @@ func TestReask(t *testing.T) {
 	stuck := &faultyGetter{g: f.store}
 	stuck.hang(second)
 	var opened atomic.Int64
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+	sessions := hedge.NewSessions(hedge.Rung{Name: "peers", Again: 100 * time.Millisecond}, func(context.Context) hedge.Getter {
 		if opened.Add(1) == 1 {
 			return stuck // the request's own session: never delivers leaf 2
 		}
 		return f.store
-	}), gateway.Config{Policy: gateway.Policy{Access: gateway.AccessOpen}, ReaskAfter: 100 * time.Millisecond, StallTimeout: 20 * time.Second, Readahead: -1})
+	}, 16, time.Minute)
+	h, err := newSessionHandler(nil, gateway.Config{Sources: []hedge.Source{sessions}, StallTimeout: 20 * time.Second, Readahead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,4 +697,23 @@ func TestReask(t *testing.T) {
 	if opened.Load() < 2 {
 		t.Error("no fresh session was opened")
 	}
+}
+
+// newSessionHandler returns an open path gateway whose blocks come from
+// the sessions open returns (a fresh one for each re-ask), over an empty
+// store unless cfg names one.
+func newSessionHandler(open func(context.Context) chunker.BlockGetter, cfg gateway.Config) (*gateway.Handler, error) {
+	if cfg.Local == nil {
+		cfg.Local = blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = []hedge.Source{testutil.PeerSessions(func(ctx context.Context) hedge.Getter { return open(ctx) })}
+	}
+	if cfg.Resolvers == nil {
+		cfg.Resolvers = []gateway.Resolver{gateway.IPFSPaths{}}
+	}
+	if cfg.Policies == nil {
+		cfg.Policies = []gateway.Policy{testutil.OpenPolicy{}}
+	}
+	return gateway.NewHandler(cfg)
 }

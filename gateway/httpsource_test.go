@@ -14,29 +14,65 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
 
-// sourceCounter counts the block bytes a node's sessions deliver, by source.
-type sourceCounter struct {
-	mu    sync.Mutex
-	bytes map[node.Source]int
+// blockCounter counts the block bytes delivered to viewers and fetched,
+// by source (and reason), as the metrics do.
+type blockCounter struct {
+	mu        sync.Mutex
+	delivered map[string]int
+	fetched   map[string]int // by "source/reason"
+	rejected  map[string]int
 }
 
-func (s *sourceCounter) BlockDelivered(src node.Source, n int, _ time.Duration) {
+func (s *blockCounter) Delivered(src string, n int, _ time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bytes == nil {
-		s.bytes = map[node.Source]int{}
+	if s.delivered == nil {
+		s.delivered = map[string]int{}
 	}
-	s.bytes[src] += n
+	s.delivered[src] += n
 }
 
-func (s *sourceCounter) get(src node.Source) int {
+func (s *blockCounter) Fetched(src string, reason hedge.Reason, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bytes[src]
+	if s.fetched == nil {
+		s.fetched = map[string]int{}
+	}
+	s.fetched[src+"/"+string(reason)] += n
+}
+
+func (s *blockCounter) Rejected(src string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rejected == nil {
+		s.rejected = map[string]int{}
+	}
+	s.rejected[src]++
+}
+
+// get returns the bytes delivered to viewers from src.
+func (s *blockCounter) get(src string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered[src]
+}
+
+// fetchedFrom returns the bytes fetched from src, for every reason.
+func (s *blockCounter) fetchedFrom(src string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, v := range s.fetched {
+		if strings.HasPrefix(k, src+"/") {
+			n += v
+		}
+	}
+	return n
 }
 
 // TestHTTPGatewaySource: an edge with no libp2p peers at all, configured
@@ -50,12 +86,11 @@ func TestHTTPGatewaySource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trustless, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return nil }),
+	trustless, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return nil },
 		gateway.Config{Local: blockservice.New(holder.Blockstore(), nil)}) // access local: it serves what it holds
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(trustless.Close)
 	var rawRequests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("format") == "raw" || r.Header.Get("Accept") == "application/vnd.ipld.raw" {
@@ -65,9 +100,9 @@ func TestHTTPGatewaySource(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	counts := &sourceCounter{}
-	edge := testutil.NewNodeConfig(t, node.Config{HTTPGateways: []string{srv.URL}, Observer: counts})
-	url := newGateway(t, edge, gateway.Config{}).URL + "/ipfs/" + root.String()
+	counts := &blockCounter{}
+	edge := testutil.NewNodeConfig(t, node.Config{HTTPGateways: []string{srv.URL}})
+	url := newGateway(t, edge, gateway.Config{Blocks: counts}).URL + "/ipfs/" + root.String()
 	resp, body := do(t, "GET", url+"?filename=clip.mp4") // no sniffing: the stream fetches leaf 0
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Fatalf("full GET through the HTTP gateway: status %d, equal=%v", resp.StatusCode, bytes.Equal(body, data))
@@ -78,7 +113,7 @@ func TestHTTPGatewaySource(t *testing.T) {
 	if rawRequests.Load() == 0 {
 		t.Error("the trustless gateway got no raw block requests")
 	}
-	if got := counts.get(node.SourceHTTP); got < len(data) {
+	if got := counts.get(string(node.SourceHTTP)); got < len(data) {
 		t.Errorf("%d bytes counted from http, want at least the file's %d", got, len(data))
 	}
 	checkRandomRanges(t, url, data, 10)

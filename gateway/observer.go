@@ -13,9 +13,6 @@ type Observer interface {
 	Stalled()
 	// LeavesInFlight adds delta to the number of leaves being fetched.
 	LeavesInFlight(delta int)
-	// OriginRejected reports an origin answer whose bytes did not match
-	// the leaf's CID.
-	OriginRejected()
 }
 
 // nopObserver observes nothing.
@@ -24,4 +21,3 @@ type nopObserver struct{}
 func (nopObserver) FirstByte(time.Duration) {}
 func (nopObserver) Stalled()                {}
 func (nopObserver) LeavesInFlight(int)      {}
-func (nopObserver) OriginRejected()         {}

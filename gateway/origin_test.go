@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
@@ -20,7 +22,9 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/plugins/sources/origin"
 )
 
 // originBed is a file imported with 256 KiB leaves, an HTTP origin serving
@@ -108,9 +112,11 @@ type countingObserver struct {
 	inFlight, maxInFlight        atomic.Int64
 }
 
-func (o *countingObserver) FirstByte(time.Duration) { o.firstBytes.Add(1) }
-func (o *countingObserver) Stalled()                { o.stalls.Add(1) }
-func (o *countingObserver) OriginRejected()         { o.rejected.Add(1) }
+func (o *countingObserver) FirstByte(time.Duration)              { o.firstBytes.Add(1) }
+func (o *countingObserver) Stalled()                             { o.stalls.Add(1) }
+func (o *countingObserver) Rejected(string)                      { o.rejected.Add(1) }
+func (o *countingObserver) Delivered(string, int, time.Duration) {}
+func (o *countingObserver) Fetched(string, hedge.Reason, int)    {}
 func (o *countingObserver) LeavesInFlight(d int) {
 	n := o.inFlight.Add(int64(d))
 	for m := o.maxInFlight.Load(); n > m && !o.maxInFlight.CompareAndSwap(m, n); m = o.maxInFlight.Load() {
@@ -137,35 +143,50 @@ func (p *slowPeers) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, erro
 
 // edgeGateway serves the bed's file through a handler that streams leaves
 // from peers (nil: none, the edge is on its own) with the origin behind.
-func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originURL string, after time.Duration, obs gateway.Observer) string {
+func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originURL string, after time.Duration, obs *countingObserver) string {
 	t.Helper()
-	store := gateway.StoreFunc(func(ctx context.Context, blk blocks.Block, _ time.Duration) error {
-		return b.edge.Put(ctx, blk)
-	})
+	o := &origin.Source{URL: originURL + "/media/film.mp4?{http.request.uri.query}", After: caddy.Duration(after), Store: storeFunc(b.edge.Put)}
+	if after == 0 {
+		o.After = caddy.Duration(time.Nanosecond) // at once
+	}
+	if err := o.Init(); err != nil {
+		t.Fatal(err)
+	}
 	cfg := gateway.Config{
 		Local:        blockservice.New(b.edge, nil),
 		StallTimeout: 3 * time.Second,
 		Readahead:    -1,
-		Observer:     obs,
-		Origin: &gateway.Origin{
-			Locate: func(r *http.Request) string { return originURL + "/media/film.mp4" },
-			After:  after,
-			Store:  store,
-		},
+		Sources:      []hedge.Source{o},
+		Policies:     []gateway.Policy{},
 	}
-	sessions := gateway.SessionsFunc(func(context.Context) chunker.BlockGetter { return nil })
+	if obs != nil {
+		cfg.Observer, cfg.Blocks = obs, obs
+	}
 	if peers != nil {
-		cfg.Policy.Access = gateway.AccessOpen
-		sessions = func(context.Context) chunker.BlockGetter {
+		cfg.Policies = nil // open
+		cfg.Sources = append(cfg.Sources, testutil.PeerSessions(func(context.Context) hedge.Getter {
 			return localFirst{b.edge, peers}
-		}
+		}))
 	}
-	h, err := gateway.NewHandler(sessions, cfg)
+	h, err := newSessionHandler(nil, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
-	return httptestServer(t, h) + "/ipfs/" + b.root.String()
+	return httptestServer(t, withReplacer(h)) + "/ipfs/" + b.root.String()
+}
+
+// storeFunc adapts a blockstore's Put to hedge.Storer.
+type storeFunc func(context.Context, blocks.Block) error
+
+func (f storeFunc) Keep(ctx context.Context, blk blocks.Block) error { return f(ctx, blk) }
+
+// withReplacer gives requests the placeholders Caddy would, for sources
+// that expand them.
+func withReplacer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r))
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // localFirst reads the edge's store, then asks peers.

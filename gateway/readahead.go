@@ -6,20 +6,13 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/hedge"
 )
 
 // maxReadaheads bounds the readahead jobs running at once across all
 // requests, so readahead never competes with foreground streams for more
 // than a few sessions' worth of bandwidth.
 const maxReadaheads = 8
-
-// localBlocks is implemented by sessions that can tell whether a block is
-// already in the local store without reading it (node.Session can).
-// Readahead skips those leaves: reading a megabyte to learn it is there
-// would take the cores from the requests being served.
-type localBlocks interface {
-	Has(ctx context.Context, c cid.Cid) (bool, error)
-}
 
 // readahead fetches the leaves that follow a served range into the
 // blockstore in the background: players read sequentially, so the next
@@ -42,11 +35,10 @@ func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *read
 	}
 }
 
-// start fetches through the shared session up to ra.leaves leaves of root from byte
-// offset from on, unless from is the end of the file or too many jobs
-// already run.
-// Leaves late from peers are fetched from origin too, when not nil.
-func (ra *readahead) start(session *cachedSession, origin *originFile, root cid.Cid, from, size int64) {
+// start makes local, through the request's hedge, up to ra.leaves leaves
+// of root from byte offset from on, unless from is the end of the file or
+// too many jobs already run.
+func (ra *readahead) start(req *hedge.Request, root cid.Cid, from, size int64) {
 	if from >= size {
 		return
 	}
@@ -55,26 +47,25 @@ func (ra *readahead) start(session *cachedSession, origin *originFile, root cid.
 	default:
 		return
 	}
-	// The job is one more user of the request's session.
-	session.cache.mu.Lock()
-	session.refs++
-	session.cache.mu.Unlock()
+	// The job is one more user of the request's sources.
+	req.Retain()
 	go func() {
 		defer func() { <-ra.slots }()
-		defer session.release()
+		defer req.Release()
 		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
 		defer cancel()
-		local, _ := session.getter.(localBlocks)
-		ra.fetch(ctx, inlineIdentity{session.getter}, local, origin, root, from, size)
+		ra.fetch(ctx, req, root, from, size)
 	}()
 }
 
 // fetch fetches, all at once, those of the ra.leaves leaves from byte
-// offset from on that local does not hold (all of them without local).
-func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, local localBlocks, origin *originFile, root cid.Cid, from, size int64) {
+// offset from on that the edge does not hold: reading a megabyte to learn
+// it is there would take the cores from the requests being served.
+func (ra *readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid, from, size int64) {
 	var pending []chunker.Leaf
+	g := inlineIdentity{req}
 	seen := 0
-	for leaf, err := range ra.index.Leaves(ctx, session, root, from, size) {
+	for leaf, err := range ra.index.Leaves(ctx, g, root, from, size) {
 		if err != nil {
 			return
 		}
@@ -83,7 +74,7 @@ func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, loc
 		if leaf.Data != nil || leaf.Offset < from {
 			continue
 		}
-		if seen++; local == nil || !has(ctx, local, leaf.Cid) {
+		if seen++; !req.Has(ctx, leaf.Cid) {
 			pending = append(pending, leaf)
 		}
 		if seen == ra.leaves {
@@ -95,18 +86,11 @@ func (ra *readahead) fetch(ctx context.Context, session chunker.BlockGetter, loc
 		go func() {
 			// A failed readahead costs nothing but the miss it failed to
 			// prevent; the foreground request reports real errors.
-			_, _ = origin.fetchLeaf(ctx, session, leaf)
+			_, _ = g.Get(ctx, hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size, Reason: hedge.ForReadahead})
 			done <- struct{}{}
 		}()
 	}
 	for range pending {
 		<-done
 	}
-}
-
-// has reports whether local holds c; when it cannot tell, the leaf is
-// fetched, which reads it if it is there after all.
-func has(ctx context.Context, local localBlocks, c cid.Cid) bool {
-	ok, err := local.Has(ctx, c)
-	return err == nil && ok
 }

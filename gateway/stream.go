@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/hedge"
 )
 
 // ErrStalled reports a leaf that no source delivered within the stall
@@ -36,12 +36,6 @@ type RangeStreamer struct {
 	MinWindow, MaxWindow int
 	// StallTimeout bounds the wait for the leaf at the head of the window.
 	StallTimeout time.Duration
-	// Reask, if set, opens a fresh session; a leaf not delivered within
-	// ReaskAfter is asked for again through one, racing the first ask, so
-	// a peer that claims a block and never sends it stalls no viewer.
-	Reask func(ctx context.Context) chunker.BlockGetter
-	// ReaskAfter is the deadline before a leaf is asked for again.
-	ReaskAfter time.Duration
 	// Observer counts leaves in flight and stalls. Required.
 	Observer Observer
 	// Budget, if set, holds a token per leaf in flight over all streams,
@@ -74,19 +68,15 @@ type firstLeaf struct {
 	wait   time.Duration
 }
 
-// sourcer is a block that knows where it came from, as node sessions'
-// blocks do.
-type sourcer interface{ Source() string }
-
 // Stream writes the bytes of spans of the file root to the writers that
 // begin returns, calling begin(i) once before the first byte of span i,
 // and only once that byte has arrived, so a caller that sends headers in
 // begin(0) can still answer a failure to fetch anything with an error
 // status. All fetching stops when ctx is done or a write fails. g must
 // verify blocks against their CIDs. Leaves late from g are also fetched
-// from origin, when not nil. How the first leaf was obtained is recorded in
-// first, if not nil, before begin(0) is called.
-func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, first *firstLeaf, begin func(i int) (io.Writer, error)) error {
+// through the hedge's request g. How the first leaf was obtained is recorded
+// in first, if not nil, before begin(0) is called.
+func (s *RangeStreamer) Stream(ctx context.Context, g leafGetter, root cid.Cid, spans []span, first *firstLeaf, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Budget tokens taken for leaves this stream has not consumed go back
 	// when it ends, however it ends: after the producer has stopped.
@@ -106,10 +96,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 	// The window's tokens bound the leaves in flight; the channel only
 	// orders them.
 	slots := make(chan *slot, hi)
-	late := newLateSignal()
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, origin, root, spans, slots, win, &held, &wg, late)
+		s.produce(ctx, g, root, spans, slots, win, &held, &wg)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
@@ -122,7 +111,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 	for sl := range slots {
 		// Wait for the bytes before announcing their span: a response
 		// whose first leaf never arrives can still become a clean error.
-		if err := s.await(ctx, timer, sl, late); err != nil {
+		if err := s.await(ctx, timer, sl); err != nil {
 			return err
 		}
 		if cur < 0 && first != nil {
@@ -164,32 +153,22 @@ func (s *RangeStreamer) Stream(ctx context.Context, g chunker.BlockGetter, origi
 }
 
 // await waits for sl to be fetched, at most StallTimeout.
-func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot, late *lateSignal) error {
+func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) error {
 	timer.Reset(s.StallTimeout)
-	var reask <-chan time.Time
-	if s.Reask != nil && s.ReaskAfter > 0 {
-		t := time.NewTicker(s.ReaskAfter)
-		defer t.Stop()
-		reask = t.C
-	}
-	for {
-		select {
-		case <-sl.done:
-			return sl.err
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			s.Observer.Stalled()
-			return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
-		case <-reask:
-			late.fire()
-		}
+	select {
+	case <-sl.done:
+		return sl.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		s.Observer.Stalled()
+		return fmt.Errorf("%w (leaf %s at offset %d)", ErrStalled, sl.leaf.Cid, sl.leaf.Offset)
 	}
 }
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, origin *originFile, root cid.Cid, spans []span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup, late *lateSignal) {
+func (s *RangeStreamer) produce(ctx context.Context, g leafGetter, root cid.Cid, spans []span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
 			if win.acquire(ctx) != nil {
@@ -218,40 +197,26 @@ func (s *RangeStreamer) produce(ctx context.Context, g chunker.BlockGetter, orig
 				return
 			}
 			if fetch {
-				wg.Go(func() { s.fetchLeaf(ctx, g, origin, sl, late) })
+				wg.Go(func() { s.fetchLeaf(ctx, g, sl) })
 			}
 		}
 	}
 }
 
-// fetchLeaf fetches one leaf through g, and again through a fresh session
-// each time late fires (the viewer has waited ReaskAfter for the head of
-// the window); the first answer wins and the other asks are cancelled. A
-// stream that never waits never re-asks. With an origin, the leaf's byte
-// span is fetched from it as well once peers are late.
-func (s *RangeStreamer) fetchLeaf(ctx context.Context, g chunker.BlockGetter, origin *originFile, sl *slot, late *lateSignal) {
+// fetchLeaf fetches one leaf through the hedge, which decides who is
+// asked when.
+func (s *RangeStreamer) fetchLeaf(ctx context.Context, g leafGetter, sl *slot) {
 	defer close(sl.done)
 	s.Observer.LeavesInFlight(1)
 	defer s.Observer.LeavesInFlight(-1)
 	start := time.Now()
-	peers := func(ctx context.Context) (blocks.Block, error) { return raceGet(ctx, sl.leaf.Cid, g, s.Reask, late) }
-	var (
-		blk blocks.Block
-		err error
-	)
-	if origin != nil && origin.serves(sl.leaf) {
-		blk, err = origin.race(ctx, sl.leaf, peers)
-	} else {
-		blk, err = peers(ctx)
-	}
+	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size})
 	sl.wait = time.Since(start)
-	if src, ok := blk.(sourcer); ok {
-		sl.source = src.Source()
-	}
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
 		return
 	}
+	sl.source = hedge.SourceOf(blk)
 	data := blk.RawData()
 	if int64(len(data)) != sl.leaf.Size {
 		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)

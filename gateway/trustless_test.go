@@ -254,10 +254,10 @@ func TestOnlyIfCached(t *testing.T) {
 // newFixtureWithLocal serves f's store with it also as the local store.
 func newFixtureWithLocal(t *testing.T, f *fixture) string {
 	t.Helper()
-	h, err := gateway.NewHandler(gateway.SessionsFunc(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
 		t.Error("an only-if-cached request opened a network session")
 		return f.getter
-	}), gateway.Config{Local: f.store})
+	}, gateway.Config{Local: f.store})
 	if err != nil {
 		t.Fatal(err)
 	}

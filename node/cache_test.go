@@ -69,7 +69,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	fetched := newBlocks("fetched", 24, 256<<10)
 	for i, blk := range fetched {
-		if err := n.Keep(ctx, blk, node.SourcePeers, 0); err != nil {
+		if err := n.Keep(ctx, blk); err != nil {
 			t.Fatal(err)
 		}
 		if i >= 1 {
@@ -143,7 +143,7 @@ func TestCacheGraceKeepsFreshBlocks(t *testing.T) {
 	defer n.Close()
 	fetched := newBlocks("fresh", 8, 256<<10)
 	for _, blk := range fetched {
-		if err := n.Keep(ctx, blk, node.SourcePeers, 0); err != nil {
+		if err := n.Keep(ctx, blk); err != nil {
 			t.Fatal(err)
 		}
 	}

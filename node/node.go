@@ -64,8 +64,6 @@ type Config struct {
 	// eviction, so blocks a stream or readahead just fetched stay until
 	// they are read. Default 1m.
 	CacheGrace time.Duration
-	// Observer, if set, learns of every block sessions deliver.
-	Observer Observer
 	// Logger receives the node's logs. Nil means no logs.
 	Logger *zap.Logger
 }
@@ -86,7 +84,6 @@ type Node struct {
 	background sync.WaitGroup
 	closeOnce  sync.Once
 	closeErr   error
-	observer   Observer
 	log        *zap.Logger
 }
 
@@ -202,19 +199,18 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bitswap.TaskWorkerCount(16),
 	)
 	n := &Node{
-		stop:     stop,
-		host:     h,
-		store:    store,
-		bitswap:  bs,
-		blocks:   blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
-		peering:  peering.NewPeeringService(h),
-		guard:    guard,
-		wants:    wants,
-		cache:    cache,
-		router:   rt,
-		net:      net,
-		observer: cfg.Observer,
-		log:      log,
+		stop:    stop,
+		host:    h,
+		store:   store,
+		bitswap: bs,
+		blocks:  blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
+		peering: peering.NewPeeringService(h),
+		guard:   guard,
+		wants:   wants,
+		cache:   cache,
+		router:  rt,
+		net:     net,
+		log:     log,
 	}
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.disconnected})
 	if err := n.peering.Start(); err != nil {

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/ipfs/boxo/exchange"
 	"github.com/ipfs/boxo/verifcid"
@@ -24,16 +23,7 @@ const (
 	// SourceHTTP is a trustless HTTP gateway, asked by bitswap like a
 	// peer; the block was checked against its CID.
 	SourceHTTP Source = "http"
-	// SourceOrigin is an HTTP origin: the caller checked the bytes
-	// against the CID before handing them to Keep.
-	SourceOrigin Source = "origin"
 )
-
-// Observer learns of every block a session delivers. It is called on the
-// fetching goroutine and must be quick.
-type Observer interface {
-	BlockDelivered(src Source, bytes int, wait time.Duration)
-}
 
 // Session fetches the blocks of one piece of content: from the blockstore
 // when held, else from the peers it has learnt hold the content, each
@@ -55,13 +45,11 @@ func (n *Node) NewSession(ctx context.Context) *Session {
 // GetBlock returns the block c, whose bytes are checked against c by
 // bitswap when they come from a peer.
 func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	start := time.Now()
 	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
 		return nil, err
 	}
 	blk, err := s.n.store.Blockstore.Get(ctx, c)
 	if err == nil {
-		s.n.observe(SourceLocal, len(blk.RawData()), time.Since(start))
 		return SourcedBlock{blk, SourceLocal}, nil
 	}
 	if !ipld.IsNotFound(err) {
@@ -80,7 +68,7 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if s.n.guard.cameViaHTTP(c) {
 		src = SourceHTTP
 	}
-	if err := s.n.Keep(ctx, blk, src, time.Since(start)); err != nil {
+	if err := s.n.Keep(ctx, blk); err != nil {
 		return nil, err
 	}
 	return SourcedBlock{blk, src}, nil
@@ -104,10 +92,10 @@ type SourcedBlock struct {
 // Source names where the block came from: local, peers or http.
 func (b SourcedBlock) Source() string { return string(b.From) }
 
-// Keep stores a block fetched from src, whose bytes the caller has checked
-// against its CID, announces it to peers waiting for it, and reports it to
-// the Observer with the time it took to arrive.
-func (n *Node) Keep(ctx context.Context, blk blocks.Block, src Source, wait time.Duration) error {
+// Keep stores a fetched block, whose bytes the caller has checked against
+// its CID, and announces it to peers waiting for it. The cache may evict
+// it later.
+func (n *Node) Keep(ctx context.Context, blk blocks.Block) error {
 	if err := n.cache.keep(ctx, blk); err != nil {
 		return err
 	}
@@ -120,12 +108,5 @@ func (n *Node) Keep(ctx context.Context, blk blocks.Block, src Source, wait time
 	if err := n.bitswap.NotifyNewBlocks(ctx, blk); err != nil {
 		n.log.Debug("announcing a new block failed", zap.Error(err))
 	}
-	n.observe(src, len(blk.RawData()), wait)
 	return nil
-}
-
-func (n *Node) observe(src Source, bytes int, wait time.Duration) {
-	if n.observer != nil {
-		n.observer.BlockDelivered(src, bytes, wait)
-	}
 }

@@ -1,5 +1,5 @@
 // Package testutil holds helpers shared by the tests of several packages:
-// deterministic test data and loopback node swarms.
+// deterministic test data, loopback node swarms and open gateways.
 package testutil
 
 import (
@@ -7,9 +7,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/ipfs/boxo/bitswap"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -17,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -137,4 +141,36 @@ func BitswapPeer(t testing.TB, bs blockstore.Blockstore) peer.AddrInfo {
 		_ = h.Close()
 	})
 	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+}
+
+// OpenPolicy lets every request fetch from the open network, as
+// pacman.policies.open does.
+type OpenPolicy struct{}
+
+// Decide lets c be fetched.
+func (OpenPolicy) Decide(cid.Cid) gateway.Decision { return gateway.Decision{Verdict: gateway.Fetch} }
+
+// PeerSessions is the bitswap source over open's sessions, as
+// pacman.sources.bitswap sets it up.
+func PeerSessions(open func(ctx context.Context) hedge.Getter) *hedge.Sessions {
+	return hedge.NewSessions(hedge.Rung{Name: "peers", Again: 2 * time.Second}, open, 1024, time.Minute)
+}
+
+// OpenGateway returns an open path gateway over n: /ipfs/ paths, blocks
+// from n's store and its peers over bitswap. Fields of cfg left zero are
+// filled in so.
+func OpenGateway(n *node.Node, cfg gateway.Config) (*gateway.Handler, error) {
+	if cfg.Resolvers == nil {
+		cfg.Resolvers = []gateway.Resolver{gateway.IPFSPaths{}}
+	}
+	if cfg.Policies == nil {
+		cfg.Policies = []gateway.Policy{OpenPolicy{}}
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = []hedge.Source{PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })}
+	}
+	if cfg.Local == nil {
+		cfg.Local = blockservice.New(n.Blockstore(), nil)
+	}
+	return gateway.NewHandler(cfg)
 }

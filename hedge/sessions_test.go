@@ -1,4 +1,4 @@
-package gateway
+package hedge
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
 )
 
 // ctxGetter remembers the context its session was opened with.
@@ -17,10 +16,10 @@ func (ctxGetter) GetBlock(context.Context, cid.Cid) (blocks.Block, error) { retu
 
 func TestSessionCache(t *testing.T) {
 	var opened []context.Context
-	c := newSessionCache(SessionsFunc(func(ctx context.Context) chunker.BlockGetter {
+	c := newSessionCache(func(ctx context.Context) Getter {
 		opened = append(opened, ctx)
 		return ctxGetter{ctx}
-	}), 2, 50*time.Millisecond)
+	}, 2, 50*time.Millisecond)
 	a := blocks.NewBlock([]byte("a")).Cid()
 	b := blocks.NewBlock([]byte("b")).Cid()
 	d := blocks.NewBlock([]byte("d")).Cid()

@@ -1,4 +1,4 @@
-package gateway
+package hedge
 
 import (
 	"context"
@@ -6,9 +6,54 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
 )
+
+// Getter is a block session: it returns verified blocks by CID.
+type Getter interface {
+	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
+}
+
+// Sessions is a Source over per-file block sessions, such as bitswap's: a
+// player's consecutive requests for one file, and the readahead after
+// them, share the session that has learnt which peers deliver the file.
+// A late block is asked for again through a fresh session, every Again.
+type Sessions struct {
+	rung  Rung
+	cache *sessionCache
+}
+
+// NewSessions returns a Source that opens sessions with open (each lasts
+// as long as its context), keeps up to size of them and ends those idle
+// for idle.
+func NewSessions(rung Rung, open func(ctx context.Context) Getter, size int, idle time.Duration) *Sessions {
+	return &Sessions{rung: rung, cache: newSessionCache(open, size, idle)}
+}
+
+// Rung implements Source.
+func (s *Sessions) Rung() Rung { return s.rung }
+
+// Open implements Source: the session cached for t.Root, or a fresh one
+// of its own when t.Fresh.
+func (s *Sessions) Open(t Target) (Fetcher, func(), error) {
+	if t.Fresh {
+		ctx, cancel := context.WithCancel(context.Background())
+		return getterFetcher{s.cache.open(ctx)}, cancel, nil
+	}
+	cs := s.cache.acquire(t.Root)
+	return getterFetcher{cs.getter}, cs.release, nil
+}
+
+// Close ends every session once its users are done.
+func (s *Sessions) Close() { s.cache.close() }
+
+// getterFetcher fetches wants by their CID.
+type getterFetcher struct{ g Getter }
+
+func (f getterFetcher) Fetch(ctx context.Context, w Want) (blocks.Block, error) {
+	return f.g.GetBlock(ctx, w.Cid)
+}
 
 // sessionCache keeps one block session per root CID for a while after its
 // last use. A player's consecutive range requests for one file, and the
@@ -19,8 +64,8 @@ import (
 // under its users: eviction, idleness and close only mark it, and the last
 // user's release ends it.
 type sessionCache struct {
-	sessions Sessions
-	idle     time.Duration
+	open func(ctx context.Context) Getter
+	idle time.Duration
 
 	mu     sync.Mutex // guards lru, closed, sweep and every session's refs and dropped
 	lru    *simplelru.LRU[cid.Cid, *cachedSession]
@@ -31,15 +76,15 @@ type sessionCache struct {
 // cachedSession is a shared session with its users.
 type cachedSession struct {
 	cache    *sessionCache
-	getter   chunker.BlockGetter
+	getter   Getter
 	cancel   context.CancelFunc
 	lastUsed time.Time
 	refs     int  // users holding it
 	dropped  bool // out of the cache: end it when refs reach 0
 }
 
-func newSessionCache(sessions Sessions, size int, idle time.Duration) *sessionCache {
-	c := &sessionCache{sessions: sessions, idle: idle}
+func newSessionCache(open func(ctx context.Context) Getter, size int, idle time.Duration) *sessionCache {
+	c := &sessionCache{open: open, idle: idle}
 	c.lru, _ = simplelru.NewLRU(size, func(_ cid.Cid, s *cachedSession) { s.drop() }) // size > 0
 	return c
 }
@@ -55,7 +100,7 @@ func (c *sessionCache) acquire(root cid.Cid) *cachedSession {
 	s, ok := c.lru.Get(root)
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
-		s = &cachedSession{cache: c, getter: c.sessions.NewSession(ctx), cancel: cancel}
+		s = &cachedSession{cache: c, getter: c.open(ctx), cancel: cancel}
 		if c.closed {
 			s.dropped = true // a request racing close: a session of its own
 		} else {

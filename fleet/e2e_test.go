@@ -1,0 +1,250 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/fleet"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
+	"github.com/pacman-cdn/pacman/plugins/sources/origin"
+)
+
+// countingOrigin serves data as a plain web server does and counts the
+// body bytes it sends.
+type countingOrigin struct {
+	data []byte
+	sent atomic.Int64
+	srv  *httptest.Server
+}
+
+func newCountingOrigin(t *testing.T, data []byte) *countingOrigin {
+	o := &countingOrigin{data: data}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(countingWriter{w, &o.sent}, r, "film.mp4", time.Time{}, bytes.NewReader(o.data))
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// edge is one fleet member with its gateway.
+type edge struct {
+	node  *node.Node
+	fleet *fleet.Fleet
+	url   string
+	obs   *counter
+}
+
+// counter counts origin egress as the hedge reports it.
+type counter struct {
+	mu      sync.Mutex
+	fetched map[string]int
+	served  map[string]int
+}
+
+func (c *counter) Delivered(src string, n int, _ time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.served[src] += n
+}
+func (c *counter) Fetched(src string, reason hedge.Reason, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetched[src+"/"+string(reason)] += n
+}
+func (c *counter) Rejected(string) {}
+
+// newFleet starts k edges peered with each other, each holding only the
+// index of the file (its leaves come from the fleet or the origin), behind
+// the origin, under the default closed policy.
+func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid.Cid) {
+	t.Helper()
+	full := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(full, nil)), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*node.Node, k)
+	for i := range nodes {
+		nodes[i] = testutil.NewNode(t)
+	}
+	edges := make([]*edge, k)
+	for i, n := range nodes {
+		var members []peer.ID
+		for j, m := range nodes {
+			if j != i {
+				members = append(members, m.Host().ID())
+				n.AddPeer(m.AddrInfo())
+			}
+		}
+		copyIndex(t, full, n.Blockstore(), root)
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Storer: n, Logger: testutil.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.Close)
+		// origin_after at its default of 1s: an owner slower than that
+		// (a loaded machine) has its leaves fetched by the others too.
+		src := &origin.Source{URL: o.srv.URL + "/film.mp4?{http.request.uri.query}", Store: n}
+		if err := src.Init(); err != nil {
+			t.Fatal(err)
+		}
+		obs := &counter{fetched: map[string]int{}, served: map[string]int{}}
+		gw, err := gateway.NewHandler(gateway.Config{
+			Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
+			Sources:   []hedge.Source{src},
+			Fleet:     f,
+			Local:     blockservice.New(n.Blockstore(), nil),
+			Blocks:    obs,
+			Logger:    testutil.Logger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.SetServe(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+			req, err := gw.Hedge().Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
+			if err != nil {
+				return nil, err
+			}
+			defer req.Release()
+			return req.Get(ctx, w)
+		})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r))
+			gw.ServeHTTP(w, r.WithContext(ctx))
+		}))
+		t.Cleanup(srv.Close)
+		edges[i] = &edge{node: n, fleet: f, url: srv.URL + "/ipfs/" + root.String(), obs: obs}
+	}
+	// Wait until every edge sees the others as live members.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, e := range edges {
+		for len(e.fleet.Members()) < k-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("edge sees %d live members, want %d", len(e.fleet.Members()), k-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return edges, root
+}
+
+// copyIndex puts the file's index nodes, not its raw leaves, into dst.
+func copyIndex(t *testing.T, src, dst blockstore.Blockstore, c cid.Cid) {
+	t.Helper()
+	ctx := context.Background()
+	blk, err := src.Get(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Put(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	nd, err := merkledag.DecodeProtobufBlock(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range nd.Links() {
+		if l.Cid.Prefix().Codec == cid.DagProtobuf {
+			copyIndex(t, src, dst, l.Cid)
+		}
+	}
+}
+
+func get(t *testing.T, url string, want []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Errorf("GET %s: status %d, %d of %d bytes, equal=%v, err %v", url, resp.StatusCode, len(body), len(want), bytes.Equal(body, want), err)
+	}
+}
+
+// TestFleetDividesOriginLoad: three edges in front of one origin, under
+// the closed default policy, each downloading the whole file at once, take
+// it from the origin about once between them: each leaf's owner fetches
+// it, the others ask the owner. The hedge's origin count agrees with the
+// origin's own.
+func TestFleetDividesOriginLoad(t *testing.T) {
+	data := testutil.Bytes("fleet", 24<<20+4321)
+	for _, scenario := range []string{"together", "one after another"} {
+		t.Run(scenario, func(t *testing.T) {
+			o := newCountingOrigin(t, data)
+			edges, _ := newFleet(t, 3, data, o)
+			if scenario == "together" {
+				var wg sync.WaitGroup
+				for _, e := range edges {
+					wg.Go(func() { get(t, e.url, data) })
+				}
+				wg.Wait()
+			} else {
+				for _, e := range edges {
+					get(t, e.url, data)
+				}
+			}
+			ratio := float64(o.sent.Load()) / float64(len(data))
+			t.Logf("%s: the origin sent %.2fx the file", scenario, ratio)
+			if ratio > 1.1 {
+				t.Errorf("the origin sent %.2fx the file to three edges, want at most 1.1x", ratio)
+			}
+			counted, delivered := 0, 0
+			for _, e := range edges {
+				e.obs.mu.Lock()
+				for k, v := range e.obs.fetched {
+					if len(k) > 7 && k[:7] == "origin/" {
+						counted += v
+					}
+				}
+				for _, v := range e.obs.served {
+					delivered += v
+				}
+				e.obs.mu.Unlock()
+			}
+			// Every leaf read from the origin is counted; what the origin
+			// wrote for requests cancelled before their answer (a
+			// fallback the owner beat) never reached an edge.
+			if sent := o.sent.Load(); int64(counted) > sent || float64(sent-int64(counted)) > 0.05*float64(len(data)) {
+				t.Errorf("the edges counted %d origin bytes, the origin sent %d", counted, sent)
+			}
+			if delivered != 3*len(data) {
+				t.Errorf("the edges counted %d bytes delivered to viewers, the viewers got %d", delivered, 3*len(data))
+			}
+		})
+	}
+}

@@ -1,0 +1,183 @@
+// Package fleet lets the edges in front of one origin share its work. Each
+// block has an owner among the live members, chosen by rendezvous
+// (highest-random-weight) hashing of its CID, so members joining or leaving
+// move only their own share. An edge that misses a block asks its owner
+// over a libp2p protocol; the owner fills the miss from the origin once
+// for the whole fleet. Only members may ask, and every answer is checked
+// against the block's CID.
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/hedge"
+	"go.uber.org/zap"
+)
+
+// Protocol is the libp2p protocol of a member's want to another.
+const Protocol = "/pacman/fleet/block/1.0.0"
+
+// maxServing bounds the wants a member serves at once.
+const maxServing = 256
+
+// Serve answers a member's want: from the store, or by the hedge's owned
+// sources. It must verify what it returns.
+type Serve func(ctx context.Context, w hedge.Want) (blocks.Block, error)
+
+// Config describes a fleet.
+type Config struct {
+	// Host is this edge's libp2p host. Required.
+	Host host.Host
+	// Members are the other edges. Each is trusted: it may ask this edge
+	// to fetch from the origin.
+	Members []peer.ID
+	// Storer keeps blocks fetched from members, so they are cached and
+	// seeded. Required.
+	Storer hedge.Storer
+	// Timeout bounds one want to a member. Default 30s.
+	Timeout time.Duration
+	// Logger receives the fleet's logs. Nil means none.
+	Logger *zap.Logger
+}
+
+// Fleet is this edge's view of its fleet: it implements hedge.Fleet, and
+// serves members' wants once SetServe is called.
+type Fleet struct {
+	cfg     Config
+	self    peer.ID
+	members map[peer.ID]bool
+	serving chan struct{}
+	log     *zap.Logger
+
+	mu    sync.RWMutex // guards serve
+	serve Serve
+
+	counts counts
+}
+
+// New returns the fleet of cfg.Members and registers its protocol on the
+// host. Close removes it.
+func New(cfg Config) (*Fleet, error) {
+	if cfg.Host == nil || cfg.Storer == nil {
+		return nil, fmt.Errorf("a fleet needs a host and a storer")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	f := &Fleet{
+		cfg:     cfg,
+		self:    cfg.Host.ID(),
+		members: make(map[peer.ID]bool, len(cfg.Members)),
+		serving: make(chan struct{}, maxServing),
+		log:     cfg.Logger,
+	}
+	for _, p := range cfg.Members {
+		if p != f.self {
+			f.members[p] = true
+		}
+	}
+	cfg.Host.SetStreamHandler(Protocol, f.handle)
+	return f, nil
+}
+
+// SetServe sets how members' wants are answered; until it is called, and
+// after it is called with nil, they are answered "not found".
+func (f *Fleet) SetServe(s Serve) {
+	f.mu.Lock()
+	f.serve = s
+	f.mu.Unlock()
+}
+
+// Close stops serving members.
+func (f *Fleet) Close() { f.cfg.Host.RemoveStreamHandler(Protocol) }
+
+// live returns the members connected now that speak the protocol, and
+// this edge, sorted.
+func (f *Fleet) live() []peer.ID {
+	ids := []peer.ID{f.self}
+	for p := range f.members {
+		if f.cfg.Host.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		if protos, err := f.cfg.Host.Peerstore().SupportsProtocols(p, Protocol); err == nil && len(protos) > 0 {
+			ids = append(ids, p)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// owner returns the member of ids that owns c: the highest weight of
+// hash(member, c).
+func owner(ids []peer.ID, c cid.Cid) peer.ID {
+	var best peer.ID
+	var bestW uint64
+	for _, p := range ids {
+		h := sha256.New()
+		h.Write([]byte(p))
+		h.Write(c.Hash())
+		w := binary.BigEndian.Uint64(h.Sum(nil))
+		if best == "" || w > bestW {
+			best, bestW = p, w
+		}
+	}
+	return best
+}
+
+// Owner implements hedge.Fleet.
+func (f *Fleet) Owner(c cid.Cid) hedge.Fetcher {
+	if len(f.members) == 0 {
+		return nil
+	}
+	if p := owner(f.live(), c); p != f.self {
+		return member{f, p}
+	}
+	return nil
+}
+
+// Members implements hedge.Fleet.
+func (f *Fleet) Members() []hedge.Fetcher {
+	var out []hedge.Fetcher
+	for _, p := range f.live() {
+		if p != f.self {
+			out = append(out, member{f, p})
+		}
+	}
+	return out
+}
+
+// counts are the block bytes received from and sent to members.
+type counts struct {
+	mu       sync.Mutex // guards from and to
+	from, to int64
+}
+
+// Counts returns the block bytes received from and sent to members.
+func (f *Fleet) Counts() (from, to int64) {
+	f.counts.mu.Lock()
+	defer f.counts.mu.Unlock()
+	return f.counts.from, f.counts.to
+}
+
+func (f *Fleet) count(from, to int) {
+	f.counts.mu.Lock()
+	f.counts.from += int64(from)
+	f.counts.to += int64(to)
+	f.counts.mu.Unlock()
+}
+
+var _ hedge.Fleet = (*Fleet)(nil)

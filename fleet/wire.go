@@ -1,0 +1,203 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/hedge"
+	"go.uber.org/zap"
+)
+
+const (
+	// maxRequest bounds a want's encoding: a CID and an origin URL.
+	maxRequest = 8 << 10
+	// maxBlock bounds a block's bytes: no block exchanged between IPFS
+	// nodes is larger.
+	maxBlock = 2 << 20
+)
+
+// Answer codes, the first byte of a member's answer.
+const (
+	answerBlock    byte = 0
+	answerNotFound byte = 1
+	answerFailed   byte = 2
+)
+
+// request is a want as it crosses the wire.
+type request struct {
+	Cid       string `json:"cid"`
+	Offset    int64  `json:"offset,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	OriginURL string `json:"origin_url,omitempty"`
+}
+
+// member is another edge, asked for blocks.
+type member struct {
+	f  *Fleet
+	id peer.ID
+}
+
+// Fetch asks the member for w and checks the answer against w's CID; the
+// block is kept in the store.
+func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.f.cfg.Timeout)
+	defer cancel()
+	s, err := m.f.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "fleet"), m.id, Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("asking fleet member %s: %w", m.id, err)
+	}
+	defer s.Close()
+	// The stream obeys ctx: a member that goes silent costs no more than
+	// the want's time.
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	req, err := json.Marshal(request{Cid: w.Cid.String(), Offset: w.Offset, Size: w.Size, OriginURL: w.OriginURL})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFrame(s, req); err != nil {
+		return nil, fmt.Errorf("asking fleet member %s: %w", m.id, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, fmt.Errorf("asking fleet member %s: %w", m.id, err)
+	}
+	r := bufio.NewReader(s)
+	code, err := r.ReadByte()
+	if err != nil {
+		return nil, fmt.Errorf("reading fleet member %s: %w", m.id, ctxErr(ctx, err))
+	}
+	switch code {
+	case answerBlock:
+	case answerNotFound:
+		return nil, ipld.ErrNotFound{Cid: w.Cid}
+	default:
+		return nil, fmt.Errorf("fleet member %s could not fetch %s", m.id, w.Cid)
+	}
+	data, err := readFrame(r, maxBlock)
+	if err != nil {
+		return nil, fmt.Errorf("reading fleet member %s: %w", m.id, ctxErr(ctx, err))
+	}
+	blk, err := hedge.Verify(w.Cid, data)
+	if err != nil {
+		return nil, fmt.Errorf("fleet member %s: %w", m.id, err)
+	}
+	m.f.count(len(data), 0)
+	if err := m.f.cfg.Storer.Keep(ctx, blk); err != nil {
+		return nil, fmt.Errorf("storing a block from the fleet: %w", err)
+	}
+	return blk, nil
+}
+
+// handle answers one member's want.
+func (f *Fleet) handle(s network.Stream) {
+	defer s.Close()
+	from := s.Conn().RemotePeer()
+	if !f.members[from] {
+		// Only the operator's own edges may make this one fetch.
+		_ = s.Reset()
+		return
+	}
+	select {
+	case f.serving <- struct{}{}:
+		defer func() { <-f.serving }()
+	default:
+		_, _ = s.Write([]byte{answerFailed})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	raw, err := readFrame(bufio.NewReader(s), maxRequest)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	var req request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		_ = s.Reset()
+		return
+	}
+	c, err := cid.Decode(req.Cid)
+	if err != nil || req.Offset < 0 || req.Size < 0 || req.Size > maxBlock {
+		_ = s.Reset()
+		return
+	}
+	// Serving ends when the member gives up: its reset fails the read
+	// (its close of its side ends the read cleanly).
+	go func() {
+		if _, err := io.Copy(io.Discard, s); err != nil {
+			cancel()
+		}
+	}()
+	f.mu.RLock()
+	serve := f.serve
+	f.mu.RUnlock()
+	var blk blocks.Block
+	if serve == nil {
+		err = ipld.ErrNotFound{Cid: c}
+	} else {
+		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL})
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
+	switch {
+	case err == nil:
+		data := blk.RawData()
+		if _, err := s.Write([]byte{answerBlock}); err == nil && writeFrame(s, data) == nil {
+			f.count(0, len(data))
+		}
+	case ipld.IsNotFound(err):
+		_, _ = s.Write([]byte{answerNotFound})
+	default:
+		if ce := f.log.Check(zap.DebugLevel, "serving a fleet member's want failed"); ce != nil {
+			ce.Write(zap.Stringer("peer", from), zap.Stringer("cid", c), zap.Error(err))
+		}
+		_, _ = s.Write([]byte{answerFailed})
+	}
+}
+
+func writeFrame(w io.Writer, p []byte) error {
+	var n [binary.MaxVarintLen64]byte
+	if _, err := w.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))]); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("frame of %d bytes is over %d", n, limit)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ctxErr prefers ctx's error over the stream's reset that ctx caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,248 @@
+package hedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
+	"go.uber.org/zap"
+)
+
+// ErrNotServed is what a source answers for a want it cannot serve at
+// all (an origin asked for a block that is not a raw leaf): the hedge
+// moves on to the next source at once and never reports it as the cause.
+var ErrNotServed = errors.New("the source does not serve this block")
+
+// maxAgain bounds the fresh fetchers one want opens.
+const maxAgain = 8
+
+// step is one source on a want's ladder.
+type step struct {
+	name    string
+	after   time.Duration
+	again   time.Duration
+	fetcher Fetcher
+	src     Source // to open fresh fetchers; nil for fleet steps
+	// fallback steps are asked only when every step before has failed.
+	fallback bool
+}
+
+// ladder lists who is asked for w, and when: the fleet's owner of the
+// block first, then the sources in the order of their delays. An edge that
+// owns the block asks the sources its fleet relies on it for at once.
+func (r *Request) ladder(w Want) []step {
+	var steps []step
+	fleet := r.h.cfg.Fleet
+	if w.reason() == ForFleet {
+		fleet = nil // the asker chose this edge as the owner: no loops
+	}
+	owned := false
+	for _, o := range r.rungs {
+		owned = owned || o.rung.Owned
+	}
+	var members []Fetcher
+	if fleet != nil {
+		if members = fleet.Members(); len(members) == 0 {
+			fleet = nil // alone for now: ownership means nothing
+		}
+	}
+	own := true // this edge fills its misses from owned sources at once
+	if fleet != nil {
+		if owner := fleet.Owner(w.Cid); owner != nil {
+			own = false
+			steps = append(steps, step{name: SourceFleet, fetcher: owner})
+		}
+		if !owned {
+			// Without an origin behind the fleet, a member other than
+			// the owner may hold the block.
+			steps = append(steps, step{name: SourceFleet, fetcher: anyOf(members), fallback: !own})
+		}
+	}
+	for _, o := range r.rungs {
+		after := o.rung.After
+		if o.rung.Owned && own && (fleet != nil || w.reason() == ForFleet) {
+			after = 0
+		}
+		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src})
+	}
+	slices.SortStableFunc(steps, func(a, b step) int {
+		if a.fallback != b.fallback {
+			if a.fallback {
+				return 1
+			}
+			return -1
+		}
+		return int(a.after - b.after)
+	})
+	return steps
+}
+
+// answer is one step's reply.
+type answer struct {
+	step int
+	blk  blocks.Block
+	err  error
+}
+
+// race asks the ladder's steps for w, each at its delay or as soon as all
+// steps asked before it have failed, and returns the first block.
+func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
+	steps := r.ladder(w)
+	if len(steps) == 0 {
+		return nil, r.missing(w, nil)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan answer, len(steps)+maxAgain) // buffered: losers never block
+	begin := time.Now()
+	pending, next, agains := 0, 0, 0
+	ask := func(i int, f Fetcher, release func()) {
+		pending++
+		go func() {
+			if release != nil {
+				defer release()
+			}
+			blk, err := f.Fetch(ctx, w)
+			answers <- answer{i, blk, err}
+		}()
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	again := time.NewTicker(time.Hour)
+	defer again.Stop()
+	var errs []error
+	for {
+		// Ask every step that is due, and the next one if nothing is
+		// pending.
+		for next < len(steps) && ((!steps[next].fallback && time.Since(begin) >= steps[next].after) || pending == 0) {
+			if steps[next].again > 0 {
+				again.Reset(steps[next].again)
+			}
+			ask(next, steps[next].fetcher, nil)
+			next++
+		}
+		if pending == 0 {
+			return nil, r.missing(w, errs)
+		}
+		if next < len(steps) && !steps[next].fallback {
+			timer.Reset(steps[next].after - time.Since(begin))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+		case <-again.C:
+			// The sources asked are late: ask again through fresh
+			// fetchers of those that can open one.
+			for i := range next {
+				st := steps[i]
+				if st.again <= 0 || st.src == nil || agains >= maxAgain {
+					continue
+				}
+				f, release, err := st.src.Open(Target{Root: r.target.Root, Request: r.target.Request, OriginURL: r.target.OriginURL, Fresh: true})
+				if err != nil || f == nil {
+					continue
+				}
+				agains++
+				ask(i, f, release)
+			}
+		case a := <-answers:
+			pending--
+			name := steps[a.step].name
+			if a.err == nil {
+				blk := r.fetched(w, name, a.blk)
+				if pending > 0 {
+					// Steps still running are cancelled; those that
+					// finish anyway crossed into the edge too, and are
+					// counted so.
+					go r.drain(w, steps, answers, pending)
+				}
+				return blk, nil
+			}
+			r.failed(w, name, a.err)
+			errs = append(errs, a.err)
+		}
+	}
+}
+
+// fetched names the source of a block that crossed into the edge and
+// counts it.
+func (r *Request) fetched(w Want, name string, blk blocks.Block) blocks.Block {
+	if SourceOf(blk) == "" || name == SourceFleet {
+		blk = Sourced{blk, name}
+	}
+	r.h.cfg.Observer.Fetched(SourceOf(blk), w.reason(), len(blk.RawData()))
+	return blk
+}
+
+// drain counts the blocks of the pending steps that still arrive after a
+// winner, so that what a source sent is never missing from the counts.
+func (r *Request) drain(w Want, steps []step, answers <-chan answer, pending int) {
+	for range pending {
+		if a := <-answers; a.err == nil {
+			r.fetched(w, steps[a.step].name, a.blk)
+		}
+	}
+}
+
+// failed counts and logs a source's failure.
+func (r *Request) failed(w Want, source string, err error) {
+	if errors.Is(err, ErrMismatch) {
+		r.h.cfg.Observer.Rejected(source)
+		r.h.cfg.Logger.Warn("a source sent bytes that do not match the block's CID; not served",
+			zap.String("source", source), zap.Stringer("cid", w.Cid), zap.Int64("offset", w.Offset))
+		return
+	}
+	if ce := r.h.cfg.Logger.Check(zap.DebugLevel, "source failed"); ce != nil {
+		ce.Write(zap.String("source", source), zap.Stringer("cid", w.Cid), zap.Error(err))
+	}
+}
+
+// missing is the error for a want every source failed: the policy's when
+// nothing else was wrong but absence, else the most telling failure.
+func (r *Request) missing(w Want, errs []error) error {
+	var cause error
+	for _, err := range errs {
+		if errors.Is(err, ErrNotServed) || errors.Is(err, context.Canceled) {
+			continue
+		}
+		if cause == nil || ipld.IsNotFound(cause) {
+			cause = err
+		}
+	}
+	switch {
+	case (cause == nil || ipld.IsNotFound(cause)) && r.notHeld != nil:
+		return fmt.Errorf("%w: %s", r.notHeld, w.Cid)
+	case cause == nil:
+		return fmt.Errorf("%w: %s", errNoSource, w.Cid)
+	}
+	return cause
+}
+
+// anyOf asks every fetcher at once and returns the first block.
+func anyOf(fs []Fetcher) Fetcher {
+	return FetcherFunc(func(ctx context.Context, w Want) (blocks.Block, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		answers := make(chan answer, len(fs))
+		for i, f := range fs {
+			go func() {
+				blk, err := f.Fetch(ctx, w)
+				answers <- answer{i, blk, err}
+			}()
+		}
+		var errs []error
+		for range fs {
+			a := <-answers
+			if a.err == nil {
+				return a.blk, nil
+			}
+			errs = append(errs, a.err)
+		}
+		return nil, errors.Join(errs...)
+	})
+}

@@ -1,0 +1,24 @@
+// Package caddyargs reads the arguments of Caddyfile subdirectives the
+// same way in every pacman module.
+package caddyargs
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// Duration reads the one argument of the subdirective d is at, a
+// duration such as 750ms or 1m, into dst.
+func Duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var v string
+	if !d.Args(&v) || d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}

@@ -1,0 +1,23 @@
+// Package all registers every pacman plugin with Caddy: import it for its
+// side effects, as cmd/caddy does, the way Caddy's modules/standard
+// registers its own.
+package all
+
+import (
+	// The pacman app, handler, Caddyfile and commands.
+	_ "github.com/pacman-cdn/pacman/caddymodule"
+	// Policies.
+	_ "github.com/pacman-cdn/pacman/plugins/policies/allowlist"
+	_ "github.com/pacman-cdn/pacman/plugins/policies/denylist"
+	_ "github.com/pacman-cdn/pacman/plugins/policies/local"
+	_ "github.com/pacman-cdn/pacman/plugins/policies/open"
+
+	// Resolvers.
+	_ "github.com/pacman-cdn/pacman/plugins/resolvers/catalog"
+	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipfs"
+
+	// Sources.
+	_ "github.com/pacman-cdn/pacman/plugins/sources/bitswap"
+	_ "github.com/pacman-cdn/pacman/plugins/sources/origin"
+	_ "github.com/pacman-cdn/pacman/plugins/sources/trustlessgateway"
+)

@@ -1,0 +1,230 @@
+// Package origin is the pacman.sources.origin module: an HTTP server
+// holding the same files as plain bytes, from which leaves are fetched by
+// their exact byte span and served only if they hash to their CID.
+package origin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/gateway/headers"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
+)
+
+func init() {
+	caddy.RegisterModule(Source{})
+}
+
+// maxLeaf bounds the bytes read from an origin for one leaf: no block
+// exchanged between IPFS nodes is larger, so a DAG that claims a larger
+// raw leaf is not fetched from the origin.
+const maxLeaf = 2 << 20
+
+// bodyTimeout bounds reading one leaf's bytes once the origin has begun
+// to send them.
+const bodyTimeout = 30 * time.Second
+
+// Source is an origin: any web server or object store that honours Range
+// and holds the files the gateway serves. A leaf is fetched from it by its
+// exact byte span and accepted only if it hashes to the leaf's CID, so
+// the origin needs no more trust than a peer; it is then kept and seeded
+// like any block. Only raw leaves (CIDv1, as `caddy pacman add` makes)
+// can be checked this way. The origin is the operator's own: it is asked
+// under every policy, and in a fleet each leaf's owner fetches it once for
+// all the edges.
+type Source struct {
+	// URL is the requested file on the origin, with placeholders
+	// expanded per request; without a placeholder the request path is
+	// appended, so "https://origin.example.com" fetches /videos/a.mp4
+	// from https://origin.example.com/videos/a.mp4. Required.
+	URL string `json:"url,omitempty"`
+	// After is how long the sources before the origin (the fleet, peers)
+	// have to deliver a leaf before the origin is asked too: the longest
+	// a viewer waits on them. The fleet's owner of a leaf asks at once.
+	// Default: 1s.
+	After caddy.Duration `json:"after,omitempty"`
+
+	// Client makes the origin requests.
+	Client *http.Client `json:"-"`
+	// Store keeps verified leaves.
+	Store hedge.Storer `json:"-"`
+
+	tmpl, base string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Source) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "pacman.sources.origin",
+		New: func() caddy.Module { return new(Source) },
+	}
+}
+
+// Provision sets the defaults and takes the node's store.
+func (s *Source) Provision(ctx caddy.Context) error {
+	app, err := caddymodule.AppFrom(ctx)
+	if err != nil {
+		return err
+	}
+	s.Store = app.Node()
+	return s.Init()
+}
+
+// Init checks the URL and sets the defaults; Provision calls it, and a
+// Source used without Caddy must call it once.
+func (s *Source) Init() error {
+	base, _, _ := strings.Cut(s.URL, "{")
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("origin %q: want an http:// or https:// URL", s.URL)
+	}
+	s.tmpl, s.base = s.URL, base
+	if !strings.Contains(s.tmpl, "{") {
+		s.tmpl = strings.TrimSuffix(s.tmpl, "/") + "{http.request.uri.path}"
+		s.base = strings.TrimSuffix(base, "/") + "/"
+	}
+	if s.After == 0 {
+		s.After = caddy.Duration(time.Second)
+	}
+	if s.After < 0 {
+		return fmt.Errorf("origin: after must not be negative")
+	}
+	if s.Client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 64 // a window of leaves per stream
+		s.Client = &http.Client{Transport: transport}
+	}
+	if s.Store == nil {
+		return fmt.Errorf("origin: no store for the leaves it fetches")
+	}
+	return nil
+}
+
+// Rung implements hedge.Source.
+func (s *Source) Rung() hedge.Rung {
+	return hedge.Rung{Name: "origin", After: time.Duration(s.After), Trusted: true, Owned: true}
+}
+
+// Open implements hedge.Source: the request's file on the origin. A fleet
+// member's want names its URL, which must be one this source would build:
+// the edge fetches from no other host for a member.
+func (s *Source) Open(t hedge.Target) (hedge.Fetcher, func(), error) {
+	u := t.OriginURL
+	if t.Request != nil {
+		repl, ok := t.Request.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if !ok {
+			return nil, nil, nil
+		}
+		u = repl.ReplaceAll(s.tmpl, "")
+	}
+	if u == "" || !strings.HasPrefix(u, s.base) {
+		return nil, nil, nil
+	}
+	return file{s, u}, nil, nil
+}
+
+// file is the origin's copy of the file one request streams.
+type file struct {
+	*Source
+	url string
+}
+
+// OriginURL returns the file's URL, which a fleet member that owns a leaf
+// fetches it from.
+func (f file) OriginURL() string { return f.url }
+
+// Fetch reads the leaf's byte span from the origin and checks it against
+// the leaf's CID before storing it.
+func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > maxLeaf {
+		return nil, hedge.ErrNotServed
+	}
+	// Until the origin answers, the request ends with ctx. Once it is
+	// sending the leaf, the leaf is read whole even if the hedge no longer
+	// needs it (another source won): its bytes are kept, not wasted,
+	// within a bound of their own.
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	untilAnswer := context.AfterFunc(ctx, cancel)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, f.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("origin request: %w", err)
+	}
+	last := w.Offset + w.Size - 1
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", w.Offset, last))
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("origin request: %w", err)
+	}
+	defer resp.Body.Close()
+	if untilAnswer() {
+		bound := time.AfterFunc(bodyTimeout, cancel)
+		defer bound.Stop()
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		start, end, ok := headers.ParseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != w.Offset || end != last {
+			return nil, fmt.Errorf("origin answered bytes %q, not %d-%d", resp.Header.Get("Content-Range"), w.Offset, last)
+		}
+	case http.StatusOK:
+		// The origin ignored Range: its body starts at byte 0, which is
+		// only of use for the first leaf.
+		if w.Offset != 0 {
+			return nil, fmt.Errorf("origin ignored the Range request")
+		}
+	default:
+		return nil, fmt.Errorf("origin answered %s", resp.Status)
+	}
+	data := make([]byte, w.Size)
+	if _, err := io.ReadFull(resp.Body, data); err != nil {
+		return nil, fmt.Errorf("reading origin body: %w", err)
+	}
+	blk, err := hedge.Verify(w.Cid, data)
+	if err != nil {
+		return nil, fmt.Errorf("origin %s at offset %d: %w", f.url, w.Offset, err)
+	}
+	if err := f.Store.Keep(reqCtx, blk); err != nil {
+		return nil, fmt.Errorf("storing origin leaf: %w", err)
+	}
+	return hedge.Sourced{Block: blk, From: "origin"}, nil
+}
+
+// UnmarshalCaddyfile reads
+//
+//	source origin <url> {
+//		after <duration>
+//	}
+func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if !d.Args(&s.URL) || d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if d.Val() != "after" {
+			return d.Errf("unknown subdirective %q", d.Val())
+		}
+		if err := caddyargs.Duration(d, &s.After); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ hedge.Source          = (*Source)(nil)
+	_ caddy.Provisioner     = (*Source)(nil)
+	_ caddyfile.Unmarshaler = (*Source)(nil)
+)

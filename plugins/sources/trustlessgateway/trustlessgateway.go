@@ -1,0 +1,181 @@
+// Package trustlessgateway is the pacman.sources.trustless_gateway module:
+// blocks from HTTP trustless gateways (GET /ipfs/{cid}?format=raw), each
+// checked against its CID.
+package trustlessgateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
+)
+
+func init() {
+	caddy.RegisterModule(Source{})
+}
+
+// maxBlock bounds a block's bytes: no block exchanged between IPFS nodes
+// is larger.
+const maxBlock = 2 << 20
+
+// Source asks HTTP trustless gateways (another pacman edge, or any gateway
+// that answers ?format=raw) for blocks, all of them at once, and keeps the
+// first answer that hashes to the block's CID. They may hold anything, so
+// they are on the open network: policies decide which requests may use
+// them. Only the hosts named here are ever dialled.
+type Source struct {
+	// URLs are the gateways' base URLs: GET {url}/ipfs/{cid}?format=raw
+	// is asked. Required.
+	URLs []string `json:"urls,omitempty"`
+	// After is how long the sources before these gateways have before
+	// they are asked too. Default: 0, at once.
+	After caddy.Duration `json:"after,omitempty"`
+
+	client *http.Client
+	store  hedge.Storer
+}
+
+// CaddyModule returns the Caddy module information.
+func (Source) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "pacman.sources.trustless_gateway",
+		New: func() caddy.Module { return new(Source) },
+	}
+}
+
+// Provision takes the node's store.
+func (s *Source) Provision(ctx caddy.Context) error {
+	app, err := caddymodule.AppFrom(ctx)
+	if err != nil {
+		return err
+	}
+	return s.init(app.Node(), &http.Client{Timeout: time.Minute})
+}
+
+func (s *Source) init(store hedge.Storer, client *http.Client) error {
+	if len(s.URLs) == 0 {
+		return fmt.Errorf("trustless_gateway needs at least one URL")
+	}
+	for i, raw := range s.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("trustless_gateway %q: want an http:// or https:// URL", raw)
+		}
+		s.URLs[i] = strings.TrimSuffix(raw, "/")
+	}
+	if s.After < 0 {
+		return fmt.Errorf("trustless_gateway: after must not be negative")
+	}
+	s.store, s.client = store, client
+	return nil
+}
+
+// Rung implements hedge.Source.
+func (s *Source) Rung() hedge.Rung { return hedge.Rung{Name: "http", After: time.Duration(s.After)} }
+
+// Open implements hedge.Source.
+func (s *Source) Open(hedge.Target) (hedge.Fetcher, func(), error) {
+	return hedge.FetcherFunc(s.fetch), nil, nil
+}
+
+// fetch asks every gateway for the block.
+func (s *Source) fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		blk blocks.Block
+		err error
+	}
+	answers := make(chan answer, len(s.URLs))
+	for _, base := range s.URLs {
+		go func() {
+			blk, err := s.fetchFrom(ctx, base, w)
+			answers <- answer{blk, err}
+		}()
+	}
+	var errs []error
+	for range s.URLs {
+		a := <-answers
+		if a.err == nil {
+			return a.blk, nil
+		}
+		errs = append(errs, a.err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (s *Source) fetchFrom(ctx context.Context, base string, w hedge.Want) (blocks.Block, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ipfs/"+w.Cid.String()+"?format=raw", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/vnd.ipld.raw")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking gateway %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound, http.StatusGone, http.StatusForbidden, http.StatusPreconditionFailed:
+		return nil, ipld.ErrNotFound{Cid: w.Cid}
+	default:
+		return nil, fmt.Errorf("gateway %s answered %s", base, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBlock+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading gateway %s: %w", base, err)
+	}
+	if len(data) > maxBlock {
+		return nil, fmt.Errorf("gateway %s sent a block over %d bytes", base, maxBlock)
+	}
+	blk, err := hedge.Verify(w.Cid, data)
+	if err != nil {
+		return nil, fmt.Errorf("gateway %s: %w", base, err)
+	}
+	if err := s.store.Keep(ctx, blk); err != nil {
+		return nil, fmt.Errorf("storing a gateway's block: %w", err)
+	}
+	return hedge.Sourced{Block: blk, From: "http"}, nil
+}
+
+// UnmarshalCaddyfile reads
+//
+//	source trustless_gateway <url...> {
+//		after <duration>
+//	}
+func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	s.URLs = d.RemainingArgs()
+	if len(s.URLs) == 0 {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if d.Val() != "after" {
+			return d.Errf("unknown subdirective %q", d.Val())
+		}
+		if err := caddyargs.Duration(d, &s.After); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ hedge.Source          = (*Source)(nil)
+	_ caddy.Provisioner     = (*Source)(nil)
+	_ caddyfile.Unmarshaler = (*Source)(nil)
+)
