@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/boxo/verifcid"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
+	"github.com/pacman-cdn/pacman/stream"
 )
 
 var (
@@ -44,7 +45,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotImplemented, "only UnixFS files are served; " + err.Error()
 	case errors.Is(err, chunker.ErrMalformed):
 		return http.StatusBadGateway, "the content is malformed: its blocks contradict each other"
-	case errors.Is(err, ErrStalled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, stream.ErrStalled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "timed out fetching the content from peers"
 	default:
 		return http.StatusBadGateway, "could not fetch the content"

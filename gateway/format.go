@@ -1,19 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"strings"
 
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/multiformats/go-multihash"
-	"github.com/pacman-cdn/pacman/chunker"
-	"github.com/pacman-cdn/pacman/hedge"
 )
 
 // format is the kind of response a request asks for.
@@ -81,27 +75,6 @@ func onlyIfCached(r *http.Request) bool {
 // stored.
 var errNotCached = errors.New("the content is not in this gateway's cache (Cache-Control: only-if-cached)")
 
-// localOnly reads stored blocks only and turns not-found into missing.
-type localOnly struct {
-	g       chunker.BlockGetter
-	missing error
-}
-
-func (l localOnly) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	return l.GetBlock(ctx, w.Cid)
-}
-
-func (l localOnly) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	if l.g == nil {
-		return nil, l.missing
-	}
-	b, err := l.g.GetBlock(ctx, c)
-	if ipld.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: %s", l.missing, c)
-	}
-	return b, err
-}
-
 // corsHeaders are sent on every response: content-addressed data is public
 // and the same for every origin, so players on any site may read it,
 // including the range and path headers they need.
@@ -124,33 +97,4 @@ func joinCIDs(cids []cid.Cid) string {
 		s[i] = c.String()
 	}
 	return strings.Join(s, ",")
-}
-
-// leafGetter fetches blocks by CID for the DAG walks, and leaves with
-// their byte spans for the streams.
-type leafGetter interface {
-	chunker.BlockGetter
-	Get(ctx context.Context, w hedge.Want) (blocks.Block, error)
-}
-
-// inlineIdentity answers identity CIDs, whose multihash is the data
-// itself, without asking g: no store or peer holds them as blocks.
-type inlineIdentity struct{ g leafGetter }
-
-func (i inlineIdentity) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	if w.Cid.Prefix().MhType == multihash.IDENTITY {
-		return i.GetBlock(ctx, w.Cid)
-	}
-	return i.g.Get(ctx, w)
-}
-
-func (i inlineIdentity) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	if c.Prefix().MhType == multihash.IDENTITY {
-		dm, err := multihash.Decode(c.Hash())
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
-		}
-		return blocks.NewBlockWithCid(dm.Digest, c)
-	}
-	return i.g.GetBlock(ctx, c)
 }

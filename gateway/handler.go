@@ -24,6 +24,7 @@ import (
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/stream"
 	"go.uber.org/zap"
 )
 
@@ -91,8 +92,8 @@ type Config struct {
 type Handler struct {
 	hedge     *hedge.Hedge
 	local     chunker.BlockGetter
-	streamer  *RangeStreamer
-	readahead *readahead
+	streamer  *stream.RangeStreamer
+	readahead *stream.Readahead
 	cfg       Config
 	log       *zap.Logger
 }
@@ -154,7 +155,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h := &Handler{
 		hedge: hg,
 		local: cfg.Local,
-		streamer: &RangeStreamer{
+		streamer: &stream.RangeStreamer{
 			Index:        idx,
 			Window:       cfg.Window,
 			MinWindow:    min(4, cfg.Window),
@@ -167,7 +168,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		log: cfg.Logger,
 	}
 	if cfg.Readahead > 0 {
-		h.readahead = newReadahead(idx, cfg.Readahead, cfg.StallTimeout)
+		h.readahead = stream.NewReadahead(idx, cfg.Readahead, cfg.StallTimeout)
 	}
 	return h, nil
 }
@@ -218,33 +219,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var getter leafGetter
-	var req *hedge.Request // the hedge's request, unless only-if-cached
+	target := hedge.Target{Root: root, Request: r}
 	if onlyIfCached(r) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
-		getter = localOnly{h.local, errNotCached}
-	} else {
-		req, err = h.hedge.Open(hedge.Target{Root: root, Request: r}, network, notHeld)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		defer req.Release()
-		getter = req
+		target.StoreOnly, notHeld = true, errNotCached
 	}
-	getter = inlineIdentity{getter}
+	req, err := h.hedge.Open(target, network, notHeld)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer req.Release()
 
 	var (
 		rec      *recorder
 		carP     carParams
-		resolver chunker.BlockGetter = getter
+		resolver chunker.BlockGetter = req
 	)
 	if format == formatCAR {
 		if carP, err = parseCARParams(r); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		rec = &recorder{g: getter}
+		rec = &recorder{g: req}
 		resolver = rec
 	}
 
@@ -293,7 +290,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		rep, err = h.unixfsFile(rctx, w, r, getter, t, req)
+		rep, err = h.unixfsFile(rctx, w, r, t, req, !target.StoreOnly)
 	}
 	cancel()
 	if err != nil {
@@ -304,10 +301,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, rep)
 }
 
-// unixfsFile describes the UnixFS file t names, whose blocks g fetches.
-// Readahead runs on the hedge's request req, when the request has one.
-func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, g leafGetter, t target, req *hedge.Request) (representation, error) {
-	size, err := h.streamer.Index.Size(ctx, g, t.cid)
+// unixfsFile describes the UnixFS file t names, whose blocks req fetches;
+// with readahead set, the leaves after each range are fetched too.
+func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http.Request, t target, req *hedge.Request, readahead bool) (representation, error) {
+	size, err := h.streamer.Index.Size(ctx, req, t.cid)
 	if err != nil {
 		return representation{}, err
 	}
@@ -332,14 +329,14 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 		size: size,
 		etag: `"` + etagCID.String() + `"`,
 		contentType: func(ranges []headers.Range) (string, error) {
-			return h.contentType(r, g, t.cid, name, size, ranges)
+			return h.contentType(r, req, t.cid, name, size, ranges)
 		},
-		stream: func(ctx context.Context, spans []span, first *firstLeaf, begin func(int) (io.Writer, error)) error {
-			return h.streamer.Stream(ctx, g, t.cid, spans, first, begin)
+		stream: func(ctx context.Context, spans []stream.Span, first *stream.FirstLeaf, begin func(int) (io.Writer, error)) error {
+			return h.streamer.Stream(ctx, req, t.cid, spans, first, begin)
 		},
 		served: func(end int64) {
-			if h.readahead != nil && req != nil {
-				h.readahead.start(req, t.cid, end, size)
+			if h.readahead != nil && readahead {
+				h.readahead.Start(req, t.cid, end, size)
 			}
 		},
 		cid: t.cid,
@@ -357,7 +354,7 @@ type representation struct {
 	contentType func(ranges []headers.Range) (string, error)
 	// stream writes spans, calling begin before each, and records how
 	// the first leaf was obtained in first.
-	stream func(ctx context.Context, spans []span, first *firstLeaf, begin func(int) (io.Writer, error)) error
+	stream func(ctx context.Context, spans []stream.Span, first *stream.FirstLeaf, begin func(int) (io.Writer, error)) error
 	// served, if set, is called after a complete response that ended at
 	// byte end.
 	served func(end int64)
@@ -408,7 +405,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	}
 
 	var (
-		spans  []span
+		spans  []stream.Span
 		status = http.StatusOK
 		length = rep.size
 		begin  func(i int) (io.Writer, error)
@@ -416,12 +413,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	)
 	switch len(ranges) {
 	case 0:
-		spans = []span{{0, rep.size}}
+		spans = []stream.Span{{Start: 0, End: rep.size}}
 		hdr.Set("Content-Type", ctype)
 		begin = func(int) (io.Writer, error) { return w, nil }
 	case 1:
 		ra := ranges[0]
-		spans = []span{{ra.Start, ra.Start + ra.Length}}
+		spans = []stream.Span{{Start: ra.Start, End: ra.Start + ra.Length}}
 		status, length = http.StatusPartialContent, ra.Length
 		hdr.Set("Content-Type", ctype)
 		hdr.Set("Content-Range", ra.ContentRange(rep.size))
@@ -432,7 +429,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		length = multipartSize(ranges, mw.Boundary(), ctype, rep.size)
 		hdr.Set("Content-Type", "multipart/byteranges; boundary="+mw.Boundary())
 		for _, ra := range ranges {
-			spans = append(spans, span{ra.Start, ra.Start + ra.Length})
+			spans = append(spans, stream.Span{Start: ra.Start, End: ra.Start + ra.Length})
 		}
 		begin = func(i int) (io.Writer, error) { return mw.CreatePart(ranges[i].MIMEHeader(ctype, rep.size)) }
 		finish = mw.Close
@@ -446,7 +443,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	// Headers go out with the first byte, so a first leaf that never
 	// arrives is answered with a clean error status.
 	sent := false
-	var first firstLeaf
+	var first stream.FirstLeaf
 	err = rep.stream(r.Context(), spans, &first, func(i int) (io.Writer, error) {
 		if !sent {
 			sent = true
@@ -455,8 +452,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 			// the first byte, so later leaves cannot be reported here.
 			ttfb := time.Since(rep.started)
 			timing := fmt.Sprintf("resolve;dur=%.1f, first-byte;dur=%.1f", ms(rep.resolved), ms(ttfb))
-			if first.source != "" {
-				timing += fmt.Sprintf(", %s;dur=%.1f;desc=\"first leaf\"", first.source, ms(first.wait))
+			if first.Source != "" {
+				timing += fmt.Sprintf(", %s;dur=%.1f;desc=\"first leaf\"", first.Source, ms(first.Wait))
 			}
 			hdr.Set("Server-Timing", timing)
 			h.cfg.Observer.FirstByte(ttfb)
@@ -484,7 +481,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		return
 	}
 	if rep.served != nil {
-		rep.served(spans[len(spans)-1].end)
+		rep.served(spans[len(spans)-1].End)
 	}
 }
 
@@ -517,7 +514,7 @@ func (h *Handler) ranges(r *http.Request, rep representation) ([]headers.Range, 
 // contentType picks the media type from the file name's extension, and else
 // sniffs the first 512 bytes, but only when the response starts at byte 0:
 // sniffing a mid-file seek would fetch a leaf the client did not ask for.
-func (h *Handler) contentType(r *http.Request, g leafGetter, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
+func (h *Handler) contentType(r *http.Request, g stream.Getter, c cid.Cid, name string, size int64, ranges []headers.Range) (string, error) {
 	if ct := typeByName(name); ct != "" {
 		return ct, nil
 	}

@@ -1,6 +1,10 @@
 package gateway
 
-import "time"
+import (
+	"time"
+
+	"github.com/pacman-cdn/pacman/stream"
+)
 
 // Observer learns what the handler does, for metrics. Its methods are
 // called on request goroutines and must be quick.
@@ -8,11 +12,8 @@ type Observer interface {
 	// FirstByte reports the time from a request's arrival to the first
 	// byte of its body.
 	FirstByte(d time.Duration)
-	// Stalled reports a stream cut short because no source delivered a
-	// leaf within the stall timeout.
-	Stalled()
-	// LeavesInFlight adds delta to the number of leaves being fetched.
-	LeavesInFlight(delta int)
+	// Stalled and LeavesInFlight report what streams do.
+	stream.Observer
 }
 
 // nopObserver observes nothing.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway/headers"
+	"github.com/pacman-cdn/pacman/stream"
 )
 
 // rawBlock describes the single block t names, as the trustless gateway
@@ -31,13 +32,13 @@ func (h *Handler) rawBlock(ctx context.Context, w http.ResponseWriter, r *http.R
 		size:        int64(len(data)),
 		etag:        `"` + t.cid.String() + `.raw"`,
 		contentType: func([]headers.Range) (string, error) { return mediaRaw, nil },
-		stream: func(_ context.Context, spans []span, _ *firstLeaf, begin func(int) (io.Writer, error)) error {
+		stream: func(_ context.Context, spans []stream.Span, _ *stream.FirstLeaf, begin func(int) (io.Writer, error)) error {
 			for i, sp := range spans {
 				w, err := begin(i)
 				if err != nil {
 					return err
 				}
-				if _, err := w.Write(data[sp.start:sp.end]); err != nil {
+				if _, err := w.Write(data[sp.Start:sp.End]); err != nil {
 					return err
 				}
 			}

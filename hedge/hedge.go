@@ -21,6 +21,8 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/multiformats/go-multihash"
+	"github.com/pacman-cdn/pacman/chunker"
 	"go.uber.org/zap"
 )
 
@@ -89,6 +91,9 @@ type Target struct {
 	// Fresh asks for a fetcher of its own rather than a shared one: the
 	// shared one was late.
 	Fresh bool
+	// StoreOnly reads the store alone, asking no source and no fleet
+	// member (RFC 9111 only-if-cached).
+	StoreOnly bool
 }
 
 // Rung says when the hedge asks a source.
@@ -207,6 +212,9 @@ func New(cfg Config) (*Hedge, error) {
 // request.
 func (h *Hedge) Open(t Target, network bool, notHeld error) (*Request, error) {
 	r := &Request{h: h, target: t, notHeld: notHeld, refs: 1}
+	if t.StoreOnly {
+		return r, nil
+	}
 	for _, src := range h.cfg.Sources {
 		rung := src.Rung()
 		if !network && !rung.Trusted {
@@ -300,6 +308,18 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 		w.OriginURL = r.originURL
 	}
 	obs := r.h.cfg.Observer
+	if w.Cid.Prefix().MhType == multihash.IDENTITY {
+		// The multihash is the data itself: no store or peer holds it.
+		dm, err := multihash.Decode(w.Cid.Hash())
+		if err != nil {
+			return nil, fmt.Errorf("%w: identity CID %s: %v", chunker.ErrMalformed, w.Cid, err)
+		}
+		blk, err := blocks.NewBlockWithCid(dm.Digest, w.Cid)
+		if err != nil {
+			return nil, err
+		}
+		return Sourced{blk, SourceLocal}, nil
+	}
 	blk, err := r.h.cfg.Local.GetBlock(ctx, w.Cid)
 	if err == nil {
 		if w.reason() == ForViewer {
@@ -309,6 +329,9 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 	}
 	if !ipld.IsNotFound(err) {
 		return nil, fmt.Errorf("reading block %s: %w", w.Cid, err)
+	}
+	if r.target.StoreOnly {
+		return nil, fmt.Errorf("%w: %s", r.notHeld, w.Cid)
 	}
 	blk, err = r.h.cfg.Flights.do(ctx, w.Cid, func(ctx context.Context) (blocks.Block, error) {
 		return r.race(ctx, w)

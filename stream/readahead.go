@@ -1,4 +1,4 @@
-package gateway
+package stream
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 // than a few sessions' worth of bandwidth.
 const maxReadaheads = 8
 
-// readahead fetches the leaves that follow a served range into the
+// Readahead fetches the leaves that follow a served range into the
 // blockstore in the background: players read sequentially, so the next
 // request then starts from local blocks.
-type readahead struct {
+type Readahead struct {
 	index   *chunker.Index
 	leaves  int
 	timeout time.Duration
@@ -26,8 +26,10 @@ type readahead struct {
 	slots chan struct{}
 }
 
-func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *readahead {
-	return &readahead{
+// NewReadahead returns a readahead of up to leaves leaves of the files
+// index maps, each job bounded by timeout.
+func NewReadahead(index *chunker.Index, leaves int, timeout time.Duration) *Readahead {
+	return &Readahead{
 		index:   index,
 		leaves:  leaves,
 		timeout: timeout,
@@ -35,10 +37,10 @@ func newReadahead(index *chunker.Index, leaves int, timeout time.Duration) *read
 	}
 }
 
-// start makes local, through the request's hedge, up to ra.leaves leaves
+// Start makes local, through the request's hedge, up to ra.leaves leaves
 // of root from byte offset from on, unless from is the end of the file or
 // too many jobs already run.
-func (ra *readahead) start(req *hedge.Request, root cid.Cid, from, size int64) {
+func (ra *Readahead) Start(req *hedge.Request, root cid.Cid, from, size int64) {
 	if from >= size {
 		return
 	}
@@ -61,11 +63,10 @@ func (ra *readahead) start(req *hedge.Request, root cid.Cid, from, size int64) {
 // fetch fetches, all at once, those of the ra.leaves leaves from byte
 // offset from on that the edge does not hold: reading a megabyte to learn
 // it is there would take the cores from the requests being served.
-func (ra *readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid, from, size int64) {
+func (ra *Readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid, from, size int64) {
 	var pending []chunker.Leaf
-	g := inlineIdentity{req}
 	seen := 0
-	for leaf, err := range ra.index.Leaves(ctx, g, root, from, size) {
+	for leaf, err := range ra.index.Leaves(ctx, req, root, from, size) {
 		if err != nil {
 			return
 		}
@@ -86,7 +87,7 @@ func (ra *readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid
 		go func() {
 			// A failed readahead costs nothing but the miss it failed to
 			// prevent; the foreground request reports real errors.
-			_, _ = g.Get(ctx, hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size, Reason: hedge.ForReadahead})
+			_, _ = req.Get(ctx, hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size, Reason: hedge.ForReadahead})
 			done <- struct{}{}
 		}()
 	}

@@ -1,4 +1,9 @@
-package gateway
+// Package stream writes byte ranges of UnixFS files to clients: a sliding
+// window of leaves in flight, adapted to the throughput the sources give,
+// written strictly in order, and readahead past each range into the store.
+// Memory per stream is bounded by the window, never by the file size. It
+// fetches every block through the hedge and knows nothing of HTTP.
+package stream
 
 import (
 	"context"
@@ -9,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/hedge"
@@ -43,9 +49,26 @@ type RangeStreamer struct {
 	Budget chan struct{}
 }
 
-// span is one range of a file to stream.
-type span struct {
-	start, end int64 // [start, end)
+// Span is one range of a file to stream: bytes [Start, End).
+type Span struct {
+	Start, End int64
+}
+
+// Getter fetches blocks by CID for the DAG walks, and leaves with their
+// byte spans for the streams: a hedge.Request.
+type Getter interface {
+	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
+	Get(ctx context.Context, w hedge.Want) (blocks.Block, error)
+}
+
+// Observer learns of leaves in flight and stalls, for metrics. Its
+// methods are called on stream goroutines and must be quick.
+type Observer interface {
+	// Stalled reports a stream cut short because no source delivered a
+	// leaf within the stall timeout.
+	Stalled()
+	// LeavesInFlight adds delta to the number of leaves being fetched.
+	LeavesInFlight(delta int)
 }
 
 // slot is a leaf in the window: fetched concurrently, consumed in order.
@@ -61,11 +84,13 @@ type slot struct {
 	wait   time.Duration
 }
 
-// firstLeaf tells how a response's first leaf was obtained, for the
+// FirstLeaf tells how a response's first leaf was obtained, for the
 // Server-Timing header that leaves with the first byte.
-type firstLeaf struct {
-	source string
-	wait   time.Duration
+type FirstLeaf struct {
+	// Source names where it came from: local, fleet, peers, http, origin.
+	Source string
+	// Wait is how long fetching it took.
+	Wait time.Duration
 }
 
 // Stream writes the bytes of spans of the file root to the writers that
@@ -76,7 +101,7 @@ type firstLeaf struct {
 // verify blocks against their CIDs. Leaves late from g are also fetched
 // through the hedge's request g. How the first leaf was obtained is recorded
 // in first, if not nil, before begin(0) is called.
-func (s *RangeStreamer) Stream(ctx context.Context, g leafGetter, root cid.Cid, spans []span, first *firstLeaf, begin func(i int) (io.Writer, error)) error {
+func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, spans []Span, first *FirstLeaf, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Budget tokens taken for leaves this stream has not consumed go back
 	// when it ends, however it ends: after the producer has stopped.
@@ -115,7 +140,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g leafGetter, root cid.Cid, 
 			return err
 		}
 		if cur < 0 && first != nil {
-			first.source, first.wait = sl.source, sl.wait
+			first.Source, first.Wait = sl.source, sl.wait
 		}
 		for cur < sl.span {
 			cur++
@@ -125,8 +150,8 @@ func (s *RangeStreamer) Stream(ctx context.Context, g leafGetter, root cid.Cid, 
 			}
 		}
 		sp := spans[sl.span]
-		lo := max(sp.start-sl.leaf.Offset, 0)
-		hi := min(sp.end-sl.leaf.Offset, sl.leaf.Size)
+		lo := max(sp.Start-sl.leaf.Offset, 0)
+		hi := min(sp.End-sl.leaf.Offset, sl.leaf.Size)
 		if _, err := w.Write(sl.data[lo:hi]); err != nil {
 			return fmt.Errorf("writing to client: %w", err)
 		}
@@ -168,9 +193,9 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) 
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g leafGetter, root cid.Cid, spans []span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup) {
+func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spans []Span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup) {
 	for i, sp := range spans {
-		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.start, sp.end) {
+		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.Start, sp.End) {
 			if win.acquire(ctx) != nil {
 				return
 			}
@@ -205,7 +230,7 @@ func (s *RangeStreamer) produce(ctx context.Context, g leafGetter, root cid.Cid,
 
 // fetchLeaf fetches one leaf through the hedge, which decides who is
 // asked when.
-func (s *RangeStreamer) fetchLeaf(ctx context.Context, g leafGetter, sl *slot) {
+func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 	defer close(sl.done)
 	s.Observer.LeavesInFlight(1)
 	defer s.Observer.LeavesInFlight(-1)
