@@ -8,6 +8,11 @@
 // a ratio taken in one run.
 //
 //	go run ./bench -size 1GiB -seeders 4 -rtt 0,40ms -cap 25MB -runs 3
+//
+// With -fleet K it runs the fleet scenarios instead: K edges in front of
+// one origin, with their fleet and alone, measured by the origin's bytes.
+//
+//	go run ./bench -fleet 3 -size 200MiB -rtt 0,40ms -runs 3
 package main
 
 import (
@@ -55,6 +60,8 @@ func main() {
 		only     = flag.String("only", "", "run only the gateway of this kind: pacman or boxo (for profiles)")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memProf  = flag.String("memprofile", "", "write an allocation profile at the end of the run to this file")
+		fleetK   = flag.Int("fleet", 0, "run the fleet scenarios with this many edges in front of one origin instead")
+		after    = flag.Duration("origin-after", 300*time.Millisecond, "with -fleet: how long an edge waits for its fleet before asking the origin itself")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -76,6 +83,19 @@ func main() {
 	capBytes, err := humanize.ParseBytes(*capFlag)
 	check(err)
 
+	if *fleetK > 0 {
+		var list []time.Duration
+		for _, r := range strings.Split(*rtts, ",") {
+			rtt, err := time.ParseDuration(r)
+			if r == "0" {
+				rtt, err = 0, nil
+			}
+			check(err)
+			list = append(list, rtt)
+		}
+		runFleet(os.Stdout, int(size), *fleetK, list, *after, *runs)
+		return
+	}
 	b, err := newBed(int(size), *seeders)
 	check(err)
 	defer b.close()

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -137,6 +138,28 @@ func (p *slowPeers) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, erro
 	case <-time.After(p.delay):
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	return p.full.Get(ctx, c)
+}
+
+// afterOrigin are peers that hand over a leaf only once the origin has
+// been asked for it (asked reports the Range header it was asked with);
+// index nodes come at once.
+type afterOrigin struct {
+	full  blockstore.Blockstore
+	spans map[cid.Cid]string // leaf → its Range header
+	asked func(rng string) bool
+}
+
+func (p afterOrigin) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if rng, ok := p.spans[c]; ok {
+		for !p.asked(rng) {
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 	}
 	return p.full.Get(ctx, c)
 }
@@ -349,7 +372,23 @@ func TestOriginAnswersChecked(t *testing.T) {
 	}))
 	t.Cleanup(bad.Close)
 	obs := &countingObserver{}
-	peers := &slowPeers{full: b.full, delay: 100 * time.Millisecond}
+	// Peers hand over each leaf only after the origin was asked for it.
+	spans := map[cid.Cid]string{}
+	ix, err := chunker.NewIndex(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for leaf, err := range ix.Leaves(context.Background(), blockservice.New(b.full, nil), b.root, 0, int64(len(b.data))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		spans[leaf.Cid] = fmt.Sprintf("bytes=%d-%d", leaf.Offset, leaf.Offset+leaf.Size-1)
+	}
+	peers := afterOrigin{full: b.full, spans: spans, asked: func(rng string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[rng] > 0
+	}}
 	url := b.edgeGateway(t, peers, bad.URL, 0, obs)
 	resp, body := do(t, "GET", url, "Range", "bytes=262144-")
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, b.data[262144:]) {

@@ -55,6 +55,10 @@ type Want struct {
 	// OriginURL, when set, is where the fleet's owner of the block can
 	// fetch its bytes: the request's file on the origin.
 	OriginURL string
+	// Needed, if not nil, is closed when a viewer starts to wait for the
+	// block: the sources' delays run from then. Nil means it is needed
+	// now.
+	Needed <-chan struct{}
 }
 
 func (w Want) reason() Reason {

@@ -98,8 +98,16 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make(chan answer, len(steps)+maxAgain) // buffered: losers never block
+	// Delays run from when a viewer waits for the block, not from when it
+	// was asked for: a leaf deep in a stream's window is not late while
+	// the leaves before it are still being written.
+	needed := w.Needed
+	waiting := needed == nil
 	begin := time.Now()
-	pending, next, agains := 0, 0, 0
+	due := func(st step) bool {
+		return !st.fallback && (st.after == 0 || (waiting && time.Since(begin) >= st.after))
+	}
+	pending, next, agains, agained := 0, 0, 0, false
 	ask := func(i int, f Fetcher, release func()) {
 		pending++
 		go func() {
@@ -118,22 +126,34 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	for {
 		// Ask every step that is due, and the next one if nothing is
 		// pending.
-		for next < len(steps) && ((!steps[next].fallback && time.Since(begin) >= steps[next].after) || pending == 0) {
-			if steps[next].again > 0 {
-				again.Reset(steps[next].again)
-			}
+		for next < len(steps) && (due(steps[next]) || pending == 0) {
 			ask(next, steps[next].fetcher, nil)
+			agained = agained || steps[next].again > 0
 			next++
 		}
 		if pending == 0 {
 			return nil, r.missing(w, errs)
 		}
-		if next < len(steps) && !steps[next].fallback {
+		if waiting && next < len(steps) && !steps[next].fallback {
 			timer.Reset(steps[next].after - time.Since(begin))
+		}
+		if waiting && agained {
+			// Re-asks tick from the viewer's wait too.
+			agained = false
+			for _, st := range steps[:next] {
+				if st.again > 0 {
+					again.Reset(st.again)
+					break
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-needed:
+			// A viewer waits for it now: the delays start.
+			waiting, needed, begin = true, nil, time.Now()
+			agained = true
 		case <-timer.C:
 		case <-again.C:
 			// The sources asked are late: ask again through fresh

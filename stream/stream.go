@@ -76,6 +76,8 @@ type slot struct {
 	span int
 	leaf chunker.Leaf
 	done chan struct{}
+	// needed is closed when the stream starts to wait for the leaf.
+	needed chan struct{}
 	data []byte // valid once done is closed and err is nil
 	err  error
 	// source names where the leaf came from (local, peers, http, origin;
@@ -180,6 +182,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 // await waits for sl to be fetched, at most StallTimeout.
 func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) error {
 	timer.Reset(s.StallTimeout)
+	if sl.needed != nil {
+		close(sl.needed)
+	}
 	select {
 	case <-sl.done:
 		return sl.err
@@ -207,7 +212,7 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 					return
 				}
 			}
-			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
+			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), needed: make(chan struct{}), err: err}
 			fetch := err == nil && leaf.Data == nil
 			if !fetch {
 				sl.data = leaf.Data
@@ -235,7 +240,7 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 	s.Observer.LeavesInFlight(1)
 	defer s.Observer.LeavesInFlight(-1)
 	start := time.Now()
-	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size})
+	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size, Needed: sl.needed})
 	sl.wait = time.Since(start)
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)

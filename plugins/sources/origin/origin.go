@@ -49,10 +49,11 @@ type Source struct {
 	// appended, so "https://origin.example.com" fetches /videos/a.mp4
 	// from https://origin.example.com/videos/a.mp4. Required.
 	URL string `json:"url,omitempty"`
-	// After is how long the sources before the origin (the fleet, peers)
-	// have to deliver a leaf before the origin is asked too: the longest
-	// a viewer waits on them. The fleet's owner of a leaf asks at once.
-	// Default: 1s.
+	// After is how long a viewer waits for a leaf from the sources before
+	// the origin (the fleet, peers) before the origin is asked too: the
+	// longest a viewer waits on them. It runs from when the viewer needs
+	// the leaf, not from when the leaf entered the stream's window. The
+	// fleet's owner of a leaf asks at once. Default: 1s.
 	After caddy.Duration `json:"after,omitempty"`
 
 	// Client makes the origin requests.
