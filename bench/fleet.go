@@ -93,8 +93,9 @@ type edge struct {
 
 // start starts k fresh edges peered through proxies adding rtt, as one
 // fleet, or each alone when fleetOn is false (the baseline: every edge
-// misses on its own).
-func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) []*edge {
+// misses on its own). stop stops the edges still running, then the
+// proxies.
+func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge, stop func()) {
 	ctx := context.Background()
 	nodes := make([]*node.Node, k)
 	loopback := multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
@@ -108,7 +109,7 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) []*edge {
 		}
 	}
 	var proxies []*shaper
-	edges := make([]*edge, k)
+	edges = make([]*edge, k)
 	for i, n := range nodes {
 		var members []peer.ID
 		for j, m := range nodes {
@@ -165,15 +166,15 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) []*edge {
 			}
 		}
 	}
-	edges[0].stop = chain(edges[0].stop, func() {
+	return edges, func() {
+		for _, e := range edges {
+			e.stop()
+		}
 		for _, p := range proxies {
 			p.Close()
 		}
-	})
-	return edges
+	}
 }
-
-func chain(a, b func()) func() { return func() { a(); b() } }
 
 // fleetFigures are one scenario's figures.
 type fleetFigures struct {
@@ -184,12 +185,8 @@ type fleetFigures struct {
 // scenario runs one fleet scenario on fresh edges.
 func (b *fleetBed) scenario(name string, k int, rtt time.Duration, fleetOn bool) fleetFigures {
 	b.sent.Store(0)
-	edges := b.start(k, rtt, fleetOn)
-	defer func() {
-		for _, e := range edges {
-			e.stop()
-		}
-	}()
+	edges, stop := b.start(k, rtt, fleetOn)
+	defer stop()
 	size := len(b.data)
 	switch name {
 	case "together":
