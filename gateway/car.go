@@ -149,7 +149,7 @@ func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g chunker.Blo
 		h.log.Warn("starting CAR", zap.Error(err))
 		return
 	}
-	cw := &carWalk{h: h, ctx: r.Context(), g: g, car: car, p: p}
+	cw := &carWalk{h: h, ctx: r.Context(), g: g, car: car, p: p, seen: map[cid.Cid]bool{}}
 	err = cw.run(path, t)
 	if err == nil {
 		err = car.Finalize()
@@ -159,20 +159,53 @@ func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g chunker.Blo
 	}
 }
 
-// carWalk writes the blocks of one CAR response.
+// maxCARBlocks bounds the blocks of one CAR response, duplicates
+// included: a DAG whose subtrees are shared many times over would
+// otherwise make a dups=y walk exponential.
+const maxCARBlocks = 1 << 20
+
+// errCARTooLarge reports a CAR past maxCARBlocks; the stream ends there.
+var errCARTooLarge = fmt.Errorf("the CAR would hold more than %d blocks", maxCARBlocks)
+
+// carWalk writes the blocks of one CAR response. Without duplicates it
+// visits each CID once, so its work is linear in the DAG's distinct
+// blocks, however often subtrees are shared; every step checks that the
+// client is still there.
 type carWalk struct {
-	h   *Handler
-	ctx context.Context
-	g   chunker.BlockGetter
-	car storage.WritableCar
-	p   carParams
+	h    *Handler
+	ctx  context.Context
+	g    chunker.BlockGetter
+	car  storage.WritableCar
+	p    carParams
+	seen map[cid.Cid]bool // blocks written
+	n    int              // blocks written, duplicates included
+}
+
+// visit reports whether c's block and subtree are to be written: always
+// with duplicates, else only the first time.
+func (cw *carWalk) visit(c cid.Cid) bool {
+	return cw.p.dups || !cw.seen[c]
 }
 
 func (cw *carWalk) put(b blocks.Block) error {
+	if err := cw.ctx.Err(); err != nil {
+		return err
+	}
+	if cw.n++; cw.n > maxCARBlocks {
+		return errCARTooLarge
+	}
+	// Every block the CAR carries is policed, not only the path's.
+	if err := deny(cw.h.cfg.Policies, []cid.Cid{b.Cid()}); err != nil {
+		return err
+	}
+	cw.seen[b.Cid()] = true
 	return cw.car.Put(cw.ctx, b.Cid().KeyString(), b.RawData())
 }
 
 func (cw *carWalk) get(c cid.Cid) (blocks.Block, error) {
+	if err := cw.ctx.Err(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(cw.ctx, cw.h.cfg.StallTimeout)
 	defer cancel()
 	return cw.g.GetBlock(ctx, c)
@@ -224,6 +257,9 @@ func (cw *carWalk) all(blk blocks.Block) error {
 		return err
 	}
 	for _, l := range nd.Links() {
+		if !cw.visit(l.Cid) {
+			continue
+		}
 		child, err := cw.get(l.Cid)
 		if err != nil {
 			return err
@@ -264,7 +300,7 @@ func (cw *carWalk) entity(blk blocks.Block) error {
 		for _, l := range nd.Links() {
 			// Shard links are named by a two-hex-digit prefix; longer
 			// names point at entries, which are not part of the entity.
-			if len(l.Name) != 2 {
+			if len(l.Name) != 2 || !cw.visit(l.Cid) {
 				continue
 			}
 			child, err := cw.get(l.Cid)
@@ -320,7 +356,7 @@ func (cw *carWalk) fileRange(blk blocks.Block, off, start, end int64) error {
 		if off >= end {
 			break
 		}
-		if off+size > start {
+		if off+size > start && cw.visit(l.Cid) {
 			child, err := cw.get(l.Cid)
 			if err != nil {
 				return err
