@@ -78,8 +78,8 @@ type slot struct {
 	done chan struct{}
 	// needed is closed when the stream starts to wait for the leaf.
 	needed chan struct{}
-	data []byte // valid once done is closed and err is nil
-	err  error
+	data   []byte // valid once done is closed and err is nil
+	err    error
 	// source names where the leaf came from (local, peers, http, origin;
 	// "" if unknown) and wait how long fetching it took.
 	source string

@@ -17,11 +17,25 @@ import (
 // recheck is how often Contains looks at the file for changes.
 const recheck = time.Second
 
-// List is a set of CIDs backed by a file. Entries match by multihash, so a
-// CIDv0 entry also matches the CIDv1 of the same bytes. A List is safe for
-// concurrent use.
+// Matching says when a CID is on a list.
+type Matching int
+
+const (
+	// ByMultihash matches every CID of the same bytes: a CIDv0 entry also
+	// matches the CIDv1 of the same bytes, whatever its codec. Right for
+	// deny lists, which must not be evaded by re-encoding a CID.
+	ByMultihash Matching = iota
+	// ByCID matches the CID itself (CIDv0 and its CIDv1 dag-pb twin are
+	// one CID): right for allow lists, where another codec over the same
+	// bytes is other content.
+	ByCID
+)
+
+// List is a set of CIDs backed by a file. A List is safe for concurrent
+// use.
 type List struct {
 	path    string
+	match   Matching
 	onError func(error)
 
 	mu      sync.Mutex // guards everything below
@@ -33,8 +47,8 @@ type List struct {
 
 // Open loads the list at path. onError, if not nil, is told when a later
 // reload fails; the list then keeps its previous contents.
-func Open(path string, onError func(error)) (*List, error) {
-	l := &List{path: path, onError: onError}
+func Open(path string, match Matching, onError func(error)) (*List, error) {
+	l := &List{path: path, match: match, onError: onError}
 	if err := l.reload(); err != nil {
 		return nil, err
 	}
@@ -51,7 +65,7 @@ func (l *List) Contains(c cid.Cid) bool {
 			l.onError(err)
 		}
 	}
-	_, ok := l.set[string(c.Hash())]
+	_, ok := l.set[l.key(c)]
 	return ok
 }
 
@@ -60,6 +74,15 @@ func (l *List) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.set)
+}
+
+// key is what c is matched by.
+func (l *List) key(c cid.Cid) string {
+	if l.match == ByCID {
+		// CIDv0 is dag-pb with sha2-256: the same CID as its CIDv1.
+		return cid.NewCidV1(c.Type(), c.Hash()).KeyString()
+	}
+	return string(c.Hash())
 }
 
 func (l *List) reloadIfChanged() error {
@@ -97,7 +120,7 @@ func (l *List) reload() error {
 		if err != nil {
 			return fmt.Errorf("%s:%d: %q is not a CID", l.path, n, line)
 		}
-		set[string(c.Hash())] = struct{}{}
+		set[l.key(c)] = struct{}{}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading CID list: %w", err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 )
 
@@ -17,7 +18,7 @@ func TestListReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reloadErr error
-	l, err := Open(path, func(err error) { reloadErr = err })
+	l, err := Open(path, ByMultihash, func(err error) { reloadErr = err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,45 @@ func TestListReloads(t *testing.T) {
 	if !l.Contains(b) || reloadErr == nil {
 		t.Errorf("a broken file must keep the old list and report: contains b=%v, error %v", l.Contains(b), reloadErr)
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing"), ByMultihash, nil); err == nil {
 		t.Error("opened a missing list")
+	}
+}
+
+// TestMatching: a deny list matches every encoding of the same bytes; an
+// allow list matches the CID only, so another codec over the same bytes
+// (raw bytes that also parse as a dag-pb directory) is not allowed.
+func TestMatching(t *testing.T) {
+	raw := cid.NewCidV1(cid.Raw, blocks.NewBlock([]byte("x")).Cid().Hash())
+	asDir := cid.NewCidV1(cid.DagProtobuf, raw.Hash())
+	v0 := cid.NewCidV0(asDir.Hash())
+	path := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(path, []byte(raw.String()+"\n"+v0.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deny, err := Open(path, ByMultihash, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := Open(path, ByCID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !deny.Contains(asDir) || !deny.Contains(raw) {
+		t.Error("the deny list misses a re-encoding of a listed CID")
+	}
+	rawOnly := filepath.Join(t.TempDir(), "raw.txt")
+	if err := os.WriteFile(rawOnly, []byte(raw.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	allowRaw, err := Open(rawOnly, ByCID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allowRaw.Contains(asDir) {
+		t.Error("the allow list lets a dag-pb CID in on a raw entry's multihash")
+	}
+	if !allowRaw.Contains(raw) || !allow.Contains(asDir) {
+		t.Error("the allow list misses a listed CID (or the CIDv1 of a listed CIDv0)")
 	}
 }

@@ -46,7 +46,7 @@ func (p *Policy) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("deny_list needs a file")
 	}
 	log := ctx.Logger()
-	l, err := cidlist.Open(p.File, func(err error) { log.Error("reloading the deny list", zap.Error(err)) })
+	l, err := cidlist.Open(p.File, cidlist.ByMultihash, func(err error) { log.Error("reloading the deny list", zap.Error(err)) })
 	if err != nil {
 		return fmt.Errorf("deny_list: %w", err)
 	}
