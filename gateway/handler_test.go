@@ -19,7 +19,10 @@ import (
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
+	boxochunker "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
@@ -716,4 +719,40 @@ func newSessionHandler(open func(context.Context) chunker.BlockGetter, cfg gatew
 		cfg.Policies = []gateway.Policy{testutil.OpenPolicy{}}
 	}
 	return gateway.NewHandler(cfg)
+}
+
+// TestReadaheadDagPbLeaves: with dag-pb leaves (CIDv0, Kubo's classic
+// layout), whose bytes the index reads to find, readahead still stops
+// after its budget of leaves instead of reading the rest of the file.
+func TestReadaheadDagPbLeaves(t *testing.T) {
+	data := testutil.Bytes("dagpb", 2<<20)
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
+	db, err := (&helpers.DagBuilderParams{Dagserv: dag, Maxlinks: 174}).New(boxochunker.NewSizeSplitter(bytes.NewReader(data), 16<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := balanced.Layout(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &faultyGetter{g: blockservice.New(bs, nil)}
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return g }, gateway.Config{Readahead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "GET", httptestServer(t, h)+"/ipfs/"+nd.Cid().String(), "Range", "bytes=0-99")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[:100]) {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	time.Sleep(300 * time.Millisecond) // readahead runs after the response
+	waitIdle(t, g)
+	g.mu.Lock()
+	fetched := len(g.fetched)
+	g.mu.Unlock()
+	// The root and its 1 interior level, the range's leaf, and 2 leaves
+	// of readahead: the file has 128 leaves.
+	if fetched > 8 {
+		t.Errorf("%d blocks fetched for a 100-byte range with readahead 2 (the file has 128 leaves)", fetched)
+	}
 }

@@ -66,19 +66,27 @@ func (ra *Readahead) Start(req *hedge.Request, root cid.Cid, from, size int64) {
 func (ra *Readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid, from, size int64) {
 	var pending []chunker.Leaf
 	seen := 0
+	// The budget is in leaves and in bytes: leaves of 1 MiB (the
+	// default) or smaller.
+	budget := int64(ra.leaves) << 20
 	for leaf, err := range ra.index.Leaves(ctx, req, root, from, size) {
 		if err != nil {
 			return
 		}
 		// A leaf starting before from holds the range's last bytes: it
 		// was just served, so it is local already.
-		if leaf.Data != nil || leaf.Offset < from {
+		if leaf.Offset < from {
 			continue
 		}
-		if seen++; !req.Has(ctx, leaf.Cid) {
+		// Every leaf counts, those whose bytes the index already read
+		// (dag-pb leaves) included: else readahead of such a file reads
+		// the rest of it.
+		seen++
+		budget -= leaf.Size
+		if leaf.Data == nil && !req.Has(ctx, leaf.Cid) {
 			pending = append(pending, leaf)
 		}
-		if seen == ra.leaves {
+		if seen == ra.leaves || budget <= 0 {
 			break
 		}
 	}
