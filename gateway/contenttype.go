@@ -44,3 +44,18 @@ func typeByName(name string) string {
 	}
 	return mime.TypeByExtension(ext)
 }
+
+// sandboxPolicy is the Content-Security-Policy of documents that can run
+// scripts: they run, in an opaque origin (no allow-same-origin).
+const sandboxPolicy = "sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals"
+
+// scriptable reports media types a browser renders as a document that can
+// run scripts.
+func scriptable(ctype string) bool {
+	mt, _, _ := strings.Cut(ctype, ";")
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml":
+		return true
+	}
+	return false
+}

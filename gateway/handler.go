@@ -403,6 +403,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		h.fail(w, r, err)
 		return
 	}
+	if scriptable(ctype) {
+		// Every page a path gateway serves shares its origin: content
+		// that runs scripts gets an opaque origin of its own, so it
+		// cannot read the gateway's cookies or storage, nor another
+		// page's.
+		hdr.Set("Content-Security-Policy", sandboxPolicy)
+	}
 
 	var (
 		spans  []stream.Span

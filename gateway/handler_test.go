@@ -756,3 +756,30 @@ func TestReadaheadDagPbLeaves(t *testing.T) {
 		t.Errorf("%d blocks fetched for a 100-byte range with readahead 2 (the file has 128 leaves)", fetched)
 	}
 }
+
+// TestScriptableContentSandboxed: HTML and SVG served on the gateway's
+// shared origin carry a Content-Security-Policy sandbox (scripts run, in
+// an opaque origin); media does not.
+func TestScriptableContentSandboxed(t *testing.T) {
+	f := newFixture(t, gateway.Config{Readahead: -1})
+	cases := []struct {
+		url     string
+		sandbox bool
+	}{
+		{f.url + "/page/", true},
+		{f.url + "/video.mp4?filename=evil.html", false}, // a name inside a directory keeps its own type
+		{f.url[:len(f.url)-len(f.dir.String())] + f.videoCID.String() + "?filename=evil.html", true},
+		{f.url[:len(f.url)-len(f.dir.String())] + f.videoCID.String() + "?filename=a.svg", true},
+		{f.url + "/video.mp4", false},
+	}
+	for _, tc := range cases {
+		resp, _ := do(t, "GET", tc.url, "Range", "bytes=0-9")
+		csp := resp.Header.Get("Content-Security-Policy")
+		if got := strings.HasPrefix(csp, "sandbox"); got != tc.sandbox {
+			t.Errorf("%s (%s): Content-Security-Policy %q, want sandboxed %v", tc.url, resp.Header.Get("Content-Type"), csp, tc.sandbox)
+		}
+		if tc.sandbox && strings.Contains(csp, "allow-same-origin") {
+			t.Errorf("%s: the sandbox keeps the gateway's origin: %q", tc.url, csp)
+		}
+	}
+}
