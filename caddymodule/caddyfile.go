@@ -162,6 +162,8 @@ func parseRate(s string) (int64, error) {
 //		window          <leaves>
 //		max_window      <leaves>
 //		max_leaves_in_flight <leaves>
+//		budget_wait     <duration>
+//		max_streams_per_client <n>
 //		readahead       <leaves>
 //		max_ranges      <n>
 //		resolve_timeout <duration>
@@ -230,8 +232,8 @@ var moduleDirectives = map[string]struct{ namespace, inlineKey string }{
 
 // setOption sets one single-valued subdirective.
 func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val string) error {
-	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges}
-	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout,
+	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges, "max_streams_per_client": &h.MaxStreamsPerClient}
+	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout, "budget_wait": &h.BudgetWait,
 		"origin_after": &short.originAfter, "reask_after": &short.reaskAfter, "session_idle": &short.sessionIdle}
 	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin}
 	if p, ok := ints[name]; ok {

@@ -48,6 +48,13 @@ type Handler struct {
 	// all of this route's streams, and so their memory together (1 MiB
 	// each). Streams wait for room beyond it. Default: 512.
 	MaxLeavesInFlight int `json:"max_leaves_in_flight,omitempty"`
+	// BudgetWait is how long a request waits for room among
+	// max_leaves_in_flight before it gets 503 with Retry-After.
+	// Default: 5s.
+	BudgetWait caddy.Duration `json:"budget_wait,omitempty"`
+	// MaxStreamsPerClient bounds the requests one client address has in
+	// progress at once; more get 429 with Retry-After. Default: 64.
+	MaxStreamsPerClient int `json:"max_streams_per_client,omitempty"`
 	// Readahead is the number of leaves past the end of each served range
 	// made local for the player's next request: those not stored yet are
 	// fetched into the blockstore. Default: 8. A negative value disables
@@ -59,9 +66,10 @@ type Handler struct {
 	// ResolveTimeout bounds the time to find the content and its size,
 	// after which the client gets 504. Default: 60s.
 	ResolveTimeout caddy.Duration `json:"resolve_timeout,omitempty"`
-	// StallTimeout bounds the wait for any one block while streaming,
-	// after which the response is cut short (the client sees fewer bytes
-	// than Content-Length, never wrong ones). Default: 30s.
+	// StallTimeout bounds the wait for any one block while streaming, and
+	// for the client to take each block written to it, after which the
+	// response is cut short (the client sees fewer bytes than
+	// Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
 
 	gw      *gateway.Handler
@@ -97,22 +105,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	n := app.Node()
 	h.gw, err = gateway.NewHandler(gateway.Config{
-		Resolvers:         resolvers,
-		Sources:           sources,
-		Policies:          policies,
-		Fleet:             app.Fleet(),
-		Flights:           app.Flights(),
-		Window:            h.Window,
-		MaxWindow:         h.MaxWindow,
-		MaxLeavesInFlight: h.MaxLeavesInFlight,
-		Readahead:         h.Readahead,
-		MaxRanges:         h.MaxRanges,
-		ResolveTimeout:    time.Duration(h.ResolveTimeout),
-		StallTimeout:      time.Duration(h.StallTimeout),
-		Local:             blockservice.New(n.Blockstore(), nil),
-		Observer:          app.Metrics(),
-		Blocks:            app.Metrics(),
-		Logger:            ctx.Logger(),
+		Resolvers:           resolvers,
+		Sources:             sources,
+		Policies:            policies,
+		Fleet:               app.Fleet(),
+		Flights:             app.Flights(),
+		Window:              h.Window,
+		MaxWindow:           h.MaxWindow,
+		MaxLeavesInFlight:   h.MaxLeavesInFlight,
+		BudgetWait:          time.Duration(h.BudgetWait),
+		MaxStreamsPerClient: h.MaxStreamsPerClient,
+		Readahead:           h.Readahead,
+		MaxRanges:           h.MaxRanges,
+		ResolveTimeout:      time.Duration(h.ResolveTimeout),
+		StallTimeout:        time.Duration(h.StallTimeout),
+		Local:               blockservice.New(n.Blockstore(), nil),
+		Observer:            app.Metrics(),
+		Blocks:              app.Metrics(),
+		Logger:              ctx.Logger(),
 	})
 	if err != nil {
 		return err
@@ -160,13 +170,13 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the settings.
 func (h *Handler) Validate() error {
-	if h.Window < 0 || h.MaxWindow < 0 || h.MaxLeavesInFlight < 0 {
-		return fmt.Errorf("window, max_window and max_leaves_in_flight must not be negative")
+	if h.Window < 0 || h.MaxWindow < 0 || h.MaxLeavesInFlight < 0 || h.MaxStreamsPerClient < 0 {
+		return fmt.Errorf("window, max_window, max_leaves_in_flight and max_streams_per_client must not be negative")
 	}
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)
 	}
-	if h.ResolveTimeout < 0 || h.StallTimeout < 0 {
+	if h.ResolveTimeout < 0 || h.StallTimeout < 0 || h.BudgetWait < 0 {
 		return fmt.Errorf("timeouts must not be negative")
 	}
 	return nil

@@ -169,8 +169,12 @@ func startPacmanAdmin(t *testing.T, admin, dataDir string, id peer.ID, peers ...
 				"listen":          []string{fmt.Sprintf("127.0.0.1:%d", httpPort)},
 				"automatic_https": map[string]any{"disable": true},
 				"routes": []any{map[string]any{
-					"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
-					"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}, "sources": []any{map[string]any{"source": "bitswap", "session_idle": "2s"}}}},
+					"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
+					"handle": []any{map[string]any{"handler": "pacman",
+						// Every test client comes from 127.0.0.1: the load
+						// tests are many clients from one address.
+						"max_streams_per_client": 10000,
+						"policies":               []any{map[string]any{"policy": "open"}}, "sources": []any{map[string]any{"source": "bitswap", "session_idle": "2s"}}}},
 				}},
 			}}},
 		},

@@ -45,6 +45,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotImplemented, "only UnixFS files are served; " + err.Error()
 	case errors.Is(err, chunker.ErrMalformed):
 		return http.StatusBadGateway, "the content is malformed: its blocks contradict each other"
+	case errors.Is(err, stream.ErrBusy):
+		return http.StatusServiceUnavailable, stream.ErrBusy.Error()
 	case errors.Is(err, stream.ErrStalled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "timed out fetching the content from peers"
 	default:

@@ -59,6 +59,13 @@ type Config struct {
 	// all streams, and with the leaf size the memory of all streams
 	// together. Default 512 (512 MiB with 1 MiB leaves).
 	MaxLeavesInFlight int
+	// BudgetWait is how long a stream waits for room among
+	// MaxLeavesInFlight before it is answered 503 with Retry-After.
+	// Default 5s.
+	BudgetWait time.Duration
+	// MaxStreamsPerClient bounds the requests one client address has in
+	// progress at once; more get 429 with Retry-After. Default 64.
+	MaxStreamsPerClient int
 	// Readahead is the number of leaves past the end of a served range
 	// made local for the player's next request: those the edge does not
 	// store yet are fetched. Default 8; negative disables readahead.
@@ -68,8 +75,9 @@ type Config struct {
 	// ResolveTimeout bounds the time to resolve the path and learn the
 	// file's size, after which the client gets 504. Default 60s.
 	ResolveTimeout time.Duration
-	// StallTimeout bounds the wait for any one leaf while streaming, after
-	// which the response is cut short. Default 30s.
+	// StallTimeout bounds the wait for any one leaf while streaming, and
+	// for a client to take each leaf written to it, after which the
+	// response is cut short. Default 30s.
 	StallTimeout time.Duration
 	// IndexCacheEntries is the number of internal DAG nodes cached.
 	// Default 4096 (about 256 MiB at most for full 1024-link nodes).
@@ -90,6 +98,7 @@ type Config struct {
 // Handler serves the content its resolvers name, fetching blocks through
 // the hedge.
 type Handler struct {
+	clients   *clientLimit
 	hedge     *hedge.Hedge
 	local     chunker.BlockGetter
 	streamer  *stream.RangeStreamer
@@ -125,6 +134,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.IndexCacheEntries <= 0 {
 		cfg.IndexCacheEntries = 4096
 	}
+	if cfg.BudgetWait <= 0 {
+		cfg.BudgetWait = 5 * time.Second
+	}
+	if cfg.MaxStreamsPerClient <= 0 {
+		cfg.MaxStreamsPerClient = 64
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -153,8 +168,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		hedge: hg,
-		local: cfg.Local,
+		clients: &clientLimit{max: cfg.MaxStreamsPerClient, n: map[string]int{}},
+		hedge:   hg,
+		local:   cfg.Local,
 		streamer: &stream.RangeStreamer{
 			Index:        idx,
 			Window:       cfg.Window,
@@ -163,6 +179,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 			StallTimeout: cfg.StallTimeout,
 			Observer:     cfg.Observer,
 			Budget:       make(chan struct{}, cfg.MaxLeavesInFlight),
+			BudgetWait:   cfg.BudgetWait,
 		},
 		cfg: cfg,
 		log: cfg.Logger,
@@ -203,6 +220,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 		return
 	}
+	release, ok := h.clients.acquire(r.RemoteAddr)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too many requests in progress from this address")
+		return
+	}
+	defer release()
 	content, err := h.resolve(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -411,6 +435,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		hdr.Set("Content-Security-Policy", sandboxPolicy)
 	}
 
+	// Each write must be taken within StallTimeout: a client that stops
+	// reading gives back the leaves it holds instead of keeping them.
+	out := &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: h.cfg.StallTimeout}
+	defer out.clear()
 	var (
 		spans  []stream.Span
 		status = http.StatusOK
@@ -422,17 +450,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 	case 0:
 		spans = []stream.Span{{Start: 0, End: rep.size}}
 		hdr.Set("Content-Type", ctype)
-		begin = func(int) (io.Writer, error) { return w, nil }
+		begin = func(int) (io.Writer, error) { return out, nil }
 	case 1:
 		ra := ranges[0]
 		spans = []stream.Span{{Start: ra.Start, End: ra.Start + ra.Length}}
 		status, length = http.StatusPartialContent, ra.Length
 		hdr.Set("Content-Type", ctype)
 		hdr.Set("Content-Range", ra.ContentRange(rep.size))
-		begin = func(int) (io.Writer, error) { return w, nil }
+		begin = func(int) (io.Writer, error) { return out, nil }
 	default:
 		status = http.StatusPartialContent
-		mw := multipart.NewWriter(w)
+		mw := multipart.NewWriter(out)
 		length = multipartSize(ranges, mw.Boundary(), ctype, rep.size)
 		hdr.Set("Content-Type", "multipart/byteranges; boundary="+mw.Boundary())
 		for _, ra := range ranges {
@@ -553,6 +581,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client is gone
 	}
 	status, msg := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	if status >= 500 {
 		h.log.Warn("request failed", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
 	}

@@ -707,7 +707,7 @@ func TestReask(t *testing.T) {
 // store unless cfg names one.
 func newSessionHandler(open func(context.Context) chunker.BlockGetter, cfg gateway.Config) (*gateway.Handler, error) {
 	if cfg.Local == nil {
-		cfg.Local = blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
+		cfg.Local = emptyStore()
 	}
 	if cfg.Sources == nil {
 		cfg.Sources = []hedge.Source{testutil.PeerSessions(func(ctx context.Context) hedge.Getter { return open(ctx) })}

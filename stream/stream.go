@@ -25,6 +25,10 @@ import (
 // Content-Length, never wrong bytes.
 var ErrStalled = errors.New("content stalled: no peer delivered the next block in time")
 
+// ErrBusy reports a stream that could not start within BudgetWait: the
+// leaves all streams may hold at once are taken.
+var ErrBusy = errors.New("the gateway is busy: too many leaves in flight; try again shortly")
+
 // RangeStreamer writes byte ranges of UnixFS files to clients. Leaves are
 // fetched in a sliding window, so many are in flight across the session's
 // peers, and written strictly in order as the head of the window arrives.
@@ -47,6 +51,10 @@ type RangeStreamer struct {
 	// Budget, if set, holds a token per leaf in flight over all streams,
 	// so the windows of many streams together stay within a memory bound.
 	Budget chan struct{}
+	// BudgetWait bounds a stream's wait for a budget token, after which it
+	// fails with ErrBusy: streams of slow clients that hold the budget
+	// make the next request wait at most this long.
+	BudgetWait time.Duration
 }
 
 // Span is one range of a file to stream: bytes [Start, End).
@@ -196,6 +204,25 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) 
 	}
 }
 
+// takeBudget takes a budget token, waiting at most BudgetWait.
+func (s *RangeStreamer) takeBudget(ctx context.Context) error {
+	select {
+	case s.Budget <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(s.BudgetWait)
+	defer t.Stop()
+	select {
+	case s.Budget <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrBusy
+	}
+}
+
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
 func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spans []Span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup) {
@@ -205,10 +232,18 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 				return
 			}
 			if s.Budget != nil {
-				select {
-				case s.Budget <- struct{}{}:
+				switch err := s.takeBudget(ctx); {
+				case err == nil:
 					held.Add(1)
-				case <-ctx.Done():
+				case ctx.Err() != nil:
+					return
+				default:
+					sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), err: err}
+					close(sl.done)
+					select {
+					case slots <- sl:
+					case <-ctx.Done():
+					}
 					return
 				}
 			}

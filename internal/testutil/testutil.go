@@ -172,5 +172,8 @@ func OpenGateway(n *node.Node, cfg gateway.Config) (*gateway.Handler, error) {
 	if cfg.Local == nil {
 		cfg.Local = blockservice.New(n.Blockstore(), nil)
 	}
+	if cfg.MaxStreamsPerClient == 0 {
+		cfg.MaxStreamsPerClient = 10000 // benchmarks are many clients on loopback
+	}
 	return gateway.NewHandler(cfg)
 }

@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestSlowReaders: clients that open streams and never read cannot hold
+// the route's leaf budget: each write must be taken within the stall
+// timeout, a request waiting for budget is answered 503 with Retry-After
+// within BudgetWait, and once the slow streams are cut, requests are
+// served again. One address may not hold more than its share of streams.
+func TestSlowReaders(t *testing.T) {
+	big := testutil.Bytes("slow-big", 16<<20)
+	small := testutil.Bytes("slow-small", 1<<20)
+	bs, bigRoot := memFile(t, big, chunker.WithChunkSize(256<<10))
+	dag := blockservice.New(bs, nil)
+	smallRoot, err := chunker.Import(context.Background(), dagService(dag), bytes.NewReader(small), chunker.WithChunkSize(256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := gateway.NewHandler(gateway.Config{
+		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},
+		Policies:            []gateway.Policy{testutil.OpenPolicy{}},
+		Sources:             []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })},
+		Local:               emptyStore(),
+		Window:              4,
+		MaxWindow:           4,
+		MaxLeavesInFlight:   8,
+		Readahead:           -1,
+		StallTimeout:        time.Second,
+		BudgetWait:          300 * time.Millisecond,
+		MaxStreamsPerClient: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+
+	// 20 clients that ask for the big file and never read a byte.
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func() (*http.Response, []byte, time.Duration) {
+		start := time.Now()
+		req, _ := http.NewRequest("GET", srv.URL+"/ipfs/"+smallRoot.String(), nil)
+		req.Header.Set("Range", "bytes=0-300000")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("a request behind 20 slow readers: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body, time.Since(start)
+	}
+	resp, body, took := get()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && bytes.Equal(body, small[:300001]):
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+	default:
+		t.Errorf("behind slow readers: status %d (%q), want 206 or 503 with Retry-After", resp.StatusCode, body)
+	}
+	if took > 2*time.Second {
+		t.Errorf("behind slow readers the answer took %v", took)
+	}
+	// The slow streams are cut within the stall timeout: then everything
+	// is served again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, body, _ = get()
+		if resp.StatusCode == http.StatusPartialContent && bytes.Equal(body, small[:300001]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the slow readers stalled: status %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStreamsPerClient: one address gets 429 past its share of requests
+// in progress.
+func TestStreamsPerClient(t *testing.T) {
+	big := testutil.Bytes("per-client", 8<<20)
+	bs, root := memFile(t, big, chunker.WithChunkSize(256<<10))
+	dag := blockservice.New(bs, nil)
+	h, err := gateway.NewHandler(gateway.Config{
+		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},
+		Policies:            []gateway.Policy{testutil.OpenPolicy{}},
+		Sources:             []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })},
+		Local:               emptyStore(),
+		Readahead:           -1,
+		MaxStreamsPerClient: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for range 4 {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", root)
+	}
+	time.Sleep(200 * time.Millisecond)
+	resp, err := http.Get(srv.URL + "/ipfs/" + root.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a fifth request from one address: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// emptyStore is an edge's store holding nothing.
+func emptyStore() chunker.BlockGetter {
+	return blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
+}
+
+// dagService writes through bs.
+func dagService(bs blockservice.BlockService) ipld.DAGService { return merkledag.NewDAGService(bs) }
