@@ -220,8 +220,15 @@ func TestFleetDividesOriginLoad(t *testing.T) {
 			}
 			ratio := float64(o.sent.Load()) / float64(len(data))
 			t.Logf("%s: the origin sent %.2fx the file", scenario, ratio)
-			if ratio > 1.1 {
-				t.Errorf("the origin sent %.2fx the file to three edges, want at most 1.1x", ratio)
+			// An owner later than origin_after has its leaf fetched by the
+			// asker too, by design; under the race detector (the short
+			// pass), everything is several times slower and some are.
+			bound := 1.1
+			if testing.Short() {
+				bound = 1.5
+			}
+			if ratio > bound {
+				t.Errorf("the origin sent %.2fx the file to three edges, want at most %.1fx (edges alone: 3x)", ratio, bound)
 			}
 			counted, delivered := 0, 0
 			for _, e := range edges {
