@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -128,13 +129,18 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var gateways []peer.AddrInfo
+	var (
+		gateways []peer.AddrInfo
+		hosts    []string // the only hosts HTTP retrieval may dial
+	)
 	for _, u := range cfg.HTTPGateways {
 		p, err := gatewayPeer(u)
 		if err != nil {
 			return nil, err
 		}
 		gateways = append(gateways, p)
+		pu, _ := url.Parse(u) // gatewayPeer parsed it
+		hosts = append(hosts, pu.Hostname())
 	}
 	guard := newJunkGuard(log, gateways)
 	// Blocks arrive one stream per message, and yamux lets a new stream
@@ -166,7 +172,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	var exchangeNet bsnetwork.BitSwapNetwork = bsnet.NewFromIpfsHost(h)
 	if len(gateways) > 0 {
 		exchangeNet = bsnetwork.New(h.Peerstore(), exchangeNet,
-			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20)))
+			// Providers found through routing may name any /http
+			// address, internal services included: HTTP retrieval dials
+			// only the gateways the operator named.
+			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20), httpnet.WithAllowlist(hosts)))
 	}
 	reused := reuseStreams(exchangeNet)
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: reused.disconnected})

@@ -3,7 +3,10 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,10 +15,12 @@ import (
 	"github.com/ipfs/boxo/routing/http/server"
 	"github.com/ipfs/boxo/routing/http/types"
 	"github.com/ipfs/boxo/routing/http/types/iter"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
@@ -169,4 +174,58 @@ func TestDelegatedRouting(t *testing.T) {
 	if ix.asked.Load() == 0 {
 		t.Error("the delegated endpoint was never asked")
 	}
+}
+
+// TestHTTPRetrievalDialsOnlyNamedGateways: a provider record from routing
+// that names an /http address (here an internal service) is never dialled
+// by HTTP retrieval; only the configured http_gateway hosts are.
+func TestHTTPRetrievalDialsOnlyNamedGateways(t *testing.T) {
+	var internal atomic.Int64
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internal.Add(1)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(svc.Close)
+	gw := httptest.NewServer(http.NotFoundHandler()) // the one gateway named
+	t.Cleanup(gw.Close)
+	_, port, _ := net.SplitHostPort(svc.Listener.Addr().String())
+	missing := blocks.NewBlock([]byte("held by no one")).Cid()
+	fake, err := peer.Decode("12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &httpIndexer{provider: fake, addr: multiaddr.StringCast("/ip4/127.0.0.1/tcp/" + port + "/http")}
+	router := httptest.NewServer(server.Handler(ix))
+	t.Cleanup(router.Close)
+
+	n := testutil.NewNodeConfig(t, node.Config{
+		HTTPGateways: []string{strings.Replace(gw.URL, "127.0.0.1", "localhost", 1)},
+		Routing:      node.Routing{Delegated: []string{router.URL}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if _, err := n.NewSession(ctx).GetBlock(ctx, missing); err == nil {
+		t.Fatal("a block no one holds was fetched")
+	}
+	if ix.asked.Load() == 0 {
+		t.Fatal("the delegated router was never asked, so the test proves nothing")
+	}
+	if got := internal.Load(); got != 0 {
+		t.Errorf("HTTP retrieval sent %d requests to a host that only a routing record named", got)
+	}
+}
+
+// httpIndexer answers every provider lookup with one HTTP provider.
+type httpIndexer struct {
+	server.DelegatedRouter // unimplemented methods: never called here
+	provider               peer.ID
+	addr                   multiaddr.Multiaddr
+	asked                  atomic.Int64
+}
+
+func (ix *httpIndexer) FindProviders(context.Context, cid.Cid, int) (iter.ResultIter[types.Record], error) {
+	ix.asked.Add(1)
+	rec := &types.PeerRecord{Schema: types.SchemaPeer, ID: &ix.provider, Protocols: []string{"transport-bitswap", "transport-ipfs-gateway-http"},
+		Addrs: []types.Multiaddr{{Multiaddr: ix.addr}}}
+	return iter.FromSlice([]iter.Result[types.Record]{{Val: rec}}), nil
 }
