@@ -61,7 +61,14 @@ type Source struct {
 	// Store keeps verified leaves.
 	Store hedge.Storer `json:"-"`
 
-	tmpl, base string
+	tmpl string
+	// base is what every origin URL starts with: the scheme, the host
+	// and the path up to the first placeholder.
+	base string
+	// appendPath is set when URL has no placeholder: the request's
+	// escaped path is appended to it.
+	appendPath bool
+	origin     *url.URL // the scheme and host every URL must keep
 }
 
 // CaddyModule returns the Caddy module information.
@@ -85,14 +92,19 @@ func (s *Source) Provision(ctx caddy.Context) error {
 // Init checks the URL and sets the defaults; Provision calls it, and a
 // Source used without Caddy must call it once.
 func (s *Source) Init() error {
-	base, _, _ := strings.Cut(s.URL, "{")
+	base, _, templated := strings.Cut(s.URL, "{")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("origin %q: want an http:// or https:// URL", s.URL)
 	}
-	s.tmpl, s.base = s.URL, base
-	if !strings.Contains(s.tmpl, "{") {
-		s.tmpl = strings.TrimSuffix(s.tmpl, "/") + "{http.request.uri.path}"
+	if templated && !strings.HasPrefix(u.Path, "/") {
+		// A placeholder in the authority would let a request choose the
+		// host, or the port, the edge connects to.
+		return fmt.Errorf("origin %q: placeholders may stand only in the path, after the host's /", s.URL)
+	}
+	s.tmpl, s.base, s.origin = s.URL, base, u
+	if !templated {
+		s.appendPath = true
 		s.base = strings.TrimSuffix(base, "/") + "/"
 	}
 	if s.After == 0 {
@@ -122,17 +134,49 @@ func (s *Source) Rung() hedge.Rung {
 // the edge fetches from no other host for a member.
 func (s *Source) Open(t hedge.Target) (hedge.Fetcher, func(), error) {
 	u := t.OriginURL
-	if t.Request != nil {
+	switch {
+	case t.Request != nil && s.appendPath:
+		// The path as the client sent it, escaped: an escaped ? or #
+		// in a name stays in the path.
+		p := t.Request.URL.EscapedPath()
+		if unsafePath(p) {
+			return nil, nil, nil
+		}
+		u = s.base + strings.TrimPrefix(p, "/")
+	case t.Request != nil:
 		repl, ok := t.Request.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 		if !ok {
 			return nil, nil, nil
 		}
 		u = repl.ReplaceAll(s.tmpl, "")
 	}
-	if u == "" || !strings.HasPrefix(u, s.base) {
+	if !s.builds(u) {
 		return nil, nil, nil
 	}
 	return file{s, u}, nil, nil
+}
+
+// builds reports whether u is a URL this source could have built: on the
+// origin's scheme and host, under its base, with a safe path.
+func (s *Source) builds(u string) bool {
+	if !strings.HasPrefix(u, s.base) {
+		return false
+	}
+	pu, err := url.Parse(u)
+	return err == nil && pu.Scheme == s.origin.Scheme && pu.Host == s.origin.Host && !unsafePath(pu.EscapedPath())
+}
+
+// unsafePath reports a path that could name a file outside the one
+// requested on some origin: a . or .. segment, escaped or not, or a
+// segment with an escaped slash in it.
+func unsafePath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		dec, err := url.PathUnescape(seg)
+		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, "/\\") {
+			return true
+		}
+	}
+	return false
 }
 
 // file is the origin's copy of the file one request streams.
