@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -131,6 +133,21 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
+		serving := new(atomic.Pointer[gatewaySet])
+		cfg.Refuse = func(c cid.Cid) bool {
+			set := serving.Load()
+			if set == nil {
+				return false
+			}
+			set.mu.Lock()
+			defer set.mu.Unlock()
+			for _, gw := range set.list {
+				if gw.Denies(c) {
+					return true
+				}
+			}
+			return false
+		}
 		n, err := node.New(ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -143,7 +160,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
-		return &nodeDestructor{Node: n, metrics: newNodeMetrics(), fleet: f, flights: hedge.NewFlights()}, nil
+		return &nodeDestructor{Node: n, metrics: newNodeMetrics(), fleet: f, flights: hedge.NewFlights(), serving: serving}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
@@ -277,6 +294,8 @@ func (a *App) Stop() error { return nil }
 // left unanswered across a reload.
 func (a *App) Start() error {
 	a.running.fleet.SetServe(a.serveFleet)
+	// What this config's handlers deny, the node refuses to seed.
+	a.running.serving.Store(a.gateways)
 	return nil
 }
 
@@ -361,6 +380,9 @@ type nodeDestructor struct {
 	metrics *nodeMetrics
 	fleet   *fleet.Fleet
 	flights *hedge.Flights
+	// serving is the handlers of the config that runs, whose deny lists
+	// the bitswap server obeys.
+	serving *atomic.Pointer[gatewaySet]
 }
 
 func (d *nodeDestructor) Destruct() error {

@@ -194,6 +194,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 // served.
 func (h *Handler) Hedge() *hedge.Hedge { return h.hedge }
 
+// Denies reports whether a policy denies c: the node refuses to seed it.
+func (h *Handler) Denies(c cid.Cid) bool { return deny(h.cfg.Policies, []cid.Cid{c}) != nil }
+
 // resolve asks the resolvers in turn for the content r names.
 func (h *Handler) resolve(r *http.Request) (Content, error) {
 	for _, res := range h.cfg.Resolvers {

@@ -23,6 +23,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/peering"
+	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -65,6 +66,9 @@ type Config struct {
 	// eviction, so blocks a stream or readahead just fetched stay until
 	// they are read. Default 1m.
 	CacheGrace time.Duration
+	// Refuse, if set, reports blocks the node must never send to peers
+	// (deny lists): they are refused as if not held.
+	Refuse func(c cid.Cid) bool
 	// Logger receives the node's logs. Nil means no logs.
 	Logger *zap.Logger
 }
@@ -205,6 +209,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bitswap.WithClientOption(bsclient.WithDontHaveTimeoutConfig(dontHaveTimeouts())),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
 		bitswap.EngineBlockstoreWorkerCount(32),
+		bitswap.WithPeerBlockRequestFilter(func(_ peer.ID, c cid.Cid) bool {
+			return cfg.Refuse == nil || !cfg.Refuse(c)
+		}),
 		bitswap.TaskWorkerCount(16),
 	)
 	n := &Node{

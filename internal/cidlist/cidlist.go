@@ -36,6 +36,7 @@ const (
 type List struct {
 	path    string
 	match   Matching
+	expand  func(cid.Cid) []cid.Cid
 	onError func(error)
 
 	mu      sync.Mutex // guards everything below
@@ -47,8 +48,11 @@ type List struct {
 
 // Open loads the list at path. onError, if not nil, is told when a later
 // reload fails; the list then keeps its previous contents.
-func Open(path string, match Matching, onError func(error)) (*List, error) {
-	l := &List{path: path, match: match, onError: onError}
+//
+// expand, if not nil, is called at each load for every entry: the CIDs it
+// returns are on the list too (the blocks of a listed DAG).
+func Open(path string, match Matching, expand func(cid.Cid) []cid.Cid, onError func(error)) (*List, error) {
+	l := &List{path: path, match: match, expand: expand, onError: onError}
 	if err := l.reload(); err != nil {
 		return nil, err
 	}
@@ -121,6 +125,11 @@ func (l *List) reload() error {
 			return fmt.Errorf("%s:%d: %q is not a CID", l.path, n, line)
 		}
 		set[l.key(c)] = struct{}{}
+		if l.expand != nil {
+			for _, d := range l.expand(c) {
+				set[l.key(d)] = struct{}{}
+			}
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading CID list: %w", err)

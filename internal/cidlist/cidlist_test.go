@@ -18,7 +18,7 @@ func TestListReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reloadErr error
-	l, err := Open(path, ByMultihash, func(err error) { reloadErr = err })
+	l, err := Open(path, ByMultihash, nil, func(err error) { reloadErr = err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestListReloads(t *testing.T) {
 	if !l.Contains(b) || reloadErr == nil {
 		t.Errorf("a broken file must keep the old list and report: contains b=%v, error %v", l.Contains(b), reloadErr)
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing"), ByMultihash, nil); err == nil {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing"), ByMultihash, nil, nil); err == nil {
 		t.Error("opened a missing list")
 	}
 }
@@ -61,11 +61,11 @@ func TestMatching(t *testing.T) {
 	if err := os.WriteFile(path, []byte(raw.String()+"\n"+v0.String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deny, err := Open(path, ByMultihash, nil)
+	deny, err := Open(path, ByMultihash, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	allow, err := Open(path, ByCID, nil)
+	allow, err := Open(path, ByCID, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestMatching(t *testing.T) {
 	if err := os.WriteFile(rawOnly, []byte(raw.String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	allowRaw, err := Open(rawOnly, ByCID, nil)
+	allowRaw, err := Open(rawOnly, ByCID, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

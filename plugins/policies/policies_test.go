@@ -27,6 +27,7 @@ import (
 	"github.com/pacman-cdn/pacman/plugins/policies/denylist"
 	"github.com/pacman-cdn/pacman/plugins/policies/local"
 	"github.com/pacman-cdn/pacman/plugins/policies/open"
+	"go.uber.org/zap"
 )
 
 func newStore() blockstore.Blockstore {
@@ -116,8 +117,17 @@ func TestPolicies(t *testing.T) {
 		return provisioned(t, &allowlist.Policy{File: listFile(t, cids...)})
 	}
 	deny := func(cids ...cid.Cid) gateway.Policy {
-		return provisioned(t, &denylist.Policy{File: listFile(t, cids...)})
+		p := &denylist.Policy{File: listFile(t, cids...)}
+		if err := p.Init(network, zap.NewNop()); err != nil { // the DAGs the node holds
+			t.Fatal(err)
+		}
+		return p
 	}
+	videoNode, err := dag.Get(ctx, videoCID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	videoLeaf := videoNode.Links()[1].Cid
 	cases := []struct {
 		name     string
 		policies []gateway.Policy
@@ -138,6 +148,8 @@ func TestPolicies(t *testing.T) {
 		{"deny_list applies to held content", []gateway.Policy{local.Policy{}, deny(smallCID)}, smallCID.String(), 410, "deny list"},
 		{"deny_list applies to a file under a directory", []gateway.Policy{open.Policy{}, deny(videoCID)}, dir.String() + "/video.mp4", 410, "deny list"},
 		{"deny_list applies to the directory on the path", []gateway.Policy{open.Policy{}, deny(dir)}, dir.String() + "/small.txt", 410, "deny list"},
+		{"deny_list applies to a leaf of a denied file", []gateway.Policy{open.Policy{}, deny(videoCID)}, videoLeaf.String(), 410, "deny list"},
+		{"deny_list applies to a raw block of a denied file", []gateway.Policy{open.Policy{}, deny(videoCID)}, videoLeaf.String() + "?format=raw", 410, "deny list"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,5 +163,19 @@ func TestPolicies(t *testing.T) {
 				t.Errorf("status %d %q, want %d naming %q", resp.StatusCode, body, tc.status, tc.says)
 			}
 		})
+	}
+	// A CAR of the directory stops before the denied file's blocks.
+	resp, err := http.Get(serve(open.Policy{}, deny(videoCID)) + dir.String() + "?format=car")
+	if err != nil {
+		t.Fatal(err)
+	}
+	car, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	leaf, err := network.Get(ctx, videoLeaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(car, leaf.RawData()[:4096]) {
+		t.Error("a CAR of the directory carries a block of the denied file")
 	}
 }

@@ -45,7 +45,7 @@ func (p *Policy) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("allow_list needs a file")
 	}
 	log := ctx.Logger()
-	l, err := cidlist.Open(p.File, cidlist.ByCID, func(err error) { log.Error("reloading the allow list", zap.Error(err)) })
+	l, err := cidlist.Open(p.File, cidlist.ByCID, nil, func(err error) { log.Error("reloading the allow list", zap.Error(err)) })
 	if err != nil {
 		return fmt.Errorf("allow_list: %w", err)
 	}
