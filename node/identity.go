@@ -36,12 +36,40 @@ func loadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding identity: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return nil, fmt.Errorf("saving identity: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeDurably(path, raw); err != nil {
 		return nil, fmt.Errorf("saving identity: %w", err)
 	}
 	return key, nil
+}
+
+// writeDurably writes data to path through a temporary file, syncing the
+// file before the rename and the directory after it: a power cut leaves
+// either no file or the whole one, never an empty key the node then
+// refuses to start with.
+func writeDurably(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
