@@ -259,7 +259,7 @@ func (b *fleetBed) scenario(name string, k int, rtt time.Duration, fleetOn bool)
 
 // runFleet measures every fleet scenario at each RTT, with the fleet and
 // with the edges alone side by side, and prints the table.
-func runFleet(w io.Writer, size, k int, rtts []time.Duration, originAfter time.Duration, runs int) {
+func runFleet(w io.Writer, size, k int, rtts []time.Duration, originAfter time.Duration, runs int, scenarios []string) {
 	tmp, err := os.MkdirTemp("", "pacman-fleet-")
 	check(err)
 	defer os.RemoveAll(tmp)
@@ -273,7 +273,7 @@ func runFleet(w io.Writer, size, k int, rtts []time.Duration, originAfter time.D
 	fmt.Fprintln(w, "| scenario | RTT between edges | origin egress, fleet | origin egress, edges alone | ratio | p50 first byte, fleet | p50 first byte, alone |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, rtt := range rtts {
-		for _, sc := range []string{"together", "one after another", "players", "edge killed"} {
+		for _, sc := range scenarios {
 			var withFleet, alone []fleetFigures
 			for range runs {
 				withFleet = append(withFleet, b.scenario(sc, k, rtt, true))

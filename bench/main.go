@@ -62,6 +62,7 @@ func main() {
 		memProf  = flag.String("memprofile", "", "write an allocation profile at the end of the run to this file")
 		fleetK   = flag.Int("fleet", 0, "run the fleet scenarios with this many edges in front of one origin instead")
 		after    = flag.Duration("origin-after", 300*time.Millisecond, "with -fleet: how long an edge waits for its fleet before asking the origin itself")
+		scens    = flag.String("scenarios", "together,one after another,players,edge killed", "with -fleet: the scenarios to run")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -93,7 +94,7 @@ func main() {
 			check(err)
 			list = append(list, rtt)
 		}
-		runFleet(os.Stdout, int(size), *fleetK, list, *after, *runs)
+		runFleet(os.Stdout, int(size), *fleetK, list, *after, *runs, strings.Split(*scens, ","))
 		return
 	}
 	b, err := newBed(int(size), *seeders)
