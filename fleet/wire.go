@@ -40,6 +40,9 @@ type request struct {
 	Offset    int64  `json:"offset,omitempty"`
 	Size      int64  `json:"size,omitempty"`
 	OriginURL string `json:"origin_url,omitempty"`
+	// Ahead marks a want of the member's readahead: served from what
+	// this edge holds, never from the origin.
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // member is another edge, asked for blocks.
@@ -62,7 +65,8 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	// the want's time.
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	req, err := json.Marshal(request{Cid: w.Cid.String(), Offset: w.Offset, Size: w.Size, OriginURL: w.OriginURL})
+	req, err := json.Marshal(request{Cid: w.Cid.String(), Offset: w.Offset, Size: w.Size, OriginURL: w.OriginURL,
+		Ahead: w.Ahead || w.Reason == hedge.ForReadahead})
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +152,7 @@ func (f *Fleet) handle(s network.Stream) {
 	if serve == nil {
 		err = ipld.ErrNotFound{Cid: c}
 	} else {
-		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL})
+		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL, Ahead: req.Ahead})
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
 	switch {

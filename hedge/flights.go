@@ -14,12 +14,20 @@ import (
 // caller still waits for it, and is cancelled when the last one leaves.
 type Flights struct {
 	mu      sync.Mutex // guards flights
-	flights map[cid.Cid]*flight
+	flights map[flightKey]*flight
 }
 
 // NewFlights returns an empty set of flights, to share between the hedges
 // of one edge.
-func NewFlights() *Flights { return &Flights{flights: make(map[cid.Cid]*flight)} }
+func NewFlights() *Flights { return &Flights{flights: make(map[flightKey]*flight)} }
+
+// flightKey names a fetch: the block, and whether it is fetched ahead of
+// need, which may not use the origin (a viewer must not wait on such a
+// fetch, which may fail where its own would not).
+type flightKey struct {
+	c     cid.Cid
+	ahead bool
+}
 
 // flight is one fetch in progress.
 type flight struct {
@@ -33,7 +41,7 @@ type flight struct {
 // do returns the block c, fetched by fetch unless a fetch of c is already
 // in flight. A caller that joined a flight that failed leads a flight of
 // its own once: the first caller's sources may differ from its own.
-func (f *Flights) do(ctx context.Context, c cid.Cid, fetch func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
+func (f *Flights) do(ctx context.Context, c flightKey, fetch func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
 	fl, led := f.join(c, fetch)
 	blk, err := f.wait(ctx, c, fl)
 	if err != nil && !led && ctx.Err() == nil {
@@ -45,7 +53,7 @@ func (f *Flights) do(ctx context.Context, c cid.Cid, fetch func(context.Context)
 
 // join returns the flight of c, starting it with fetch when there is none,
 // and whether this call started it.
-func (f *Flights) join(c cid.Cid, fetch func(context.Context) (blocks.Block, error)) (*flight, bool) {
+func (f *Flights) join(c flightKey, fetch func(context.Context) (blocks.Block, error)) (*flight, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fl, ok := f.flights[c]; ok {
@@ -70,7 +78,7 @@ func (f *Flights) join(c cid.Cid, fetch func(context.Context) (blocks.Block, err
 }
 
 // wait waits for fl or for ctx; the last waiter to leave cancels it.
-func (f *Flights) wait(ctx context.Context, c cid.Cid, fl *flight) (blocks.Block, error) {
+func (f *Flights) wait(ctx context.Context, c flightKey, fl *flight) (blocks.Block, error) {
 	select {
 	case <-fl.done:
 		f.leave(c, fl, false)
@@ -81,7 +89,7 @@ func (f *Flights) wait(ctx context.Context, c cid.Cid, fl *flight) (blocks.Block
 	}
 }
 
-func (f *Flights) leave(c cid.Cid, fl *flight, abandon bool) {
+func (f *Flights) leave(c flightKey, fl *flight, abandon bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fl.waiters--

@@ -59,6 +59,10 @@ type Want struct {
 	// block: the sources' delays run from then. Nil means it is needed
 	// now.
 	Needed <-chan struct{}
+	// Ahead marks a fleet member's want made ahead of need (its
+	// readahead): it is served from what the fleet holds, never from the
+	// origin.
+	Ahead bool
 }
 
 func (w Want) reason() Reason {
@@ -337,7 +341,8 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 	if r.target.StoreOnly {
 		return nil, fmt.Errorf("%w: %s", r.notHeld, w.Cid)
 	}
-	blk, err = r.h.cfg.Flights.do(ctx, w.Cid, func(ctx context.Context) (blocks.Block, error) {
+	key := flightKey{w.Cid, r.ahead(w)}
+	blk, err = r.h.cfg.Flights.do(ctx, key, func(ctx context.Context) (blocks.Block, error) {
 		return r.race(ctx, w)
 	})
 	if err != nil {
