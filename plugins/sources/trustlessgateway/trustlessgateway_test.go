@@ -1,0 +1,87 @@
+package trustlessgateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/hedge"
+)
+
+// kept records what the source stores.
+type kept struct {
+	mu     sync.Mutex
+	blocks []blocks.Block
+}
+
+func (k *kept) Keep(_ context.Context, b blocks.Block) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.blocks = append(k.blocks, b)
+	return nil
+}
+
+// TestTrustlessGateway: blocks are asked of every gateway with
+// ?format=raw; the first that hashes to the CID is kept and served, a
+// gateway's other bytes are rejected as a mismatch, and absence is
+// not-found.
+func TestTrustlessGateway(t *testing.T) {
+	good := blocks.NewBlock([]byte("the block"))
+	missing := blocks.NewBlock([]byte("held by no one"))
+	serve := func(data map[string][]byte) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("format") != "raw" || r.Header.Get("Accept") != "application/vnd.ipld.raw" {
+				http.Error(w, "not a raw block request", http.StatusBadRequest)
+				return
+			}
+			b, ok := data[r.URL.Path]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			_, _ = w.Write(b)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	liar := serve(map[string][]byte{"/ipfs/" + good.Cid().String(): []byte("other bytes")})
+	honest := serve(map[string][]byte{"/ipfs/" + good.Cid().String(): good.RawData()})
+
+	store := &kept{}
+	s := &Source{URLs: []string{liar.URL, honest.URL + "/"}}
+	if err := s.init(store, http.DefaultClient); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := s.Open(hedge.Target{})
+	if err != nil || f == nil {
+		t.Fatalf("open: %v", err)
+	}
+	blk, err := f.Fetch(context.Background(), hedge.Want{Cid: good.Cid()})
+	if err != nil || string(blk.RawData()) != "the block" || hedge.SourceOf(blk) != "http" {
+		t.Fatalf("fetch from a liar and an honest gateway: %v, %v", blk, err)
+	}
+	if len(store.blocks) != 1 || store.blocks[0].Cid() != good.Cid() {
+		t.Errorf("kept %d blocks, want the one fetched", len(store.blocks))
+	}
+
+	alone := &Source{URLs: []string{liar.URL}}
+	if err := alone.init(store, http.DefaultClient); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alone.fetch(context.Background(), hedge.Want{Cid: good.Cid()}); !errors.Is(err, hedge.ErrMismatch) {
+		t.Errorf("a lying gateway alone: %v, want a mismatch", err)
+	}
+	if _, err := alone.fetch(context.Background(), hedge.Want{Cid: missing.Cid()}); !ipld.IsNotFound(err) {
+		t.Errorf("a block no gateway holds: %v, want not found", err)
+	}
+	for _, bad := range [][]string{nil, {"ftp://x"}, {"http://"}} {
+		if err := (&Source{URLs: bad}).init(store, http.DefaultClient); err == nil {
+			t.Errorf("URLs %q accepted", bad)
+		}
+	}
+}
