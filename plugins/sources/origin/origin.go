@@ -31,8 +31,8 @@ func init() {
 // raw leaf is not fetched from the origin.
 const maxLeaf = 2 << 20
 
-// bodyTimeout bounds reading one leaf's bytes once the origin has begun
-// to send them.
+// bodyTimeout bounds one leaf's request to the origin, which is not
+// cancelled when the hedge stops needing the leaf.
 const bodyTimeout = 30 * time.Second
 
 // Source is an origin: any web server or object store that honours Range
@@ -195,13 +195,15 @@ func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > maxLeaf {
 		return nil, hedge.ErrNotServed
 	}
-	// Until the origin answers, the request ends with ctx. Once it is
-	// sending the leaf, the leaf is read whole even if the hedge no longer
-	// needs it (another source won): its bytes are kept, not wasted,
-	// within a bound of their own.
-	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Once asked, the origin sends the leaf whatever happens here: it is
+	// read whole even if the hedge no longer needs it (another source
+	// won, the viewer left), so its bytes are kept and counted, not
+	// wasted, within a bound of their own.
+	reqCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bodyTimeout)
 	defer cancel()
-	untilAnswer := context.AfterFunc(ctx, cancel)
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, f.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("origin request: %w", err)
@@ -213,10 +215,6 @@ func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 		return nil, fmt.Errorf("origin request: %w", err)
 	}
 	defer resp.Body.Close()
-	if untilAnswer() {
-		bound := time.AfterFunc(bodyTimeout, cancel)
-		defer bound.Stop()
-	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		start, end, ok := headers.ParseContentRange(resp.Header.Get("Content-Range"))
