@@ -22,3 +22,18 @@ func Duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	*dst = caddy.Duration(dur)
 	return nil
 }
+
+// Durations reads the block after a module's arguments, whose every
+// subdirective is one of durations and takes one duration.
+func Durations(d *caddyfile.Dispenser, durations map[string]*caddy.Duration) error {
+	for d.NextBlock(0) {
+		dst, ok := durations[d.Val()]
+		if !ok {
+			return d.Errf("unknown subdirective %q", d.Val())
+		}
+		if err := Duration(d, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}

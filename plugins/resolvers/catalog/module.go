@@ -77,15 +77,7 @@ func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if !d.Args(&r.File) || d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		if d.Val() != "ttl" {
-			return d.Errf("unknown subdirective %q", d.Val())
-		}
-		if err := caddyargs.Duration(d, &r.TTL); err != nil {
-			return err
-		}
-	}
-	return nil
+	return caddyargs.Durations(d, map[string]*caddy.Duration{"ttl": &r.TTL})
 }
 
 // Interface guards.

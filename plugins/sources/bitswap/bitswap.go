@@ -92,21 +92,7 @@ func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		var dst *caddy.Duration
-		switch d.Val() {
-		case "reask_after":
-			dst = &s.ReaskAfter
-		case "session_idle":
-			dst = &s.SessionIdle
-		default:
-			return d.Errf("unknown subdirective %q", d.Val())
-		}
-		if err := caddyargs.Duration(d, dst); err != nil {
-			return err
-		}
-	}
-	return nil
+	return caddyargs.Durations(d, map[string]*caddy.Duration{"reask_after": &s.ReaskAfter, "session_idle": &s.SessionIdle})
 }
 
 // Interface guards.

@@ -162,15 +162,7 @@ func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if len(s.URLs) == 0 {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		if d.Val() != "after" {
-			return d.Errf("unknown subdirective %q", d.Val())
-		}
-		if err := caddyargs.Duration(d, &s.After); err != nil {
-			return err
-		}
-	}
-	return nil
+	return caddyargs.Durations(d, map[string]*caddy.Duration{"after": &s.After})
 }
 
 // Interface guards.
