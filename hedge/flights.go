@@ -102,10 +102,3 @@ func (f *Flights) leave(c flightKey, fl *flight, abandon bool) {
 		fl.cancel()
 	}
 }
-
-// InFlight returns the number of blocks being fetched.
-func (f *Flights) InFlight() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.flights)
-}

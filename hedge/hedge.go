@@ -341,7 +341,8 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 	if r.target.StoreOnly {
 		return nil, fmt.Errorf("%w: %s", r.notHeld, w.Cid)
 	}
-	key := flightKey{w.Cid, r.ahead(w)}
+	w.Ahead = r.ahead(w)
+	key := flightKey{w.Cid, w.Ahead}
 	blk, err = r.h.cfg.Flights.do(ctx, key, func(ctx context.Context) (blocks.Block, error) {
 		return r.race(ctx, w)
 	})

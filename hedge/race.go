@@ -50,8 +50,8 @@ func (r *Request) ladder(w Want) []step {
 			fleet = nil // alone for now: ownership means nothing
 		}
 	}
-	ahead := r.ahead(w)
-	own := true // this edge fills its misses from owned sources at once
+	ahead := w.Ahead // Get marks readahead in a fleet
+	own := true      // this edge fills its misses from owned sources at once
 	if fleet != nil {
 		if owner := fleet.Owner(w.Cid); owner != nil {
 			own = false
@@ -60,7 +60,7 @@ func (r *Request) ladder(w Want) []step {
 		if !owned {
 			// Without an origin behind the fleet, a member other than
 			// the owner may hold the block.
-			steps = append(steps, step{name: SourceFleet, fetcher: anyOf(members), fallback: !own})
+			steps = append(steps, step{name: SourceFleet, fetcher: FirstOf(members...), fallback: !own})
 		}
 	}
 	for _, o := range r.rungs {
@@ -259,8 +259,9 @@ func (r *Request) missing(w Want, errs []error) error {
 	return cause
 }
 
-// anyOf asks every fetcher at once and returns the first block.
-func anyOf(fs []Fetcher) Fetcher {
+// FirstOf asks every fetcher at once and returns the first block; it
+// fails only when all have failed, with all their errors.
+func FirstOf(fs ...Fetcher) Fetcher {
 	return FetcherFunc(func(ctx context.Context, w Want) (blocks.Block, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()

@@ -5,7 +5,6 @@ package trustlessgateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,35 +84,14 @@ func (s *Source) init(store hedge.Storer, client *http.Client) error {
 // Rung implements hedge.Source.
 func (s *Source) Rung() hedge.Rung { return hedge.Rung{Name: "http", After: time.Duration(s.After)} }
 
-// Open implements hedge.Source.
+// Open implements hedge.Source: every gateway is asked at once, the
+// first block that hashes to its CID wins.
 func (s *Source) Open(hedge.Target) (hedge.Fetcher, func(), error) {
-	return hedge.FetcherFunc(s.fetch), nil, nil
-}
-
-// fetch asks every gateway for the block.
-func (s *Source) fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type answer struct {
-		blk blocks.Block
-		err error
+	fs := make([]hedge.Fetcher, len(s.URLs))
+	for i, base := range s.URLs {
+		fs[i] = hedge.FetcherFunc(func(ctx context.Context, w hedge.Want) (blocks.Block, error) { return s.fetchFrom(ctx, base, w) })
 	}
-	answers := make(chan answer, len(s.URLs))
-	for _, base := range s.URLs {
-		go func() {
-			blk, err := s.fetchFrom(ctx, base, w)
-			answers <- answer{blk, err}
-		}()
-	}
-	var errs []error
-	for range s.URLs {
-		a := <-answers
-		if a.err == nil {
-			return a.blk, nil
-		}
-		errs = append(errs, a.err)
-	}
-	return nil, errors.Join(errs...)
+	return hedge.FirstOf(fs...), nil, nil
 }
 
 func (s *Source) fetchFrom(ctx context.Context, base string, w hedge.Want) (blocks.Block, error) {

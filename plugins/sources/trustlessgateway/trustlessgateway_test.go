@@ -73,10 +73,11 @@ func TestTrustlessGateway(t *testing.T) {
 	if err := alone.init(store, http.DefaultClient); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alone.fetch(context.Background(), hedge.Want{Cid: good.Cid()}); !errors.Is(err, hedge.ErrMismatch) {
+	fa, _, _ := alone.Open(hedge.Target{})
+	if _, err := fa.Fetch(context.Background(), hedge.Want{Cid: good.Cid()}); !errors.Is(err, hedge.ErrMismatch) {
 		t.Errorf("a lying gateway alone: %v, want a mismatch", err)
 	}
-	if _, err := alone.fetch(context.Background(), hedge.Want{Cid: missing.Cid()}); !ipld.IsNotFound(err) {
+	if _, err := fa.Fetch(context.Background(), hedge.Want{Cid: missing.Cid()}); !ipld.IsNotFound(err) {
 		t.Errorf("a block no gateway holds: %v, want not found", err)
 	}
 	for _, bad := range [][]string{nil, {"ftp://x"}, {"http://"}} {
