@@ -31,6 +31,7 @@ const adaptedCaddyfile = `
 		cache_size 50GiB
 		upload_limit 200Mbit
 		upload_limit_per_peer 5MB/s
+		upload_limit_per_address 20MB/s
 		http_gateway https://edge2.example.com
 		dht server
 		bootstrap /ip4/192.0.2.8/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
@@ -46,6 +47,7 @@ const adaptedCaddyfile = `
 		max_leaves_in_flight 256
 		readahead 4
 		max_ranges 8
+		max_network_requests 32
 		resolve_timeout 20s
 		stall_timeout 5s
 		access allowlist
@@ -96,6 +98,7 @@ const adaptedJSON = `{
 								{
 									"handler": "pacman",
 									"max_leaves_in_flight": 256,
+									"max_network_requests": 32,
 									"max_ranges": 8,
 									"max_window": 48,
 									"policies": [
@@ -145,6 +148,7 @@ const adaptedJSON = `{
 			"cache_size": 53687091200,
 			"upload_limit": 25000000,
 			"upload_limit_per_peer": 5000000,
+			"upload_limit_per_address": 20000000,
 			"http_gateways": [
 				"https://edge2.example.com"
 			],

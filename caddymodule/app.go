@@ -79,6 +79,11 @@ type App struct {
 	// UploadLimitPerPeer caps, in bytes per second, the block data sent
 	// to any one peer. Default: 0, no cap.
 	UploadLimitPerPeer int64 `json:"upload_limit_per_peer,omitempty"`
+	// UploadLimitPerAddress caps, in bytes per second, the block data
+	// sent to all the peers at one IP address together: peer IDs are
+	// free to make, so a per-peer cap alone does not bound one host.
+	// Default: 0, no cap.
+	UploadLimitPerAddress int64 `json:"upload_limit_per_address,omitempty"`
 	// HTTPGateways are trustless gateways (base URLs answering
 	// GET /ipfs/{cid}?format=raw: another pacman edge, or any IPFS
 	// gateway) that bitswap asks for blocks alongside its peers. Every
@@ -189,12 +194,12 @@ func (a *App) nodeConfig() (node.Config, error) {
 		},
 		CacheSize:    a.CacheSize,
 		HTTPGateways: a.HTTPGateways,
-		Upload:       node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer},
+		Upload:       node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer, PerAddress: a.UploadLimitPerAddress},
 	}
 	if a.MaxConnections < 0 || a.MaxInboundConnections < 0 || a.MaxStreams < 0 || a.MaxMemory < 0 {
 		return cfg, fmt.Errorf("connection, stream and memory limits must not be negative")
 	}
-	if a.CacheSize < 0 || a.UploadLimit < 0 || a.UploadLimitPerPeer < 0 {
+	if a.CacheSize < 0 || a.UploadLimit < 0 || a.UploadLimitPerPeer < 0 || a.UploadLimitPerAddress < 0 {
 		return cfg, fmt.Errorf("cache_size and upload limits must not be negative")
 	}
 	var err error

@@ -34,6 +34,7 @@ func init() {
 //		cache_size              <size, e.g. 50GiB>
 //		upload_limit            <rate, e.g. 200Mbit or 25MB>
 //		upload_limit_per_peer   <rate>
+//		upload_limit_per_address <rate>
 //		http_gateway            <url...>
 //		dht                     client|server|auto
 //		bootstrap               <multiaddr/p2p/id...>
@@ -85,6 +86,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			app.UploadLimit, err = parseRate(val)
 		case "upload_limit_per_peer":
 			app.UploadLimitPerPeer, err = parseRate(val)
+		case "upload_limit_per_address":
+			app.UploadLimitPerAddress, err = parseRate(val)
 		case "dht":
 			app.Routing.DHT = val
 		case "bootstrap":
@@ -110,7 +113,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 var globalOptions = map[string]bool{
 	"data_dir": false, "listen": true, "peer": true, "http_gateway": true,
 	"max_connections": false, "max_inbound_connections": false, "max_streams": false, "max_memory": false,
-	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false,
+	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false, "upload_limit_per_address": false,
 	"dht": false, "bootstrap": true, "delegated_routing": true, "provide": false, "reprovide_interval": false,
 }
 
@@ -164,6 +167,7 @@ func parseRate(s string) (int64, error) {
 //		max_leaves_in_flight <leaves>
 //		budget_wait     <duration>
 //		max_streams_per_client <n>
+//		max_network_requests <n>
 //		readahead       <leaves>
 //		max_ranges      <n>
 //		resolve_timeout <duration>
@@ -232,7 +236,7 @@ var moduleDirectives = map[string]struct{ namespace, inlineKey string }{
 
 // setOption sets one single-valued subdirective.
 func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val string) error {
-	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges, "max_streams_per_client": &h.MaxStreamsPerClient}
+	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges, "max_streams_per_client": &h.MaxStreamsPerClient, "max_network_requests": &h.MaxNetworkRequests}
 	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout, "budget_wait": &h.BudgetWait,
 		"origin_after": &short.originAfter, "reask_after": &short.reaskAfter, "session_idle": &short.sessionIdle}
 	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin}

@@ -55,6 +55,10 @@ type Handler struct {
 	// MaxStreamsPerClient bounds the requests one client address has in
 	// progress at once; more get 429 with Retry-After. Default: 64.
 	MaxStreamsPerClient int `json:"max_streams_per_client,omitempty"`
+	// MaxNetworkRequests bounds the requests in progress for content the
+	// edge does not hold that a policy lets on the open network; more get
+	// 503 with Retry-After. Default 128.
+	MaxNetworkRequests int `json:"max_network_requests,omitempty"`
 	// Readahead is the number of leaves past the end of each served range
 	// made local for the player's next request: those not stored yet are
 	// fetched into the blockstore. Default: 8. A negative value disables
@@ -115,6 +119,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxLeavesInFlight:   h.MaxLeavesInFlight,
 		BudgetWait:          time.Duration(h.BudgetWait),
 		MaxStreamsPerClient: h.MaxStreamsPerClient,
+		MaxNetworkRequests:  h.MaxNetworkRequests,
 		Readahead:           h.Readahead,
 		MaxRanges:           h.MaxRanges,
 		ResolveTimeout:      time.Duration(h.ResolveTimeout),
@@ -170,8 +175,8 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the settings.
 func (h *Handler) Validate() error {
-	if h.Window < 0 || h.MaxWindow < 0 || h.MaxLeavesInFlight < 0 || h.MaxStreamsPerClient < 0 {
-		return fmt.Errorf("window, max_window, max_leaves_in_flight and max_streams_per_client must not be negative")
+	if h.Window < 0 || h.MaxWindow < 0 || h.MaxLeavesInFlight < 0 || h.MaxStreamsPerClient < 0 || h.MaxNetworkRequests < 0 {
+		return fmt.Errorf("window, max_window, max_leaves_in_flight, max_streams_per_client and max_network_requests must not be negative")
 	}
 	if h.MaxRanges < 0 {
 		return fmt.Errorf("max_ranges must not be negative, got %d", h.MaxRanges)

@@ -136,6 +136,8 @@ var nodeStats = []nodeStat{
 		prometheus.GaugeValue, func(s node.Stats) float64 { return float64(s.CacheBytes) }},
 	{prometheus.NewDesc("pacman_cache_evictions_total", "Fetched blocks evicted to keep the cache within cache_size.", nil, nil),
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.Evictions) }},
+	{prometheus.NewDesc("pacman_seed_dropped_total", "Answers to peers dropped because the peer was not reading them.", nil, nil),
+		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.SeedDropped) }},
 }
 
 // Describe implements prometheus.Collector.

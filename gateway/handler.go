@@ -66,6 +66,13 @@ type Config struct {
 	// MaxStreamsPerClient bounds the requests one client address has in
 	// progress at once; more get 429 with Retry-After. Default 64.
 	MaxStreamsPerClient int
+	// MaxNetworkRequests bounds the requests in progress whose root the
+	// edge does not hold and that a policy lets on the open network:
+	// each costs peer searches and sessions until it resolves or times
+	// out, and nothing else bounds what a flood of unknown CIDs costs.
+	// More get 503 with Retry-After. Requests for held content are never
+	// counted. Default 128.
+	MaxNetworkRequests int
 	// Readahead is the number of leaves past the end of a served range
 	// made local for the player's next request: those the edge does not
 	// store yet are fetched. Default 8; negative disables readahead.
@@ -99,6 +106,7 @@ type Config struct {
 // the hedge.
 type Handler struct {
 	clients   *clientLimit
+	network   chan struct{} // a token per request let on the open network
 	hedge     *hedge.Hedge
 	local     chunker.BlockGetter
 	streamer  *stream.RangeStreamer
@@ -140,6 +148,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.MaxStreamsPerClient <= 0 {
 		cfg.MaxStreamsPerClient = 64
 	}
+	if cfg.MaxNetworkRequests <= 0 {
+		cfg.MaxNetworkRequests = 128
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -169,6 +180,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{
 		clients: &clientLimit{max: cfg.MaxStreamsPerClient, n: map[string]int{}},
+		network: make(chan struct{}, cfg.MaxNetworkRequests),
 		hedge:   hg,
 		local:   cfg.Local,
 		streamer: &stream.RangeStreamer{
@@ -196,6 +208,12 @@ func (h *Handler) Hedge() *hedge.Hedge { return h.hedge }
 
 // Denies reports whether a policy denies c: the node refuses to seed it.
 func (h *Handler) Denies(c cid.Cid) bool { return deny(h.cfg.Policies, []cid.Cid{c}) != nil }
+
+// holds reports whether the local store has block c.
+func (h *Handler) holds(ctx context.Context, c cid.Cid) bool {
+	_, err := h.local.GetBlock(ctx, c)
+	return err == nil
+}
 
 // resolve asks the resolvers in turn for the content r names.
 func (h *Handler) resolve(r *http.Request) (Content, error) {
@@ -250,6 +268,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if onlyIfCached(r) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
 		target.StoreOnly, notHeld = true, errNotCached
+	}
+	if network && !target.StoreOnly && !h.holds(r.Context(), root) {
+		select {
+		case h.network <- struct{}{}:
+			defer func() { <-h.network }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "too many requests for content this edge does not hold: try again shortly")
+			return
+		}
 	}
 	req, err := h.hedge.Open(target, network, notHeld)
 	if err != nil {

@@ -31,12 +31,14 @@ const (
 	// rememberedWants bounds the CIDs remembered as asked for.
 	rememberedWants = 1 << 16
 	// muteAfter is how long a peer may hold a want-block without sending
-	// any block or DONT_HAVE at all before it is dropped as mute: it
-	// claimed blocks (HAVE) it does not send. A busy peer keeps sending
-	// blocks for its older wants and is never mute.
+	// any block or DONT_HAVE at all before it counts as mute: it claimed
+	// blocks (HAVE) it does not send. A busy peer keeps sending blocks for
+	// its older wants and is never mute.
 	muteAfter = 5 * time.Second
-	// muteBanFor is how long a mute peer is refused.
-	muteBanFor = time.Minute
+	// mutedFor is how long a mute peer is asked only when no other holder
+	// is left. It is not refused: a seeder that was mute because others
+	// held it up comes back at once.
+	mutedFor = time.Minute
 )
 
 // junkGuard watches bitswap traffic and drops peers that send blocks the
@@ -55,6 +57,7 @@ type junkGuard struct {
 	viaHTTP *simplelru.LRU[string, struct{}] // blocks lately received from gateways
 	strikes map[peer.ID]int
 	banned  map[peer.ID]time.Time
+	muted   map[peer.ID]time.Time
 	// waiting holds, per peer, the want-blocks sent to it that it has
 	// answered neither with the block nor with DONT_HAVE, and when they
 	// were sent; answered is when the peer last answered anything.
@@ -68,7 +71,7 @@ func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
 	viaHTTP, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
 	g := &junkGuard{
 		log: log, wanted: wanted, viaHTTP: viaHTTP,
-		strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
+		strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, muted: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
 		waiting: map[peer.ID]map[string]time.Time{}, answered: map[peer.ID]time.Time{},
 	}
 	for _, p := range gateways {
@@ -143,8 +146,11 @@ func (g *junkGuard) answer(p peer.ID, cids []cid.Cid) {
 	}
 }
 
-// checkMute drops the peers that hold a want-block for longer than
-// muteAfter and have answered nothing since it was sent.
+// checkMute marks muted the peers that hold a want-block for longer than
+// muteAfter and have answered nothing since it was sent, and closes their
+// connections: bitswap sends each peer a want once however many sessions
+// want it, so only a new connection ends a want it sits on. They may
+// connect again at once.
 func (g *junkGuard) checkMute(now time.Time) {
 	var mute []peer.ID
 	g.mu.Lock()
@@ -163,7 +169,7 @@ func (g *junkGuard) checkMute(now time.Time) {
 			mute = append(mute, p)
 			delete(g.waiting, p)
 			delete(g.answered, p)
-			g.banned[p] = now.Add(muteBanFor)
+			g.muted[p] = now.Add(mutedFor)
 		}
 	}
 	drop := g.drop
@@ -249,6 +255,18 @@ func (g *junkGuard) isBanned(p peer.ID) bool {
 	until, ok := g.banned[p]
 	if ok && time.Now().After(until) {
 		delete(g.banned, p)
+		return false
+	}
+	return ok
+}
+
+// isMuted reports whether p was lately mute, forgetting expired marks.
+func (g *junkGuard) isMuted(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.muted[p]
+	if ok && time.Now().After(until) {
+		delete(g.muted, p)
 		return false
 	}
 	return ok

@@ -14,7 +14,8 @@ import (
 // TestMuteCheck: of three peers sent want-blocks, the one that delivers
 // some of them (busy, slow to get to the rest) is kept, while the one that
 // answers nothing and the one that sends only blocks nobody asked for are
-// dropped once the wants are older than muteAfter.
+// dropped and marked muted once the wants are older than muteAfter, but not
+// refused.
 func TestMuteCheck(t *testing.T) {
 	g := newJunkGuard(zap.NewNop(), nil)
 	var dropped []peer.ID
@@ -48,8 +49,11 @@ func TestMuteCheck(t *testing.T) {
 	if len(dropped) != 2 || !want[dropped[0]] || !want[dropped[1]] {
 		t.Fatalf("dropped %v, want the silent and the junk-only peer", dropped)
 	}
-	if !g.isBanned(silent) || g.isBanned(busy) {
-		t.Errorf("banned: silent %v, busy %v", g.isBanned(silent), g.isBanned(busy))
+	if !g.isMuted(silent) || g.isMuted(busy) {
+		t.Errorf("muted: silent %v, busy %v", g.isMuted(silent), g.isMuted(busy))
+	}
+	if g.isBanned(silent) {
+		t.Error("a mute peer is refused; it should only be asked last")
 	}
 }
 

@@ -85,6 +85,7 @@ type Node struct {
 	cache      *cache
 	router     *router
 	net        bsnetwork.BitSwapNetwork
+	out        *outbox
 	stop       context.CancelFunc // ends the node's background work
 	background sync.WaitGroup
 	closeOnce  sync.Once
@@ -181,15 +182,19 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			// only the gateways the operator named.
 			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20), httpnet.WithAllowlist(hosts)))
 	}
-	reused := reuseStreams(exchangeNet)
-	h.Network().Notify(&network.NotifyBundle{DisconnectedF: reused.disconnected})
-	net, err := limitUploads(guardedNetwork{reused, guard}, cfg.Upload)
+	caps, err := newUploadCaps(cfg.Upload)
 	if err != nil {
 		_ = h.Close()
 		return nil, err
 	}
+	bg, stop := context.WithCancel(context.Background())
+	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, caps, hostAddrs(h.Network()),
+		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
+	net := bsnetwork.BitSwapNetwork(out)
 	rt, err := newRouter(ctx, h, store, cfg.Routing)
 	if err != nil {
+		stop()
 		_ = h.Close()
 		return nil, err
 	}
@@ -197,7 +202,6 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if rt.routing != nil {
 		finder = rt.routing
 	}
-	bg, stop := context.WithCancel(context.Background())
 	wants := newScheduler(bg, net, guard, log)
 	bs := bitswap.New(context.Background(), net, finder, store.Blockstore,
 		bitswap.WithTracer(tracers{guard, wants}),
@@ -226,6 +230,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		cache:   cache,
 		router:  rt,
 		net:     net,
+		out:     out,
 		log:     log,
 	}
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.disconnected})
@@ -309,6 +314,7 @@ func (n *Node) close() error {
 	n.stop()
 	n.background.Wait()
 	n.wants.wait()
+	n.out.close()
 	n.peering.Stop()
 	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
 	n.cache.close()
@@ -335,6 +341,9 @@ type Stats struct {
 	CacheBytes int64
 	// Evictions is the number of fetched blocks evicted since start.
 	Evictions uint64
+	// SeedDropped is the number of answers to peers dropped because the
+	// peer was not reading them.
+	SeedDropped uint64
 	// Reprovides is the number of full announcement rounds completed;
 	// LastReprovide is when the last one ran (zero if none has).
 	Reprovides    uint64
@@ -345,6 +354,7 @@ type Stats struct {
 func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Peers: len(n.host.Network().Peers())}
 	st.CacheBytes, st.Evictions = n.cache.stats()
+	st.SeedDropped = uint64(n.out.drops.Load())
 	if ps, err := n.router.provider.Stat(); err == nil {
 		st.Reprovides, st.LastReprovide = ps.TotalReprovides, ps.LastRun
 	}

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	bsmsg "github.com/ipfs/boxo/bitswap/message"
-	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
@@ -17,42 +15,84 @@ import (
 type UploadLimits struct {
 	// Total caps the upload to all peers together.
 	Total int64
-	// PerPeer caps the upload to each peer.
+	// PerPeer caps the upload to each peer ID.
 	PerPeer int64
+	// PerAddress caps the upload to all the peers at one IP address
+	// together: peer IDs cost nothing to make, addresses do.
+	PerAddress int64
 }
 
-// maxLimitedPeers bounds the per-peer limiters kept; the least recently
-// served peer's is dropped first, and it starts afresh.
-const maxLimitedPeers = 4096
+// maxLimited bounds the per-peer and per-address limiters kept; the least
+// recently served one is dropped first, and starts afresh.
+const maxLimited = 4096
 
-// limitedNetwork is the bitswap network with the node's upload caps on the
-// blocks it sends. The bitswap server sends each message synchronously from
-// one of its workers, so a message waiting for its bytes' tokens holds back
-// that peer's queue: peers see a slower seeder, never lost blocks.
-type limitedNetwork struct {
-	bsnetwork.BitSwapNetwork
-	total   *rate.Limiter // nil: no total cap
-	perPeer rate.Limit    // 0: no per-peer cap
-
-	mu    sync.Mutex // guards peers
-	peers *simplelru.LRU[peer.ID, *rate.Limiter]
+// uploadCaps holds the limiters of UploadLimits. The outbox waits on them
+// before each write, in the goroutine writing to that peer, so a capped
+// peer sees a slower seeder and no server worker waits for tokens.
+type uploadCaps struct {
+	total      *rate.Limiter // nil: no total cap
+	perPeer    *keyedLimiters[peer.ID]
+	perAddress *keyedLimiters[string]
 }
 
-// limitUploads wraps net with the caps of l, or returns it as it is when
-// there are none.
-func limitUploads(net bsnetwork.BitSwapNetwork, l UploadLimits) (bsnetwork.BitSwapNetwork, error) {
-	if l.Total < 0 || l.PerPeer < 0 {
+// newUploadCaps returns the caps of l, or nil when there are none.
+func newUploadCaps(l UploadLimits) (*uploadCaps, error) {
+	if l.Total < 0 || l.PerPeer < 0 || l.PerAddress < 0 {
 		return nil, fmt.Errorf("upload limits must not be negative")
 	}
-	if l.Total == 0 && l.PerPeer == 0 {
-		return net, nil
+	if l == (UploadLimits{}) {
+		return nil, nil
 	}
-	ln := &limitedNetwork{BitSwapNetwork: net, perPeer: rate.Limit(l.PerPeer)}
+	c := &uploadCaps{perPeer: newKeyedLimiters[peer.ID](l.PerPeer), perAddress: newKeyedLimiters[string](l.PerAddress)}
 	if l.Total > 0 {
-		ln.total = rate.NewLimiter(rate.Limit(l.Total), burst(l.Total))
+		c.total = rate.NewLimiter(rate.Limit(l.Total), burst(l.Total))
 	}
-	ln.peers, _ = simplelru.NewLRU[peer.ID, *rate.Limiter](maxLimitedPeers, nil) // size > 0
-	return ln, nil
+	return c, nil
+}
+
+// wait returns once size bytes to peer p at address addr ("" when not
+// known) are within every cap.
+func (c *uploadCaps) wait(ctx context.Context, p peer.ID, addr string, size int) error {
+	if c == nil || size == 0 {
+		return nil
+	}
+	if err := waitN(ctx, c.perPeer.get(p), size); err != nil {
+		return err
+	}
+	if addr != "" {
+		if err := waitN(ctx, c.perAddress.get(addr), size); err != nil {
+			return err
+		}
+	}
+	return waitN(ctx, c.total, size)
+}
+
+// keyedLimiters is one limiter per key, at the same rate.
+type keyedLimiters[K comparable] struct {
+	limit rate.Limit // 0: no cap
+	mu    sync.Mutex // guards keys
+	keys  *simplelru.LRU[K, *rate.Limiter]
+}
+
+func newKeyedLimiters[K comparable](perSecond int64) *keyedLimiters[K] {
+	k := &keyedLimiters[K]{limit: rate.Limit(perSecond)}
+	k.keys, _ = simplelru.NewLRU[K, *rate.Limiter](maxLimited, nil) // size > 0
+	return k
+}
+
+// get returns key's limiter, or nil when there is no cap.
+func (k *keyedLimiters[K]) get(key K) *rate.Limiter {
+	if k.limit == 0 {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l, ok := k.keys.Get(key)
+	if !ok {
+		l = rate.NewLimiter(k.limit, burst(int64(k.limit)))
+		k.keys.Add(key, l)
+	}
+	return l
 }
 
 // burst lets a tenth of a second's bytes go at once (at least 256 KiB):
@@ -61,41 +101,10 @@ func burst(perSecond int64) int {
 	return int(max(perSecond/10, 256<<10))
 }
 
-// SendMessage sends msg once the caps allow its blocks' bytes.
-func (n *limitedNetwork) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
-	size := 0
-	for _, blk := range msg.Blocks() {
-		size += len(blk.RawData())
-	}
-	if size > 0 {
-		if n.perPeer > 0 {
-			if err := waitN(ctx, n.peerLimiter(p), size); err != nil {
-				return err
-			}
-		}
-		if n.total != nil {
-			if err := waitN(ctx, n.total, size); err != nil {
-				return err
-			}
-		}
-	}
-	return n.BitSwapNetwork.SendMessage(ctx, p, msg)
-}
-
-func (n *limitedNetwork) peerLimiter(p peer.ID) *rate.Limiter {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	l, ok := n.peers.Get(p)
-	if !ok {
-		l = rate.NewLimiter(n.perPeer, burst(int64(n.perPeer)))
-		n.peers.Add(p, l)
-	}
-	return l
-}
-
-// waitN waits for n tokens, in pieces no larger than the burst.
+// waitN waits for n tokens of l (nil: none needed), in pieces no larger
+// than the burst.
 func waitN(ctx context.Context, l *rate.Limiter, n int) error {
-	for n > 0 {
+	for l != nil && n > 0 {
 		k := min(n, l.Burst())
 		if err := l.WaitN(ctx, k); err != nil {
 			return fmt.Errorf("waiting for upload bandwidth: %w", err)

@@ -108,3 +108,32 @@ func TestUploadLimitPerPeer(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestUploadLimitPerAddress: two leechers with peer IDs of their own at one
+// address (loopback), fetching at once from a seeder capped at 2 MiB/s per
+// address, share 2 MiB/s between them, ±10 %: a new peer ID buys no more
+// bandwidth.
+func TestUploadLimitPerAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 4 s of rate-limited transfer")
+	}
+	const limit = 2 << 20
+	data := testutil.Bytes("upload-address", 4<<20)
+	seeder := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{PerAddress: limit}})
+	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 2 {
+		leecher := testutil.NewNode(t, seeder.AddrInfo())
+		wg.Go(func() {
+			if _, err := fetchAll(leecher, root, data); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	checkRate(t, "two peer IDs at one address", 2*len(data), time.Since(start), limit)
+}

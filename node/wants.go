@@ -280,23 +280,34 @@ func (s *scheduler) dispatch() {
 }
 
 // choose returns the holder of w with room that is expected to deliver it
-// soonest, if any, and how many holders are left to ask at all. The caller
-// holds s.mu.
+// soonest, if any, and how many holders are left to ask at all. A lately
+// mute holder is chosen only when no other is left. The caller holds s.mu.
 func (s *scheduler) choose(w *want) (*line, int) {
-	var best *line
-	left := 0
+	var best, bestMuted *line
+	left, others := 0, 0
 	for _, p := range w.from.candidates() {
 		if w.refused[p] || !w.asked[p].IsZero() || s.guard.isBanned(p) || !s.connected(p) {
 			continue
 		}
 		left++
+		muted := s.guard.isMuted(p)
+		if !muted {
+			others++
+		}
 		l := s.line(p)
 		if l.outstanding >= l.room() {
 			continue
 		}
-		if best == nil || l.eta() < best.eta() || l.eta() == best.eta() && rand.IntN(2) == 0 {
-			best = l
+		b := &best
+		if muted {
+			b = &bestMuted
 		}
+		if *b == nil || l.eta() < (*b).eta() || l.eta() == (*b).eta() && rand.IntN(2) == 0 {
+			*b = l
+		}
+	}
+	if best == nil && others == 0 {
+		best = bestMuted
 	}
 	return best, left
 }

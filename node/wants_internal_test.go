@@ -273,3 +273,24 @@ func TestSchedulerAsksAnotherWhenLate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSchedulerAsksMutedLast: a holder lately mute is not asked while
+// another has room, even though it is expected sooner; once it is the only
+// holder left, it is asked rather than given up on.
+func TestSchedulerAsksMutedLast(t *testing.T) {
+	b := newSchedulerBed(t)
+	b.s.guard.mu.Lock()
+	b.s.guard.muted[b.fast] = time.Now().Add(time.Minute)
+	b.s.guard.mu.Unlock()
+	blks := testBlocks(2)
+	w, done := b.fetch(t, blks[0], noFallback)
+	if b.askedOf(w, b.fast) || !b.askedOf(w, b.slow) {
+		t.Fatalf("asked the muted fast holder %v, the slow one %v; want only the slow one", b.askedOf(w, b.fast), b.askedOf(w, b.slow))
+	}
+	b.receive(b.slow, nil, blks[0]) // the slow holder lacks it
+	b.waitFor(t, "the muted holder to be asked", func() bool { _, ok := w.asked[b.fast]; return ok })
+	b.receive(b.fast, []blocks.Block{blks[0]})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,264 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+const (
+	// writersPerPeer is how many messages to one peer are written at
+	// once, each on a stream kept open between messages.
+	writersPerPeer = 2
+	// peerBacklog bounds the bytes queued or being written to one peer;
+	// totalBacklog bounds them over all peers.
+	peerBacklog  = 8 << 20
+	totalBacklog = 128 << 20
+	// drainingWithin and backlogWait: a message for a peer whose backlog
+	// is full waits up to backlogWait for room, but only while that peer
+	// finished a write within drainingWithin. A peer that reads nothing
+	// has its messages dropped at once.
+	drainingWithin = time.Second
+	backlogWait    = 2 * time.Second
+	// writeBase and minWriteRate make a write's deadline: writeBase plus
+	// the message's bytes at minWriteRate.
+	writeBase    = 5 * time.Second
+	minWriteRate = 256 << 10
+)
+
+// errBacklogged says a message was dropped because its peer is not reading
+// what it was sent.
+var errBacklogged = errors.New("peer is not reading its messages: dropped")
+
+// outbox sends the bitswap server's messages. Bitswap's server writes each
+// message synchronously from one of its 16 workers, so a peer that asks for
+// blocks and never reads held a worker per message until the write timed
+// out, after a minute or more: three such peers stalled a seeder for
+// everyone. The outbox queues each peer's messages and writes them from at
+// most writersPerPeer goroutines of its own, each write under a deadline,
+// on streams kept open between messages (a fresh yamux stream carries little
+// before its first window update). A server worker only ever queues: a peer
+// that reads is kept as busy as it reads, and a peer that does not has its
+// messages dropped, within its backlog and the node's.
+type outbox struct {
+	bsnetwork.BitSwapNetwork
+	caps   *uploadCaps          // nil: no upload caps
+	addrOf func(peer.ID) string // a peer's IP address, "" if not known
+	live   func(peer.ID) bool   // whether a peer is connected
+	ctx    context.Context      // ends when the node closes
+	wg     sync.WaitGroup       // the writers
+	drops  atomic.Int64         // messages dropped
+	mu     sync.Mutex           // guards everything below
+	boxes  map[peer.ID]*peerBox //
+	queued int                  // bytes queued or being written, all peers
+	closed bool                 // no more writers start
+}
+
+// peerBox is one peer's queue.
+type peerBox struct {
+	queue   []bsmsg.BitSwapMessage
+	bytes   int // queued or being written
+	writers int
+	idle    []bsnetwork.MessageSender // kept streams not being written
+	drained time.Time                 // a write last finished
+	room    chan struct{}             // closed, and replaced, when bytes fall
+}
+
+func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, caps *uploadCaps,
+	addrOf func(peer.ID) string, live func(peer.ID) bool) *outbox {
+	return &outbox{BitSwapNetwork: net, caps: caps, addrOf: addrOf, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
+}
+
+// hostAddrs returns the IP address of p's first connection on h's
+// network, or "".
+func hostAddrs(net network.Network) func(peer.ID) string {
+	return func(p peer.ID) string {
+		for _, c := range net.ConnsToPeer(p) {
+			if ip, err := manet.ToIP(c.RemoteMultiaddr()); err == nil {
+				return ip.String()
+			}
+		}
+		return ""
+	}
+}
+
+// SendMessage queues msg for p and returns; it is written later, or
+// dropped with errBacklogged when p does not read.
+func (o *outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
+	size := msg.Size()
+	var deadline *time.Timer
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
+	o.mu.Lock()
+	for {
+		if o.closed {
+			o.mu.Unlock()
+			return fmt.Errorf("sending to %s: node closed", p)
+		}
+		b := o.boxes[p]
+		if b == nil {
+			b = &peerBox{room: make(chan struct{})}
+			o.boxes[p] = b
+		}
+		// An empty backlog takes any message, so no message is too large.
+		if b.bytes == 0 || b.bytes+size <= peerBacklog && o.queued+size <= totalBacklog {
+			b.queue = append(b.queue, msg)
+			b.bytes += size
+			o.queued += size
+			if b.writers < writersPerPeer {
+				b.writers++
+				o.wg.Go(func() { o.write(p, b) })
+			}
+			o.mu.Unlock()
+			return nil
+		}
+		if time.Since(b.drained) > drainingWithin {
+			break
+		}
+		room := b.room
+		o.mu.Unlock()
+		if deadline == nil {
+			deadline = time.NewTimer(backlogWait)
+		}
+		select {
+		case <-room:
+		case <-deadline.C:
+			o.drops.Add(1)
+			return errBacklogged
+		case <-ctx.Done():
+			return fmt.Errorf("queueing a message for %s: %w", p, ctx.Err())
+		}
+		o.mu.Lock()
+	}
+	o.mu.Unlock()
+	o.drops.Add(1)
+	return errBacklogged
+}
+
+// write sends b's messages until its queue is empty.
+func (o *outbox) write(p peer.ID, b *peerBox) {
+	o.mu.Lock()
+	for len(b.queue) > 0 && o.ctx.Err() == nil {
+		msg := b.queue[0]
+		b.queue[0] = nil
+		b.queue = b.queue[1:]
+		var ms bsnetwork.MessageSender
+		if n := len(b.idle); n > 0 {
+			ms, b.idle = b.idle[n-1], b.idle[:n-1]
+		}
+		o.mu.Unlock()
+
+		size := msg.Size()
+		ms = o.send(p, ms, msg)
+
+		o.mu.Lock()
+		if ms != nil {
+			b.idle = append(b.idle, ms)
+		}
+		b.bytes -= size
+		o.queued -= size
+		b.drained = time.Now()
+		close(b.room)
+		b.room = make(chan struct{})
+	}
+	b.writers--
+	o.mu.Unlock()
+	if o.ctx.Err() == nil && o.live(p) {
+		return
+	}
+	o.mu.Lock()
+	if b.writers == 0 && len(b.queue) == 0 && o.boxes[p] == b {
+		o.forget(p, b)
+	}
+	o.mu.Unlock()
+}
+
+// send writes msg to p on ms, or on a new kept stream when ms is nil, and
+// returns the stream to keep, or nil when it failed. A message lost here
+// is like one lost on the wire: the peer asks again, or asks another.
+func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
+	size := msg.Size()
+	addr := ""
+	if o.caps != nil && o.caps.perAddress.limit > 0 {
+		addr = o.addrOf(p)
+	}
+	if err := o.caps.wait(o.ctx, p, addr, size); err != nil {
+		return ms // the node is closing
+	}
+	ctx, cancel := context.WithTimeout(o.ctx, writeBase+time.Duration(size)*time.Second/minWriteRate)
+	defer cancel()
+	for attempt := 0; attempt < 2; attempt++ {
+		if ms == nil {
+			var err error
+			ms, err = o.BitSwapNetwork.NewMessageSender(ctx, p, &bsnetwork.MessageSenderOpts{
+				MaxRetries: 1, SendTimeout: time.Minute, SendErrorBackoff: time.Millisecond,
+			})
+			if err != nil {
+				return nil
+			}
+		}
+		err := ms.SendMsg(ctx, msg)
+		if err == nil {
+			return ms
+		}
+		_ = ms.Reset()
+		ms = nil
+		// A stream the peer reset (it restarted, say) is worth one more
+		// try; a write that ran out of time is not.
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// forget drops b's kept streams and the box itself. The caller holds o.mu,
+// and b has no writer.
+func (o *outbox) forget(p peer.ID, b *peerBox) {
+	for _, ms := range b.idle {
+		_ = ms.Reset()
+	}
+	b.idle = nil
+	delete(o.boxes, p)
+}
+
+// disconnected is a libp2p network notification: a peer whose last
+// connection closed loses its kept streams once no message is being
+// written to it.
+func (o *outbox) disconnected(net network.Network, conn network.Conn) {
+	p := conn.RemotePeer()
+	if net.Connectedness(p) == network.Connected {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if b := o.boxes[p]; b != nil && b.writers == 0 {
+		o.forget(p, b)
+	}
+}
+
+// close waits for the writers, once the node's context has ended, and
+// resets every kept stream.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.wg.Wait()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for p, b := range o.boxes {
+		o.forget(p, b)
+	}
+}
