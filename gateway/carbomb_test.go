@@ -25,7 +25,7 @@ import (
 // sharedDAG stores a directory depth levels deep whose every level links
 // its one child twice, as "a" and "b": depth+1 distinct blocks, 2^depth
 // paths to the bottom.
-func sharedDAG(t *testing.T, depth int) (blockstore.Blockstore, cid.Cid) {
+func sharedDAG(t testing.TB, depth int) (blockstore.Blockstore, cid.Cid) {
 	t.Helper()
 	ctx := context.Background()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
