@@ -117,6 +117,9 @@ type line struct {
 	perBlock    time.Duration // smoothed time per block delivered
 	roundTrip   time.Duration // least time from asking an idle peer to its block
 	lastBlock   time.Time
+	// late: an ask of it missed its time, and it has answered none
+	// since. Until it does, it is asked only when no other holder is.
+	late bool
 
 	queue []entry
 	wake  chan struct{}
@@ -280,8 +283,9 @@ func (s *scheduler) dispatch() {
 }
 
 // choose returns the holder of w with room that is expected to deliver it
-// soonest, if any, and how many holders are left to ask at all. A lately
-// mute holder is chosen only when no other is left. The caller holds s.mu.
+// soonest, if any, and how many holders are left to ask at all. A holder
+// lately mute, or late with an ask, is chosen only when no other is left.
+// The caller holds s.mu.
 func (s *scheduler) choose(w *want) (*line, int) {
 	var best, bestMuted *line
 	left, others := 0, 0
@@ -290,11 +294,11 @@ func (s *scheduler) choose(w *want) (*line, int) {
 			continue
 		}
 		left++
-		muted := s.guard.isMuted(p)
+		l := s.line(p)
+		muted := l.late || s.guard.isMuted(p)
 		if !muted {
 			others++
 		}
-		l := s.line(p)
 		if l.outstanding >= l.room() {
 			continue
 		}
@@ -329,6 +333,24 @@ func (l *line) eta() time.Duration {
 // another holder is asked as well.
 func (l *line) patience() time.Duration {
 	return min(max(askSlack*(l.eta()+l.roundTrip), askFloor), askCeiling)
+}
+
+// patience is l's patience, except that a holder that has delivered
+// nothing yet is given askSlack times two blocks at the pace of the
+// fastest that has (firstBlockGuess if none has), whatever it was asked
+// since: a peer that claims blocks and sits on them costs a stream about
+// askFloor, not seconds. The caller holds s.mu.
+func (s *scheduler) patience(l *line) time.Duration {
+	if l.roundTrip > 0 {
+		return l.patience()
+	}
+	pace := firstBlockGuess
+	for _, o := range s.lines {
+		if o.roundTrip > 0 {
+			pace = min(pace, o.perBlock)
+		}
+	}
+	return min(max(2*askSlack*pace, askFloor), askCeiling)
 }
 
 func signal(c chan struct{}) {
@@ -494,6 +516,9 @@ func (s *scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 			h.has(p, false)
 		}
 	}
+	if l := s.lines[p]; l != nil && len(dontHaves) > 0 {
+		l.late = false
+	}
 	for _, c := range dontHaves {
 		s.refuse(p, c)
 	}
@@ -522,6 +547,7 @@ func (s *scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 					l.roundTrip = sample
 				}
 				l.perBlock = max((3*l.perBlock+sample)/4, time.Millisecond/10)
+				l.late = false
 			}
 			l.lastBlock = now
 		}
@@ -604,6 +630,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 			// The latest ask missed its time, or the want waited
 			// probeEvery for room: one more holder, and a probe for
 			// new ones.
+			s.missed(w)
 			s.schedule(w, h, true)
 			signal(w.changed)
 		case <-w.changed:
@@ -630,6 +657,26 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 	}
 }
 
+// missed marks late the holder w was last asked of, if that ask is still
+// outstanding: a peer sitting on wants is not handed more while others
+// deliver. Without it, each want the holder let fall to another freed room
+// that the next want filled, and a mute peer held two leaves of every
+// window for their whole patience until it was caught.
+func (s *scheduler) missed(w *want) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var latest peer.ID
+	var at time.Time
+	for p, t := range w.asked {
+		if t.After(at) {
+			latest, at = p, t
+		}
+	}
+	if l := s.lines[latest]; l != nil && !at.IsZero() && time.Since(at) >= s.patience(l) {
+		l.late = true
+	}
+}
+
 // state returns how long the latest ask of w may take (0 if none is
 // outstanding), whether w waits for a holder with room and whether no
 // holder is left.
@@ -645,7 +692,7 @@ func (s *scheduler) state(w *want) (time.Duration, bool, bool) {
 	}
 	var patience time.Duration
 	if l := s.lines[latest]; l != nil {
-		patience = max(l.patience()-time.Since(at), time.Millisecond)
+		patience = max(s.patience(l)-time.Since(at), time.Millisecond)
 	}
 	return patience, w.queued, w.stuck
 }

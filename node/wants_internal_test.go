@@ -294,3 +294,36 @@ func TestSchedulerAsksMutedLast(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSchedulerSkipsLateHolder: once an ask of the fast holder misses its
+// time, the next want goes to the slow one although the fast one has room
+// and is expected sooner; when the fast one delivers, it is asked again.
+func TestSchedulerSkipsLateHolder(t *testing.T) {
+	b := newSchedulerBed(t)
+	blks := testBlocks(3)
+	w0, done0 := b.fetch(t, blks[0], noFallback)
+	if !b.askedOf(w0, b.fast) {
+		t.Fatal("the first want did not go to the fast holder")
+	}
+	b.s.mu.Lock()
+	w0.asked[b.fast] = time.Now().Add(-time.Minute) // its time is long past
+	b.s.mu.Unlock()
+	b.s.missed(w0)
+
+	w1, done1 := b.fetch(t, blks[1], noFallback)
+	if b.askedOf(w1, b.fast) || !b.askedOf(w1, b.slow) {
+		t.Fatalf("after a missed ask: fast asked %v, slow asked %v; want the slow one only", b.askedOf(w1, b.fast), b.askedOf(w1, b.slow))
+	}
+	b.receive(b.fast, []blocks.Block{blks[0]})
+	b.receive(b.slow, []blocks.Block{blks[1]})
+	w2, done2 := b.fetch(t, blks[2], noFallback)
+	if !b.askedOf(w2, b.fast) {
+		t.Fatal("the fast holder delivered and was not asked again")
+	}
+	b.receive(b.fast, []blocks.Block{blks[2]})
+	for _, done := range []<-chan error{done0, done1, done2} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
