@@ -1,6 +1,6 @@
 module github.com/pacman-cdn/pacman
 
-go 1.26.0
+go 1.26.6
 
 require (
 	github.com/caddyserver/caddy/v2 v2.11.9
@@ -17,6 +17,7 @@ require (
 	github.com/ipld/go-ipld-prime v0.24.0
 	github.com/libp2p/go-libp2p v0.51.0
 	github.com/libp2p/go-libp2p-kad-dht v0.42.2
+	github.com/libp2p/go-libp2p-pubsub v0.19.0
 	github.com/libp2p/go-libp2p-routing-helpers v0.7.5
 	github.com/multiformats/go-multiaddr v0.16.1
 	github.com/multiformats/go-multihash v0.2.3

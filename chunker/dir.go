@@ -26,18 +26,55 @@ func ImportDir(ctx context.Context, dag ipld.DAGService, path string, opts ...Op
 	return nd.Cid(), nil
 }
 
-func importDir(ctx context.Context, dag ipld.DAGService, path string, opts []Option) (ipld.Node, error) {
-	entries, err := os.ReadDir(path)
+// Directory stores a UnixFS directory of the named DAGs, which dag must
+// hold, and returns its CID: a directory of content already imported, such
+// as a live event's playlist and segments. It is built as ImportDir builds
+// one.
+func Directory(ctx context.Context, dag ipld.DAGService, entries map[string]cid.Cid) (cid.Cid, error) {
+	dir, err := newDirectory(dag)
 	if err != nil {
-		return nil, fmt.Errorf("reading directory: %w", err)
+		return cid.Undef, err
 	}
+	for name, c := range entries {
+		nd, err := dag.Get(ctx, c)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("reading %s for the directory: %w", name, err)
+		}
+		if err := dir.AddChild(ctx, name, nd); err != nil {
+			return cid.Undef, fmt.Errorf("adding %s: %w", name, err)
+		}
+	}
+	nd, err := dir.GetNode()
+	if err != nil {
+		return cid.Undef, fmt.Errorf("building the directory: %w", err)
+	}
+	if err := dag.Add(ctx, nd); err != nil {
+		return cid.Undef, fmt.Errorf("storing the directory: %w", err)
+	}
+	return nd.Cid(), nil
+}
+
+// newDirectory returns an empty directory of the unixfs-v1-2025 profile.
+func newDirectory(dag ipld.DAGService) (uio.Directory, error) {
 	dir, err := uio.NewDirectory(dag,
 		uio.WithCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}),
 		uio.WithMaxHAMTFanout(256),
 		uio.WithSizeEstimationMode(uio.SizeEstimationBlock),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("creating directory %s: %w", path, err)
+		return nil, fmt.Errorf("creating a directory: %w", err)
+	}
+	return dir, nil
+}
+
+func importDir(ctx context.Context, dag ipld.DAGService, path string, opts []Option) (ipld.Node, error) {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading directory: %w", err)
+	}
+	dir, err := newDirectory(dag)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, e := range entries {
 		child := filepath.Join(path, e.Name())

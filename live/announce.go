@@ -1,0 +1,115 @@
+// Package live relays live HLS events: a publisher imports each segment an
+// encoder PUTs and announces it, signed with its node key, on a gossipsub
+// topic; every edge that trusts the key checks the announcement, fetches
+// the segment at once and builds the event's playlist itself, holding
+// blocking playlist reloads (LL-HLS) until the next segment is there.
+package live
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// validName is a stream name: it goes into topics, URLs and file names.
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidName reports whether name may name a stream.
+func ValidName(name string) bool { return validName.MatchString(name) }
+
+// Announcement is what a publisher says of a stream: a segment, or the end
+// of the event.
+type Announcement struct {
+	Stream string `json:"stream"`
+	// Seq is the segment's media sequence number: it only grows, across
+	// encoder and publisher restarts.
+	Seq uint64 `json:"seq"`
+	// CID is the segment's UnixFS file.
+	CID cid.Cid `json:"cid"`
+	// Duration is the segment's length in seconds.
+	Duration float64 `json:"duration"`
+	// Ext is the segment's file extension, ".ts" or ".m4s".
+	Ext string `json:"ext"`
+	// Discontinuity marks a segment after which timestamps or encoding
+	// change: the encoder restarted.
+	Discontinuity bool `json:"discontinuity,omitempty"`
+	// ProgramDateTime is the wall-clock time of the segment's first
+	// frame, if the encoder said.
+	ProgramDateTime time.Time `json:"program_date_time,omitzero"`
+	// At is when the publisher announced it; old announcements replayed
+	// later are refused by it.
+	At time.Time `json:"at"`
+	// End, with VOD, ends the event: VOD is the directory holding its
+	// playlist and every segment. Seq is then the last segment's.
+	End bool    `json:"end,omitempty"`
+	VOD cid.Cid `json:"vod,omitzero"`
+}
+
+// Signed is an announcement as it travels: its JSON, the publisher's peer
+// ID and the publisher's signature of the JSON.
+type Signed struct {
+	Payload []byte  `json:"payload"`
+	From    peer.ID `json:"from"`
+	Sig     []byte  `json:"sig"`
+}
+
+// Sign encodes a and signs it with key.
+func Sign(key crypto.PrivKey, a Announcement) (Signed, error) {
+	payload, err := json.Marshal(a)
+	if err != nil {
+		return Signed{}, fmt.Errorf("encoding announcement: %w", err)
+	}
+	from, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return Signed{}, fmt.Errorf("deriving the publisher's peer ID: %w", err)
+	}
+	sig, err := key.Sign(payload)
+	if err != nil {
+		return Signed{}, fmt.Errorf("signing announcement: %w", err)
+	}
+	return Signed{Payload: payload, From: from, Sig: sig}, nil
+}
+
+// Errors of Verify and Streams.Accept; each is counted apart.
+var (
+	ErrUntrusted = errors.New("announcement from a key not trusted")
+	ErrForged    = errors.New("announcement signature does not verify")
+	ErrMalformed = errors.New("announcement is malformed")
+	ErrStale     = errors.New("announcement is too old")
+	ErrKnown     = errors.New("announcement already known")
+)
+
+// Verify checks that s comes from a trusted key and is signed by it, and
+// returns the announcement.
+func Verify(s Signed, trusted func(peer.ID) bool) (Announcement, error) {
+	if !trusted(s.From) {
+		return Announcement{}, fmt.Errorf("%w: %s", ErrUntrusted, s.From)
+	}
+	pub, err := s.From.ExtractPublicKey()
+	if err != nil {
+		return Announcement{}, fmt.Errorf("%w: no public key in %s: %v", ErrForged, s.From, err)
+	}
+	ok, err := pub.Verify(s.Payload, s.Sig)
+	if err != nil || !ok {
+		return Announcement{}, fmt.Errorf("%w: from %s", ErrForged, s.From)
+	}
+	var a Announcement
+	if err := json.Unmarshal(s.Payload, &a); err != nil {
+		return Announcement{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch {
+	case !ValidName(a.Stream):
+		return a, fmt.Errorf("%w: stream name %q", ErrMalformed, a.Stream)
+	case a.End && !a.VOD.Defined():
+		return a, fmt.Errorf("%w: an end without its VOD", ErrMalformed)
+	case !a.End && (!a.CID.Defined() || a.Duration <= 0 || a.Duration > 60 || (a.Ext != ".ts" && a.Ext != ".m4s")):
+		return a, fmt.Errorf("%w: segment %d of %s", ErrMalformed, a.Seq, a.Stream)
+	}
+	return a, nil
+}

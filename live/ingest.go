@@ -1,0 +1,294 @@
+package live
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"go.uber.org/zap"
+)
+
+const (
+	// maxPlaylistSize bounds an encoder's playlist.
+	maxPlaylistSize = 1 << 20
+	// keptUploads bounds the segments uploaded and not yet listed by
+	// the encoder, per stream.
+	keptUploads = 64
+	// maxEventSegments bounds the segments an event's recording holds.
+	maxEventSegments = 1 << 17
+	// syncTimeout is how long a publisher starting a stream asks its
+	// peers where the stream stands, so that a restarted publisher
+	// continues its sequence.
+	syncTimeout = 3 * time.Second
+)
+
+// Token lets an encoder publish: to every stream, or only to Streams.
+type Token struct {
+	Secret  string
+	Streams []string
+}
+
+// Importer stores a file and returns its UnixFS CID.
+type Importer func(ctx context.Context, r io.Reader) (cid.Cid, error)
+
+// Directory stores a UnixFS directory of the named DAGs.
+type Directory func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error)
+
+// Ingest takes a live HLS stream from an encoder over HTTP PUT, as
+// ffmpeg's HLS muxer sends it with -method PUT: segments, then the
+// playlist naming them, under {prefix}/{stream}/. Each segment the
+// playlist lists anew is announced with the next sequence number; at
+// #EXT-X-ENDLIST, or on DELETE of the playlist, the event becomes one
+// directory (its playlist and every segment) and its end is announced.
+type Ingest struct {
+	Relay          *Relay
+	Import         Importer
+	Directory      Directory
+	Tokens         []Token
+	MaxSegmentSize int64
+	Log            *zap.Logger
+
+	mu   sync.Mutex // guards pubs
+	pubs map[string]*publication
+}
+
+// publication is one stream as its encoder sends it.
+type publication struct {
+	mu       sync.Mutex
+	synced   bool
+	uploads  map[string]cid.Cid // segments uploaded, not yet listed
+	order    []string           // uploads' names, oldest first
+	lastEnc  int64              // the encoder's last sequence announced; -1 before
+	nextSeq  uint64
+	discont  bool // the next segment follows a restart
+	segments []Announcement
+	ended    bool
+}
+
+// ServeHTTP implements http.Handler.
+func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	dir, file := path.Split(path.Clean(r.URL.Path))
+	if strings.HasSuffix(r.URL.Path, "/") {
+		dir, file = path.Clean(r.URL.Path)+"/", ""
+	}
+	stream := path.Base(dir)
+	if !ValidName(stream) {
+		http.Error(w, "stream names are 1 to 64 of A-Z, a-z, 0-9, _ and -", http.StatusBadRequest)
+		return
+	}
+	if status, msg := in.authorize(r, stream); status != 0 {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pacman live ingest"`)
+		}
+		http.Error(w, msg, status)
+		return
+	}
+	ext := path.Ext(file)
+	switch {
+	case r.Method == http.MethodPut || r.Method == http.MethodPost:
+	case r.Method == http.MethodDelete && (file == "" || ext == ".m3u8"):
+		in.end(w, r, stream)
+		return
+	case r.Method == http.MethodDelete:
+		// Encoders delete segments that left their window; the event
+		// keeps them.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "PUT, POST, DELETE")
+		http.Error(w, "the ingest route takes PUT, POST and DELETE", http.StatusMethodNotAllowed)
+		return
+	}
+	switch ext {
+	case ".m3u8":
+		in.playlist(w, r, stream)
+	case ".ts", ".m4s":
+		in.segment(w, r, stream, file)
+	default:
+		http.Error(w, fmt.Sprintf("%q: only .m3u8 playlists and .ts or .m4s segments are taken", file), http.StatusUnsupportedMediaType)
+	}
+}
+
+// authorize returns 0 when r's bearer token may publish stream, or the
+// status and message of a refusal.
+func (in *Ingest) authorize(r *http.Request, stream string) (int, string) {
+	auth := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || secret == "" {
+		return http.StatusUnauthorized, "publishing needs Authorization: Bearer <token>"
+	}
+	for _, t := range in.Tokens {
+		if subtle.ConstantTimeCompare([]byte(secret), []byte(t.Secret)) == 1 {
+			if len(t.Streams) == 0 || slices.Contains(t.Streams, stream) {
+				return 0, ""
+			}
+			return http.StatusForbidden, fmt.Sprintf("this token may not publish stream %q", stream)
+		}
+	}
+	return http.StatusUnauthorized, "unknown token"
+}
+
+func (in *Ingest) publication(ctx context.Context, stream string) *publication {
+	in.mu.Lock()
+	if in.pubs == nil {
+		in.pubs = map[string]*publication{}
+	}
+	p := in.pubs[stream]
+	if p == nil {
+		p = &publication{uploads: map[string]cid.Cid{}, lastEnc: -1}
+		in.pubs[stream] = p
+	}
+	in.mu.Unlock()
+	p.mu.Lock()
+	if !p.synced {
+		// A restarted publisher learns the stream's last sequence
+		// number from its peers and goes on after it.
+		sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+		in.Relay.Sync(sctx, stream)
+		cancel()
+		if last, ok := in.Relay.Streams().Last(stream); ok {
+			p.nextSeq, p.discont = last+1, true
+		}
+		p.synced = true
+	}
+	return p // locked
+}
+
+// segment imports one uploaded segment.
+func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file string) {
+	body := http.MaxBytesReader(w, r.Body, in.MaxSegmentSize)
+	c, err := in.Import(r.Context(), body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, fmt.Sprintf("a segment may have at most %d bytes", in.MaxSegmentSize), http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
+		in.Log.Warn("importing a live segment", zap.String("stream", stream), zap.String("file", file), zap.Error(err))
+		http.Error(w, "importing the segment failed", http.StatusInternalServerError)
+		return
+	}
+	p := in.publication(r.Context(), stream)
+	defer p.mu.Unlock()
+	if p.ended {
+		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+		return
+	}
+	if _, ok := p.uploads[file]; !ok {
+		p.order = append(p.order, file)
+	}
+	p.uploads[file] = c
+	for len(p.order) > keptUploads {
+		delete(p.uploads, p.order[0])
+		p.order = p.order[1:]
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// playlist announces the segments an encoder's playlist lists anew.
+func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPlaylistSize))
+	if err != nil {
+		http.Error(w, fmt.Sprintf("a playlist may have at most %d bytes", maxPlaylistSize), http.StatusRequestEntityTooLarge)
+		return
+	}
+	pl, err := parseEncoderPlaylist(data)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p := in.publication(r.Context(), stream)
+	defer p.mu.Unlock()
+	if p.ended {
+		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+		return
+	}
+	if n := len(pl.entries); n > 0 && int64(pl.entries[n-1].seq) < p.lastEnc {
+		// The encoder's sequence went back: it restarted.
+		p.lastEnc, p.discont = int64(pl.entries[0].seq)-1, true
+	}
+	for _, e := range pl.entries {
+		if int64(e.seq) <= p.lastEnc {
+			continue
+		}
+		name := path.Base(e.uri)
+		c, ok := p.uploads[name]
+		if !ok {
+			break // not uploaded yet: a later playlist lists it again
+		}
+		a := Announcement{
+			Stream: stream, Seq: p.nextSeq, CID: c, Duration: e.duration, Ext: path.Ext(name),
+			Discontinuity: p.discont || e.discontinuity, ProgramDateTime: e.pdt,
+		}
+		if err := in.Relay.Publish(r.Context(), a); err != nil {
+			in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
+			http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
+			return
+		}
+		delete(p.uploads, name)
+		p.lastEnc, p.discont = int64(e.seq), false
+		p.nextSeq++
+		if len(p.segments) < maxEventSegments {
+			p.segments = append(p.segments, a)
+		}
+	}
+	if pl.ended {
+		if err := in.finish(r.Context(), stream, p); err != nil {
+			in.Log.Error("ending a live stream", zap.String("stream", stream), zap.Error(err))
+			http.Error(w, "ending the stream failed", http.StatusInternalServerError)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// end ends a stream on DELETE.
+func (in *Ingest) end(w http.ResponseWriter, r *http.Request, stream string) {
+	p := in.publication(r.Context(), stream)
+	defer p.mu.Unlock()
+	if !p.ended {
+		if err := in.finish(r.Context(), stream, p); err != nil {
+			in.Log.Error("ending a live stream", zap.String("stream", stream), zap.Error(err))
+			http.Error(w, "ending the stream failed", http.StatusInternalServerError)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// finish stores the event as one directory and announces its end. The
+// caller holds p.mu.
+func (in *Ingest) finish(ctx context.Context, stream string, p *publication) error {
+	if len(p.segments) == 0 {
+		return fmt.Errorf("stream %q has no segment to keep", stream)
+	}
+	playlist, _ := render(p.segments, kindVOD)
+	pc, err := in.Import(ctx, strings.NewReader(string(playlist)))
+	if err != nil {
+		return fmt.Errorf("storing the event's playlist: %w", err)
+	}
+	entries := map[string]cid.Cid{"index.m3u8": pc}
+	for _, a := range p.segments {
+		entries[SegmentName(a)] = a.CID
+	}
+	vod, err := in.Directory(ctx, entries)
+	if err != nil {
+		return err
+	}
+	last := p.segments[len(p.segments)-1]
+	if err := in.Relay.Publish(ctx, Announcement{Stream: stream, Seq: last.Seq, End: true, VOD: vod}); err != nil {
+		return err
+	}
+	p.ended = true
+	in.Log.Info("live stream ended", zap.String("stream", stream), zap.Int("segments", len(p.segments)), zap.Stringer("vod", vod))
+	return nil
+}

@@ -1,0 +1,411 @@
+package live
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap"
+)
+
+const (
+	// directoryTopic carries every announcement of every stream, so a
+	// node learns of a stream it does not follow yet and joins it.
+	directoryTopic = "/pacman/live/1/streams"
+	// windowProtocol answers a stream's name with the signed
+	// announcements of its last windowShared segments.
+	windowProtocol = protocol.ID("/pacman/live/window/1.0.0")
+	windowShared   = 32
+	// maxWindowAnswer bounds a window answer's bytes.
+	maxWindowAnswer = 1 << 20
+	// windowTimeout bounds asking one peer for a window.
+	windowTimeout = 3 * time.Second
+	// prefetchTimeout is how long a segment is fetched before it is
+	// listed anyway, for players to fetch through the gateway.
+	prefetchTimeout = 10 * time.Second
+	// prefetches bounds the segments fetched at once.
+	prefetches = 8
+)
+
+// topicOf is the gossipsub topic of one stream's announcements.
+func topicOf(stream string) string { return "/pacman/live/1/stream/" + stream }
+
+// Observer learns what the relay does, for metrics. Its methods must be
+// quick.
+type Observer interface {
+	// Held: the node holds a segment of stream, since after it was
+	// announced.
+	Held(stream string, since time.Duration)
+	// Dropped: an announcement was refused, for reason (untrusted,
+	// forged, malformed, stale, replayed).
+	Dropped(reason string)
+}
+
+// Fetcher makes a segment's blocks local.
+type Fetcher func(ctx context.Context, a Announcement) error
+
+// Relay follows live streams over gossipsub: it checks every announcement
+// against the trusted keys, records it, fetches the segment at once and
+// relays the announcement on. A node that joins a stream late asks its
+// peers for the window. The same relay publishes a publisher's segments.
+type Relay struct {
+	host    host.Host
+	ps      *pubsub.PubSub
+	key     crypto.PrivKey
+	streams *Streams
+	fetch   Fetcher
+	obs     Observer
+	log     *zap.Logger
+	trusted atomic.Pointer[map[peer.ID]bool]
+
+	ctx    context.Context // ends when the relay closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	slots  chan struct{} // a token per prefetch
+
+	mu     sync.Mutex // guards topics
+	topics map[string]*pubsub.Topic
+	dir    *pubsub.Topic
+
+	notifee network.Notifiee
+
+	bgMu   sync.Mutex // guards closed, so no goroutine starts after Close waits
+	closed bool
+}
+
+// spawn runs f in the background unless the relay is closing.
+func (r *Relay) spawn(f func()) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if !r.closed {
+		r.wg.Go(f)
+	}
+}
+
+// NewRelay starts gossipsub on h and follows the stream directory.
+func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log *zap.Logger) (*Relay, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(ctx, h)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting gossipsub: %w", err)
+	}
+	r := &Relay{
+		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log,
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches), topics: map[string]*pubsub.Topic{},
+	}
+	r.SetTrusted(nil)
+	if err := ps.RegisterTopicValidator(directoryTopic, r.validateDirectory); err != nil {
+		cancel()
+		return nil, fmt.Errorf("validating the stream directory: %w", err)
+	}
+	if r.dir, err = ps.Join(directoryTopic); err != nil {
+		cancel()
+		return nil, fmt.Errorf("joining the stream directory: %w", err)
+	}
+	sub, err := r.dir.Subscribe()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("following the stream directory: %w", err)
+	}
+	r.spawn(func() { r.drain(sub) })
+	h.SetStreamHandler(windowProtocol, r.serveWindow)
+	r.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		r.spawn(func() { r.catchUp(c.RemotePeer()) })
+	}}
+	h.Network().Notify(r.notifee)
+	return r, nil
+}
+
+// catchUp asks a peer that just connected for the window of every stream
+// followed: it may have segments announced while the two were apart.
+func (r *Relay) catchUp(p peer.ID) {
+	r.mu.Lock()
+	streams := make([]string, 0, len(r.topics))
+	for s := range r.topics {
+		streams = append(streams, s)
+	}
+	r.mu.Unlock()
+	for _, s := range streams {
+		r.askPeer(r.ctx, p, s)
+	}
+}
+
+// SetTrusted sets the publishers whose announcements are accepted; the
+// relay's own key is always trusted.
+func (r *Relay) SetTrusted(ids []peer.ID) {
+	m := map[peer.ID]bool{r.host.ID(): true}
+	for _, id := range ids {
+		m[id] = true
+	}
+	r.trusted.Store(&m)
+}
+
+func (r *Relay) isTrusted(p peer.ID) bool { return (*r.trusted.Load())[p] }
+
+// Streams returns what the relay knows of its streams.
+func (r *Relay) Streams() *Streams { return r.streams }
+
+// Close stops following streams.
+func (r *Relay) Close() error {
+	r.host.RemoveStreamHandler(windowProtocol)
+	r.host.Network().StopNotify(r.notifee)
+	r.cancel()
+	r.bgMu.Lock()
+	r.closed = true
+	r.bgMu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+// drain reads sub until the relay closes: validators did the work.
+func (r *Relay) drain(sub *pubsub.Subscription) {
+	defer sub.Cancel()
+	for {
+		if _, err := sub.Next(r.ctx); err != nil {
+			return
+		}
+	}
+}
+
+// verify decodes and checks a message's announcement, counting refusals.
+func (r *Relay) verify(data []byte) (Announcement, Signed, bool) {
+	var s Signed
+	if err := json.Unmarshal(data, &s); err != nil {
+		r.obs.Dropped("malformed")
+		return Announcement{}, s, false
+	}
+	a, err := Verify(s, r.isTrusted)
+	if err != nil {
+		r.obs.Dropped(reason(err))
+		r.log.Debug("refusing a live announcement", zap.Error(err))
+		return a, s, false
+	}
+	return a, s, true
+}
+
+func reason(err error) string {
+	switch {
+	case errors.Is(err, ErrUntrusted):
+		return "untrusted"
+	case errors.Is(err, ErrForged):
+		return "forged"
+	case errors.Is(err, ErrStale):
+		return "stale"
+	case errors.Is(err, ErrKnown):
+		return "replayed"
+	}
+	return "malformed"
+}
+
+// validateDirectory joins the streams announced in the directory.
+func (r *Relay) validateDirectory(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	a, _, ok := r.verify(msg.Data)
+	if !ok {
+		return pubsub.ValidationReject
+	}
+	if time.Since(a.At) > maxAge {
+		return pubsub.ValidationIgnore
+	}
+	if err := r.Join(a.Stream); err != nil {
+		r.log.Warn("joining a live stream", zap.String("stream", a.Stream), zap.Error(err))
+	}
+	return pubsub.ValidationAccept
+}
+
+// validateStream records a stream's announcement and fetches its segment;
+// only new announcements are relayed on.
+func (r *Relay) validateStream(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	a, s, ok := r.verify(msg.Data)
+	if !ok {
+		return pubsub.ValidationReject
+	}
+	if !r.accept(a, s, true) {
+		return pubsub.ValidationIgnore
+	}
+	return pubsub.ValidationAccept
+}
+
+// accept records a verified announcement and starts fetching its segment.
+// One already known counts as a replay only if countKnown: windows from
+// several peers overlap.
+func (r *Relay) accept(a Announcement, s Signed, countKnown bool) bool {
+	if err := r.streams.Accept(a, s, time.Now()); err != nil {
+		if countKnown || !errors.Is(err, ErrKnown) {
+			r.obs.Dropped(reason(err))
+		}
+		return false
+	}
+	if a.End {
+		return true
+	}
+	r.spawn(func() { r.prefetch(a) })
+	return true
+}
+
+// prefetch makes a's segment local, then lists it.
+func (r *Relay) prefetch(a Announcement) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-r.ctx.Done():
+		return
+	}
+	defer func() { <-r.slots }()
+	ctx, cancel := context.WithTimeout(r.ctx, prefetchTimeout)
+	defer cancel()
+	if err := r.fetch(ctx, a); err != nil {
+		r.log.Warn("fetching a live segment; listing it anyway", zap.String("stream", a.Stream), zap.Uint64("seq", a.Seq), zap.Error(err))
+	} else {
+		r.obs.Held(a.Stream, time.Since(a.At))
+	}
+	r.streams.Ready(a.Stream, a.Seq)
+}
+
+// Join follows stream: its announcements are checked, recorded, fetched
+// and relayed from now on, and its current window is asked of the peers.
+// Joining again does nothing.
+func (r *Relay) Join(stream string) error {
+	_, err := r.topic(stream)
+	return err
+}
+
+func (r *Relay) topic(stream string) (*pubsub.Topic, error) {
+	if !ValidName(stream) {
+		return nil, fmt.Errorf("%q is not a stream name", stream)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := r.topics[stream]; t != nil {
+		return t, nil
+	}
+	name := topicOf(stream)
+	if err := r.ps.RegisterTopicValidator(name, r.validateStream); err != nil {
+		return nil, fmt.Errorf("validating stream %s: %w", stream, err)
+	}
+	t, err := r.ps.Join(name)
+	if err != nil {
+		return nil, fmt.Errorf("joining stream %s: %w", stream, err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("following stream %s: %w", stream, err)
+	}
+	r.topics[stream] = t
+	r.spawn(func() { r.drain(sub) })
+	r.spawn(func() { r.askWindow(r.ctx, stream) })
+	return t, nil
+}
+
+// Sync joins stream and asks the connected peers for its window, returning
+// once they answered or ctx ended.
+func (r *Relay) Sync(ctx context.Context, stream string) {
+	if r.Join(stream) == nil {
+		r.askWindow(ctx, stream)
+	}
+}
+
+// Publish signs a and sends it to the stream's followers and the
+// directory; the relay records it like any other.
+func (r *Relay) Publish(ctx context.Context, a Announcement) error {
+	t, err := r.topic(a.Stream)
+	if err != nil {
+		return err
+	}
+	a.At = time.Now()
+	s, err := Sign(r.key, a)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding announcement: %w", err)
+	}
+	if err := t.Publish(ctx, data); err != nil {
+		return fmt.Errorf("announcing segment %d of %s: %w", a.Seq, a.Stream, err)
+	}
+	if err := r.dir.Publish(ctx, data); err != nil {
+		return fmt.Errorf("announcing %s in the directory: %w", a.Stream, err)
+	}
+	return nil
+}
+
+// serveWindow answers a stream name with its last announcements.
+func (r *Relay) serveWindow(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(windowTimeout))
+	line, err := bufio.NewReader(io.LimitReader(s, 80)).ReadString('\n')
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	stream := line[:len(line)-1]
+	if !ValidName(stream) {
+		_ = s.Reset()
+		return
+	}
+	_ = json.NewEncoder(s).Encode(r.streams.Signed(stream, windowShared))
+}
+
+// askWindow asks every connected peer for stream's window at once and
+// accepts what verifies.
+func (r *Relay) askWindow(ctx context.Context, stream string) {
+	var wg sync.WaitGroup
+	for _, p := range r.host.Network().Peers() {
+		wg.Go(func() { r.askPeer(ctx, p, stream) })
+	}
+	wg.Wait()
+}
+
+// askPeer asks p for stream's window and accepts what verifies.
+func (r *Relay) askPeer(ctx context.Context, p peer.ID, stream string) {
+	ctx, cancel := context.WithTimeout(ctx, windowTimeout)
+	defer cancel()
+	got, err := r.window(ctx, p, stream)
+	if err != nil {
+		r.log.Debug("asking a peer for a live window", zap.Stringer("peer", p), zap.Error(err))
+		return
+	}
+	for _, s := range got {
+		a, err := Verify(s, r.isTrusted)
+		if err != nil || a.Stream != stream {
+			r.obs.Dropped(reason(err))
+			continue
+		}
+		r.accept(a, s, false)
+	}
+}
+
+// window asks p for stream's window.
+func (r *Relay) window(ctx context.Context, p peer.ID, stream string) ([]Signed, error) {
+	s, err := r.host.NewStream(ctx, p, windowProtocol)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(s, stream+"\n"); err != nil {
+		return nil, err
+	}
+	var got []Signed
+	if err := json.NewDecoder(io.LimitReader(s, maxWindowAnswer)).Decode(&got); err != nil {
+		return nil, fmt.Errorf("reading the window: %w", err)
+	}
+	if len(got) > windowShared+1 {
+		got = got[len(got)-windowShared-1:]
+	}
+	return got, nil
+}

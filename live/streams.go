@@ -1,0 +1,324 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+const (
+	// maxHistory bounds the segments kept of one stream: a day of 2 s
+	// segments is 43 200, this is over two hours of them.
+	maxHistory = 4096
+	// maxAge is how old an announcement may be when it arrives.
+	maxAge = 10 * time.Minute
+	// maxStreams bounds the streams kept; past it, the one announced
+	// least recently is forgotten.
+	maxStreams = 1024
+)
+
+// Streams is what a node knows of the live streams it follows: each one's
+// verified announcements, in order, and which segments it holds.
+type Streams struct {
+	mu      sync.Mutex // guards streams
+	streams map[string]*stream
+}
+
+// stream is one event as announced.
+type stream struct {
+	segs    []*segment // ascending Seq, contiguous or not
+	end     *Announcement
+	signed  map[uint64]Signed // by Seq, for peers joining late
+	endSig  *Signed
+	last    time.Time     // an announcement last arrived
+	changed chan struct{} // closed, and replaced, on every change
+}
+
+// segment is one announced segment, and whether the node holds it.
+type segment struct {
+	Announcement
+	ready bool
+}
+
+// NewStreams returns an empty set of streams.
+func NewStreams() *Streams { return &Streams{streams: map[string]*stream{}} }
+
+func (s *Streams) get(name string) *stream {
+	st := s.streams[name]
+	if st == nil {
+		if len(s.streams) >= maxStreams {
+			s.forgetOldest()
+		}
+		st = &stream{signed: map[uint64]Signed{}, changed: make(chan struct{})}
+		s.streams[name] = st
+	}
+	return st
+}
+
+func (s *Streams) forgetOldest() {
+	var oldest string
+	var at time.Time
+	for name, st := range s.streams {
+		if oldest == "" || st.last.Before(at) {
+			oldest, at = name, st.last
+		}
+	}
+	delete(s.streams, oldest)
+}
+
+// Accept records a verified announcement, signed as sig. It refuses
+// announcements older than maxAge, ones for a sequence number already
+// announced (replays, or a second CID for one segment) and ones below the
+// kept history, with ErrStale or ErrKnown.
+func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
+	if now.Sub(a.At) > maxAge {
+		return fmt.Errorf("%w: announced %v ago", ErrStale, now.Sub(a.At).Round(time.Second))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.get(a.Stream)
+	if a.End {
+		if st.end != nil {
+			return ErrKnown
+		}
+		st.end, st.endSig = &a, &sig
+		st.touch(now)
+		return nil
+	}
+	if st.end != nil && a.Seq > st.end.Seq {
+		return fmt.Errorf("%w: segment %d after the end", ErrStale, a.Seq)
+	}
+	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= a.Seq })
+	if i < len(st.segs) && st.segs[i].Seq == a.Seq {
+		return ErrKnown
+	}
+	if i == 0 && len(st.segs) >= maxHistory {
+		return fmt.Errorf("%w: segment %d is before the history kept", ErrStale, a.Seq)
+	}
+	st.segs = append(st.segs, nil)
+	copy(st.segs[i+1:], st.segs[i:])
+	st.segs[i] = &segment{Announcement: a}
+	st.signed[a.Seq] = sig
+	if len(st.segs) > maxHistory {
+		delete(st.signed, st.segs[0].Seq)
+		st.segs[0] = nil
+		st.segs = st.segs[1:]
+	}
+	st.touch(now)
+	return nil
+}
+
+func (st *stream) touch(now time.Time) {
+	st.last = now
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+// Ready marks segment seq of stream as held (or given up on): it is listed
+// from now on.
+func (s *Streams) Ready(name string, seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return
+	}
+	for _, seg := range st.segs {
+		if seg.Seq == seq && !seg.ready {
+			seg.ready = true
+			st.touch(time.Now())
+		}
+	}
+}
+
+// listed returns the segments listed: those held, up to the first not held
+// yet after the first held. The caller holds s.mu.
+func (st *stream) listed() []*segment {
+	start := 0
+	for start < len(st.segs) && !st.segs[start].ready {
+		start++
+	}
+	end := start
+	for end < len(st.segs) && st.segs[end].ready {
+		end++
+	}
+	return st.segs[start:end]
+}
+
+// Segment returns the CID of segment seq of stream, if announced.
+func (s *Streams) Segment(name string, seq uint64) (cid.Cid, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return cid.Undef, false
+	}
+	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= seq })
+	if i < len(st.segs) && st.segs[i].Seq == seq {
+		return st.segs[i].CID, true
+	}
+	return cid.Undef, false
+}
+
+// Signed returns the signed announcements of stream's last n segments and
+// its end, for a peer joining late.
+func (s *Streams) Signed(name string, n int) []Signed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return nil
+	}
+	var out []Signed
+	for _, seg := range st.segs[max(len(st.segs)-n, 0):] {
+		out = append(out, st.signed[seg.Seq])
+	}
+	if st.endSig != nil {
+		out = append(out, *st.endSig)
+	}
+	return out
+}
+
+// Info is a stream's state, for status pages.
+type Info struct {
+	Stream  string `json:"stream"`
+	LastSeq uint64 `json:"last_seq"`
+	Ended   bool   `json:"ended"`
+}
+
+// List returns the streams known, by name.
+func (s *Streams) List() []Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Info, 0, len(s.streams))
+	for name, st := range s.streams {
+		i := Info{Stream: name, Ended: st.end != nil}
+		if n := len(st.segs); n > 0 {
+			i.LastSeq = st.segs[n-1].Seq
+		}
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Stream < out[b].Stream })
+	return out
+}
+
+// Playlist options.
+type PlaylistOptions struct {
+	// Window is how many segments a live playlist lists.
+	Window int
+	// History lists every segment kept (EXT-X-PLAYLIST-TYPE:EVENT)
+	// instead of a window.
+	History bool
+}
+
+// Playlist renders stream's media playlist, listing segments as
+// "{seq}{ext}" relative to it; ok is false while no segment of it is
+// held.
+func (s *Streams) Playlist(name string, o PlaylistOptions) (playlist []byte, target time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return nil, 0, false
+	}
+	segs := st.listed()
+	ended := st.end != nil && len(segs) > 0 && segs[len(segs)-1].Seq == st.end.Seq
+	if len(segs) == 0 {
+		return nil, 0, false
+	}
+	if !o.History && !ended && len(segs) > o.Window {
+		segs = segs[len(segs)-o.Window:]
+	}
+	list := make([]Announcement, len(segs))
+	for i, seg := range segs {
+		list[i] = seg.Announcement
+	}
+	kind := kindLive
+	switch {
+	case ended:
+		kind = kindEnded
+	case o.History:
+		kind = kindEvent
+	}
+	playlist, target = render(list, kind)
+	return playlist, target, true
+}
+
+// Next is the media sequence number a blocking reload of stream may wait
+// for: one past the last listed. ok is false when the stream has ended or
+// lists nothing.
+func (s *Streams) Next(name string) (next uint64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return 0, false
+	}
+	segs := st.listed()
+	if len(segs) == 0 || st.end != nil && segs[len(segs)-1].Seq == st.end.Seq {
+		return 0, false
+	}
+	return segs[len(segs)-1].Seq + 1, true
+}
+
+// errUnknown says a stream has never been announced.
+var errUnknown = errors.New("no such live stream")
+
+// Wait returns once stream lists segment seq, or has ended, or ctx ends.
+func (s *Streams) Wait(ctx context.Context, name string, seq uint64) error {
+	for {
+		s.mu.Lock()
+		st := s.streams[name]
+		if st == nil {
+			s.mu.Unlock()
+			return errUnknown
+		}
+		segs := st.listed()
+		done := st.end != nil || len(segs) > 0 && segs[len(segs)-1].Seq >= seq
+		changed := st.changed
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Last returns the highest sequence number announced for stream, and
+// whether any was.
+func (s *Streams) Last(name string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil || len(st.segs) == 0 {
+		return 0, false
+	}
+	return st.segs[len(st.segs)-1].Seq, true
+}
+
+// Known reports whether stream was ever announced.
+func (s *Streams) Known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams[name] != nil
+}
+
+// End returns the stream's VOD directory, once it has ended.
+func (s *Streams) End(name string) (cid.Cid, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil || st.end == nil {
+		return cid.Undef, false
+	}
+	return st.end.VOD, true
+}

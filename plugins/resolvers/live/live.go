@@ -1,0 +1,126 @@
+// Package live is the pacman.resolvers.live module: GET
+// {prefix}{stream}/index.m3u8 serves a live stream's playlist, built on
+// this node from the verified announcements it relays, and
+// {prefix}{stream}/{seq}.ts its segments, which the node fetched as soon as
+// they were announced.
+package live
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/live"
+)
+
+// segmentTTL is how long a segment may be cached: its URL never names
+// other bytes.
+const segmentTTL = 365 * 24 * time.Hour
+
+// Keeper stores a block the node made, such as a rendered playlist.
+type Keeper func(ctx context.Context, blk blocks.Block) error
+
+// Options are a resolver's settings.
+type Options struct {
+	// Prefix is the URL path the streams are under, ending in "/".
+	Prefix string
+	// Playlist says how playlists are rendered.
+	Playlist live.PlaylistOptions
+	// MaxHold bounds how long a blocking playlist reload (_HLS_msn) is
+	// held, in target durations; 3 per RFC 8216bis §6.2.5.2.
+	MaxHold int
+}
+
+// Streams resolves live stream URLs over a relay's streams.
+type Streams struct {
+	relay *live.Relay
+	keep  Keeper
+	o     Options
+}
+
+// New returns the resolver of o over relay; keep stores playlists.
+func New(relay *live.Relay, keep Keeper, o Options) *Streams {
+	return &Streams{relay: relay, keep: keep, o: o}
+}
+
+// Resolve implements gateway.Resolver.
+func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
+	rest, ok := strings.CutPrefix(r.URL.Path, s.o.Prefix)
+	if !ok {
+		return gateway.Content{}, false, nil
+	}
+	name, file, ok := strings.Cut(rest, "/")
+	if !ok || strings.Contains(file, "/") || !live.ValidName(name) {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "live URLs are "+s.o.Prefix+"{stream}/index.m3u8 and the segments it lists")
+	}
+	if err := s.relay.Join(name); err != nil {
+		return gateway.Content{}, true, err
+	}
+	if file == "index.m3u8" {
+		return s.playlist(r, name)
+	}
+	seq, err := strconv.ParseUint(strings.TrimSuffix(file, path.Ext(file)), 10, 64)
+	if err != nil {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("%q is not a segment of stream %s", file, name))
+	}
+	c, ok := s.relay.Streams().Segment(name, seq)
+	if !ok {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no segment %d", name, seq))
+	}
+	return gateway.Content{Root: c, TTL: segmentTTL}, true, nil
+}
+
+// playlist resolves a stream's playlist, holding a blocking reload until
+// the segment it asks for is listed.
+func (s *Streams) playlist(r *http.Request, name string) (gateway.Content, bool, error) {
+	streams := s.relay.Streams()
+	if msn := r.URL.Query().Get("_HLS_msn"); msn != "" {
+		want, err := strconv.ParseUint(msn, 10, 64)
+		if err != nil {
+			return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_msn must be a media sequence number")
+		}
+		if next, ok := streams.Next(name); ok {
+			// §6.2.5.2: more than two segments ahead of the last is
+			// a client error.
+			if want > next+1 {
+				return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, fmt.Sprintf("_HLS_msn %d is more than two segments past the last, %d", want, next-1))
+			}
+			_, target, _ := streams.Playlist(name, s.o.Playlist)
+			ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.o.MaxHold)*target)
+			err := streams.Wait(ctx, name, want)
+			cancel()
+			if err != nil && r.Context().Err() == nil {
+				return gateway.Content{}, true, gateway.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("segment %d of %s did not come within %d target durations", want, name, s.o.MaxHold))
+			}
+		}
+	}
+	data, target, ok := streams.Playlist(name, s.o.Playlist)
+	if !ok {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("live stream %s has no segment here yet", name))
+	}
+	c, err := cid.V1Builder{Codec: cid.Raw, MhType: mh.SHA2_256}.Sum(data)
+	if err != nil {
+		return gateway.Content{}, true, fmt.Errorf("naming the playlist: %w", err)
+	}
+	blk, err := blocks.NewBlockWithCid(data, c)
+	if err != nil {
+		return gateway.Content{}, true, fmt.Errorf("storing the playlist: %w", err)
+	}
+	if err := s.keep(r.Context(), blk); err != nil {
+		return gateway.Content{}, true, fmt.Errorf("storing the playlist: %w", err)
+	}
+	// A player reloads a live playlist about every target duration:
+	// caches may keep it half of that.
+	return gateway.Content{Root: c, TTL: max(target/2, time.Second)}, true, nil
+}
+
+// Interface guard.
+var _ gateway.Resolver = (*Streams)(nil)

@@ -1,0 +1,362 @@
+package live_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/live"
+	"github.com/pacman-cdn/pacman/node"
+	liveres "github.com/pacman-cdn/pacman/plugins/resolvers/live"
+)
+
+// counts is a live.Observer that counts.
+type counts struct {
+	mu      sync.Mutex
+	held    int
+	dropped map[string]int
+}
+
+func (c *counts) Held(string, time.Duration) { c.mu.Lock(); c.held++; c.mu.Unlock() }
+func (c *counts) Dropped(reason string)      { c.mu.Lock(); c.dropped[reason]++; c.mu.Unlock() }
+func (c *counts) get(reason string) int      { c.mu.Lock(); defer c.mu.Unlock(); return c.dropped[reason] }
+
+// relayOn starts a relay on n trusting trusted, fetching segments through
+// n's sessions.
+func relayOn(t *testing.T, n *node.Node, obs live.Observer, trusted ...peer.ID) *live.Relay {
+	t.Helper()
+	h := n.Host()
+	r, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, a live.Announcement) error {
+		return live.FetchDAG(ctx, n.NewSession(ctx), a.CID)
+	}, obs, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetTrusted(trusted)
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// bed is a publisher with an ingest route and an edge peered with it that
+// serves /live/ and /ipfs/.
+type bed struct {
+	pub, edge       *node.Node
+	pubRelay        *live.Relay
+	ingest, gateway string
+	edgeCounts      *counts
+}
+
+func newBed(t *testing.T) *bed {
+	b := &bed{pub: testutil.NewNode(t), edgeCounts: &counts{dropped: map[string]int{}}}
+	b.edge = testutil.NewNode(t, b.pub.AddrInfo())
+	b.pubRelay = relayOn(t, b.pub, &counts{dropped: map[string]int{}})
+	edgeRelay := relayOn(t, b.edge, b.edgeCounts, b.pub.Host().ID())
+	ctx := context.Background()
+	in := &live.Ingest{
+		Relay: b.pubRelay,
+		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
+			return chunker.Import(ctx, b.pub.DAG(), r)
+		},
+		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
+			return chunker.Directory(ctx, b.pub.DAG(), entries)
+		},
+		Tokens:         []live.Token{{Secret: "all"}, {Secret: "only-b", Streams: []string{"b"}}},
+		MaxSegmentSize: 1 << 20,
+		Log:            testutil.Logger(t),
+	}
+	isrv := httptest.NewServer(in)
+	t.Cleanup(isrv.Close)
+	b.ingest = isrv.URL + "/ingest/"
+	gw, err := testutil.OpenGateway(b.edge, gateway.Config{Resolvers: []gateway.Resolver{
+		liveres.New(edgeRelay, b.edge.Keep, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
+		gateway.IPFSPaths{},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsrv := httptest.NewServer(gw)
+	t.Cleanup(gsrv.Close)
+	b.gateway = gsrv.URL
+	_ = ctx
+	return b
+}
+
+// put sends body to the ingest route as an encoder would.
+func (b *bed) put(t *testing.T, token, path string, body []byte) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, b.ingest+path, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// encoderPlaylist is what ffmpeg's HLS muxer writes after segments
+// first..last of 2 s, keeping size of them.
+func encoderPlaylist(first, last int, ended bool) []byte {
+	var s strings.Builder
+	fmt.Fprintf(&s, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n", first)
+	for i := first; i <= last; i++ {
+		fmt.Fprintf(&s, "#EXTINF:2.000000,\nindex%d.ts\n", i)
+	}
+	if ended {
+		s.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return []byte(s.String())
+}
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// waitListed polls the edge's playlist until it lists name.
+func (b *bed) waitListed(t *testing.T, stream, name string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := get(t, b.gateway+"/live/"+stream+"/index.m3u8")
+		if resp.StatusCode == 200 && bytes.Contains(body, []byte("\n"+name+"\n")) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge's playlist never listed %s: status %d\n%s", name, resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLiveThroughEdge: segments PUT to a publisher as ffmpeg sends them
+// are listed by an edge's own playlist and served byte-exact; a blocking
+// reload is held until the segment it asks for exists; the ingest route
+// refuses what it must; and the end turns the event into one directory.
+func TestLiveThroughEdge(t *testing.T) {
+	b := newBed(t)
+	seg := func(i int) []byte { return testutil.Bytes(fmt.Sprintf("segment-%d", i), 300<<10+i) }
+
+	for _, c := range []struct {
+		token, path string
+		body        []byte
+		want        int
+	}{
+		{"", "s/index0.ts", seg(0), http.StatusUnauthorized},
+		{"wrong", "s/index0.ts", seg(0), http.StatusUnauthorized},
+		{"only-b", "s/index0.ts", seg(0), http.StatusForbidden},
+		{"all", "no%20spaces/index0.ts", seg(0), http.StatusBadRequest},
+		{"all", strings.Repeat("x", 65) + "/index0.ts", seg(0), http.StatusBadRequest},
+		{"all", "s/index0.ts", make([]byte, 1<<20+1), http.StatusRequestEntityTooLarge},
+		{"all", "s/index.m3u8", []byte("not a playlist"), http.StatusBadRequest},
+		{"all", "s/index0.mp4", seg(0), http.StatusUnsupportedMediaType},
+	} {
+		if got := b.put(t, c.token, c.path, c.body); got != c.want {
+			t.Errorf("PUT %s with token %q: %d, want %d", c.path, c.token, got, c.want)
+		}
+	}
+	if resp, _ := get(t, b.gateway+"/live/s/index.m3u8"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("playlist of a stream refused everything: %d, want 404", resp.StatusCode)
+	}
+
+	for i := range 2 {
+		if got := b.put(t, "all", fmt.Sprintf("s/index%d.ts", i), seg(i)); got != http.StatusCreated {
+			t.Fatalf("PUT segment %d: %d", i, got)
+		}
+		if got := b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, i, false)); got != http.StatusNoContent {
+			t.Fatalf("PUT playlist: %d", got)
+		}
+	}
+	playlist := b.waitListed(t, "s", "1.ts")
+	for _, want := range []string{"#EXT-X-MEDIA-SEQUENCE:0\n", "#EXTINF:2.000,\n0.ts\n", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n", "#EXT-X-TARGETDURATION:2\n"} {
+		if !bytes.Contains(playlist, []byte(want)) {
+			t.Errorf("the edge's playlist lacks %q:\n%s", want, playlist)
+		}
+	}
+	resp, body := get(t, b.gateway+"/live/s/index.m3u8")
+	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "application/vnd.apple.mpegurl" || cc != "public, max-age=1" {
+		t.Errorf("playlist: Content-Type %q, Cache-Control %q; want the HLS type and max-age=1 (half a segment)", ct, cc)
+	}
+	if resp, again := get(t, b.gateway+"/live/s/index.m3u8", "If-None-Match", resp.Header.Get("Etag")); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("unchanged playlist revalidated: %d (%d bytes), want 304", resp.StatusCode, len(again))
+	}
+	_ = body
+	for i := range 2 {
+		resp, got := get(t, fmt.Sprintf("%s/live/s/%d.ts", b.gateway, i))
+		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {
+			t.Fatalf("segment %d through the edge: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, seg(i)))
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "video/mp2t" {
+			t.Errorf("segment %d: Content-Type %q", i, ct)
+		}
+	}
+	if resp, _ := get(t, b.gateway+"/live/s/7.ts"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an unannounced segment: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := get(t, b.gateway+"/live/s/index.m3u8?_HLS_msn=9"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("_HLS_msn far ahead: %d, want 400", resp.StatusCode)
+	}
+
+	// A blocking reload for segment 2 is held until it is announced.
+	type answer struct {
+		body []byte
+		at   time.Time
+	}
+	held := make(chan answer, 1)
+	go func() {
+		_, body := get(t, b.gateway+"/live/s/index.m3u8?_HLS_msn=2")
+		held <- answer{body, time.Now()}
+	}()
+	select {
+	case a := <-held:
+		t.Fatalf("a blocking reload for segment 2 answered before it existed:\n%s", a.body)
+	case <-time.After(500 * time.Millisecond):
+	}
+	b.put(t, "all", "s/index2.ts", seg(2))
+	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 2, false))
+	put := time.Now()
+	a := <-held
+	if !bytes.Contains(a.body, []byte("\n2.ts\n")) {
+		t.Errorf("the held reload's playlist lacks segment 2:\n%s", a.body)
+	}
+	t.Logf("held reload answered %v after the playlist PUT", a.at.Sub(put))
+	if d := a.at.Sub(put); d > 2*time.Second {
+		t.Errorf("held reload answered %v after the segment came, want well within a segment", d)
+	}
+	if !bytes.Contains(b.waitListed(t, "s", "2.ts"), []byte("#EXT-X-MEDIA-SEQUENCE:0\n")) {
+		t.Error("the window of 3 should still start at 0")
+	}
+
+	// The encoder restarts: its sequence starts over, ours goes on,
+	// with a discontinuity.
+	b.put(t, "all", "s/index0.ts", seg(3))
+	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false))
+	playlist = b.waitListed(t, "s", "3.ts")
+	if !bytes.Contains(playlist, []byte("#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n3.ts\n")) || !bytes.Contains(playlist, []byte("#EXT-X-MEDIA-SEQUENCE:1\n")) {
+		t.Errorf("after the encoder restarted, want 3.ts after a discontinuity in a window from 1:\n%s", playlist)
+	}
+
+	// The end: the edge's playlist ends, and the event is one directory.
+	b.put(t, "all", "s/index1.ts", seg(4))
+	if got := b.put(t, "all", "s/index.m3u8", append(encoderPlaylist(0, 1, false), "#EXT-X-ENDLIST\n"...)); got != http.StatusNoContent {
+		t.Fatalf("PUT of the last playlist: %d", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := get(t, b.gateway+"/live/s/index.m3u8")
+		if bytes.HasSuffix(body, []byte("4.ts\n#EXT-X-ENDLIST\n")) {
+			if !bytes.Contains(body, []byte("#EXT-X-MEDIA-SEQUENCE:0\n")) {
+				t.Errorf("an ended event lists every segment:\n%s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge's playlist never ended:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	vod, ok := b.pubRelay.Streams().End("s")
+	if !ok {
+		t.Fatal("the publisher does not know the event's directory")
+	}
+	resp, body = get(t, b.gateway+"/ipfs/"+vod.String()+"/index.m3u8")
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("#EXT-X-PLAYLIST-TYPE:VOD\n")) || !bytes.HasSuffix(body, []byte("#EXT-X-ENDLIST\n")) {
+		t.Errorf("the event's playlist at /ipfs/%s/index.m3u8: status %d\n%s", vod, resp.StatusCode, body)
+	}
+	for i := range 5 {
+		resp, got := get(t, fmt.Sprintf("%s/ipfs/%s/%d.ts", b.gateway, vod, i))
+		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {
+			t.Errorf("segment %d of the event's directory: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, seg(i)))
+		}
+	}
+	if got := b.put(t, "all", "s/index2.ts", seg(5)); got != http.StatusConflict {
+		t.Errorf("a segment after the end: %d, want 409", got)
+	}
+}
+
+// TestLiveRefusesForgedAndReplayed: an announcement signed by a key the
+// edge does not trust, and a trusted one sent again by another peer, are
+// dropped and counted; neither changes the edge's playlist.
+func TestLiveRefusesForgedAndReplayed(t *testing.T) {
+	b := newBed(t)
+	b.put(t, "all", "s/index0.ts", []byte("segment zero"))
+	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false))
+	before := b.waitListed(t, "s", "0.ts")
+
+	// A stranger peered with the edge announces a segment of its own.
+	stranger := testutil.NewNode(t, b.edge.AddrInfo())
+	strangerRelay := relayOn(t, stranger, &counts{dropped: map[string]int{}})
+	c, err := chunker.Import(context.Background(), stranger.DAG(), strings.NewReader("forged segment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for seq := uint64(1); b.edgeCounts.get("untrusted") == 0; seq++ {
+		// Until the stranger's gossip mesh forms, its announcements
+		// may reach nobody: announce again, as a publisher would.
+		if err := strangerRelay.Publish(context.Background(), live.Announcement{Stream: "s", Seq: seq, CID: c, Duration: 2, Ext: ".ts"}); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never counted the stranger's announcement as untrusted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The stranger replays the publisher's signed announcement of
+	// segment 0 in a message of its own.
+	window := b.pubRelay.Streams().Signed("s", 1)
+	if len(window) != 1 {
+		t.Fatalf("publisher's window: %d announcements", len(window))
+	}
+	data, _ := json.Marshal(window[0])
+	ps, err := pubsub.NewGossipSub(context.Background(), testutil.NewNode(t, b.edge.AddrInfo()).Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join("/pacman/live/1/stream/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.edgeCounts.get("replayed") == 0; time.Sleep(100 * time.Millisecond) {
+		if err := topic.Publish(context.Background(), data); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never counted the replayed announcement")
+		}
+	}
+	_, after := get(t, b.gateway+"/live/s/index.m3u8")
+	if !bytes.Equal(before, after) {
+		t.Errorf("the playlist changed:\nbefore\n%s\nafter\n%s", before, after)
+	}
+}
