@@ -215,3 +215,101 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveCaddyfileAdapt checks the live directive, resolver and global
+// option against the JSON they must produce.
+func TestLiveCaddyfileAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, liveCaddyfile, "caddyfile", liveJSON)
+}
+
+const liveCaddyfile = `
+{
+	pacman {
+		live_trust 12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+	}
+}
+:8080 {
+	pacman_live_ingest /ingest/* {
+		token {env.LIVE_TOKEN}
+		token {env.CONCERT_TOKEN} concert
+		max_segment_size 32MiB
+	}
+	pacman {
+		resolve live /live/ {
+			window 8
+			history
+			streams concert match
+		}
+		resolve ipfs
+	}
+}
+`
+
+const liveJSON = `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"match": [
+								{
+									"path": [
+										"/ingest/*"
+									]
+								}
+							],
+							"handle": [
+								{
+									"handler": "pacman_live_ingest",
+									"max_segment_size": 33554432,
+									"tokens": [
+										{
+											"token": "{env.LIVE_TOKEN}"
+										},
+										{
+											"streams": [
+												"concert"
+											],
+											"token": "{env.CONCERT_TOKEN}"
+										}
+									]
+								}
+							]
+						},
+						{
+							"handle": [
+								{
+									"handler": "pacman",
+									"resolvers": [
+										{
+											"history": true,
+											"prefix": "/live/",
+											"resolver": "live",
+											"streams": [
+												"concert",
+												"match"
+											],
+											"window": 8
+										},
+										{
+											"resolver": "ipfs"
+										}
+									]
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"live_trust": [
+				"12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
+			]
+		}
+	}
+}`

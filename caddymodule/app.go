@@ -24,6 +24,7 @@ import (
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
 )
@@ -93,6 +94,11 @@ type App struct {
 	// Routing finds providers beyond the static peers and announces what
 	// the node holds. Default: none, only connected peers are asked.
 	Routing *Routing `json:"routing,omitempty"`
+	// LiveTrust are the peer IDs of the live publishers whose
+	// announcements this node accepts, relays and serves; announcements
+	// signed by any other key are dropped and counted. The node's own
+	// key is always trusted, so a publisher needs none.
+	LiveTrust []string `json:"live_trust,omitempty"`
 
 	node    *node.Node
 	metrics *nodeMetrics
@@ -165,13 +171,29 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
-		return &nodeDestructor{Node: n, metrics: newNodeMetrics(), fleet: f, flights: hedge.NewFlights(), serving: serving}, nil
+		metrics := newNodeMetrics()
+		h := n.Host()
+		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, a live.Announcement) error {
+			return live.FetchDAG(ctx, n.NewSession(ctx), a.CID)
+		}, metrics, a.log.Named("live"))
+		if err != nil {
+			f.Close()
+			return nil, errors.Join(err, n.Close())
+		}
+		return &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: hedge.NewFlights(), serving: serving, live: relay}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
 	a.running = v.(*nodeDestructor)
 	a.node, a.metrics = a.running.Node, a.running.metrics
+	trusted := make([]peer.ID, len(a.LiveTrust))
+	for i, s := range a.LiveTrust {
+		if trusted[i], err = peer.Decode(s); err != nil {
+			return fmt.Errorf("live_trust: %q is not a peer ID: %w", s, err)
+		}
+	}
+	a.running.live.SetTrusted(trusted)
 	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.node, a.running.fleet); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -375,6 +397,9 @@ func (a *App) Cleanup() error {
 	return err
 }
 
+// Live returns the node's live relay.
+func (a *App) Live() *live.Relay { return a.running.live }
+
 // Node returns the running node.
 func (a *App) Node() *node.Node { return a.node }
 
@@ -388,11 +413,13 @@ type nodeDestructor struct {
 	// serving is the handlers of the config that runs, whose deny lists
 	// the bitswap server obeys.
 	serving *atomic.Pointer[gatewaySet]
+	// live follows the live streams.
+	live *live.Relay
 }
 
 func (d *nodeDestructor) Destruct() error {
 	d.fleet.Close()
-	return d.Close()
+	return errors.Join(d.live.Close(), d.Close())
 }
 
 // Interface guards.

@@ -17,6 +17,10 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("pacman", parseGlobalOption)
+	// The ingest route goes first: the pacman handler answers every
+	// request it is given.
+	httpcaddyfile.RegisterHandlerDirective("pacman_live_ingest", parseIngest)
+	httpcaddyfile.RegisterDirectiveOrder("pacman_live_ingest", httpcaddyfile.Before, "file_server")
 	httpcaddyfile.RegisterHandlerDirective("pacman", parseDirective)
 	httpcaddyfile.RegisterDirectiveOrder("pacman", httpcaddyfile.Before, "file_server")
 }
@@ -41,6 +45,7 @@ func init() {
 //		delegated_routing       <url...>
 //		provide                 roots|all|none
 //		reprovide_interval      <duration>
+//		live_trust              <peer-id...>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -72,6 +77,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			app.Peers = append(app.Peers, args...)
 		case "http_gateway":
 			app.HTTPGateways = append(app.HTTPGateways, args...)
+		case "live_trust":
+			app.LiveTrust = append(app.LiveTrust, args...)
 		case "max_connections":
 			app.MaxConnections, err = parseCount(val)
 		case "max_inbound_connections":
@@ -115,6 +122,7 @@ var globalOptions = map[string]bool{
 	"max_connections": false, "max_inbound_connections": false, "max_streams": false, "max_memory": false,
 	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false, "upload_limit_per_address": false,
 	"dht": false, "bootstrap": true, "delegated_routing": true, "provide": false, "reprovide_interval": false,
+	"live_trust": true,
 }
 
 // parseCount parses a non-negative count.

@@ -23,6 +23,8 @@ type nodeMetrics struct {
 	leavesInFlight prometheus.Gauge
 	fetchedBytes   *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
+	liveHeld       *prometheus.HistogramVec
+	liveDropped    *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -64,8 +66,27 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "rejected_total",
 			Help:      "Answers whose bytes did not hash to the block's CID, by source; never served or stored.",
 		}, []string{"source"}),
+		liveHeld: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pacman",
+			Name:      "live_segment_held_seconds",
+			Help:      "Time from a live segment's announcement to this node holding it, by stream.",
+			Buckets:   prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"stream"}),
+		liveDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "live_dropped_total",
+			Help:      "Live announcements refused, by reason: untrusted (a key not in live_trust), forged (a signature that does not verify), malformed, stale (too old) or replayed.",
+		}, []string{"reason"}),
 	}
 }
+
+// Held implements live.Observer.
+func (m *nodeMetrics) Held(stream string, since time.Duration) {
+	m.liveHeld.WithLabelValues(stream).Observe(since.Seconds())
+}
+
+// Dropped implements live.Observer.
+func (m *nodeMetrics) Dropped(reason string) { m.liveDropped.WithLabelValues(reason).Inc() }
 
 // FirstByte implements gateway.Observer.
 func (m *nodeMetrics) FirstByte(d time.Duration) { m.firstByte.Observe(d.Seconds()) }
@@ -99,6 +120,8 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node, f *fleet.
 		m.leavesInFlight,
 		m.fetchedBytes,
 		m.rejected,
+		m.liveHeld,
+		m.liveDropped,
 		statsCollector{n, f},
 	}
 	for _, c := range collectors {
