@@ -173,8 +173,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		metrics := newNodeMetrics()
 		h := n.Host()
-		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, a live.Announcement) error {
-			return live.FetchDAG(ctx, n.NewSession(ctx), a.CID)
+		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, c cid.Cid, maxBlocks int) error {
+			return live.FetchDAG(ctx, n.NewSession(ctx), c, maxBlocks)
 		}, metrics, a.log.Named("live"))
 		if err != nil {
 			f.Close()

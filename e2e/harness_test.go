@@ -151,31 +151,37 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 // /metrics) on admin, a host:port.
 func startPacmanAdmin(t *testing.T, admin, dataDir string, id peer.ID, peers ...string) *pacman {
 	t.Helper()
+	return startWith(t, admin, dataDir, id, map[string]any{"peers": peers}, []any{map[string]any{
+		"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
+		"handle": []any{map[string]any{"handler": "pacman",
+			// Every test client comes from 127.0.0.1: the load
+			// tests are many clients from one address.
+			"max_streams_per_client": 10000,
+			"policies":               []any{map[string]any{"policy": "open"}}, "sources": []any{map[string]any{"source": "bitswap", "session_idle": "2s"}}}},
+	}})
+}
+
+// startWith starts a caddy whose pacman app has the fields of app (its
+// data directory and listen address added) and whose one server has
+// routes; admin is as for startPacmanAdmin.
+func startWith(t *testing.T, admin, dataDir string, id peer.ID, app map[string]any, routes []any) *pacman {
+	t.Helper()
 	httpPort, p2pPort := freePort(t), freePort(t)
 	adminCfg := map[string]any{"disabled": true}
 	if admin != "" {
 		adminCfg = map[string]any{"listen": admin}
 	}
+	app["data_dir"] = dataDir
+	app["listen"] = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort)}
 	cfg := map[string]any{
 		"admin":   adminCfg,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
 		"apps": map[string]any{
-			"pacman": map[string]any{
-				"data_dir": dataDir,
-				"listen":   []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort)},
-				"peers":    peers,
-			},
+			"pacman": app,
 			"http": map[string]any{"servers": map[string]any{"e2e": map[string]any{
 				"listen":          []string{fmt.Sprintf("127.0.0.1:%d", httpPort)},
 				"automatic_https": map[string]any{"disable": true},
-				"routes": []any{map[string]any{
-					"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
-					"handle": []any{map[string]any{"handler": "pacman",
-						// Every test client comes from 127.0.0.1: the load
-						// tests are many clients from one address.
-						"max_streams_per_client": 10000,
-						"policies":               []any{map[string]any{"policy": "open"}}, "sources": []any{map[string]any{"source": "bitswap", "session_idle": "2s"}}}},
-				}},
+				"routes":          routes,
 			}}},
 		},
 	}

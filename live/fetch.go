@@ -15,19 +15,16 @@ type BlockGetter interface {
 	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 }
 
-// maxSegmentBlocks bounds the blocks of one segment's DAG: 64 MiB of
-// 1 MiB leaves and their index, with room to spare.
-const maxSegmentBlocks = 1024
-
 // FetchDAG makes every block of the UnixFS DAG under root local through g,
-// the links of each level fetched eight at a time.
-func FetchDAG(ctx context.Context, g BlockGetter, root cid.Cid) error {
+// the links of each level fetched eight at a time; a DAG of more than
+// maxBlocks blocks is refused.
+func FetchDAG(ctx context.Context, g BlockGetter, root cid.Cid, maxBlocks int) error {
 	level := []cid.Cid{root}
 	seen := 0
 	for len(level) > 0 {
 		seen += len(level)
-		if seen > maxSegmentBlocks {
-			return fmt.Errorf("segment %s has more than %d blocks", root, maxSegmentBlocks)
+		if seen > maxBlocks {
+			return fmt.Errorf("%s has more than %d blocks", root, maxBlocks)
 		}
 		var (
 			mu   sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -53,8 +54,17 @@ type Observer interface {
 	Dropped(reason string)
 }
 
-// Fetcher makes a segment's blocks local.
-type Fetcher func(ctx context.Context, a Announcement) error
+// Fetcher makes the blocks of the DAG under c local, refusing one of more
+// than maxBlocks.
+type Fetcher func(ctx context.Context, c cid.Cid, maxBlocks int) error
+
+const (
+	// maxSegmentBlocks bounds the blocks of one segment's DAG: 64 MiB of
+	// 1 MiB leaves and their index, with room to spare.
+	maxSegmentBlocks = 1024
+	// maxEventBlocks bounds the blocks of an event's directory.
+	maxEventBlocks = 4 * maxEventSegments
+)
 
 // Relay follows live streams over gossipsub: it checks every announcement
 // against the trusted keys, records it, fetches the segment at once and
@@ -248,9 +258,6 @@ func (r *Relay) accept(a Announcement, s Signed, countKnown bool) bool {
 		}
 		return false
 	}
-	if a.End {
-		return true
-	}
 	r.spawn(func() { r.prefetch(a) })
 	return true
 }
@@ -263,9 +270,20 @@ func (r *Relay) prefetch(a Announcement) {
 		return
 	}
 	defer func() { <-r.slots }()
+	if a.End {
+		// The event's directory: its segments are here already, so this
+		// is its playlist and index, and the edge serves the recording
+		// as it served the stream.
+		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+		defer cancel()
+		if err := r.fetch(ctx, a.VOD, maxEventBlocks); err != nil {
+			r.log.Warn("fetching a live event's directory", zap.String("stream", a.Stream), zap.Stringer("vod", a.VOD), zap.Error(err))
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, prefetchTimeout)
 	defer cancel()
-	if err := r.fetch(ctx, a); err != nil {
+	if err := r.fetch(ctx, a.CID, maxSegmentBlocks); err != nil {
 		r.log.Warn("fetching a live segment; listing it anyway", zap.String("stream", a.Stream), zap.Uint64("seq", a.Seq), zap.Error(err))
 	} else {
 		r.obs.Held(a.Stream, time.Since(a.At))

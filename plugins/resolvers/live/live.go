@@ -25,6 +25,9 @@ import (
 // other bytes.
 const segmentTTL = 365 * 24 * time.Hour
 
+// endedTTL is how long an ended event's playlist may be cached.
+const endedTTL = 24 * time.Hour
+
 // Keeper stores a block the node made, such as a rendered playlist.
 type Keeper func(ctx context.Context, blk blocks.Block) error
 
@@ -82,6 +85,12 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 // the segment it asks for is listed.
 func (s *Streams) playlist(r *http.Request, name string) (gateway.Content, bool, error) {
 	streams := s.relay.Streams()
+	if vod, ended := streams.End(name); ended {
+		// The event is over: its playlist is the recording's, which names
+		// the segments as the live one did.
+		return gateway.Content{Root: vod, Segments: []string{"index.m3u8"}, TTL: endedTTL,
+			Path: "/ipfs/" + vod.String() + "/index.m3u8"}, true, nil
+	}
 	if msn := r.URL.Query().Get("_HLS_msn"); msn != "" {
 		want, err := strconv.ParseUint(msn, 10, 64)
 		if err != nil {

@@ -40,8 +40,8 @@ func (c *counts) get(reason string) int      { c.mu.Lock(); defer c.mu.Unlock();
 func relayOn(t *testing.T, n *node.Node, obs live.Observer, trusted ...peer.ID) *live.Relay {
 	t.Helper()
 	h := n.Host()
-	r, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, a live.Announcement) error {
-		return live.FetchDAG(ctx, n.NewSession(ctx), a.CID)
+	r, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, c cid.Cid, maxBlocks int) error {
+		return live.FetchDAG(ctx, n.NewSession(ctx), c, maxBlocks)
 	}, obs, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +287,10 @@ func TestLiveThroughEdge(t *testing.T) {
 	vod, ok := b.pubRelay.Streams().End("s")
 	if !ok {
 		t.Fatal("the publisher does not know the event's directory")
+	}
+	resp, _ = get(t, b.gateway+"/live/s/index.m3u8")
+	if got, want := resp.Header.Get("X-Ipfs-Path"), "/ipfs/"+vod.String()+"/index.m3u8"; got != want {
+		t.Errorf("the ended stream's playlist: X-Ipfs-Path %q, want the recording's, %q", got, want)
 	}
 	resp, body = get(t, b.gateway+"/ipfs/"+vod.String()+"/index.m3u8")
 	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("#EXT-X-PLAYLIST-TYPE:VOD\n")) || !bytes.HasSuffix(body, []byte("#EXT-X-ENDLIST\n")) {
