@@ -29,6 +29,8 @@ const (
 	// peers where the stream stands, so that a restarted publisher
 	// continues its sequence.
 	syncTimeout = 3 * time.Second
+	// ingestTimeout bounds the work of one ingest request.
+	ingestTimeout = time.Minute
 )
 
 // Token lets an encoder publish: to every stream, or only to Streams.
@@ -92,6 +94,13 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
+	// ffmpeg half-closes its connection once a body is sent, and Go's
+	// server takes that for the client leaving: what a request has
+	// started is finished, within ingestTimeout, whatever the encoder's
+	// socket does. A body cut short still fails as it is read.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ingestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 	ext := path.Ext(file)
 	switch {
 	case r.Method == http.MethodPut || r.Method == http.MethodPost:
