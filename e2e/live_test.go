@@ -3,13 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,4 +189,85 @@ func TestLiveFFmpeg(t *testing.T) {
 	}
 	// Play the recording from the edge.
 	run(t, 60*time.Second, ffmpeg, "-hide_banner", "-loglevel", "error", "-i", edge.URL+"/live/ev/index.m3u8", "-f", "null", "-")
+}
+
+// encodeLive starts ffmpeg's HLS muxer PUTting an event of the given
+// seconds of 2 s segments to url; the returned channel gets its result.
+func encodeLive(ctx context.Context, t *testing.T, seconds int, url string) (<-chan error, *bytes.Buffer) {
+	t.Helper()
+	enc := exec.CommandContext(ctx, need(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac",
+		"-f", "hls", "-hls_time", "2", "-hls_list_size", "6", "-method", "PUT",
+		"-headers", "Authorization: Bearer "+liveToken+"\r\n", url)
+	var out bytes.Buffer
+	enc.Stdout, enc.Stderr = &out, &out
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- enc.Wait() }()
+	return done, &out
+}
+
+// TestLiveChromium: hls.js in headless Chromium plays a live event from an
+// edge and, side by side, from the publisher: neither stalls once playing,
+// and the edge's viewer is no more than one segment further behind the
+// live edge than the publisher's.
+func TestLiveChromium(t *testing.T) {
+	node := needPlayer(t)
+	pub, pubID := startLivePublisher(t)
+	edge := startLiveEdge(t, pub, pubID)
+	site := playerSite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	encoded, encOut := encodeLive(ctx, t, 40, pub.URL+"/ingest/ev/index.m3u8")
+	// Start once both list a few segments, as a viewer joining would.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, p, _ := getBody(pub.URL + "/live/ev/index.m3u8")
+		_, e, _ := getBody(edge.URL + "/live/ev/index.m3u8")
+		if len(listed(p)) >= 3 && len(listed(e)) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 3 segments listed within 30 s; encoder said:\n%s", encOut)
+		}
+	}
+	page := func(u string) string { return site.URL + "/?hls=" + url.QueryEscape(u+"/live/ev/index.m3u8") }
+	out := run(t, 90*time.Second, node, "player/live.mjs", "16", page(edge.URL), page(pub.URL))
+	var res []struct {
+		Errors  []string
+		Latency []float64
+		Stalls  int
+		Played  float64
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil || len(res) != 2 {
+		t.Fatalf("player output %q: %v", out, err)
+	}
+	median := func(xs []float64) float64 {
+		if len(xs) == 0 {
+			return -1
+		}
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	for i, who := range []string{"edge", "publisher"} {
+		r := res[i]
+		t.Logf("%s: played %.1f s, %d stalls, behind live p50 %.2f s (samples %v)", who, r.Played, r.Stalls, median(r.Latency), r.Latency)
+		if len(r.Errors) > 0 {
+			t.Errorf("%s: player errors %v", who, r.Errors)
+		}
+		if r.Stalls > 0 {
+			t.Errorf("%s: %d stalls after playback started", who, r.Stalls)
+		}
+		if r.Played < 12 {
+			t.Errorf("%s: played %.1f s of 16", who, r.Played)
+		}
+	}
+	if e, p := median(res[0].Latency), median(res[1].Latency); e < 0 || p < 0 || e > p+2 {
+		t.Errorf("behind live: edge %.2f s, publisher %.2f s; want the edge within one 2 s segment of the publisher", e, p)
+	}
+	cancel()
+	<-encoded
 }

@@ -153,6 +153,7 @@ v.addEventListener('loadedmetadata', () => {
 });
 if (q.get('hls')) {
   const hls = new Hls();
+  window.hls = hls;
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.failed = 'hls.js: ' + d.details; });
   hls.loadSource(q.get('hls'));
   hls.attachMedia(v);
@@ -162,11 +163,10 @@ if (q.get('hls')) {
 </script>
 </body></html>`
 
-// TestChromium plays the MP4 and the WebM natively and the HLS rendition
-// through hls.js in headless Chromium, seeking to three points each; the
-// player page is on another origin, so CORS is exercised too. Screenshots
-// go to $PACMAN_ARTIFACTS (default: the test's temp dir).
-func TestChromium(t *testing.T) {
+// needPlayer returns node, skipping (or, in CI, failing) the test when
+// Chromium or the player's npm packages are missing.
+func needPlayer(t *testing.T) string {
+	t.Helper()
 	need(t, "chromium")
 	node := need(t, "node")
 	if _, err := os.Stat("player/node_modules/playwright-core"); err != nil {
@@ -175,7 +175,12 @@ func TestChromium(t *testing.T) {
 		}
 		t.Skip("run `npm ci --prefix e2e/player` first")
 	}
-	m := serveMedia(t)
+	return node
+}
+
+// playerSite serves the player page and hls.js, on an origin of its own.
+func playerSite(t *testing.T) *httptest.Server {
+	t.Helper()
 	hlsJS, err := os.ReadFile("player/node_modules/hls.js/dist/hls.min.js")
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +195,18 @@ func TestChromium(t *testing.T) {
 			_, _ = w.Write([]byte(playerPage))
 		}
 	}))
-	defer site.Close()
+	t.Cleanup(site.Close)
+	return site
+}
+
+// TestChromium plays the MP4 and the WebM natively and the HLS rendition
+// through hls.js in headless Chromium, seeking to three points each; the
+// player page is on another origin, so CORS is exercised too. Screenshots
+// go to $PACMAN_ARTIFACTS (default: the test's temp dir).
+func TestChromium(t *testing.T) {
+	node := needPlayer(t)
+	m := serveMedia(t)
+	site := playerSite(t)
 	artifacts := os.Getenv("PACMAN_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = t.TempDir()

@@ -1,0 +1,51 @@
+// Plays live HLS streams side by side in Debian's headless Chromium through
+// hls.js, and reports for each, as JSON, how far behind the live edge it
+// played and how often it stalled.
+//
+//   node live.mjs SECONDS PAGE_URL...
+//
+// Each PAGE_URL is the Go test's player page with ?hls=PLAYLIST_URL.
+import { chromium } from 'playwright-core';
+
+const [seconds, ...pages] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
+});
+const results = [];
+try {
+  const opened = await Promise.all(pages.map(async (url) => {
+    const page = await browser.newPage();
+    const r = { url, errors: [], latency: [], stalls: 0, played: 0 };
+    page.on('pageerror', (e) => r.errors.push(String(e)));
+    await page.goto(url);
+    await page.waitForFunction(() => window.ready === true || window.failed, null, { timeout: 30000 });
+    const failed = await page.evaluate(() => window.failed || null);
+    if (failed) r.errors.push(failed);
+    // Stalls count from here: the player has started.
+    await page.evaluate(() => {
+      window.stalls = 0;
+      document.querySelector('video').addEventListener('waiting', () => { window.stalls++; });
+    });
+    results.push(r);
+    return { page, r, start: await page.evaluate(() => document.querySelector('video').currentTime) };
+  }));
+  for (let i = 0; i < Number(seconds); i++) {
+    await new Promise((res) => setTimeout(res, 1000));
+    for (const { page, r } of opened) {
+      const s = await page.evaluate(() => ({ latency: window.hls ? window.hls.latency : null, failed: window.failed || null }));
+      if (s.latency !== null) r.latency.push(s.latency);
+      if (s.failed && !r.errors.includes(s.failed)) r.errors.push(s.failed);
+    }
+  }
+  for (const { page, r, start } of opened) {
+    const end = await page.evaluate(() => ({ t: document.querySelector('video').currentTime, stalls: window.stalls }));
+    r.played = end.t - start;
+    r.stalls = end.stalls;
+  }
+} catch (e) {
+  results.push({ errors: [String(e)] });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(results));
