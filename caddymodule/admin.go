@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -47,6 +48,8 @@ type nodeStatus struct {
 	// when the last ran, zero if none has.
 	Reprovides    uint64    `json:"reprovides"`
 	LastReprovide time.Time `json:"last_reprovide"`
+	// Live are the live streams the node follows or publishes.
+	Live []live.Info `json:"live,omitempty"`
 }
 
 func serveStat(w http.ResponseWriter, r *http.Request) error {
@@ -58,7 +61,8 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 	var out []nodeStatus
 	var err error
 	nodes.Range(func(key, value any) bool {
-		n := value.(*nodeDestructor).Node
+		d := value.(*nodeDestructor)
+		n := d.Node
 		var st node.Stats
 		if st, err = n.Stats(ctx); err != nil {
 			return false
@@ -71,6 +75,7 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		for _, p := range n.Host().Network().Peers() {
 			s.Peers = append(s.Peers, p.String())
 		}
+		s.Live = d.live.Streams().List()
 		out = append(out, s)
 		return true
 	})

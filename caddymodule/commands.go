@@ -260,6 +260,13 @@ status of its pacman node and prints it.`,
 				last = n.LastReprovide.Format(time.RFC3339)
 			}
 			fmt.Fprintf(out, "announced     %d rounds, last %s\n", n.Reprovides, last)
+			for _, l := range n.Live {
+				state := "live"
+				if l.Ended {
+					state = "ended, recorded at /ipfs/" + l.VOD + "/index.m3u8"
+				}
+				fmt.Fprintf(out, "live stream   %s: last segment %d, %s\n", l.Stream, l.LastSeq, state)
+			}
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -77,5 +78,12 @@ http://localhost:9080 {
 	resp, body := fetch(t, "http://localhost:9080/live/show/0.ts")
 	if resp.StatusCode != 200 || !bytes.Equal(body, seg) {
 		t.Errorf("segment: status %d, equal %v", resp.StatusCode, bytes.Equal(body, seg))
+	}
+	var stat bytes.Buffer
+	if err := caddymodule.RunCommand(t, caddymodule.StatCommand(), &stat, "--admin", "localhost:2999"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stat.String(), "live stream   show: last segment 0, live\n") {
+		t.Errorf("caddy pacman stat does not list the stream:\n%s", stat.String())
 	}
 }

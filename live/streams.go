@@ -189,6 +189,8 @@ type Info struct {
 	Stream  string `json:"stream"`
 	LastSeq uint64 `json:"last_seq"`
 	Ended   bool   `json:"ended"`
+	// VOD is the event's directory, once it has ended.
+	VOD string `json:"vod,omitempty"`
 }
 
 // List returns the streams known, by name.
@@ -198,6 +200,9 @@ func (s *Streams) List() []Info {
 	out := make([]Info, 0, len(s.streams))
 	for name, st := range s.streams {
 		i := Info{Stream: name, Ended: st.end != nil}
+		if st.end != nil {
+			i.VOD = st.end.VOD.String()
+		}
 		if n := len(st.segs); n > 0 {
 			i.LastSeq = st.segs[n-1].Seq
 		}
