@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/ipfs/boxo/blockservice"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -171,16 +172,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
-		metrics := newNodeMetrics()
-		h := n.Host()
-		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), func(ctx context.Context, c cid.Cid, maxBlocks int) error {
-			return live.FetchDAG(ctx, n.NewSession(ctx), c, maxBlocks)
-		}, metrics, a.log.Named("live"))
+		metrics, flights := newNodeMetrics(), hedge.NewFlights()
+		fetch, peers, err := liveFetcher(n, f, flights, metrics)
 		if err != nil {
 			f.Close()
 			return nil, errors.Join(err, n.Close())
 		}
-		return &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: hedge.NewFlights(), serving: serving, live: relay}, nil
+		h := n.Host()
+		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), fetch, metrics, a.log.Named("live"))
+		if err != nil {
+			peers.Close()
+			f.Close()
+			return nil, errors.Join(err, n.Close())
+		}
+		return &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: flights, serving: serving, live: relay, livePeers: peers}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
@@ -413,13 +418,51 @@ type nodeDestructor struct {
 	// serving is the handlers of the config that runs, whose deny lists
 	// the bitswap server obeys.
 	serving *atomic.Pointer[gatewaySet]
-	// live follows the live streams.
-	live *live.Relay
+	// live follows the live streams; livePeers are its bitswap
+	// sessions.
+	live      *live.Relay
+	livePeers *hedge.Sessions
 }
 
 func (d *nodeDestructor) Destruct() error {
+	err := d.live.Close()
+	d.livePeers.Close()
 	d.fleet.Close()
-	return errors.Join(d.live.Close(), d.Close())
+	return errors.Join(err, d.Close())
+}
+
+// liveOwnerFirst is how long an edge that does not own a live segment's
+// block waits for the fleet's owner before asking the swarm itself.
+const liveOwnerFirst = 250 * time.Millisecond
+
+// liveFetcher returns how the relay makes announced segments local: through
+// a hedge of its own over the node's peers, with the fleet. Every edge
+// learns of a segment at the same moment; the owner of each block fetches
+// it from the swarm at once and the others ask the owner first, so the
+// publisher sends each block to the fleet about once rather than once per
+// edge.
+func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge.Observer) (live.Fetcher, *hedge.Sessions, error) {
+	peers := hedge.NewSessions(hedge.Rung{Name: "peers", After: liveOwnerFirst, Again: 2 * time.Second, Owned: true},
+		func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) }, 64, time.Minute)
+	h, err := hedge.New(hedge.Config{
+		Local:    blockservice.New(n.Blockstore(), nil),
+		Sources:  []hedge.Source{peers},
+		Fleet:    f,
+		Flights:  flights,
+		Observer: obs,
+	})
+	if err != nil {
+		peers.Close()
+		return nil, nil, err
+	}
+	return func(ctx context.Context, c cid.Cid, maxBlocks int) error {
+		req, err := h.Open(hedge.Target{Root: c}, true, nil)
+		if err != nil {
+			return err
+		}
+		defer req.Release()
+		return live.FetchDAG(ctx, req, c, maxBlocks)
+	}, peers, nil
 }
 
 // Interface guards.
