@@ -21,7 +21,8 @@ go test -run '^$' -bench . -benchtime 20x ./chunker ./gateway ./node
 # time-boxed run can end with the coordinator's own "context deadline
 # exceeded" while a worker is still minimizing, which is no finding.
 for target in gateway/headers:FuzzParseRange:300000 gateway/headers:FuzzETagMatch:300000 \
-	gateway/contentpath:FuzzContentPath:300000 caddymodule:FuzzCaddyfile:15000; do
+	gateway/contentpath:FuzzContentPath:300000 caddymodule:FuzzCaddyfile:15000 \
+	gateway:FuzzCARSelectors:5000 live:FuzzEncoderPlaylist:100000; do
 	IFS=: read -r pkg name execs <<<"$target"
 	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${execs}x" "./${pkg}"
 done

@@ -198,10 +198,37 @@ index42.ts
 		"a negative time":  "#EXTM3U\n#EXTINF:-1,\nindex0.ts\n",
 		"an hour segment":  "#EXTM3U\n#EXTINF:3600,\nindex0.ts\n",
 		"a bad sequence":   "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:x\n",
+		"a huge sequence":  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n",
 		"a very long line": "#EXTM3U\n" + strings.Repeat("a", 100<<10) + "\n",
 	} {
 		if _, err := parseEncoderPlaylist([]byte(data)); err == nil {
 			t.Errorf("%s: parsed", name)
 		}
 	}
+}
+
+// FuzzEncoderPlaylist: whatever an encoder sends as its playlist is parsed
+// or refused, never more than maxEncoderEntries segments, each with a
+// duration in (0, 60] and consecutive sequence numbers.
+func FuzzEncoderPlaylist(f *testing.F) {
+	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXTINF:2.0,\nindex3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:1.5,\nindex4.ts\n#EXT-X-ENDLIST\n"))
+	f.Add([]byte("#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2026-12-02T05:00:00.000+0000\n#EXTINF:2,\na.ts\n"))
+	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := parseEncoderPlaylist(data)
+		if err != nil {
+			return
+		}
+		if len(p.entries) > maxEncoderEntries {
+			t.Fatalf("%d entries", len(p.entries))
+		}
+		for i, e := range p.entries {
+			if e.duration <= 0 || e.duration > 60 || e.uri == "" {
+				t.Fatalf("entry %d: %+v", i, e)
+			}
+			if i > 0 && e.seq != p.entries[i-1].seq+1 {
+				t.Fatalf("entry %d: sequence %d after %d", i, e.seq, p.entries[i-1].seq)
+			}
+		}
+	})
 }

@@ -82,6 +82,10 @@ type encoderPlaylist struct {
 // maxEncoderEntries bounds the segments read from one encoder playlist.
 const maxEncoderEntries = 4096
 
+// maxEncoderSeq bounds an encoder's media sequence numbers, far above any
+// real one, so that they never wrap.
+const maxEncoderSeq = 1 << 53
+
 // parseEncoderPlaylist reads an HLS media playlist as encoders write it
 // (RFC 8216 §4): the tags that matter to a relay, and each segment's URI.
 func parseEncoderPlaylist(data []byte) (encoderPlaylist, error) {
@@ -105,7 +109,7 @@ func parseEncoderPlaylist(data []byte) (encoderPlaylist, error) {
 		case line == "":
 		case tag == "#EXT-X-MEDIA-SEQUENCE":
 			n, err := strconv.ParseUint(val, 10, 64)
-			if err != nil {
+			if err != nil || n > maxEncoderSeq {
 				return p, fmt.Errorf("bad #EXT-X-MEDIA-SEQUENCE %q", val)
 			}
 			seq = n
