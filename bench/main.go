@@ -63,6 +63,10 @@ func main() {
 		fleetK   = flag.Int("fleet", 0, "run the fleet scenarios with this many edges in front of one origin instead")
 		after    = flag.Duration("origin-after", 300*time.Millisecond, "with -fleet: how long an edge waits for its fleet before asking the origin itself")
 		scens    = flag.String("scenarios", "together,one after another,players,edge killed", "with -fleet: the scenarios to run")
+		liveK    = flag.Int("live", 0, "run the live scenario with this many edges behind one publisher instead")
+		liveSegs = flag.Int("segments", 60, "with -live: segments published")
+		liveSize = flag.String("segment-size", "1MiB", "with -live: bytes per segment")
+		liveInt  = flag.Duration("interval", 2*time.Second, "with -live: time between segments")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -84,6 +88,12 @@ func main() {
 	capBytes, err := humanize.ParseBytes(*capFlag)
 	check(err)
 
+	if *liveK > 0 {
+		segSize, err := humanize.ParseBytes(*liveSize)
+		check(err)
+		runLive(os.Stdout, *liveK, *liveSegs, int(segSize), *liveInt, parseRTTs(*rtts))
+		return
+	}
 	if *fleetK > 0 {
 		var list []time.Duration
 		for _, r := range strings.Split(*rtts, ",") {
@@ -116,6 +126,20 @@ func main() {
 		check(err)
 		check(os.WriteFile(*jsonOut, out, 0o644))
 	}
+}
+
+// parseRTTs parses a comma-separated list of round-trip times.
+func parseRTTs(s string) []time.Duration {
+	var list []time.Duration
+	for _, r := range strings.Split(s, ",") {
+		rtt, err := time.ParseDuration(r)
+		if r == "0" {
+			rtt, err = 0, nil
+		}
+		check(err)
+		list = append(list, rtt)
+	}
+	return list
 }
 
 func check(err error) {

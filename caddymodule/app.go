@@ -431,19 +431,10 @@ func (d *nodeDestructor) Destruct() error {
 	return errors.Join(err, d.Close())
 }
 
-// liveOwnerFirst is how long an edge that does not own a live segment's
-// block waits for the fleet's owner before asking the swarm itself.
-const liveOwnerFirst = 250 * time.Millisecond
-
-// liveFetcher returns how the relay makes announced segments local: through
-// a hedge of its own over the node's peers, with the fleet. Every edge
-// learns of a segment at the same moment; the owner of each block fetches
-// it from the swarm at once and the others ask the owner first, so the
-// publisher sends each block to the fleet about once rather than once per
-// edge.
+// liveFetcher returns how the relay makes announced segments local:
+// through a hedge over the node's peers and the fleet (live.HedgeFetcher).
 func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge.Observer) (live.Fetcher, *hedge.Sessions, error) {
-	peers := hedge.NewSessions(hedge.Rung{Name: "peers", After: liveOwnerFirst, Again: 2 * time.Second, Owned: true},
-		func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) }, 64, time.Minute)
+	peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })
 	h, err := hedge.New(hedge.Config{
 		Local:    blockservice.New(n.Blockstore(), nil),
 		Sources:  []hedge.Source{peers},
@@ -455,14 +446,7 @@ func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge
 		peers.Close()
 		return nil, nil, err
 	}
-	return func(ctx context.Context, c cid.Cid, maxBlocks int) error {
-		req, err := h.Open(hedge.Target{Root: c}, true, nil)
-		if err != nil {
-			return err
-		}
-		defer req.Release()
-		return live.FetchDAG(ctx, req, c, maxBlocks)
-	}, peers, nil
+	return live.HedgeFetcher(h), peers, nil
 }
 
 // Interface guards.

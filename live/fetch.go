@@ -4,11 +4,38 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/hedge"
 )
+
+// OwnerFirst is how long an edge that does not own a live segment's block
+// waits for the fleet's owner of it before asking the swarm itself.
+const OwnerFirst = 250 * time.Millisecond
+
+// PeerSessions is the swarm as a live segment's source: every edge learns
+// of a segment at the same moment, so the owner of each block fetches it
+// at once and the others ask the owner first, for OwnerFirst; the
+// publisher then sends each block to a fleet about once, not once per
+// edge.
+func PeerSessions(open func(ctx context.Context) hedge.Getter) *hedge.Sessions {
+	return hedge.NewSessions(hedge.Rung{Name: "peers", After: OwnerFirst, Again: 2 * time.Second, Owned: true}, open, 64, time.Minute)
+}
+
+// HedgeFetcher returns a Fetcher that makes DAGs local through h.
+func HedgeFetcher(h *hedge.Hedge) Fetcher {
+	return func(ctx context.Context, c cid.Cid, maxBlocks int) error {
+		req, err := h.Open(hedge.Target{Root: c}, true, nil)
+		if err != nil {
+			return err
+		}
+		defer req.Release()
+		return FetchDAG(ctx, req, c, maxBlocks)
+	}
+}
 
 // BlockGetter returns verified blocks, fetching those not held.
 type BlockGetter interface {
