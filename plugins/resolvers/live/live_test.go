@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
@@ -362,5 +366,67 @@ func TestLiveRefusesForgedAndReplayed(t *testing.T) {
 	_, after := get(t, b.gateway+"/live/s/index.m3u8")
 	if !bytes.Equal(before, after) {
 		t.Errorf("the playlist changed:\nbefore\n%s\nafter\n%s", before, after)
+	}
+}
+
+// TestLivePublisherRestart: a publisher that restarts (same key, state
+// lost) with an encoder that restarts too asks its peers where the stream
+// stands and goes on after the last segment, with a discontinuity; no
+// sequence number is used twice.
+func TestLivePublisherRestart(t *testing.T) {
+	b := newBed(t)
+	for i := range 3 {
+		b.put(t, "all", fmt.Sprintf("s/index%d.ts", i), []byte(fmt.Sprintf("first run, segment %d", i)))
+	}
+	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 2, false))
+	b.waitListed(t, "s", "2.ts")
+
+	// A second publisher node with the first one's key: a restart, with
+	// nothing remembered of the stream.
+	dir := t.TempDir()
+	key := b.pub.Host().Peerstore().PrivKey(b.pub.Host().ID())
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "identity.key"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := testutil.NewNodeConfig(t, node.Config{DataDir: dir, Peers: []peer.AddrInfo{b.edge.AddrInfo()}})
+	if again.Host().ID() != b.pub.Host().ID() {
+		t.Fatal("the restarted publisher has another peer ID")
+	}
+	relay := relayOn(t, again, &counts{dropped: map[string]int{}})
+	for deadline := time.Now().Add(10 * time.Second); again.Host().Network().Connectedness(b.edge.Host().ID()) != network.Connected; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted publisher never reached the edge")
+		}
+	}
+	in := &live.Ingest{
+		Relay: relay,
+		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
+			return chunker.Import(ctx, again.DAG(), r)
+		},
+		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
+			return chunker.Directory(ctx, again.DAG(), entries)
+		},
+		Tokens: []live.Token{{Secret: "all"}}, MaxSegmentSize: 1 << 20, Log: testutil.Logger(t),
+	}
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+	b.ingest = srv.URL + "/ingest/"
+	b.put(t, "all", "s/index0.ts", []byte("second run, segment 0"))
+	if got := b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false)); got != http.StatusNoContent {
+		t.Fatalf("PUT after the restart: %d", got)
+	}
+	playlist := b.waitListed(t, "s", "3.ts")
+	if !bytes.Contains(playlist, []byte("2.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n3.ts\n")) {
+		t.Errorf("after the restart, want 3.ts after 2.ts and a discontinuity:\n%s", playlist)
+	}
+	if resp, got := get(t, b.gateway+"/live/s/3.ts"); resp.StatusCode != 200 || string(got) != "second run, segment 0" {
+		t.Errorf("segment 3: status %d, %q", resp.StatusCode, got)
 	}
 }
