@@ -38,6 +38,13 @@ const (
 	prefetchTimeout = 10 * time.Second
 	// prefetches bounds the segments fetched at once.
 	prefetches = 8
+	// meshWait is how long after joining a stream's topic a publish waits
+	// for a peer on it: a message sent before the gossip mesh has formed
+	// reaches nobody.
+	meshWait = 2 * time.Second
+	// gapAskEvery bounds how often a stream's window is asked for to fill
+	// a gap in its sequence.
+	gapAskEvery = time.Second
 )
 
 // topicOf is the gossipsub topic of one stream's announcements.
@@ -85,9 +92,12 @@ type Relay struct {
 	wg     sync.WaitGroup
 	slots  chan struct{} // a token per prefetch
 
-	mu     sync.Mutex // guards topics
-	topics map[string]*pubsub.Topic
-	dir    *pubsub.Topic
+	mu      sync.Mutex // guards topics, joined and gapAsked
+	topics  map[string]*pubsub.Topic
+	joined  map[string]time.Time
+	gapAsk  map[string]time.Time
+	dir     *pubsub.Topic
+	dirJoin time.Time
 
 	notifee network.Notifiee
 
@@ -114,7 +124,8 @@ func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log 
 	}
 	r := &Relay{
 		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log,
-		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches), topics: map[string]*pubsub.Topic{},
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches),
+		topics: map[string]*pubsub.Topic{}, joined: map[string]time.Time{}, gapAsk: map[string]time.Time{}, dirJoin: time.Now(),
 	}
 	r.SetTrusted(nil)
 	if err := ps.RegisterTopicValidator(directoryTopic, r.validateDirectory); err != nil {
@@ -259,7 +270,25 @@ func (r *Relay) accept(a Announcement, s Signed, countKnown bool) bool {
 		return false
 	}
 	r.spawn(func() { r.prefetch(a) })
+	if !a.End && a.Seq > 0 {
+		if _, ok := r.streams.Segment(a.Stream, a.Seq-1); !ok {
+			r.fillGap(a.Stream)
+		}
+	}
 	return true
+}
+
+// fillGap asks the peers for stream's window, at most once per
+// gapAskEvery: an announcement gossip lost (sent before a mesh formed, or
+// while two nodes were apart) leaves a hole the window fills.
+func (r *Relay) fillGap(stream string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.gapAsk[stream]) < gapAskEvery {
+		return
+	}
+	r.gapAsk[stream] = time.Now()
+	r.spawn(func() { r.askWindow(r.ctx, stream) })
 }
 
 // prefetch makes a's segment local, then lists it.
@@ -321,6 +350,7 @@ func (r *Relay) topic(stream string) (*pubsub.Topic, error) {
 		return nil, fmt.Errorf("following stream %s: %w", stream, err)
 	}
 	r.topics[stream] = t
+	r.joined[stream] = time.Now()
 	r.spawn(func() { r.drain(sub) })
 	r.spawn(func() { r.askWindow(r.ctx, stream) })
 	return t, nil
@@ -350,13 +380,31 @@ func (r *Relay) Publish(ctx context.Context, a Announcement) error {
 	if err != nil {
 		return fmt.Errorf("encoding announcement: %w", err)
 	}
-	if err := t.Publish(ctx, data); err != nil {
+	r.mu.Lock()
+	joined, dirJoined := r.joined[a.Stream], r.dirJoin
+	r.mu.Unlock()
+	if err := publish(ctx, t, joined, data); err != nil {
 		return fmt.Errorf("announcing segment %d of %s: %w", a.Seq, a.Stream, err)
 	}
-	if err := r.dir.Publish(ctx, data); err != nil {
+	if err := publish(ctx, r.dir, dirJoined, data); err != nil {
 		return fmt.Errorf("announcing %s in the directory: %w", a.Stream, err)
 	}
 	return nil
+}
+
+// publish sends data on t, joined at joined: within meshWait of joining,
+// it first waits (up to then) for a peer on the topic.
+func publish(ctx context.Context, t *pubsub.Topic, joined time.Time, data []byte) error {
+	if wait := time.Until(joined.Add(meshWait)); wait > 0 {
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		err := t.Publish(rctx, data, pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// Nobody on the topic yet: announce anyway, for the record.
+	}
+	return t.Publish(ctx, data)
 }
 
 // serveWindow answers a stream name with its last announcements.
