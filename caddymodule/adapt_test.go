@@ -226,6 +226,7 @@ const liveCaddyfile = `
 {
 	pacman {
 		live_trust 12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+		swarm_key /etc/pacman/swarm.key
 	}
 }
 :8080 {
@@ -309,7 +310,8 @@ const liveJSON = `{
 		"pacman": {
 			"live_trust": [
 				"12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
-			]
+			],
+			"swarm_key": "/etc/pacman/swarm.key"
 		}
 	}
 }`

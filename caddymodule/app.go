@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
@@ -100,6 +102,11 @@ type App struct {
 	// signed by any other key are dropped and counted. The node's own
 	// key is always trusted, so a publisher needs none.
 	LiveTrust []string `json:"live_trust,omitempty"`
+	// SwarmKey is a swarm.key file (Kubo's format, libp2p pnet): with it
+	// the node joins only the private swarm of the nodes that share the
+	// key, over TCP (QUIC cannot carry the key). An operator's edges then
+	// form a closed CDN that outside peers cannot join.
+	SwarmKey string `json:"swarm_key,omitempty"`
 
 	node    *node.Node
 	metrics *nodeMetrics
@@ -210,6 +217,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 // nodeConfig parses the app's settings into a node configuration.
 func (a *App) nodeConfig() (node.Config, error) {
+	var psk pnet.PSK
+	if a.SwarmKey != "" {
+		f, err := os.Open(a.SwarmKey)
+		if err != nil {
+			return node.Config{}, fmt.Errorf("swarm_key: %w", err)
+		}
+		psk, err = pnet.DecodeV1PSK(f)
+		f.Close()
+		if err != nil {
+			return node.Config{}, fmt.Errorf("swarm_key %s: not a swarm.key (/key/swarm/psk/1.0.0/): %w", a.SwarmKey, err)
+		}
+	}
 	cfg := node.Config{
 		DataDir: a.DataDir,
 		Logger:  a.log,
@@ -221,6 +240,7 @@ func (a *App) nodeConfig() (node.Config, error) {
 		},
 		CacheSize:    a.CacheSize,
 		HTTPGateways: a.HTTPGateways,
+		SwarmKey:     psk,
 		Upload:       node.UploadLimits{Total: a.UploadLimit, PerPeer: a.UploadLimitPerPeer, PerAddress: a.UploadLimitPerAddress},
 	}
 	if a.MaxConnections < 0 || a.MaxInboundConnections < 0 || a.MaxStreams < 0 || a.MaxMemory < 0 {

@@ -46,6 +46,7 @@ func init() {
 //		provide                 roots|all|none
 //		reprovide_interval      <duration>
 //		live_trust              <peer-id...>
+//		swarm_key               <file>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -77,6 +78,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			app.Peers = append(app.Peers, args...)
 		case "http_gateway":
 			app.HTTPGateways = append(app.HTTPGateways, args...)
+		case "swarm_key":
+			app.SwarmKey = val
 		case "live_trust":
 			app.LiveTrust = append(app.LiveTrust, args...)
 		case "max_connections":
@@ -122,7 +125,7 @@ var globalOptions = map[string]bool{
 	"max_connections": false, "max_inbound_connections": false, "max_streams": false, "max_memory": false,
 	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false, "upload_limit_per_address": false,
 	"dht": false, "bootstrap": true, "delegated_routing": true, "provide": false, "reprovide_interval": false,
-	"live_trust": true,
+	"live_trust": true, "swarm_key": false,
 }
 
 // parseCount parses a non-negative count.

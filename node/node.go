@@ -29,6 +29,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/multiformats/go-multiaddr"
@@ -66,6 +67,11 @@ type Config struct {
 	// eviction, so blocks a stream or readahead just fetched stay until
 	// they are read. Default 1m.
 	CacheGrace time.Duration
+	// SwarmKey, if set, makes the node's swarm private (libp2p pnet, the
+	// swarm.key of Kubo): only peers with the same key can connect, over
+	// TCP and WebSocket only (QUIC cannot carry a pre-shared key, so
+	// UDP listen addresses are dropped).
+	SwarmKey pnet.PSK
 	// Refuse, if set, reports blocks the node must never send to peers
 	// (deny lists): they are refused as if not held.
 	Refuse func(c cid.Cid) bool
@@ -159,8 +165,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.Muxer(yamux.ID, &muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(guard),
-		libp2p.ListenAddrs(cfg.ListenAddrs...),
+		libp2p.ListenAddrs(listenable(cfg, log)...),
 		libp2p.UserAgent("pacman"),
+	}
+	if len(cfg.SwarmKey) > 0 {
+		opts = append(opts, libp2p.PrivateNetwork(cfg.SwarmKey))
 	}
 	if len(cfg.ListenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -324,6 +333,23 @@ func (n *Node) close() error {
 	}
 	n.log.Info("node stopped")
 	return nil
+}
+
+// listenable returns the listen addresses the node can use: in a private
+// swarm, only TCP ones.
+func listenable(cfg Config, log *zap.Logger) []multiaddr.Multiaddr {
+	if len(cfg.SwarmKey) == 0 {
+		return cfg.ListenAddrs
+	}
+	var out []multiaddr.Multiaddr
+	for _, a := range cfg.ListenAddrs {
+		if _, err := a.ValueForProtocol(multiaddr.P_UDP); err == nil {
+			log.Info("not listening on a UDP address in a private swarm: QUIC cannot carry its key", zap.Stringer("addr", a))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // Stats is a snapshot of what the node is doing.
