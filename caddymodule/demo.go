@@ -149,8 +149,9 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, er
 					"demo": map[string]any{
 						"listen":          []string{cfg.listen},
 						"automatic_https": map[string]any{"disable": true},
+						// Every path goes to pacman, so one it does not
+						// know is a 404 with its reason, not an empty 200.
 						"routes": []any{map[string]any{
-							"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
 							// The demo's seeders hold the content on loopback;
 							// a public edge should not be open.
 							"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},

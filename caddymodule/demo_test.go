@@ -68,6 +68,17 @@ func TestDemo(t *testing.T) {
 			t.Errorf("Content-Type %q, want video/webm from ?filename=", resp.Header.Get("Content-Type"))
 		}
 	}
+	for _, path := range []string{"/", "/favicon.ico", "/nothing/here"} {
+		resp, err := http.Get("http://" + listen + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte("no content at this path")) {
+			t.Errorf("GET %s: %d %q, want 404 with its reason", path, resp.StatusCode, body)
+		}
+	}
 	go io.Copy(io.Discard, pr)
 	cancel()
 	select {
