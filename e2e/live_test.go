@@ -84,19 +84,7 @@ func TestLiveFFmpeg(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	enc := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-t", "14", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac",
-		"-f", "hls", "-hls_time", "2", "-hls_list_size", "6", "-method", "PUT",
-		"-headers", "Authorization: Bearer "+liveToken+"\r\n",
-		pub.URL+"/ingest/ev/index.m3u8")
-	var encOut bytes.Buffer
-	enc.Stdout, enc.Stderr = &encOut, &encOut
-	if err := enc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	encoded := make(chan error, 1)
-	go func() { encoded <- enc.Wait() }()
+	encoded, encOut := encodeLive(ctx, t, 14, pub.URL+"/ingest/ev/index.m3u8")
 
 	// Watch both playlists and note when each first lists a segment.
 	var mu sync.Mutex

@@ -172,6 +172,18 @@ func (in *Ingest) publication(ctx context.Context, stream string) *publication {
 	return p // locked
 }
 
+// live returns stream's publication, locked, or answers 409 when the
+// stream has ended.
+func (in *Ingest) live(w http.ResponseWriter, r *http.Request, stream string) (*publication, bool) {
+	p := in.publication(r.Context(), stream)
+	if p.ended {
+		p.mu.Unlock()
+		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+		return nil, false
+	}
+	return p, true
+}
+
 // segment imports one uploaded segment.
 func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file string) {
 	body := http.MaxBytesReader(w, r.Body, in.MaxSegmentSize)
@@ -186,12 +198,11 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 		http.Error(w, "importing the segment failed", http.StatusInternalServerError)
 		return
 	}
-	p := in.publication(r.Context(), stream)
-	defer p.mu.Unlock()
-	if p.ended {
-		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+	p, ok := in.live(w, r, stream)
+	if !ok {
 		return
 	}
+	defer p.mu.Unlock()
 	if _, ok := p.uploads[file]; !ok {
 		p.order = append(p.order, file)
 	}
@@ -206,8 +217,13 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 // playlist announces the segments an encoder's playlist lists anew.
 func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPlaylistSize))
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
 		http.Error(w, fmt.Sprintf("a playlist may have at most %d bytes", maxPlaylistSize), http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
+		http.Error(w, "reading the playlist: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	pl, err := parseEncoderPlaylist(data)
@@ -215,12 +231,11 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	p := in.publication(r.Context(), stream)
-	defer p.mu.Unlock()
-	if p.ended {
-		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+	p, ok := in.live(w, r, stream)
+	if !ok {
 		return
 	}
+	defer p.mu.Unlock()
 	if n := len(pl.entries); n > 0 && int64(pl.entries[n-1].seq) < p.lastEnc {
 		// The encoder's sequence went back: it restarted.
 		p.lastEnc, p.discont = int64(pl.entries[0].seq)-1, true
@@ -251,9 +266,7 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		}
 	}
 	if pl.ended {
-		if err := in.finish(r.Context(), stream, p); err != nil {
-			in.Log.Error("ending a live stream", zap.String("stream", stream), zap.Error(err))
-			http.Error(w, "ending the stream failed", http.StatusInternalServerError)
+		if !in.finish(w, r, stream, p) {
 			return
 		}
 	}
@@ -265,18 +278,27 @@ func (in *Ingest) end(w http.ResponseWriter, r *http.Request, stream string) {
 	p := in.publication(r.Context(), stream)
 	defer p.mu.Unlock()
 	if !p.ended {
-		if err := in.finish(r.Context(), stream, p); err != nil {
-			in.Log.Error("ending a live stream", zap.String("stream", stream), zap.Error(err))
-			http.Error(w, "ending the stream failed", http.StatusInternalServerError)
+		if !in.finish(w, r, stream, p) {
 			return
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// finish stores the event as one directory and announces its end. The
+// finish ends stream, or answers 500 and reports false. The caller holds
+// p.mu.
+func (in *Ingest) finish(w http.ResponseWriter, r *http.Request, stream string, p *publication) bool {
+	if err := in.record(r.Context(), stream, p); err != nil {
+		in.Log.Error("ending a live stream", zap.String("stream", stream), zap.Error(err))
+		http.Error(w, "ending the stream failed", http.StatusInternalServerError)
+		return false
+	}
+	return true
+}
+
+// record stores the event as one directory and announces its end. The
 // caller holds p.mu.
-func (in *Ingest) finish(ctx context.Context, stream string, p *publication) error {
+func (in *Ingest) record(ctx context.Context, stream string, p *publication) error {
 	if len(p.segments) == 0 {
 		return fmt.Errorf("stream %q has no segment to keep", stream)
 	}

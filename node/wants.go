@@ -665,16 +665,21 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 func (s *scheduler) missed(w *want) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var latest peer.ID
-	var at time.Time
+	latest, at := latestAsk(w)
+	if l := s.lines[latest]; l != nil && !at.IsZero() && time.Since(at) >= s.patience(l) {
+		l.late = true
+	}
+}
+
+// latestAsk returns the holder w was last asked of, and when. The caller
+// holds s.mu.
+func latestAsk(w *want) (latest peer.ID, at time.Time) {
 	for p, t := range w.asked {
 		if t.After(at) {
 			latest, at = p, t
 		}
 	}
-	if l := s.lines[latest]; l != nil && !at.IsZero() && time.Since(at) >= s.patience(l) {
-		l.late = true
-	}
+	return latest, at
 }
 
 // state returns how long the latest ask of w may take (0 if none is
@@ -683,13 +688,7 @@ func (s *scheduler) missed(w *want) {
 func (s *scheduler) state(w *want) (time.Duration, bool, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var latest peer.ID
-	var at time.Time
-	for p, t := range w.asked {
-		if t.After(at) {
-			latest, at = p, t
-		}
-	}
+	latest, at := latestAsk(w)
 	var patience time.Duration
 	if l := s.lines[latest]; l != nil {
 		patience = max(s.patience(l)-time.Since(at), time.Millisecond)
