@@ -20,6 +20,9 @@ const (
 	formatRaw
 	// formatCAR is a CAR stream of blocks (trustless gateway).
 	formatCAR
+	// formatDAG is one block as a document: DAG-JSON, DAG-CBOR, JSON or
+	// CBOR, in the block's own codec.
+	formatDAG
 )
 
 // Media types of the trustless gateway responses.
@@ -40,8 +43,10 @@ func responseFormat(r *http.Request) (format, error) {
 		return formatRaw, nil
 	case "car":
 		return formatCAR, nil
+	case "dag-json", "dag-cbor", "json", "cbor":
+		return formatDAG, nil
 	default:
-		return formatFile, fmt.Errorf("%w %.20q: this gateway serves files, raw blocks (format=raw) and CARs (format=car)", errUnsupportedFormat, q)
+		return formatFile, fmt.Errorf("%w %.20q: this gateway serves files, raw blocks (format=raw), CARs (format=car) and blocks as documents (format=dag-json, dag-cbor, json or cbor)", errUnsupportedFormat, q)
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -54,6 +59,9 @@ func responseFormat(r *http.Request) (format, error) {
 		case mediaCAR:
 			return formatCAR, nil
 		}
+	}
+	if _, ok := explicitDAG(r); ok {
+		return formatDAG, nil
 	}
 	return formatFile, nil
 }

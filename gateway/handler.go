@@ -11,6 +11,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -337,7 +338,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case formatRaw:
 		rep, err = h.rawBlock(rctx, w, r, resolver, t)
+	case formatDAG:
+		rep, err = h.serveDAG(rctx, w, r, resolver, t.cid)
 	case formatFile:
+		if _, doc := codecFamily(t.cid.Prefix().Codec); doc {
+			rep, err = h.serveDAG(rctx, w, r, resolver, t.cid)
+			break
+		}
 		if t.listing {
 			err = h.serveListing(rctx, w, r, resolver, t)
 			if err != nil {
@@ -603,7 +610,12 @@ func (h *Handler) contentType(r *http.Request, g stream.Getter, c cid.Cid, name 
 			head = blk.RawData()
 		}
 	}
-	return http.DetectContentType(head[:min(len(head), 512)]), nil
+	ctype := http.DetectContentType(head[:min(len(head), 512)])
+	if strings.HasPrefix(ctype, "text/plain") && int64(len(head)) == size && json.Valid(head) {
+		// Much JSON is stored as plain UnixFS files without a name.
+		ctype = "application/json"
+	}
+	return ctype, nil
 }
 
 // fail answers a request that failed before its headers were sent.

@@ -344,7 +344,9 @@ func TestErrors(t *testing.T) {
 		{"missing file", "GET", f.url + "/nope.mp4", 404},
 		{"encoded slash stays in the name", "GET", f.url + "/page%2Findex.html", 404},
 		{"path inside a file", "GET", f.url + "/video.mp4/x", 404},
-		{"not UnixFS", "GET", base + cbor.String(), 501},
+		{"a path inside a DAG-CBOR block", "GET", base + cbor.String() + "/x", 404},
+		{"a DAG-CBOR block as JSON", "GET", base + cbor.String() + "?format=dag-json", 406},
+		{"a UnixFS file as DAG-JSON", "GET", f.url + "/video.mp4?format=dag-json", 406},
 	}
 	for _, tc := range cases {
 		resp, body := do(t, tc.method, tc.url)
@@ -781,5 +783,55 @@ func TestScriptableContentSandboxed(t *testing.T) {
 		if tc.sandbox && strings.Contains(csp, "allow-same-origin") {
 			t.Errorf("%s: the sandbox keeps the gateway's origin: %q", tc.url, csp)
 		}
+	}
+}
+
+// TestDocuments: blocks of the document codecs are served as they are
+// stored (IPIP-0524), under their own media type or the plain one asked
+// for, with ranges, their own ETag and a file name; a browser gets an HTML
+// preview; a UnixFS file of JSON with no name is sniffed as JSON.
+func TestDocuments(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	data := []byte(`{"hello":"world","n":[1,2,3]}`)
+	djson, _ := cid.Prefix{Version: 1, Codec: cid.DagJSON, MhType: mh.SHA2_256, MhLength: -1}.Sum(data)
+	if err := f.store.AddBlock(context.Background(), mustBlock(t, data, djson)); err != nil {
+		t.Fatal(err)
+	}
+	base := f.url[:len(f.url)-len(f.dir.String())]
+	for _, c := range []struct {
+		name, query, accept, ctype, disposition string
+	}{
+		{"no format", "", "", "application/vnd.ipld.dag-json", `inline; filename="` + djson.String() + `.json"`},
+		{"format=dag-json", "?format=dag-json", "", "application/vnd.ipld.dag-json", ""},
+		{"format=json", "?format=json", "", "application/json", ""},
+		{"Accept: application/json", "", "application/json", "application/json", ""},
+		{"download", "?filename=x.json&download=true", "", "application/vnd.ipld.dag-json", `attachment; filename="x.json"`},
+	} {
+		resp, body := do(t, "GET", base+djson.String()+c.query, "Accept", c.accept)
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Content-Type") != c.ctype {
+			t.Errorf("%s: status %d, Content-Type %q, body %q; want 200, %q, the block", c.name, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.ctype)
+		}
+		if c.disposition != "" && resp.Header.Get("Content-Disposition") != c.disposition {
+			t.Errorf("%s: Content-Disposition %q, want %q", c.name, resp.Header.Get("Content-Disposition"), c.disposition)
+		}
+	}
+	resp, body := do(t, "GET", base+djson.String(), "Range", "bytes=1-7")
+	if resp.StatusCode != 206 || string(body) != string(data[1:8]) {
+		t.Errorf("a range of a document: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", base+djson.String()+"?format=dag-json"); !strings.Contains(resp.Header.Get("Etag"), djson.String()+".dag-json") {
+		t.Errorf("ETag %q, want it to name the CID and dag-json", resp.Header.Get("Etag"))
+	}
+	resp, body = do(t, "GET", base+djson.String()+"/", "Accept", "text/html")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !bytes.Contains(body, []byte("</html>")) || !bytes.Contains(body, []byte("hello")) {
+		t.Errorf("a browser's preview: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+
+	jsonFile, err := chunker.Import(context.Background(), merkledag.NewDAGService(f.store), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "GET", base+jsonFile.String()); resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("a UnixFS file of JSON: Content-Type %q, want application/json", resp.Header.Get("Content-Type"))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/codec/dagjson"
 	"github.com/ipld/go-ipld-prime/datamodel"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
@@ -56,8 +57,8 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
 	}
 	for i := 0; ; i++ {
-		if t.cid.Prefix().Codec == cid.DagCBOR && i < len(segments) {
-			next, used, err := cborLink(ctx, g, t.cid, segments[i:])
+		if codec := t.cid.Prefix().Codec; (codec == cid.DagCBOR || codec == cid.DagJSON) && i < len(segments) {
+			next, used, err := dagLink(ctx, g, t.cid, segments[i:])
 			if err != nil {
 				return t, err
 			}
@@ -175,17 +176,22 @@ func (n nodeGetter) GetMany(ctx context.Context, cids []cid.Cid) <-chan *ipld.No
 	return out
 }
 
-// cborLink follows segments through the maps and lists of the DAG-CBOR
-// block c until one names a link, and returns the link's CID with the
-// number of segments used. Paths that end inside the block name no file.
-func cborLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []string) (cid.Cid, int, error) {
+// dagLink follows segments through the maps and lists of the DAG-CBOR or
+// DAG-JSON block c until one names a link, and returns the link's CID with
+// the number of segments used. Paths that end inside the block name no
+// file.
+func dagLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []string) (cid.Cid, int, error) {
 	blk, err := g.GetBlock(ctx, c)
 	if err != nil {
 		return cid.Undef, 0, err
 	}
+	decode := dagcbor.Decode
+	if c.Prefix().Codec == cid.DagJSON {
+		decode = dagjson.Decode
+	}
 	nb := basicnode.Prototype.Any.NewBuilder()
-	if err := dagcbor.Decode(nb, bytes.NewReader(blk.RawData())); err != nil {
-		return cid.Undef, 0, fmt.Errorf("%w: decoding DAG-CBOR %s: %v", chunker.ErrMalformed, c, err)
+	if err := decode(nb, bytes.NewReader(blk.RawData())); err != nil {
+		return cid.Undef, 0, fmt.Errorf("%w: decoding %s: %v", chunker.ErrMalformed, c, err)
 	}
 	n := nb.Build()
 	for i, seg := range segments {
@@ -206,5 +212,5 @@ func cborLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []
 		}
 		n = next
 	}
-	return cid.Undef, 0, fmt.Errorf("%w: the path ends inside DAG-CBOR block %s", chunker.ErrNotFile, c)
+	return cid.Undef, 0, fmt.Errorf("%w: the path ends inside block %s", chunker.ErrNotFile, c)
 }
