@@ -227,7 +227,9 @@ func dagPreview(w http.ResponseWriter, c cid.Cid, data []byte, fam family) repre
 <body><h1>%[1]s</h1><p>codec: %[2]s</p><pre>%[3]s</pre></body></html>
 `, c, html.EscapeString(cidCodecName(c)), html.EscapeString(pretty.String()))
 	w.Header().Add("Vary", "Accept")
-	return blockRepresentation(c, []byte(page), `"DagIndex-`+c.String()+`"`, "text/html; charset=utf-8")
+	rep := blockRepresentation(c, []byte(page), `"DagIndex-`+c.String()+`"`, "text/html; charset=utf-8")
+	rep.cacheControl = "public, max-age=604800, stale-while-revalidate=2678400"
+	return rep
 }
 
 // cidCodecName names c's codec.

@@ -23,6 +23,8 @@ const (
 	// formatDAG is one block as a document: DAG-JSON, DAG-CBOR, JSON or
 	// CBOR, in the block's own codec.
 	formatDAG
+	// formatTAR is the file or directory tree as a TAR archive.
+	formatTAR
 )
 
 // Media types of the trustless gateway responses.
@@ -45,8 +47,10 @@ func responseFormat(r *http.Request) (format, error) {
 		return formatCAR, nil
 	case "dag-json", "dag-cbor", "json", "cbor":
 		return formatDAG, nil
+	case "tar":
+		return formatTAR, nil
 	default:
-		return formatFile, fmt.Errorf("%w %.20q: this gateway serves files, raw blocks (format=raw), CARs (format=car) and blocks as documents (format=dag-json, dag-cbor, json or cbor)", errUnsupportedFormat, q)
+		return formatFile, fmt.Errorf("%w %.20q: this gateway serves files, raw blocks (format=raw), CARs (format=car), TARs (format=tar) and blocks as documents (format=dag-json, dag-cbor, json or cbor)", errUnsupportedFormat, q)
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -58,6 +62,8 @@ func responseFormat(r *http.Request) (format, error) {
 			return formatRaw, nil
 		case mediaCAR:
 			return formatCAR, nil
+		case mediaTAR:
+			return formatTAR, nil
 		}
 	}
 	if _, ok := explicitDAG(r); ok {

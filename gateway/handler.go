@@ -340,6 +340,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep, err = h.rawBlock(rctx, w, r, resolver, t)
 	case formatDAG:
 		rep, err = h.serveDAG(rctx, w, r, resolver, t.cid)
+	case formatTAR:
+		cancel()
+		if err := h.serveTAR(r.Context(), w, r, resolver, t); err != nil {
+			h.fail(w, r, err)
+		}
+		return
 	case formatFile:
 		if _, doc := codecFamily(t.cid.Prefix().Codec); doc {
 			rep, err = h.serveDAG(rctx, w, r, resolver, t.cid)
@@ -427,6 +433,9 @@ type representation struct {
 	// ttl is how long the name resolved may be cached; zero for a URL
 	// that names the content itself.
 	ttl time.Duration
+	// cacheControl, if set, is the response's Cache-Control, for pages
+	// the gateway renders (they change with the gateway, not the content).
+	cacheControl string
 }
 
 // serve answers a GET or HEAD of rep, following RFC 9110: preconditions in
@@ -434,10 +443,13 @@ type representation struct {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representation) {
 	hdr := w.Header()
 	hdr.Set("Etag", rep.etag)
-	if rep.ttl > 0 {
+	switch {
+	case rep.cacheControl != "":
+		hdr.Set("Cache-Control", rep.cacheControl)
+	case rep.ttl > 0:
 		// A mutable name: caches revalidate it by its ETag, the CID.
 		hdr.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int64(rep.ttl/time.Second)))
-	} else {
+	default:
 		hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
 	}
 

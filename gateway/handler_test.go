@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -833,5 +834,54 @@ func TestDocuments(t *testing.T) {
 	}
 	if resp, _ := do(t, "GET", base+jsonFile.String()); resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("a UnixFS file of JSON: Content-Type %q, want application/json", resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestTAR: ?format=tar and Accept: application/x-tar give the tree under
+// the CID's name, every file byte-exact, with a weak ETag and attachment;
+// a subpath is archived alone.
+func TestTAR(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	for _, req := range []struct{ url, accept string }{
+		{f.url + "?format=tar", ""},
+		{f.url, "application/x-tar"},
+	} {
+		resp, body := do(t, "GET", req.url, "Accept", req.accept)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-tar" {
+			t.Fatalf("%s (Accept %q): status %d, %q", req.url, req.accept, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		wantHeader(t, resp, "Etag", `W/"`+f.dir.String()+`.x-tar"`)
+		wantHeader(t, resp, "Content-Disposition", `attachment; filename="`+f.dir.String()+`.tar"`)
+		got := map[string][]byte{}
+		tr := tar.NewReader(bytes.NewReader(body))
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(tr)
+			got[h.Name] = data
+		}
+		root := f.dir.String()
+		for name, want := range map[string][]byte{"video.mp4": f.video, "noext": f.noext, "page/index.html": []byte("<html>page</html>"), "bare/x": []byte("x")} {
+			if !bytes.Equal(got[root+"/"+name], want) {
+				t.Errorf("%s in the TAR: %d bytes, want %d", name, len(got[root+"/"+name]), len(want))
+			}
+		}
+		if _, ok := got[root]; !ok {
+			t.Errorf("no root directory entry among %d", len(got))
+		}
+	}
+	resp, body := do(t, "GET", f.url+"/page?format=tar")
+	tr := tar.NewReader(bytes.NewReader(body))
+	var names []string
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		names = append(names, h.Name)
+	}
+	if resp.StatusCode != 200 || len(names) != 2 {
+		t.Errorf("a subpath's TAR: status %d, entries %v; want the directory and its index.html", resp.StatusCode, names)
 	}
 }

@@ -34,7 +34,7 @@ func TestHostileRequests(t *testing.T) {
 		{"unsupported codec", base + gitRaw.String(), nil, 501},
 		{"identity CID too large", base + bigIdentity.String(), nil, 400},
 		{"100 KB path", base + strings.Repeat("a", 100_000), nil, 400},
-		{"unknown format", file + "?format=tar", nil, 400},
+		{"unknown format", file + "?format=zip", nil, 400},
 		{"bad entity-bytes", file + "?format=car&entity-bytes=x", nil, 400},
 		{"bad dag-scope", file + "?format=car&dag-scope=galaxy", nil, 400},
 		{"CAR version 2", file, []string{"Accept", "application/vnd.ipld.car; version=2"}, 400},

@@ -187,7 +187,7 @@ func TestRawBlock(t *testing.T) {
 		t.Errorf("range of a raw block: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 	wantHeader(t, resp, "Content-Disposition", `attachment; filename="x.bin"`)
-	if resp, _ := do(t, "GET", f.url+"/video.mp4?format=tar"); resp.StatusCode != 400 {
+	if resp, _ := do(t, "GET", f.url+"/video.mp4?format=zip"); resp.StatusCode != 400 {
 		t.Errorf("unsupported format: status %d, want 400", resp.StatusCode)
 	}
 }
