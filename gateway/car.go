@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,9 +385,14 @@ func contentDisposition(kind, name string) string {
 	if ascii {
 		return fmt.Sprintf(`%s; filename="%s"`, kind, quoted)
 	}
-	v := mime.FormatMediaType(kind, map[string]string{"filename": name})
-	if v == "" {
-		return kind
+	// RFC 6266 §4.3: an ASCII fallback (each other character a "_") for
+	// old clients, and the name itself in filename* (RFC 8187).
+	var fallback strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			r = '_'
+		}
+		fallback.WriteRune(r)
 	}
-	return v
+	return fmt.Sprintf(`%s; filename="%s"; filename*=UTF-8''%s`, kind, fallback.String(), url.PathEscape(name))
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -875,6 +876,8 @@ func TestTAR(t *testing.T) {
 			t.Errorf("no root directory entry among %d", len(got))
 		}
 	}
+	resp, _ := do(t, "GET", f.url+"?format=tar&filename="+url.QueryEscape("testтест.tar"))
+	wantHeader(t, resp, "Content-Disposition", `attachment; filename="test____.tar"; filename*=UTF-8''test%D1%82%D0%B5%D1%81%D1%82.tar`)
 	resp, body := do(t, "GET", f.url+"/page?format=tar")
 	tr := tar.NewReader(bytes.NewReader(body))
 	var names []string
