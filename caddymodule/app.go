@@ -28,6 +28,7 @@ import (
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/live"
+	"github.com/pacman-cdn/pacman/names"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
 )
@@ -114,6 +115,7 @@ type App struct {
 	log     *zap.Logger
 
 	gateways *gatewaySet
+	names    *names.Store
 }
 
 // gatewaySet is the handlers of one config that answer fleet members.
@@ -206,6 +208,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.running.live.SetTrusted(trusted)
+	if a.names, err = names.Open(filepath.Join(a.DataDir, "ipns")); err != nil {
+		return err
+	}
 	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.node, a.running.fleet); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -421,6 +426,9 @@ func (a *App) Cleanup() error {
 	_, err := nodes.Delete(a.DataDir)
 	return err
 }
+
+// Names returns the IPNS records the node keeps, in its data directory.
+func (a *App) Names() *names.Store { return a.names }
 
 // Live returns the node's live relay.
 func (a *App) Live() *live.Relay { return a.running.live }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,9 +18,11 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipns"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/names"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -36,7 +40,7 @@ an offline demo: seeders and a gateway on loopback.
 Commands that open the blockstore (add, import, export) need it unused: stop
 a running Caddy that uses the same data directory first.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), statCommand(), demoCommand())
+			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), statCommand(), demoCommand(), nameCommand())
 		},
 	})
 }
@@ -214,6 +218,68 @@ deleted, so peers supply them again. Exits non-zero if any block was bad.`,
 			return nil
 		})
 	}
+	return cmd
+}
+
+func nameCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "name put|resolve ...",
+		Short: "Keeps and resolves IPNS records",
+	}
+	put := &cobra.Command{
+		Use:   "put [--data-dir DIR] /ipns/NAME FILE.ipns-record",
+		Short: "Verifies an IPNS record and keeps it for /ipns/NAME",
+		Long: `
+Verifies FILE as a record of NAME (its signature, its validity, and that it
+is newer than the record kept) and keeps it in the data directory, as
+'ipfs routing put' does. The gateway's /ipns/NAME then resolves through it.
+It works while Caddy runs.`,
+		Args: cobra.ExactArgs(2),
+	}
+	putDir := dataDirFlag(put)
+	put.RunE = func(cmd *cobra.Command, args []string) error {
+		name, err := ipns.NameFromString(strings.TrimPrefix(args[0], "/ipns/"))
+		if err != nil {
+			return fmt.Errorf("%q is not an IPNS name: %w", args[0], err)
+		}
+		data, err := os.ReadFile(args[1])
+		if err != nil {
+			return err
+		}
+		s, err := names.Open(filepath.Join(*putDir, "ipns"))
+		if err != nil {
+			return err
+		}
+		if err := s.Put(name, data); err != nil {
+			return err
+		}
+		p, _, _ := s.Resolve(name)
+		fmt.Fprintf(cmd.OutOrStdout(), "/ipns/%s -> %s\n", name, p)
+		return nil
+	}
+	resolve := &cobra.Command{
+		Use:   "resolve [--data-dir DIR] /ipns/NAME",
+		Short: "Prints the path a kept IPNS record points to",
+		Args:  cobra.ExactArgs(1),
+	}
+	resolveDir := dataDirFlag(resolve)
+	resolve.RunE = func(cmd *cobra.Command, args []string) error {
+		name, err := ipns.NameFromString(strings.TrimPrefix(args[0], "/ipns/"))
+		if err != nil {
+			return fmt.Errorf("%q is not an IPNS name: %w", args[0], err)
+		}
+		s, err := names.Open(filepath.Join(*resolveDir, "ipns"))
+		if err != nil {
+			return err
+		}
+		p, ttl, err := s.Resolve(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s (ttl %v)\n", p, ttl)
+		return nil
+	}
+	cmd.AddCommand(put, resolve)
 	return cmd
 }
 

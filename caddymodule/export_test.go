@@ -44,3 +44,6 @@ func RunningNode(dataDir string) *node.Node {
 	})
 	return n
 }
+
+// NameCommand is `caddy pacman name`.
+var NameCommand = nameCommand

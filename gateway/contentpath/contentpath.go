@@ -33,24 +33,52 @@ func Parse(u *url.URL) (cid.Cid, []string, error) {
 	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
 		return cid.Undef, nil, err
 	}
+	segments, err := split(parts[1:])
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	return c, segments, nil
+}
+
+// ParseName splits /{namespace}/{name}[/path] (/ipns/, say) into the
+// name and the unescaped path segments, with the rules of Parse.
+func ParseName(u *url.URL, namespace string) (string, []string, error) {
+	rest, ok := strings.CutPrefix(u.EscapedPath(), "/"+namespace+"/")
+	if !ok {
+		return "", nil, fmt.Errorf("%w: expected /%s/{name}[/path]", ErrBadPath, namespace)
+	}
+	parts := strings.Split(rest, "/")
+	name, err := url.PathUnescape(parts[0])
+	if err != nil || name == "" {
+		return "", nil, fmt.Errorf("%w: bad name", ErrBadPath)
+	}
+	segments, err := split(parts[1:])
+	if err != nil {
+		return "", nil, err
+	}
+	return name, segments, nil
+}
+
+// split unescapes escaped path segments, allowing one trailing slash.
+func split(parts []string) ([]string, error) {
 	var segments []string
-	for i, s := range parts[1:] {
+	for i, s := range parts {
 		if s == "" {
-			if i == len(parts)-2 {
+			if i == len(parts)-1 {
 				break // one trailing slash
 			}
-			return cid.Undef, nil, fmt.Errorf("%w: empty path segment", ErrBadPath)
+			return nil, fmt.Errorf("%w: empty path segment", ErrBadPath)
 		}
 		seg, err := url.PathUnescape(s)
 		if err != nil {
-			return cid.Undef, nil, fmt.Errorf("%w: bad escape in path", ErrBadPath)
+			return nil, fmt.Errorf("%w: bad escape in path", ErrBadPath)
 		}
 		if seg == "." || seg == ".." {
-			return cid.Undef, nil, fmt.Errorf("%w: %q segments are not allowed", ErrBadPath, seg)
+			return nil, fmt.Errorf("%w: %q segments are not allowed", ErrBadPath, seg)
 		}
 		segments = append(segments, seg)
 	}
-	return c, segments, nil
+	return segments, nil
 }
 
 func truncate(s string, n int) string {

@@ -15,6 +15,7 @@ import (
 	// Resolvers.
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/catalog"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipfs"
+	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipns"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/live"
 
 	// Sources.

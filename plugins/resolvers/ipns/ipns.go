@@ -1,0 +1,123 @@
+// Package ipns is the pacman.resolvers.ipns module: the path gateway's
+// /ipns/{name}[/path], through the IPNS records the node keeps.
+package ipns
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/boxo/path"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/gateway/contentpath"
+	"github.com/pacman-cdn/pacman/names"
+)
+
+func init() {
+	caddy.RegisterModule(Resolver{})
+}
+
+// maxDepth bounds the names a name may lead through.
+const maxDepth = 8
+
+// Records resolves IPNS names to paths; names.Store is one.
+type Records interface {
+	Resolve(name ipns.Name) (path.Path, time.Duration, error)
+}
+
+// Names serves /ipns/{name}[/path] from records: a record's value, with
+// the rest of the path after it; responses may be cached for the record's
+// TTL. A name that is not an IPNS key (a DNSLink domain) is left to the
+// next resolver.
+type Names struct {
+	Records Records
+}
+
+// Resolve implements gateway.Resolver.
+func (n Names) Resolve(r *http.Request) (gateway.Content, bool, error) {
+	name, rest, err := contentpath.ParseName(r.URL, "ipns")
+	if err != nil {
+		return gateway.Content{}, false, nil
+	}
+	key, err := ipns.NameFromString(name)
+	if err != nil {
+		return gateway.Content{}, false, nil
+	}
+	ttl := time.Duration(1<<63 - 1)
+	for range maxDepth {
+		p, t, err := n.Records.Resolve(key)
+		switch {
+		case errors.Is(err, names.ErrNoRecord):
+			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", key))
+		case err != nil:
+			return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
+		}
+		ttl = min(ttl, max(t, time.Second))
+		segs := p.Segments()
+		if p.Namespace() == path.IPNSNamespace {
+			if key, err = ipns.NameFromString(segs[1]); err != nil {
+				return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the record of %s names %s, which is not an IPNS key", name, p))
+			}
+			rest = append(append([]string{}, segs[2:]...), rest...)
+			continue
+		}
+		ip, err := path.NewImmutablePath(p)
+		if err != nil {
+			return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the record of %s names %s: %v", name, p, err))
+		}
+		return gateway.Content{
+			Root:     ip.RootCid(),
+			Segments: append(append([]string{}, segs[2:]...), rest...),
+			TTL:      ttl,
+			Path:     r.URL.EscapedPath(),
+		}, true, nil
+	}
+	return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads through more than %d names", name, maxDepth))
+}
+
+// Resolver is the Caddy module over the pacman app's record store.
+type Resolver struct {
+	Names
+}
+
+// CaddyModule returns the Caddy module information.
+func (Resolver) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "pacman.resolvers.ipns",
+		New: func() caddy.Module { return new(Resolver) },
+	}
+}
+
+// Provision takes the app's record store.
+func (r *Resolver) Provision(ctx caddy.Context) error {
+	app, err := caddymodule.AppFrom(ctx)
+	if err != nil {
+		return err
+	}
+	r.Records = app.Names()
+	return nil
+}
+
+// UnmarshalCaddyfile reads `resolve ipns`, which takes no arguments.
+func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		return d.Errf("unknown subdirective %q", d.Val())
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ gateway.Resolver      = (*Resolver)(nil)
+	_ caddy.Provisioner     = (*Resolver)(nil)
+	_ caddyfile.Unmarshaler = (*Resolver)(nil)
+)
