@@ -93,4 +93,23 @@ http://localhost:9080 {
 	if resp, body := fetch(t, url, "Range", "bytes=1048570-1048579"); resp.StatusCode != 206 || !bytes.Equal(body, data[1048570:1048580]) {
 		t.Errorf("a range through /ipns/: status %d", resp.StatusCode)
 	}
+	for _, q := range [][]string{{"?format=ipns-record"}, {"", "Accept", "application/vnd.ipfs.ipns-record"}} {
+		resp, body := fetch(t, url+q[0], q[1:]...)
+		rec, err := ipns.UnmarshalRecord(body)
+		if resp.StatusCode != 200 || err != nil || ipns.ValidateWithName(rec, name) != nil {
+			t.Fatalf("the record %v: status %d, %v", q, resp.StatusCode, err)
+		}
+		for h, want := range map[string]string{
+			"Content-Type":        "application/vnd.ipfs.ipns-record",
+			"Cache-Control":       "public, max-age=42",
+			"Content-Disposition": `attachment; filename="` + name.String() + `.ipns-record"`,
+		} {
+			if got := resp.Header.Get(h); got != want {
+				t.Errorf("the record %v: %s %q, want %q", q, h, got, want)
+			}
+		}
+	}
+	if resp, _ := fetch(t, "http://localhost:9080/ipfs/"+root.String()+"?format=ipns-record"); resp.StatusCode != 400 {
+		t.Errorf("a record of a CID: %d, want 400", resp.StatusCode)
+	}
 }

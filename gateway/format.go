@@ -33,6 +33,23 @@ const (
 	mediaCAR = "application/vnd.ipld.car"
 )
 
+// mediaIPNSRecord is the media type of a signed IPNS record.
+const mediaIPNSRecord = "application/vnd.ipfs.ipns-record"
+
+// wantsRecord reports a request for the record behind a name, by
+// ?format=ipns-record or Accept.
+func wantsRecord(r *http.Request) bool {
+	if q := r.URL.Query().Get("format"); q != "" {
+		return q == "ipns-record"
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == mediaIPNSRecord {
+			return true
+		}
+	}
+	return false
+}
+
 // errUnsupportedFormat reports a ?format= this gateway does not produce.
 var errUnsupportedFormat = errors.New("unsupported format")
 

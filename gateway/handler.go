@@ -11,6 +11,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -210,6 +212,39 @@ func (h *Handler) Hedge() *hedge.Hedge { return h.hedge }
 // Denies reports whether a policy denies c: the node refuses to seed it.
 func (h *Handler) Denies(c cid.Cid) bool { return deny(h.cfg.Policies, []cid.Cid{c}) != nil }
 
+// serveRecord answers with the signed record behind the name r names.
+func (h *Handler) serveRecord(w http.ResponseWriter, r *http.Request, start time.Time) {
+	for _, res := range h.cfg.Resolvers {
+		rr, ok := res.(RecordResolver)
+		if !ok {
+			continue
+		}
+		rec, ok, err := rr.Record(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		name := r.URL.Query().Get("filename")
+		if name == "" {
+			name = rec.Name + ".ipns-record"
+		}
+		hdr := w.Header()
+		hdr.Set("Content-Disposition", contentDisposition("attachment", name))
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Add("Vary", "Accept")
+		sum := sha256.Sum256(rec.Data)
+		rep := blockRepresentation(cid.Undef, rec.Data, `"`+hex.EncodeToString(sum[:16])+`.ipns-record"`, mediaIPNSRecord)
+		rep.cacheControl = fmt.Sprintf("public, max-age=%d", int64(max(rec.TTL, time.Second)/time.Second))
+		rep.started, rep.resolved = start, time.Since(start)
+		h.serve(w, r, rep)
+		return
+	}
+	writeError(w, http.StatusBadRequest, "format=ipns-record is for /ipns/{name} paths of names with records")
+}
+
 // holds reports whether the local store has block c.
 func (h *Handler) holds(ctx context.Context, c cid.Cid) bool {
 	_, err := h.local.GetBlock(ctx, c)
@@ -249,6 +284,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if wantsRecord(r) {
+		h.serveRecord(w, r, start)
+		return
+	}
 	content, err := h.resolve(r)
 	if err != nil {
 		h.fail(w, r, err)

@@ -35,6 +35,25 @@ type Content struct {
 	Path string
 }
 
+// RecordResolver is a Resolver of mutable names that can also answer with
+// the signed record behind a name, for clients that verify it themselves
+// (?format=ipns-record).
+type RecordResolver interface {
+	// Record returns the record r names, and false when the request is
+	// not this resolver's to answer.
+	Record(r *http.Request) (Record, bool, error)
+}
+
+// Record is a signed name record, served as it is.
+type Record struct {
+	// Data is the record's bytes.
+	Data []byte
+	// Name names the record's file: {Name}.ipns-record.
+	Name string
+	// TTL is how long the record may be cached.
+	TTL time.Duration
+}
+
 // Verdict is what a policy says of a request.
 type Verdict int
 

@@ -25,9 +25,11 @@ func init() {
 // maxDepth bounds the names a name may lead through.
 const maxDepth = 8
 
-// Records resolves IPNS names to paths; names.Store is one.
+// Records resolves IPNS names to paths and gives their records;
+// names.Store is one.
 type Records interface {
 	Resolve(name ipns.Name) (path.Path, time.Duration, error)
+	Raw(name ipns.Name) ([]byte, error)
 }
 
 // Names serves /ipns/{name}[/path] from records: a record's value, with
@@ -80,6 +82,28 @@ func (n Names) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads through more than %d names", name, maxDepth))
 }
 
+// Record implements gateway.RecordResolver: the verified record of the
+// name, for clients that check it themselves.
+func (n Names) Record(r *http.Request) (gateway.Record, bool, error) {
+	name, _, err := contentpath.ParseName(r.URL, "ipns")
+	if err != nil {
+		return gateway.Record{}, false, nil
+	}
+	key, err := ipns.NameFromString(name)
+	if err != nil {
+		return gateway.Record{}, false, nil
+	}
+	data, err := n.Records.Raw(key)
+	switch {
+	case errors.Is(err, names.ErrNoRecord):
+		return gateway.Record{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", key))
+	case err != nil:
+		return gateway.Record{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
+	}
+	_, ttl, _ := n.Records.Resolve(key)
+	return gateway.Record{Data: data, Name: key.String(), TTL: ttl}, true, nil
+}
+
 // Resolver is the Caddy module over the pacman app's record store.
 type Resolver struct {
 	Names
@@ -117,7 +141,8 @@ func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ gateway.Resolver      = (*Resolver)(nil)
-	_ caddy.Provisioner     = (*Resolver)(nil)
-	_ caddyfile.Unmarshaler = (*Resolver)(nil)
+	_ gateway.Resolver       = (*Resolver)(nil)
+	_ gateway.RecordResolver = (*Resolver)(nil)
+	_ caddy.Provisioner      = (*Resolver)(nil)
+	_ caddyfile.Unmarshaler  = (*Resolver)(nil)
 )
