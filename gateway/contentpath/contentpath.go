@@ -59,6 +59,19 @@ func ParseName(u *url.URL, namespace string) (string, []string, error) {
 	return name, segments, nil
 }
 
+// Segments splits an escaped path of its own, /a/b/ (a site's, say), with
+// the rules of Parse.
+func Segments(escaped string) ([]string, error) {
+	rest, ok := strings.CutPrefix(escaped, "/")
+	if !ok {
+		return nil, fmt.Errorf("%w: a path starts with /", ErrBadPath)
+	}
+	if rest == "" {
+		return nil, nil
+	}
+	return split(strings.Split(rest, "/"))
+}
+
 // split unescapes escaped path segments, allowing one trailing slash.
 func split(parts []string) ([]string, error) {
 	var segments []string

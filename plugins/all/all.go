@@ -14,6 +14,7 @@ import (
 
 	// Resolvers.
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/catalog"
+	_ "github.com/pacman-cdn/pacman/plugins/resolvers/dnslink"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipfs"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipns"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/live"
