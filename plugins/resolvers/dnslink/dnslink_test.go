@@ -53,10 +53,10 @@ func TestLinks(t *testing.T) {
 	}
 	for _, c := range []struct {
 		target, host string
-		root     string
-		segments []string
-		ttl      time.Duration
-		status   int
+		root         string
+		segments     []string
+		ttl          time.Duration
+		status       int
 	}{
 		{"/ipns/static.example/a", "", dir, []string{"sub", "a"}, time.Minute, 0},
 		{"/ipns/dns.example/", "", dir, nil, time.Minute, 0},
