@@ -241,6 +241,11 @@ const liveCaddyfile = `
 			history
 			streams concert match
 		}
+		resolve ipns
+		resolve dnslink {
+			ttl 5m
+			by_host
+		}
 		resolve ipfs
 	}
 }
@@ -295,6 +300,14 @@ const liveJSON = `{
 												"match"
 											],
 											"window": 8
+										},
+										{
+											"resolver": "ipns"
+										},
+										{
+											"by_host": true,
+											"resolver": "dnslink",
+											"ttl": 300000000000
 										},
 										{
 											"resolver": "ipfs"

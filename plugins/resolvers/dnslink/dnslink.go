@@ -222,7 +222,7 @@ type Resolver struct {
 	// NoDNS asks no DNS server: only IPFS_NS_MAP.
 	NoDNS bool `json:"no_dns,omitempty"`
 
-	*Links
+	*Links `json:"-"`
 }
 
 // CaddyModule returns the Caddy module information.

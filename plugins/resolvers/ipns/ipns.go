@@ -106,7 +106,7 @@ func (n Names) Record(r *http.Request) (gateway.Record, bool, error) {
 
 // Resolver is the Caddy module over the pacman app's record store.
 type Resolver struct {
-	Names
+	Names `json:"-"`
 }
 
 // CaddyModule returns the Caddy module information.
