@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net/http"
 
 	"github.com/pacman-cdn/pacman/chunker"
-	"github.com/pacman-cdn/pacman/gateway/headers"
-	"github.com/pacman-cdn/pacman/stream"
 )
 
 // rawBlock describes the single block t names, as the trustless gateway
@@ -27,22 +24,5 @@ func (h *Handler) rawBlock(ctx context.Context, w http.ResponseWriter, r *http.R
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Content-Disposition", contentDisposition("attachment", name))
 	hdr.Add("Vary", "Accept")
-	return representation{
-		cid:         t.cid,
-		size:        int64(len(data)),
-		etag:        `"` + t.cid.String() + `.raw"`,
-		contentType: func([]headers.Range) (string, error) { return mediaRaw, nil },
-		stream: func(_ context.Context, spans []stream.Span, _ *stream.FirstLeaf, begin func(int) (io.Writer, error)) error {
-			for i, sp := range spans {
-				w, err := begin(i)
-				if err != nil {
-					return err
-				}
-				if _, err := w.Write(data[sp.Start:sp.End]); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}, nil
+	return blockRepresentation(t.cid, data, `"`+t.cid.String()+`.raw"`, mediaRaw), nil
 }
