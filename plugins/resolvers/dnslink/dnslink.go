@@ -23,6 +23,7 @@ import (
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
+	"github.com/pacman-cdn/pacman/names"
 )
 
 func init() {
@@ -34,17 +35,10 @@ const (
 	lookupTimeout = 5 * time.Second
 	// maxCached bounds the domains whose answers are kept.
 	maxCached = 4096
-	// maxDepth bounds the names a DNSLink may lead through.
-	maxDepth = 8
 )
 
 // TXTLookup returns a name's TXT records; net.Resolver.LookupTXT is one.
 type TXTLookup func(ctx context.Context, name string) ([]string, error)
-
-// IPNSLookup resolves IPNS keys; names.Store is one.
-type IPNSLookup interface {
-	Resolve(name ipns.Name) (path.Path, time.Duration, error)
-}
 
 // Links resolves DNSLink names.
 type Links struct {
@@ -54,7 +48,7 @@ type Links struct {
 	// TXT looks up _dnslink records; nil means DNS is not asked.
 	TXT TXTLookup
 	// IPNS resolves the keys DNSLinks may name; nil means they cannot.
-	IPNS IPNSLookup
+	IPNS names.Resolver
 	// TTL is how long an answer (or its absence) is kept and responses
 	// may be cached.
 	TTL time.Duration
@@ -128,7 +122,7 @@ func (l *Links) Resolve(r *http.Request) (gateway.Content, bool, error) {
 func (l *Links) resolve(ctx context.Context, domain string, rest []string) (gateway.Content, error) {
 	ttl := l.TTL
 	name := domain
-	for range maxDepth {
+	for range names.MaxDepth {
 		v, err := l.lookup(ctx, name)
 		if err != nil {
 			return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("looking up the DNSLink of %s: %v", name, err))
@@ -140,25 +134,16 @@ func (l *Links) resolve(ctx context.Context, domain string, rest []string) (gate
 		if err != nil {
 			return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the DNSLink of %s, %q, is not a content path", name, v))
 		}
-		for p.Namespace() == path.IPNSNamespace {
-			segs := p.Segments()
-			key, err := ipns.NameFromString(segs[1])
-			if err != nil {
-				break // another domain: look it up in turn
+		if l.IPNS != nil {
+			if p, ttl, err = names.Follow(l.IPNS, p, ttl); err != nil {
+				return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("resolving the DNSLink of %s: %v", name, err))
 			}
-			if l.IPNS == nil {
-				return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s names an IPNS key, and no IPNS resolver is set", name))
-			}
-			next, t, err := l.IPNS.Resolve(key)
-			if err != nil {
-				return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("resolving %s: %v", key, err))
-			}
-			ttl = min(ttl, t)
-			rest = append(append([]string{}, segs[2:]...), rest...)
-			p = next
 		}
 		segs := p.Segments()
 		if p.Namespace() == path.IPNSNamespace {
+			if _, err := ipns.NameFromString(segs[1]); err == nil {
+				return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s names an IPNS key, and no IPNS records are kept here", name))
+			}
 			name = segs[1]
 			rest = append(append([]string{}, segs[2:]...), rest...)
 			continue
@@ -169,7 +154,7 @@ func (l *Links) resolve(ctx context.Context, domain string, rest []string) (gate
 		}
 		return gateway.Content{Root: ip.RootCid(), Segments: append(append([]string{}, segs[2:]...), rest...), TTL: max(ttl, time.Second)}, nil
 	}
-	return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads through more than %d names", domain, maxDepth))
+	return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads through more than %d names", domain, names.MaxDepth))
 }
 
 // lookup returns domain's DNSLink value, "" if it has none.

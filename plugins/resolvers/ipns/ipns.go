@@ -22,9 +22,6 @@ func init() {
 	caddy.RegisterModule(Resolver{})
 }
 
-// maxDepth bounds the names a name may lead through.
-const maxDepth = 8
-
 // Records resolves IPNS names to paths and gives their records;
 // names.Store is one.
 type Records interface {
@@ -46,40 +43,30 @@ func (n Names) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	if err != nil {
 		return gateway.Content{}, false, nil
 	}
-	key, err := ipns.NameFromString(name)
+	if _, err := ipns.NameFromString(name); err != nil {
+		return gateway.Content{}, false, nil // a domain: DNSLink's
+	}
+	p, err := path.NewPath("/ipns/" + name)
 	if err != nil {
-		return gateway.Content{}, false, nil
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, err.Error())
 	}
-	ttl := time.Duration(1<<63 - 1)
-	for range maxDepth {
-		p, t, err := n.Records.Resolve(key)
-		switch {
-		case errors.Is(err, names.ErrNoRecord):
-			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", key))
-		case err != nil:
-			return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
-		}
-		ttl = min(ttl, max(t, time.Second))
-		segs := p.Segments()
-		if p.Namespace() == path.IPNSNamespace {
-			if key, err = ipns.NameFromString(segs[1]); err != nil {
-				return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the record of %s names %s, which is not an IPNS key", name, p))
-			}
-			rest = append(append([]string{}, segs[2:]...), rest...)
-			continue
-		}
-		ip, err := path.NewImmutablePath(p)
-		if err != nil {
-			return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the record of %s names %s: %v", name, p, err))
-		}
-		return gateway.Content{
-			Root:     ip.RootCid(),
-			Segments: append(append([]string{}, segs[2:]...), rest...),
-			TTL:      ttl,
-			Path:     r.URL.EscapedPath(),
-		}, true, nil
+	p, ttl, err := names.Follow(n.Records, p, time.Duration(1<<63-1))
+	switch {
+	case errors.Is(err, names.ErrNoRecord):
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", name))
+	case err != nil:
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
 	}
-	return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads through more than %d names", name, maxDepth))
+	ip, err := path.NewImmutablePath(p)
+	if err != nil {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("%s leads to %s, not to content", name, p))
+	}
+	return gateway.Content{
+		Root:     ip.RootCid(),
+		Segments: append(ip.Segments()[2:], rest...),
+		TTL:      ttl,
+		Path:     r.URL.EscapedPath(),
+	}, true, nil
 }
 
 // Record implements gateway.RecordResolver: the verified record of the
