@@ -37,3 +37,16 @@ func Durations(d *caddyfile.Dispenser, durations map[string]*caddy.Duration) err
 	}
 	return nil
 }
+
+// None reads a module that takes no arguments and no block, such as
+// `resolve ipfs`.
+func None(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		return d.Errf("unknown subdirective %q", d.Val())
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
 
 func init() {
@@ -27,16 +28,7 @@ func (Resolver) CaddyModule() caddy.ModuleInfo {
 }
 
 // UnmarshalCaddyfile reads `resolve ipfs`, which takes no arguments.
-func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		return d.Errf("unknown subdirective %q", d.Val())
-	}
-	return nil
-}
+func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error { return caddyargs.None(d) }
 
 // Interface guards.
 var (

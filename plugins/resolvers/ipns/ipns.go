@@ -15,6 +15,7 @@ import (
 	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
 	"github.com/pacman-cdn/pacman/names"
 )
 
@@ -115,16 +116,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 }
 
 // UnmarshalCaddyfile reads `resolve ipns`, which takes no arguments.
-func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		return d.Errf("unknown subdirective %q", d.Val())
-	}
-	return nil
-}
+func (*Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error { return caddyargs.None(d) }
 
 // Interface guards.
 var (
