@@ -152,7 +152,9 @@ v.addEventListener('loadedmetadata', () => {
   v.play().then(() => { window.ready = true; }, (e) => { window.failed = String(e); });
 });
 if (q.get('hls')) {
-  const hls = new Hls();
+  // A live viewer catches up to the target latency (three segments behind
+  // the live edge it knows), so where it happened to join does not count.
+  const hls = new Hls({ maxLiveSyncPlaybackRate: 2 });
   window.hls = hls;
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.failed = 'hls.js: ' + d.details; });
   hls.loadSource(q.get('hls'));

@@ -40,7 +40,7 @@ type Announcement struct {
 	// change: the encoder restarted.
 	Discontinuity bool `json:"discontinuity,omitempty"`
 	// ProgramDateTime is the wall-clock time of the segment's first
-	// frame, if the encoder said.
+	// frame: the encoder's, or else its upload's end less its duration.
 	ProgramDateTime time.Time `json:"program_date_time,omitzero"`
 	// At is when the publisher announced it; old announcements replayed
 	// later are refused by it.

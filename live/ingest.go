@@ -67,13 +67,19 @@ type Ingest struct {
 type publication struct {
 	mu       sync.Mutex
 	synced   bool
-	uploads  map[string]cid.Cid // segments uploaded, not yet listed
+	uploads  map[string]upload // segments uploaded, not yet listed
 	order    []string           // uploads' names, oldest first
 	lastEnc  int64              // the encoder's last sequence announced; -1 before
 	nextSeq  uint64
 	discont  bool // the next segment follows a restart
 	segments []Announcement
 	ended    bool
+}
+
+// upload is one segment imported and not yet listed.
+type upload struct {
+	cid cid.Cid
+	at  time.Time // when its upload completed
 }
 
 // ServeHTTP implements http.Handler.
@@ -153,7 +159,7 @@ func (in *Ingest) publication(ctx context.Context, stream string) *publication {
 	}
 	p := in.pubs[stream]
 	if p == nil {
-		p = &publication{uploads: map[string]cid.Cid{}, lastEnc: -1}
+		p = &publication{uploads: map[string]upload{}, lastEnc: -1}
 		in.pubs[stream] = p
 	}
 	in.mu.Unlock()
@@ -206,7 +212,7 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 	if _, ok := p.uploads[file]; !ok {
 		p.order = append(p.order, file)
 	}
-	p.uploads[file] = c
+	p.uploads[file] = upload{cid: c, at: time.Now()}
 	for len(p.order) > keptUploads {
 		delete(p.uploads, p.order[0])
 		p.order = p.order[1:]
@@ -245,13 +251,19 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 			continue
 		}
 		name := path.Base(e.uri)
-		c, ok := p.uploads[name]
+		up, ok := p.uploads[name]
 		if !ok {
 			break // not uploaded yet: a later playlist lists it again
 		}
+		pdt := e.pdt
+		if pdt.IsZero() {
+			// An encoder that stamps no time (ffmpeg without
+			// program_date_time) sends each segment as it ends.
+			pdt = up.at.Add(-time.Duration(e.duration * float64(time.Second))).Truncate(time.Millisecond)
+		}
 		a := Announcement{
-			Stream: stream, Seq: p.nextSeq, CID: c, Duration: e.duration, Ext: path.Ext(name),
-			Discontinuity: p.discont || e.discontinuity, ProgramDateTime: e.pdt,
+			Stream: stream, Seq: p.nextSeq, CID: up.cid, Duration: e.duration, Ext: path.Ext(name),
+			Discontinuity: p.discont || e.discontinuity, ProgramDateTime: pdt,
 		}
 		if err := in.Relay.Publish(r.Context(), a); err != nil {
 			in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))

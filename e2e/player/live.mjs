@@ -1,6 +1,7 @@
 // Plays live HLS streams side by side in Debian's headless Chromium through
 // hls.js, and reports for each, as JSON, how far behind the live edge it
-// played and how often it stalled.
+// played and how often it stalled. The distance is measured on the wall
+// clock: now minus the EXT-X-PROGRAM-DATE-TIME of the frame playing.
 //
 //   node live.mjs SECONDS PAGE_URL...
 //
@@ -33,7 +34,10 @@ try {
   for (let i = 0; i < Number(seconds); i++) {
     await new Promise((res) => setTimeout(res, 1000));
     for (const { page, r } of opened) {
-      const s = await page.evaluate(() => ({ latency: window.hls ? window.hls.latency : null, failed: window.failed || null }));
+      const s = await page.evaluate(() => {
+        const at = window.hls && window.hls.playingDate;
+        return { latency: at ? (Date.now() - at.getTime()) / 1000 : null, failed: window.failed || null };
+      });
       if (s.latency !== null) r.latency.push(s.latency);
       if (s.failed && !r.errors.includes(s.failed)) r.errors.push(s.failed);
     }

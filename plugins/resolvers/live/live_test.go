@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,13 @@ func (b *bed) put(t *testing.T, token, path string, body []byte) int {
 	return resp.StatusCode
 }
 
+var (
+	// afterDiscontinuity matches segment 3 following a discontinuity.
+	afterDiscontinuity = regexp.MustCompile(`#EXT-X-DISCONTINUITY\n(#EXT-X-PROGRAM-DATE-TIME:[^\n]*\n)?#EXTINF:2\.000,\n3\.ts\n`)
+	// programDateTime matches a program date-time tag.
+	programDateTime = regexp.MustCompile(`#EXT-X-PROGRAM-DATE-TIME:([^\n]*)\n`)
+)
+
 // encoderPlaylist is what ffmpeg's HLS muxer writes after segments
 // first..last of 2 s, keeping size of them.
 func encoderPlaylist(first, last int, ended bool) []byte {
@@ -192,6 +200,7 @@ func TestLiveThroughEdge(t *testing.T) {
 		t.Errorf("playlist of a stream refused everything: %d, want 404", resp.StatusCode)
 	}
 
+	start := time.Now()
 	for i := range 2 {
 		if got := b.put(t, "all", fmt.Sprintf("s/index%d.ts", i), seg(i)); got != http.StatusCreated {
 			t.Fatalf("PUT segment %d: %d", i, got)
@@ -204,6 +213,18 @@ func TestLiveThroughEdge(t *testing.T) {
 	for _, want := range []string{"#EXT-X-MEDIA-SEQUENCE:0\n", "#EXTINF:2.000,\n0.ts\n", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n", "#EXT-X-TARGETDURATION:2\n"} {
 		if !bytes.Contains(playlist, []byte(want)) {
 			t.Errorf("the edge's playlist lacks %q:\n%s", want, playlist)
+		}
+	}
+	// The encoder stamped no times, so the publisher did: each segment's
+	// first frame was 2 s before its upload completed.
+	stamps := programDateTime.FindAllSubmatch(playlist, -1)
+	if len(stamps) != 2 {
+		t.Errorf("want a program date-time for each of 2 segments:\n%s", playlist)
+	}
+	for _, m := range stamps {
+		at, err := time.Parse("2006-01-02T15:04:05.000Z", string(m[1]))
+		if err != nil || at.Before(start.Add(-2*time.Second-time.Millisecond)) || at.After(time.Now().Add(-2*time.Second)) {
+			t.Errorf("program date-time %s (%v): want 2 s before an upload after %v", m[1], err, start.UTC())
 		}
 	}
 	resp, body := get(t, b.gateway+"/live/s/index.m3u8")
@@ -265,7 +286,7 @@ func TestLiveThroughEdge(t *testing.T) {
 	b.put(t, "all", "s/index0.ts", seg(3))
 	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false))
 	playlist = b.waitListed(t, "s", "3.ts")
-	if !bytes.Contains(playlist, []byte("#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n3.ts\n")) || !bytes.Contains(playlist, []byte("#EXT-X-MEDIA-SEQUENCE:1\n")) {
+	if !afterDiscontinuity.Match(playlist) || !bytes.Contains(playlist, []byte("#EXT-X-MEDIA-SEQUENCE:1\n")) {
 		t.Errorf("after the encoder restarted, want 3.ts after a discontinuity in a window from 1:\n%s", playlist)
 	}
 
@@ -423,7 +444,7 @@ func TestLivePublisherRestart(t *testing.T) {
 		t.Fatalf("PUT after the restart: %d", got)
 	}
 	playlist := b.waitListed(t, "s", "3.ts")
-	if !bytes.Contains(playlist, []byte("2.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n3.ts\n")) {
+	if !regexp.MustCompile(`2\.ts\n` + afterDiscontinuity.String()).Match(playlist) {
 		t.Errorf("after the restart, want 3.ts after 2.ts and a discontinuity:\n%s", playlist)
 	}
 	if resp, got := get(t, b.gateway+"/live/s/3.ts"); resp.StatusCode != 200 || string(got) != "second run, segment 0" {
