@@ -68,8 +68,8 @@ type publication struct {
 	mu       sync.Mutex
 	synced   bool
 	uploads  map[string]upload // segments uploaded, not yet listed
-	order    []string           // uploads' names, oldest first
-	lastEnc  int64              // the encoder's last sequence announced; -1 before
+	order    []string          // uploads' names, oldest first
+	lastEnc  int64             // the encoder's last sequence announced; -1 before
 	nextSeq  uint64
 	discont  bool // the next segment follows a restart
 	segments []Announcement
