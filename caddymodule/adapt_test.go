@@ -50,6 +50,7 @@ const adaptedCaddyfile = `
 		max_network_requests 32
 		resolve_timeout 20s
 		stall_timeout 5s
+		subdomain_hosts dweb.example.com localhost
 		access allowlist
 		allow_file /etc/pacman/allow.txt
 		deny_file /etc/pacman/deny.txt
@@ -124,6 +125,10 @@ const adaptedJSON = `{
 										}
 									],
 									"stall_timeout": 5000000000,
+									"subdomain_hosts": [
+										"dweb.example.com",
+										"localhost"
+									],
 									"window": 32
 								}
 							]

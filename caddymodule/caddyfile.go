@@ -183,6 +183,7 @@ func parseRate(s string) (int64, error) {
 //		max_ranges      <n>
 //		resolve_timeout <duration>
 //		stall_timeout   <duration>
+//		subdomain_hosts <host>...
 //
 //		# Shorthands for the modules:
 //		access          local|allowlist|open   # policy local | allow_list <allow_file> | open
@@ -224,6 +225,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.SourcesRaw = append(h.SourcesRaw, raw)
 			default:
 				h.PoliciesRaw = append(h.PoliciesRaw, raw)
+			}
+			continue
+		}
+		if name == "subdomain_hosts" {
+			if h.SubdomainHosts = d.RemainingArgs(); len(h.SubdomainHosts) == 0 {
+				return d.ArgErr()
 			}
 			continue
 		}

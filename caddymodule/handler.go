@@ -75,6 +75,12 @@ type Handler struct {
 	// response is cut short (the client sees fewer bytes than
 	// Content-Length, never wrong ones). Default: 30s.
 	StallTimeout caddy.Duration `json:"stall_timeout,omitempty"`
+	// SubdomainHosts makes this route a subdomain gateway for these
+	// hostnames (no port): {cid}.ipfs.{host} and {name}.ipns.{host} serve
+	// each CID and name at the root of an origin of its own, as browsers
+	// need to keep sites apart, and {host}/ipfs/… and /ipns/… redirect
+	// there. Other hosts are served as a path gateway. Default: none.
+	SubdomainHosts []string `json:"subdomain_hosts,omitempty"`
 
 	gw      *gateway.Handler
 	closers []func()
@@ -128,6 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Observer:            app.Metrics(),
 		Blocks:              app.Metrics(),
 		Logger:              ctx.Logger(),
+		Subdomains:          h.SubdomainHosts,
 	})
 	if err != nil {
 		return err

@@ -103,19 +103,25 @@ type Config struct {
 	Blocks hedge.Observer
 	// Logger receives logs of failed and slow requests. Nil means none.
 	Logger *zap.Logger
+	// Subdomains are the hostnames (no port) of a subdomain gateway:
+	// {cid}.ipfs.{host} and {name}.ipns.{host} each serve their content
+	// at the root of an origin of its own, and {host}/ipfs/… and
+	// {host}/ipns/… redirect there. Other hosts are path gateways.
+	Subdomains []string
 }
 
 // Handler serves the content its resolvers name, fetching blocks through
 // the hedge.
 type Handler struct {
-	clients   *clientLimit
-	network   chan struct{} // a token per request let on the open network
-	hedge     *hedge.Hedge
-	local     chunker.BlockGetter
-	streamer  *stream.RangeStreamer
-	readahead *stream.Readahead
-	cfg       Config
-	log       *zap.Logger
+	clients    *clientLimit
+	network    chan struct{} // a token per request let on the open network
+	hedge      *hedge.Hedge
+	local      chunker.BlockGetter
+	streamer   *stream.RangeStreamer
+	readahead  *stream.Readahead
+	subdomains subdomains
+	cfg        Config
+	log        *zap.Logger
 }
 
 // NewHandler returns a Handler.
@@ -166,6 +172,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Local == nil {
 		return nil, fmt.Errorf("a gateway needs its local store")
 	}
+	sub, err := newSubdomains(cfg.Subdomains)
+	if err != nil {
+		return nil, err
+	}
 	hg, err := hedge.New(hedge.Config{
 		Local:    cfg.Local,
 		Sources:  cfg.Sources,
@@ -196,8 +206,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 			Budget:       make(chan struct{}, cfg.MaxLeavesInFlight),
 			BudgetWait:   cfg.BudgetWait,
 		},
-		cfg: cfg,
-		log: cfg.Logger,
+		subdomains: sub,
+		cfg:        cfg,
+		log:        cfg.Logger,
 	}
 	if cfg.Readahead > 0 {
 		h.readahead = stream.NewReadahead(idx, cfg.Readahead, cfg.StallTimeout)
@@ -272,6 +283,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A CORS preflight: the headers above are the answer.
 		w.WriteHeader(http.StatusOK)
 		return
+	case http.MethodConnect:
+		if h.subdomains.tunnel(r) {
+			// RFC 9110 §9.3.6: the tunnel leads back here, where the
+			// client then asks for a subdomain origin by its Host.
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		fallthrough
 	default:
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
@@ -284,11 +303,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if wantsRecord(r) {
-		h.serveRecord(w, r, start)
+	named, ok := h.subdomains.route(w, r)
+	if !ok {
 		return
 	}
-	content, err := h.resolve(r)
+	if wantsRecord(named) {
+		h.serveRecord(w, named, start)
+		return
+	}
+	content, err := h.resolve(named)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -365,7 +388,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if content.Path != "" {
 		hdr.Set("X-Ipfs-Path", content.Path)
 	} else {
-		hdr.Set("X-Ipfs-Path", r.URL.EscapedPath())
+		hdr.Set("X-Ipfs-Path", named.URL.EscapedPath())
 	}
 	hdr.Set("X-Ipfs-Roots", joinCIDs(t.roots))
 
