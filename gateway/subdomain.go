@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multibase"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // dnsLabelMax is the longest DNS label (RFC 1034 §3.1).
@@ -43,16 +44,14 @@ func newSubdomains(hosts []string) (subdomains, error) {
 
 // route returns the request the resolvers are to see: on a subdomain
 // origin, {id}.{ns}.{host}/path is /{ns}/{id}/path on host; on a gateway
-// host, /ipfs/ and /ipns/ paths are redirected to their origin. Links and
-// redirects keep the request's own path. It reports false when it has
-// answered the request itself.
+// host, /ipfs/ and /ipns/ paths are redirected to their origin; on a path
+// gateway, a key written the old way is redirected to its canonical path.
+// Links and redirects keep the request's own path. It reports false when
+// it has answered the request itself.
 func (s subdomains) route(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	if uri := r.URL.Query().Get("uri"); uri != "" && (r.URL.Path == "/ipfs/" || r.URL.Path == "/ipns/") {
 		protocolRedirect(w, r, uri)
 		return nil, false
-	}
-	if len(s) == 0 {
-		return r, true
 	}
 	host := r.Host
 	if fwd := r.Header.Get("X-Forwarded-Host"); fwd != "" {
@@ -75,7 +74,12 @@ func (s subdomains) route(w http.ResponseWriter, r *http.Request) (*http.Request
 	}
 	ns, id, gw, ok := s.origin(name)
 	if !ok {
-		return r, true // not ours: a path gateway
+		// A path gateway.
+		if loc, ok := canonicalKey(r.URL); ok {
+			http.Redirect(w, r, loc, http.StatusFound)
+			return nil, false
+		}
+		return r, true
 	}
 	gwHost := gw + port
 	if c, err := cid.Decode(id); err == nil {
@@ -109,6 +113,33 @@ func (s subdomains) route(w http.ResponseWriter, r *http.Request) (*http.Request
 		rr.URL.RawPath = "/" + ns + "/" + url.PathEscape(id) + r.URL.RawPath
 	}
 	return rr, true
+}
+
+// canonicalKey returns the canonical path of /ipns/{key}/rest when key is
+// written as a base58 multihash, the old form of a peer ID: a base36
+// libp2p-key CID, which fits in a DNS label and is case-insensitive.
+func canonicalKey(u *url.URL) (string, bool) {
+	parts := strings.SplitN(u.EscapedPath(), "/", 4)
+	if len(parts) < 3 || parts[0] != "" || parts[1] != "ipns" {
+		return "", false
+	}
+	if _, err := mh.FromB58String(parts[2]); err != nil {
+		return "", false
+	}
+	id, err := peer.Decode(parts[2])
+	if err != nil {
+		return "", false
+	}
+	key, err := peer.ToCid(id).StringOfBase(multibase.Base36)
+	if err != nil {
+		return "", false
+	}
+	parts[2] = key
+	loc := strings.Join(parts, "/")
+	if u.RawQuery != "" {
+		loc += "?" + u.RawQuery
+	}
+	return loc, true
 }
 
 // origin splits a subdomain origin's hostname, {id}.{ns}.{gateway host},

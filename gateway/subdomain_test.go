@@ -151,6 +151,9 @@ func TestSubdomainGateway(t *testing.T) {
 	if resp, body := ask(t, base, "127.0.0.1"+port, "/ipfs/"+dir+"/video.mp4"); resp.StatusCode != 200 || !bytes.Equal(body, f.video) {
 		t.Errorf("another host is a path gateway: %d", resp.StatusCode)
 	}
+	if resp, _ := ask(t, base, "127.0.0.1"+port, "/ipns/"+id.String()+"/root2/?x=1"); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ipns/"+keyCID+"/root2/?x=1" {
+		t.Errorf("a peer ID on a path gateway: %d to %q, want 302 to its base36 libp2p-key CID", resp.StatusCode, resp.Header.Get("Location"))
+	}
 
 	// What cannot be an origin is refused with the reason.
 	long := cid.NewCidV1(cid.Raw, mustHash(t, []byte("long"), mh.SHA2_512)).String()
@@ -158,6 +161,7 @@ func TestSubdomainGateway(t *testing.T) {
 		{gw, "/ipfs/" + long, "CID incompatible with DNS label length limit of 63"},
 		{long + ".ipfs." + gw, "/", "CID incompatible with DNS label length limit of 63"},
 		{"notacid.ipfs." + gw, "/", `invalid path "/ipfs/notacid"`},
+		{gw, "/ipfs/QmInvalidCID", `invalid path "/ipfs/QmInvalidCID"`},
 		{gw, "/ipns/?uri=" + url.QueryEscape("https://example.org/"), "is not an ipfs:// or ipns:// URL"},
 	} {
 		resp, body := ask(t, base, c.host, c.target)

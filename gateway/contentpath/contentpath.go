@@ -13,7 +13,12 @@ import (
 )
 
 // ErrBadPath reports a request path that is not a valid content path.
-var ErrBadPath = errors.New("invalid content path")
+var ErrBadPath = errors.New("invalid path")
+
+// bad returns ErrBadPath for the escaped path p, with the reason.
+func bad(p, format string, args ...any) error {
+	return fmt.Errorf("%w %q: %s", ErrBadPath, truncate(p, 200), fmt.Sprintf(format, args...))
+}
 
 // Parse splits /ipfs/{cid}[/path] into the root CID and the
 // unescaped path segments. Segments are split on the escaped path, so an
@@ -23,17 +28,17 @@ func Parse(u *url.URL) (cid.Cid, []string, error) {
 	p := u.EscapedPath()
 	rest, ok := strings.CutPrefix(p, "/ipfs/")
 	if !ok {
-		return cid.Undef, nil, fmt.Errorf("%w: expected /ipfs/{cid}[/path]", ErrBadPath)
+		return cid.Undef, nil, bad(p, "expected /ipfs/{cid}[/path]")
 	}
 	parts := strings.Split(rest, "/")
 	c, err := cid.Decode(parts[0])
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("%w: %q is not a valid CID", ErrBadPath, truncate(parts[0], 80))
+		return cid.Undef, nil, bad(p, "%q is not a valid CID", truncate(parts[0], 80))
 	}
 	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
 		return cid.Undef, nil, err
 	}
-	segments, err := split(parts[1:])
+	segments, err := split(p, parts[1:])
 	if err != nil {
 		return cid.Undef, nil, err
 	}
@@ -43,16 +48,17 @@ func Parse(u *url.URL) (cid.Cid, []string, error) {
 // ParseName splits /{namespace}/{name}[/path] (/ipns/, say) into the
 // name and the unescaped path segments, with the rules of Parse.
 func ParseName(u *url.URL, namespace string) (string, []string, error) {
-	rest, ok := strings.CutPrefix(u.EscapedPath(), "/"+namespace+"/")
+	p := u.EscapedPath()
+	rest, ok := strings.CutPrefix(p, "/"+namespace+"/")
 	if !ok {
-		return "", nil, fmt.Errorf("%w: expected /%s/{name}[/path]", ErrBadPath, namespace)
+		return "", nil, bad(p, "expected /%s/{name}[/path]", namespace)
 	}
 	parts := strings.Split(rest, "/")
 	name, err := url.PathUnescape(parts[0])
 	if err != nil || name == "" {
-		return "", nil, fmt.Errorf("%w: bad name", ErrBadPath)
+		return "", nil, bad(p, "no name")
 	}
-	segments, err := split(parts[1:])
+	segments, err := split(p, parts[1:])
 	if err != nil {
 		return "", nil, err
 	}
@@ -64,30 +70,31 @@ func ParseName(u *url.URL, namespace string) (string, []string, error) {
 func Segments(escaped string) ([]string, error) {
 	rest, ok := strings.CutPrefix(escaped, "/")
 	if !ok {
-		return nil, fmt.Errorf("%w: a path starts with /", ErrBadPath)
+		return nil, bad(escaped, "a path starts with /")
 	}
 	if rest == "" {
 		return nil, nil
 	}
-	return split(strings.Split(rest, "/"))
+	return split(escaped, strings.Split(rest, "/"))
 }
 
-// split unescapes escaped path segments, allowing one trailing slash.
-func split(parts []string) ([]string, error) {
+// split unescapes the escaped segments of path p, allowing one trailing
+// slash.
+func split(p string, parts []string) ([]string, error) {
 	var segments []string
 	for i, s := range parts {
 		if s == "" {
 			if i == len(parts)-1 {
 				break // one trailing slash
 			}
-			return nil, fmt.Errorf("%w: empty path segment", ErrBadPath)
+			return nil, bad(p, "empty path segment")
 		}
 		seg, err := url.PathUnescape(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad escape in path", ErrBadPath)
+			return nil, bad(p, "bad escape %q", truncate(s, 80))
 		}
 		if seg == "." || seg == ".." {
-			return nil, fmt.Errorf("%w: %q segments are not allowed", ErrBadPath, seg)
+			return nil, bad(p, "%q segments are not allowed", seg)
 		}
 		segments = append(segments, seg)
 	}
