@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -316,6 +317,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if named != r {
+		content.Site = true // a subdomain origin
+	}
 	root, segments := content.Root, content.Segments
 	format, err := responseFormat(r)
 	if err != nil {
@@ -366,7 +370,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
 	t, err := resolvePath(rctx, resolver, root, segments, format == formatFile)
-	if err == nil && (t.dir || t.listing) && !strings.HasSuffix(r.URL.Path, "/") {
+	status := 0 // or, after a _redirects rule, the status it gives
+	if prefix, ok := sitePrefix(r, content); ok && errors.Is(err, errNoLink) && format == formatFile {
+		var done bool
+		if t, status, done, err = h.siteRedirects(rctx, w, r, resolver, root, prefix, err); done {
+			return
+		}
+	}
+	if err == nil && status == 0 && (t.dir || t.listing) && !strings.HasSuffix(r.URL.Path, "/") {
 		// Relative links inside index.html need the trailing slash.
 		u := *r.URL
 		u.Path += "/"
@@ -427,7 +438,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	rep.started, rep.resolved, rep.ttl = start, time.Since(start), content.TTL
+	rep.started, rep.resolved, rep.ttl, rep.status = start, time.Since(start), content.TTL, status
 	h.serve(w, r, rep)
 }
 
@@ -498,6 +509,10 @@ type representation struct {
 	// cacheControl, if set, is the response's Cache-Control, for pages
 	// the gateway renders (they change with the gateway, not the content).
 	cacheControl string
+	// status, unless zero or 200, is an error status the representation
+	// is a custom page for: it is sent whole, without preconditions or
+	// ranges.
+	status int
 }
 
 // serve answers a GET or HEAD of rep, following RFC 9110: preconditions in
@@ -515,19 +530,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		hdr.Set("Cache-Control", "public, max-age=29030400, immutable")
 	}
 
+	page := rep.status != 0 && rep.status != http.StatusOK
 	// §13.1.1 If-Match: strong comparison; 412 when nothing matches.
-	if im := r.Header.Get("If-Match"); im != "" && !headers.ETagMatch(im, rep.etag, false) {
+	if im := r.Header.Get("If-Match"); !page && im != "" && !headers.ETagMatch(im, rep.etag, false) {
 		writeError(w, http.StatusPreconditionFailed, "If-Match does not match the content's ETag")
 		return
 	}
 	// §13.1.2 If-None-Match: weak comparison; 304 for GET and HEAD.
-	if inm := r.Header.Get("If-None-Match"); inm != "" && headers.ETagMatch(inm, rep.etag, true) {
+	if inm := r.Header.Get("If-None-Match"); !page && inm != "" && headers.ETagMatch(inm, rep.etag, true) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 
-	hdr.Set("Accept-Ranges", "bytes")
-	ranges, err := h.ranges(r, rep)
+	var ranges []headers.Range
+	var err error
+	if !page {
+		hdr.Set("Accept-Ranges", "bytes")
+		ranges, err = h.ranges(r, rep)
+	}
 	if err != nil {
 		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", rep.size))
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, err.Error())
@@ -558,6 +578,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rep representati
 		begin  func(i int) (io.Writer, error)
 		finish = func() error { return nil }
 	)
+	if page {
+		status = rep.status
+	}
 	switch len(ranges) {
 	case 0:
 		spans = []stream.Span{{Start: 0, End: rep.size}}

@@ -33,6 +33,11 @@ type Content struct {
 	// Path is the content path the URL resolved to, sent as X-Ipfs-Path;
 	// empty means the request's own path.
 	Path string
+	// Site is set when the request's origin belongs to the content (a
+	// DNSLink host): Segments end with the request's own path, and a path
+	// that does not exist is looked up in the site's _redirects file.
+	// Requests on a subdomain origin are always so.
+	Site bool
 }
 
 // RecordResolver is a Resolver of mutable names that can also answer with

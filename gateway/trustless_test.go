@@ -62,15 +62,7 @@ func fileBlocks(t *testing.T, f *fixture, c cid.Cid) []cid.Cid {
 
 func childCID(t *testing.T, f *fixture, name string) cid.Cid {
 	t.Helper()
-	nd, err := merkledag.NewDAGService(f.store).Get(context.Background(), f.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _, err := nd.ResolveLink([]string{name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l.Cid
+	return childOf(t, f.store, f.dir, name)
 }
 
 // TestCAR checks the trustless gateway CAR responses: the path's blocks

@@ -113,7 +113,8 @@ func (l *Links) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	}
 	c.Path = r.URL.EscapedPath()
 	if l.ByHost && !strings.HasPrefix(c.Path, "/ipns/") {
-		c.Path = "/ipns/" + domain + c.Path
+		// The site's own host: its _redirects file applies.
+		c.Path, c.Site = "/ipns/"+domain+c.Path, true
 	}
 	return c, true, nil
 }
