@@ -424,8 +424,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rep, err = h.serveDAG(rctx, w, r, resolver, t.cid)
 			break
 		}
+		if t.symlink != nil {
+			rep = blockRepresentation(t.cid, t.symlink, `"`+t.cid.String()+`"`, "inode/symlink")
+			break
+		}
 		if t.listing {
-			err = h.serveListing(rctx, w, r, resolver, t)
+			links := listingLinks{contentPath: hdr.Get("X-Ipfs-Path")}
+			switch {
+			case named != r:
+				links.gateway = "//" + named.Host
+			case content.Site:
+				links.site = "//" + r.Host
+			}
+			err = h.serveListing(rctx, w, r, resolver, t, links)
 			if err != nil {
 				h.fail(w, r, err)
 			}

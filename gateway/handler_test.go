@@ -23,6 +23,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	boxochunker "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	blocks "github.com/ipfs/go-block-format"
@@ -886,5 +887,47 @@ func TestTAR(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || len(names) != 2 {
 		t.Errorf("a subpath's TAR: status %d, entries %v; want the directory and its index.html", resp.StatusCode, names)
+	}
+}
+
+// TestSymlink: a UnixFS symbolic link is served as itself, its target as
+// the body, never followed (the path gateway spec); a path through it
+// does not exist.
+func TestSymlink(t *testing.T) {
+	ctx := context.Background()
+	bs := blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
+	dag := merkledag.NewDAGService(bs)
+	data, err := unixfs.SymlinkData("foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := merkledag.NodeWithData(data)
+	if err := link.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dag.Add(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	file, err := chunker.Import(ctx, dag, strings.NewReader("the file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := chunker.Directory(ctx, dag, map[string]cid.Cid{"foo": file, "bar": link.Cid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return bs }, gateway.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := httptestServer(t, h) + "/ipfs/" + dir.String()
+	resp, body := do(t, "GET", base+"/bar")
+	if resp.StatusCode != 200 || string(body) != "foo" {
+		t.Errorf("the link: %d %q, want 200 with its target", resp.StatusCode, body)
+	}
+	wantHeader(t, resp, "Content-Type", "inode/symlink")
+	wantHeader(t, resp, "Etag", `"`+link.Cid().String()+`"`)
+	if resp, _ := do(t, "GET", base+"/bar/x"); resp.StatusCode != 404 {
+		t.Errorf("a path through the link: %d, want 404", resp.StatusCode)
 	}
 }

@@ -55,7 +55,8 @@ func (s siteHost) Resolve(r *http.Request) (gateway.Content, bool, error) {
 		return gateway.Content{}, false, nil
 	}
 	segs, err := contentpath.Segments(r.URL.EscapedPath())
-	return gateway.Content{Root: s.root, Segments: append([]string{"www"}, segs...), TTL: time.Minute, Site: true}, true, err
+	return gateway.Content{Root: s.root, Segments: append([]string{"www"}, segs...), TTL: time.Minute, Site: true,
+		Path: "/ipns/" + r.Host + r.URL.EscapedPath()}, true, err
 }
 
 // TestRedirectsFile follows the web redirects file spec on a subdomain

@@ -41,6 +41,9 @@ type target struct {
 	// listing is set when the path named a directory without index.html;
 	// cid is then the directory's.
 	listing bool
+	// symlink is the target of the UnixFS symbolic link the path names,
+	// or nil; links are served as they are, never followed.
+	symlink []byte
 	// roots are the CIDs the path went through, from the root CID to the
 	// last one the path names (a directory served by its index.html ends
 	// the list, not the index.html).
@@ -99,6 +102,9 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		default:
 			if i < len(segments) {
 				return t, fmt.Errorf("%w: %q is inside a file", errNoLink, segments[i])
+			}
+			if fsn.Type() == unixfspb.Data_Symlink {
+				t.symlink = fsn.Data()
 			}
 			return t, nil
 		}
