@@ -1,7 +1,9 @@
 package caddymodule_test
 
 import (
+	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -333,3 +335,50 @@ const liveJSON = `{
 		}
 	}
 }`
+
+// TestConformanceCaddyfile: the configuration documented for the gateway
+// conformance suite adapts to one server on the address asked for that
+// answers every host (subdomain origins and DNSLink sites included) as a
+// subdomain gateway for localhost.
+func TestConformanceCaddyfile(t *testing.T) {
+	t.Setenv("PACMAN_CONFORMANCE_DATA", "/tmp/conformance-data")
+	t.Setenv("PACMAN_CONFORMANCE_PORT", "18581")
+	src, err := os.ReadFile("../conformance/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string
+					Routes []struct {
+						Match  []map[string]any
+						Handle []map[string]any
+					}
+				}
+			}
+			Pacman struct {
+				DataDir string `json:"data_dir"`
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Apps.Pacman.DataDir != "/tmp/conformance-data" || len(cfg.Apps.HTTP.Servers) != 1 {
+		t.Fatalf("adapted to %s", out)
+	}
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		if !slices.Equal(srv.Listen, []string{"127.0.0.1:18581"}) || len(srv.Routes) != 1 || srv.Routes[0].Match != nil {
+			t.Errorf("listens on %v with routes %+v; want 127.0.0.1:18581 and no host matcher", srv.Listen, srv.Routes)
+		}
+		if !strings.Contains(string(out), `"subdomain_hosts":["localhost"]`) {
+			t.Errorf("no subdomain gateway for localhost in %s", out)
+		}
+	}
+}
