@@ -92,7 +92,7 @@ func TestConformanceSetup(t *testing.T) {
 	// A kept record: its name resolves on the path gateway, its origin on
 	// the subdomain gateway serves the same bytes, and the record itself
 	// is served as kept.
-	const name = "k51qzi5uqu5dit2ku9mutlfgwyz8u730on38kd10m97m36bjt66my99hb6103f" // a V2 record of a file
+	const name = "k51qzi5uqu5dit2ku9mutlfgwyz8u730on38kd10m97m36bjt66my99hb6103f"                            // a V2 record of a file
 	target := strings.Fields(caddyCmd(t, "pacman", "name", "resolve", "--data-dir", data, "/ipns/"+name))[0] // /ipfs/… (ttl …)
 	fromPath, want := get("127.0.0.1", target)
 	if fromPath.StatusCode != 200 {
