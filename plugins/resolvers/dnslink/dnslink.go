@@ -207,6 +207,10 @@ type Resolver struct {
 	ByHost bool `json:"by_host,omitempty"`
 	// NoDNS asks no DNS server: only IPFS_NS_MAP.
 	NoDNS bool `json:"no_dns,omitempty"`
+	// DNS is the server asked for _dnslink TXT records: host:port or
+	// udp://host:port, tcp://host:port, or a DNS-over-HTTPS URL
+	// (https://…/dns-query). Default: the system's resolver.
+	DNS string `json:"dns,omitempty"`
 
 	*Links `json:"-"`
 }
@@ -233,8 +237,13 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("dnslink: %w", err)
 	}
 	r.Links = &Links{Static: static, TTL: time.Duration(r.TTL), ByHost: r.ByHost, IPNS: app.Names()}
-	if !r.NoDNS {
-		r.Links.TXT = net.DefaultResolver.LookupTXT
+	switch {
+	case r.NoDNS && r.DNS != "":
+		return fmt.Errorf("dnslink: no_dns and dns %s contradict each other", r.DNS)
+	case !r.NoDNS:
+		if r.Links.TXT, err = NewTXTLookup(r.DNS); err != nil {
+			return fmt.Errorf("dnslink: %w", err)
+		}
 	}
 	return nil
 }
@@ -245,6 +254,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 //		ttl <duration>
 //		by_host
 //		no_dns
+//		dns <host:port|udp://…|tcp://…|https://…>
 //	}
 func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -261,6 +271,10 @@ func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			r.ByHost = true
 		case "no_dns":
 			r.NoDNS = true
+		case "dns":
+			if !d.Args(&r.DNS) || d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unknown dnslink option %q", d.Val())
 		}
