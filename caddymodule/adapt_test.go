@@ -252,6 +252,7 @@ const liveCaddyfile = `
 		resolve dnslink {
 			ttl 5m
 			by_host
+			dns https://dns.example.net/dns-query
 		}
 		resolve ipfs
 	}
@@ -313,6 +314,7 @@ const liveJSON = `{
 										},
 										{
 											"by_host": true,
+											"dns": "https://dns.example.net/dns-query",
 											"resolver": "dnslink",
 											"ttl": 300000000000
 										},
