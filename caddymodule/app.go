@@ -115,7 +115,6 @@ type App struct {
 	log     *zap.Logger
 
 	gateways *gatewaySet
-	names    *names.Store
 }
 
 // gatewaySet is the handlers of one config that answer fleet members.
@@ -194,7 +193,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 			f.Close()
 			return nil, errors.Join(err, n.Close())
 		}
-		return &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: flights, serving: serving, live: relay, livePeers: peers}, nil
+		store, err := names.Open(filepath.Join(a.DataDir, "ipns"))
+		if err != nil {
+			_ = relay.Close()
+			peers.Close()
+			f.Close()
+			return nil, errors.Join(err, n.Close())
+		}
+		d := &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: flights, serving: serving, live: relay, livePeers: peers,
+			names: &names.Network{Store: store}}
+		if n.HasRouting() {
+			d.names.Routing = n
+			actx, cancel := context.WithCancel(context.Background())
+			d.stopAnnouncing = cancel
+			go announceNames(actx, d.names, a.log.Named("ipns"))
+		}
+		return d, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
@@ -208,9 +222,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.running.live.SetTrusted(trusted)
-	if a.names, err = names.Open(filepath.Join(a.DataDir, "ipns")); err != nil {
-		return err
-	}
 	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.node, a.running.fleet); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -428,7 +439,7 @@ func (a *App) Cleanup() error {
 }
 
 // Names returns the IPNS records the node keeps, in its data directory.
-func (a *App) Names() *names.Store { return a.names }
+func (a *App) Names() *names.Network { return a.running.names }
 
 // Live returns the node's live relay.
 func (a *App) Live() *live.Relay { return a.running.live }
@@ -450,13 +461,57 @@ type nodeDestructor struct {
 	// sessions.
 	live      *live.Relay
 	livePeers *hedge.Sessions
+	// names are the IPNS records kept, looked up and announced through
+	// the node's routing; stopAnnouncing ends their announcing.
+	names          *names.Network
+	stopAnnouncing context.CancelFunc
 }
 
 func (d *nodeDestructor) Destruct() error {
+	if d.stopAnnouncing != nil {
+		d.stopAnnouncing()
+	}
 	err := d.live.Close()
 	d.livePeers.Close()
 	d.fleet.Close()
 	return errors.Join(err, d.Close())
+}
+
+// announceInterval is how often records kept are looked at for ones to
+// announce; every record is announced again each republishInterval, as
+// DHT records expire (after 48h, by default).
+const (
+	announceInterval  = time.Minute
+	republishInterval = 4 * time.Hour
+)
+
+// announceNames announces the IPNS records kept through routing: all of
+// them at start and every republishInterval, and in between each one kept
+// or published (by 'caddy pacman name publish', say) since the last pass.
+func announceNames(ctx context.Context, n *names.Network, log *zap.Logger) {
+	var last, lastAll time.Time
+	tick := time.NewTicker(announceInterval)
+	defer tick.Stop()
+	for {
+		since := last
+		if time.Since(lastAll) >= republishInterval {
+			since, lastAll = time.Time{}, time.Now()
+		}
+		start := time.Now()
+		told, err := n.Announce(ctx, since)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("announcing IPNS records", zap.Error(err))
+		}
+		if told > 0 {
+			log.Debug("announced IPNS records", zap.Int("records", told))
+		}
+		last = start
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // liveFetcher returns how the relay makes announced segments local:

@@ -19,6 +19,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipns"
+	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/pacman-cdn/pacman/chunker"
@@ -223,8 +224,8 @@ deleted, so peers supply them again. Exits non-zero if any block was bad.`,
 
 func nameCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "name put|resolve ...",
-		Short: "Keeps and resolves IPNS records",
+		Use:   "name put|publish|resolve ...",
+		Short: "Keeps, publishes and resolves IPNS records",
 	}
 	put := &cobra.Command{
 		Use:   "put [--data-dir DIR] /ipns/NAME FILE.ipns-record",
@@ -253,8 +254,48 @@ It works while Caddy runs.`,
 		if err := s.Put(name, data); err != nil {
 			return err
 		}
-		p, _, _ := s.Resolve(name)
+		p, _, _ := s.Resolve(cmd.Context(), name)
 		fmt.Fprintf(cmd.OutOrStdout(), "/ipns/%s -> %s\n", name, p)
+		return nil
+	}
+	publish := &cobra.Command{
+		Use:   "publish [--data-dir DIR] [--key NAME] [--lifetime D] [--ttl D] /ipfs/CID[/PATH]",
+		Short: "Signs an IPNS record pointing a key's name at a path, and keeps it",
+		Long: `
+Signs a record of the key NAME (default "self"; generated on first use and
+kept in DIR/ipns-keys/NAME: whoever holds the file can publish the name)
+pointing at the path, valid for --lifetime and cached for --ttl, with the
+sequence number after the record kept. It prints the name. A running Caddy
+whose node has routing (dht, delegated_routing) announces it within a
+minute, and again every 4 hours; the gateway's /ipns/NAME resolves through
+it at once. It works while Caddy runs.`,
+		Args: cobra.ExactArgs(1),
+	}
+	pubDir := dataDirFlag(publish)
+	keyName := publish.Flags().String("key", "self", "the key to publish with")
+	lifetime := publish.Flags().Duration("lifetime", 48*time.Hour, "how long the record is valid")
+	ttl := publish.Flags().Duration("ttl", 5*time.Minute, "how long resolvers may cache it")
+	publish.RunE = func(cmd *cobra.Command, args []string) error {
+		value, err := path.NewPath(args[0])
+		if err != nil {
+			return fmt.Errorf("%q is not a content path (/ipfs/CID[/PATH] or /ipns/NAME): %w", args[0], err)
+		}
+		if *lifetime <= 0 || *ttl <= 0 {
+			return fmt.Errorf("--lifetime and --ttl must be positive")
+		}
+		sk, err := (names.Keys{Dir: filepath.Join(*pubDir, "ipns-keys")}).Key(*keyName)
+		if err != nil {
+			return err
+		}
+		s, err := names.Open(filepath.Join(*pubDir, "ipns"))
+		if err != nil {
+			return err
+		}
+		name, err := names.Publish(s, sk, value, *lifetime, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "/ipns/%s -> %s\n", name, value)
 		return nil
 	}
 	resolve := &cobra.Command{
@@ -272,14 +313,14 @@ It works while Caddy runs.`,
 		if err != nil {
 			return err
 		}
-		p, ttl, err := s.Resolve(name)
+		p, ttl, err := s.Resolve(cmd.Context(), name)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s (ttl %v)\n", p, ttl)
 		return nil
 	}
-	cmd.AddCommand(put, resolve)
+	cmd.AddCommand(put, publish, resolve)
 	return cmd
 }
 

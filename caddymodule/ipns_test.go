@@ -112,4 +112,17 @@ http://localhost:9080 {
 	if resp, _ := fetch(t, "http://localhost:9080/ipfs/"+root.String()+"?format=ipns-record"); resp.StatusCode != 400 {
 		t.Errorf("a record of a CID: %d, want 400", resp.StatusCode)
 	}
+
+	// A name published while Caddy runs, with a key the data dir keeps.
+	out.Reset()
+	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "publish", "--data-dir", dir, "--key", "site", "/ipfs/"+root.String()); err != nil {
+		t.Fatal(err)
+	}
+	published := strings.Fields(out.String())[0] // /ipns/{name} -> /ipfs/…
+	if resp, body := fetch(t, "http://localhost:9080"+published); resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Cache-Control") != "public, max-age=300" {
+		t.Errorf("GET %s: status %d, equal %v, Cache-Control %q (want the default TTL, 5m)", published, resp.StatusCode, bytes.Equal(body, data), resp.Header.Get("Cache-Control"))
+	}
+	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "publish", "--data-dir", dir, "--key", "../x", "/ipfs/"+root.String()); err == nil {
+		t.Error("a key name outside the key directory was taken")
+	}
 }

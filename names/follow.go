@@ -1,6 +1,7 @@
 package names
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -13,7 +14,7 @@ const MaxDepth = 8
 
 // Resolver resolves IPNS keys to paths; Store is one.
 type Resolver interface {
-	Resolve(name ipns.Name) (path.Path, time.Duration, error)
+	Resolve(ctx context.Context, name ipns.Name) (path.Path, time.Duration, error)
 }
 
 // Follow follows p through the records of the IPNS keys it names, with
@@ -21,7 +22,7 @@ type Resolver interface {
 // /ipfs/ content or a name that is not a key (a DNSLink domain, for the
 // caller to look up). It returns that path and the least of ttl and the
 // records' TTLs. A missing record is ErrNoRecord.
-func Follow(rs Resolver, p path.Path, ttl time.Duration) (path.Path, time.Duration, error) {
+func Follow(ctx context.Context, rs Resolver, p path.Path, ttl time.Duration) (path.Path, time.Duration, error) {
 	for range MaxDepth {
 		segs := p.Segments()
 		if p.Namespace() != path.IPNSNamespace {
@@ -31,7 +32,7 @@ func Follow(rs Resolver, p path.Path, ttl time.Duration) (path.Path, time.Durati
 		if err != nil {
 			return p, ttl, nil // a domain
 		}
-		value, t, err := rs.Resolve(key)
+		value, t, err := rs.Resolve(ctx, key)
 		if err != nil {
 			return nil, 0, err
 		}

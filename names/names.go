@@ -4,10 +4,12 @@
 package names
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -71,7 +73,7 @@ func (s *Store) Put(name ipns.Name, data []byte) error {
 }
 
 // Raw returns the bytes of name's record, verified.
-func (s *Store) Raw(name ipns.Name) ([]byte, error) {
+func (s *Store) Raw(_ context.Context, name ipns.Name) ([]byte, error) {
 	data, err := os.ReadFile(s.file(name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w %s", ErrNoRecord, name)
@@ -87,7 +89,7 @@ func (s *Store) Raw(name ipns.Name) ([]byte, error) {
 
 // Get returns name's record, verified.
 func (s *Store) Get(name ipns.Name) (*ipns.Record, error) {
-	data, err := s.Raw(name)
+	data, err := s.Raw(context.Background(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +98,51 @@ func (s *Store) Get(name ipns.Name) (*ipns.Record, error) {
 
 // Resolve returns the path name's record points to and how long it may be
 // cached.
-func (s *Store) Resolve(name ipns.Name) (path.Path, time.Duration, error) {
+func (s *Store) Resolve(_ context.Context, name ipns.Name) (path.Path, time.Duration, error) {
 	rec, err := s.Get(name)
 	if err != nil {
 		return nil, 0, err
 	}
+	return valueOf(name, rec)
+}
+
+// Names lists the names of the records kept.
+func (s *Store) Names() ([]ipns.Name, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing the IPNS records: %w", err)
+	}
+	var out []ipns.Name
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if n, err := ipns.NameFromString(e.Name()); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// fresh reports whether name's record was kept or confirmed within its
+// TTL, so that it needs no lookup.
+func (s *Store) fresh(name ipns.Name) bool {
+	fi, err := os.Stat(s.file(name))
+	if err != nil {
+		return false
+	}
+	_, ttl, err := s.Resolve(context.Background(), name)
+	return err == nil && time.Since(fi.ModTime()) < ttl
+}
+
+// confirm marks name's record as fresh again.
+func (s *Store) confirm(name ipns.Name) {
+	now := time.Now()
+	_ = os.Chtimes(s.file(name), now, now)
+}
+
+// valueOf returns a record's value and TTL.
+func valueOf(name ipns.Name, rec *ipns.Record) (path.Path, time.Duration, error) {
 	p, err := rec.Value()
 	if err != nil {
 		return nil, 0, fmt.Errorf("the record of %s: %w", name, err)

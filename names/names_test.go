@@ -1,6 +1,7 @@
 package names
 
 import (
+	"context"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -44,13 +45,13 @@ func TestStore(t *testing.T) {
 	const v1 = "/ipfs/bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"
 	const v2 = "/ipfs/bafybeig6ka5mlwkl4subqhaiatalkcleo4jgnr3hqwvpmsqfca27cijp3i/sub"
 
-	if _, _, err := s.Resolve(name); err == nil {
+	if _, _, err := s.Resolve(context.Background(), name); err == nil {
 		t.Fatal("resolved a name with no record")
 	}
 	if err := s.Put(name, record(t, key, v1, 2, later)); err != nil {
 		t.Fatal(err)
 	}
-	p, ttl, err := s.Resolve(name)
+	p, ttl, err := s.Resolve(context.Background(), name)
 	if err != nil || p.String() != v1 || ttl != 5*time.Minute {
 		t.Fatalf("resolved %v, ttl %v, %v", p, ttl, err)
 	}
@@ -75,7 +76,7 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, _, err := s.Resolve(asCID); err != nil || p.String() != v2 {
+	if p, _, err := s.Resolve(context.Background(), asCID); err != nil || p.String() != v2 {
 		t.Errorf("the name as a CID resolved %v, %v; want %s", p, err, v2)
 	}
 }

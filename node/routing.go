@@ -108,7 +108,7 @@ func newRouter(ctx context.Context, h host.Host, store *Store, cfg Routing) (*ro
 			bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
 		}
 		d, err := dht.New(h,
-			dht.Mode(mode),
+			dht.Mode(mode), // validates IPNS records, and picks the best, by default
 			dht.BootstrapPeers(bootstrap...),
 			dht.Datastore(namespace.Wrap(store.ds, datastore.NewKey("/pacman/dht"))),
 		)
@@ -131,8 +131,9 @@ func newRouter(ctx context.Context, h host.Host, store *Store, cfg Routing) (*ro
 			r.close()
 			return nil, fmt.Errorf("delegated routing endpoint %q: %w", u, err)
 		}
+		cr := contentrouter.NewContentRoutingClient(c)
 		routers = append(routers, &routinghelpers.ParallelRouter{
-			Router:  &routinghelpers.Compose{ContentRouting: contentrouter.NewContentRoutingClient(c)},
+			Router:  &routinghelpers.Compose{ContentRouting: cr, ValueStore: cr},
 			Timeout: time.Minute,
 			// Most endpoints take no announcements; they are found
 			// through the DHT or the indexer's own crawl.
@@ -187,6 +188,29 @@ func (r *router) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNoRouting says the node has no routing to look records up in.
+var ErrNoRouting = errors.New("no routing is configured (dht, delegated_routing)")
+
+// GetValue returns the best value routing knows under key: an IPNS record
+// under its routing key, through the DHT and delegated routing at once.
+func (n *Node) GetValue(ctx context.Context, key string) ([]byte, error) {
+	if n.router.routing == nil {
+		return nil, ErrNoRouting
+	}
+	return n.router.routing.GetValue(ctx, key)
+}
+
+// PutValue announces value under key to routing.
+func (n *Node) PutValue(ctx context.Context, key string, value []byte) error {
+	if n.router.routing == nil {
+		return ErrNoRouting
+	}
+	return n.router.routing.PutValue(ctx, key, value)
+}
+
+// HasRouting reports whether the node looks beyond its connected peers.
+func (n *Node) HasRouting() bool { return n.router.routing != nil }
 
 // Announce records root as the root of content the node holds and
 // announces it to routing (under any strategy but "none").

@@ -136,7 +136,7 @@ func (l *Links) resolve(ctx context.Context, domain string, rest []string) (gate
 			return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("the DNSLink of %s, %q, is not a content path", name, v))
 		}
 		if l.IPNS != nil {
-			if p, ttl, err = names.Follow(l.IPNS, p, ttl); err != nil {
+			if p, ttl, err = names.Follow(ctx, l.IPNS, p, ttl); err != nil {
 				return gateway.Content{}, gateway.Errorf(http.StatusBadGateway, fmt.Sprintf("resolving the DNSLink of %s: %v", name, err))
 			}
 		}

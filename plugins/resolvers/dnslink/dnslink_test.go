@@ -19,7 +19,7 @@ const dir = "bafybeig6ka5mlwkl4subqhaiatalkcleo4jgnr3hqwvpmsqfca27cijp3i"
 
 type keys map[string]string
 
-func (k keys) Resolve(n ipns.Name) (path.Path, time.Duration, error) {
+func (k keys) Resolve(_ context.Context, n ipns.Name) (path.Path, time.Duration, error) {
 	v, ok := k[n.String()]
 	if !ok {
 		return nil, 0, errors.New("no record")

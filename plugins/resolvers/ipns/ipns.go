@@ -3,6 +3,7 @@
 package ipns
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,10 +25,10 @@ func init() {
 }
 
 // Records resolves IPNS names to paths and gives their records;
-// names.Store is one.
+// names.Network (the store, then routing) and names.Store are.
 type Records interface {
-	Resolve(name ipns.Name) (path.Path, time.Duration, error)
-	Raw(name ipns.Name) ([]byte, error)
+	Resolve(ctx context.Context, name ipns.Name) (path.Path, time.Duration, error)
+	Raw(ctx context.Context, name ipns.Name) ([]byte, error)
 }
 
 // Names serves /ipns/{name}[/path] from records: a record's value, with
@@ -51,7 +52,7 @@ func (n Names) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	if err != nil {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, err.Error())
 	}
-	p, ttl, err := names.Follow(n.Records, p, time.Duration(1<<63-1))
+	p, ttl, err := names.Follow(r.Context(), n.Records, p, time.Duration(1<<63-1))
 	switch {
 	case errors.Is(err, names.ErrNoRecord):
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", name))
@@ -81,14 +82,14 @@ func (n Names) Record(r *http.Request) (gateway.Record, bool, error) {
 	if err != nil {
 		return gateway.Record{}, false, nil
 	}
-	data, err := n.Records.Raw(key)
+	data, err := n.Records.Raw(r.Context(), key)
 	switch {
 	case errors.Is(err, names.ErrNoRecord):
 		return gateway.Record{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("no IPNS record is known for %s", key))
 	case err != nil:
 		return gateway.Record{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
 	}
-	_, ttl, _ := n.Records.Resolve(key)
+	_, ttl, _ := n.Records.Resolve(r.Context(), key)
 	return gateway.Record{Data: data, Name: key.String(), TTL: ttl}, true, nil
 }
 

@@ -1,6 +1,7 @@
 package ipns
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ type records map[string]struct {
 	err   error
 }
 
-func (rs records) Resolve(n ipns.Name) (path.Path, time.Duration, error) {
+func (rs records) Resolve(_ context.Context, n ipns.Name) (path.Path, time.Duration, error) {
 	r, ok := rs[n.String()]
 	if !ok {
 		return nil, 0, names.ErrNoRecord
@@ -40,7 +41,7 @@ func (rs records) Resolve(n ipns.Name) (path.Path, time.Duration, error) {
 	return p, r.ttl, err
 }
 
-func (rs records) Raw(n ipns.Name) ([]byte, error) { return nil, names.ErrNoRecord }
+func (rs records) Raw(_ context.Context, n ipns.Name) ([]byte, error) { return nil, names.ErrNoRecord }
 
 // TestNames: a name resolves to its record's path with the rest of the
 // URL after it and the record's TTL; a name naming a name is followed, the
