@@ -82,7 +82,9 @@ func ExportIndexCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Write
 }
 
 func exportCAR(ctx context.Context, g BlockGetter, root cid.Cid, w io.Writer, skipRawLinks bool) (int, error) {
-	car, err := storage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true))
+	// Only the Writer: handed a file, the CAR writer would seek in it,
+	// and a pipe (export | …) cannot.
+	car, err := storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, carv2.WriteAsCarV1(true))
 	if err != nil {
 		return 0, fmt.Errorf("starting CAR: %w", err)
 	}

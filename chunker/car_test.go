@@ -138,3 +138,33 @@ func TestImportConformanceFixtures(t *testing.T) {
 		t.Errorf("imported %d blocks from the merged fixtures, want many more", n)
 	}
 }
+
+// TestExportCARToPipe: a CAR goes to a pipe (export | …), which cannot
+// seek, as it goes to a buffer.
+func TestExportCARToPipe(t *testing.T) {
+	ctx := context.Background()
+	_, bserv, dag := memStore()
+	data := testutil.Bytes("pipe", 2<<20+1)
+	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := chunker.ExportCAR(ctx, bserv, root, pw)
+		pw.Close()
+		done <- err
+	}()
+	bs2, _, _ := memStore()
+	roots, _, err := chunker.ImportCAR(ctx, bs2, pr)
+	if err := <-done; err != nil {
+		t.Fatalf("exporting to a pipe: %v", err)
+	}
+	if err != nil || len(roots) != 1 || roots[0] != root {
+		t.Fatalf("read back from the pipe: roots %v, %v", roots, err)
+	}
+}
