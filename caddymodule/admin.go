@@ -17,8 +17,9 @@ func init() {
 
 // adminStat serves the running node's status at /pacman/stat on Caddy's
 // admin endpoint, which listens on localhost only unless configured
-// otherwise (and then with Caddy's own access control). `caddy pacman
-// stat` reads it.
+// otherwise (and then with Caddy's own access control), and the store's
+// routes (storeRoutes). `caddy pacman stat`, `add`, `import`, `export` and
+// `verify` use them.
 type adminStat struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -29,9 +30,9 @@ func (adminStat) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Routes returns the /pacman/stat route.
+// Routes returns the /pacman/stat route and the store's routes.
 func (adminStat) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/pacman/stat", Handler: caddy.AdminHandlerFunc(serveStat)}}
+	return append(storeRoutes(), caddy.AdminRoute{Pattern: "/pacman/stat", Handler: caddy.AdminHandlerFunc(serveStat)})
 }
 
 // nodeStatus is one node's status as /pacman/stat reports it.

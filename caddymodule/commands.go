@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,8 +39,9 @@ func init() {
 Adds files to the pacman blockstore, imports and exports CAR files, and runs
 an offline demo: seeders and a gateway on loopback.
 
-Commands that open the blockstore (add, import, export) need it unused: stop
-a running Caddy that uses the same data directory first.`,
+Commands on the blockstore (add, import, export, verify) work in a Caddy
+that runs the data directory, through its admin endpoint (--address), and
+open the directory themselves when none does.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), statCommand(), demoCommand(), nameCommand())
 		},
@@ -61,11 +63,19 @@ raw leaves, 1 MiB chunks, 1024 links per node), so the CIDs equal those of
 progress bar on stderr when it is a terminal. A directory is imported with
 everything under it as a UnixFS directory, so relative links between its
 files (an HLS playlist and its segments, a web page and its assets) work
-under /ipfs/{dir-cid}/.`,
+under /ipfs/{dir-cid}/.
+
+When a Caddy runs the data directory (found through its admin endpoint,
+--address), the files are streamed to it and it imports and announces
+them while it serves; otherwise the data directory is opened here.`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	dir := dataDirFlag(cmd)
+	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if done, err := (running{*address, *dir}).add(cmd, args); done || err != nil {
+			return err
+		}
 		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
 			dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
 			for _, path := range args {
@@ -125,11 +135,16 @@ func importCommand() *cobra.Command {
 		Short: "Imports the blocks of CAR files (v1 or v2) into the blockstore",
 		Long: `
 Stores every block of each CAR file after checking it against its CID, and
-prints the CAR's roots.`,
+prints the CAR's roots. A Caddy running the data directory does it, as
+for add.`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	dir := dataDirFlag(cmd)
+	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if done, err := (running{*address, *dir}).importCARs(cmd, args); done || err != nil {
+			return err
+		}
 		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
 			for _, path := range args {
 				f, err := os.Open(path)
@@ -169,15 +184,20 @@ Writes every block of the DAG under CID, depth first from the root, as a
 CARv1 stream. With --index-only the raw leaves (the file bytes) are left
 out: the CAR holds only the index, a few KB per GB. An edge that imports it
 and names an HTTP origin holding the files serves them from the origin
-alone, checking every leaf against its CID.`,
+alone, checking every leaf against its CID. A Caddy running the data
+directory does it, as for add.`,
 		Args: cobra.ExactArgs(1),
 	}
 	dir := dataDirFlag(cmd)
+	address := adminFlag(cmd)
 	indexOnly := cmd.Flags().Bool("index-only", false, "leave out the raw leaves: export only the DAG's index")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		root, err := cid.Decode(args[0])
 		if err != nil {
 			return fmt.Errorf("%q is not a CID: %w", args[0], err)
+		}
+		if done, err := (running{*address, *dir}).export(cmd, root, *indexOnly); done || err != nil {
+			return err
 		}
 		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
 			export := chunker.ExportCAR
@@ -198,17 +218,15 @@ func verifyCommand() *cobra.Command {
 		Long: `
 Reads every block in the blockstore and hashes it. Blocks whose bytes do not
 match their CID (a torn write, a bad disk) are listed, and with --repair
-deleted, so peers supply them again. Exits non-zero if any block was bad.`,
+deleted, so peers supply them again. Exits non-zero if any block was bad.
+A Caddy running the data directory does it, as for add.`,
 		Args: cobra.NoArgs,
 	}
 	dir := dataDirFlag(cmd)
+	address := adminFlag(cmd)
 	repair := cmd.Flags().Bool("repair", false, "delete blocks that fail the check")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
-			rep, err := s.Verify(ctx, *repair)
-			if err != nil {
-				return err
-			}
+		report := func(rep node.VerifyReport) error {
 			for _, c := range rep.Bad {
 				fmt.Fprintln(cmd.OutOrStdout(), "bad", c)
 			}
@@ -217,6 +235,24 @@ deleted, so peers supply them again. Exits non-zero if any block was bad.`,
 				return fmt.Errorf("%d blocks do not match their CID; run with --repair to delete them", len(rep.Bad))
 			}
 			return nil
+		}
+		q := url.Values{}
+		if *repair {
+			q.Set("repair", "1")
+		}
+		var rep node.VerifyReport
+		if done, err := (running{*address, *dir}).json(cmd.Context(), http.MethodPost, "/pacman/verify", q, nil, &rep); done || err != nil {
+			if err != nil {
+				return err
+			}
+			return report(rep)
+		}
+		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			rep, err := s.Verify(ctx, *repair)
+			if err != nil {
+				return err
+			}
+			return report(rep)
 		})
 	}
 	return cmd

@@ -286,6 +286,12 @@ func (n *Node) DAG() ipld.DAGService { return merkledag.NewDAGService(n.blocks) 
 // bitswap. Benchmarks use it to run other gateways on the same node.
 func (n *Node) BlockService() blockservice.BlockService { return n.blocks }
 
+// Verify checks every stored block against its CID, as Store.Verify does,
+// while the node runs.
+func (n *Node) Verify(ctx context.Context, repair bool) (VerifyReport, error) {
+	return n.store.Verify(ctx, repair)
+}
+
 // Blockstore returns the node's persistent blockstore.
 func (n *Node) Blockstore() blockstore.Blockstore { return n.store.Blockstore }
 

@@ -1,0 +1,198 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
+)
+
+// bodyIdle is how long an admin upload or download may stall before it is
+// cut: Caddy's admin server gives a whole request 10 s, too little for a
+// large file, so each read and write moves the deadline on instead.
+const bodyIdle = time.Minute
+
+// storeRoutes are the admin routes through which `caddy pacman add`,
+// `import`, `export` and `verify` work in a running Caddy, whose store they
+// could not open themselves:
+//
+//	POST /pacman/add?data_dir=DIR        the file's bytes → {"cid": …}
+//	POST /pacman/import?data_dir=DIR     a CAR → {"roots": […], "blocks": n}
+//	GET  /pacman/export?data_dir=DIR&cid=CID[&index_only=1] → a CARv1
+//	POST /pacman/verify?data_dir=DIR[&repair=1] → the report
+//
+// DIR names the data directory of the node to use (as a path the node can
+// stat; the command sends an absolute one). A node not running there is
+// 404, so the command opens the directory itself.
+func storeRoutes() []caddy.AdminRoute {
+	route := func(pattern, method string, fn func(http.ResponseWriter, *http.Request, *nodeDestructor) error) caddy.AdminRoute {
+		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if r.Method != method {
+				return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use %s", method)}
+			}
+			d, err := runningAt(r.URL.Query().Get("data_dir"))
+			if err != nil {
+				return err
+			}
+			return fn(w, r, d)
+		})}
+	}
+	return []caddy.AdminRoute{
+		route("/pacman/add", http.MethodPost, adminAdd),
+		route("/pacman/import", http.MethodPost, adminImport),
+		route("/pacman/export", http.MethodGet, adminExport),
+		route("/pacman/verify", http.MethodPost, adminVerify),
+	}
+}
+
+// errNotRunning says no node of this Caddy uses a data directory.
+var errNotRunning = errors.New("no pacman node runs on this data directory here")
+
+// errNotStored ends the message of an export of a CID the store lacks.
+const errNotStored = "is not in the store"
+
+// runningAt returns the node whose data directory is dir.
+func runningAt(dir string) (*nodeDestructor, error) {
+	want, err := os.Stat(dir)
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %v", errNotRunning, err)}
+	}
+	var found *nodeDestructor
+	nodes.Range(func(key, value any) bool {
+		if fi, err := os.Stat(key.(string)); err == nil && os.SameFile(fi, want) {
+			found = value.(*nodeDestructor)
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %s", errNotRunning, dir)}
+	}
+	return found, nil
+}
+
+// idleBody moves the request's read deadline on with every read.
+type idleBody struct {
+	r  io.Reader
+	rc *http.ResponseController
+}
+
+func (b idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(bodyIdle))
+	return b.r.Read(p)
+}
+
+// idleWriter moves the response's write deadline on with every write, and
+// counts the bytes written.
+type idleWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+	n  int64
+}
+
+func (w *idleWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(bodyIdle))
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// adminAdd imports the body as one file, announces it and answers its CID.
+func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	rc := http.NewResponseController(w)
+	dag := merkledag.NewDAGService(blockservice.New(d.Blockstore(), nil))
+	c, err := chunker.Import(r.Context(), dag, idleBody{r.Body, rc})
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
+	}
+	if err := announce(r.Context(), d, c); err != nil {
+		return err
+	}
+	return answer(w, map[string]any{"cid": c.String()})
+}
+
+// adminImport imports the blocks of the CAR in the body, checking each
+// against its CID, and announces its roots.
+func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	rc := http.NewResponseController(w)
+	roots, n, err := chunker.ImportCAR(r.Context(), d.Blockstore(), idleBody{r.Body, rc})
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing the CAR: %w", err)}
+	}
+	for _, c := range roots {
+		if err := announce(r.Context(), d, c); err != nil {
+			return err
+		}
+	}
+	out := make([]string, len(roots))
+	for i, c := range roots {
+		out[i] = c.String()
+	}
+	return answer(w, map[string]any{"roots": out, "blocks": n})
+}
+
+// announce records c as imported content and tells routing.
+func announce(ctx context.Context, d *nodeDestructor, c cid.Cid) error {
+	if err := d.Announce(ctx, c); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return nil
+}
+
+// adminExport streams the DAG under cid, from the store alone, as a CARv1.
+func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	q := r.URL.Query()
+	root, err := cid.Decode(q.Get("cid"))
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("%q is not a CID: %w", q.Get("cid"), err)}
+	}
+	if ok, err := d.Blockstore().Has(r.Context(), root); err != nil || !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%s %s", root, errNotStored)}
+	}
+	export := chunker.ExportCAR
+	if q.Get("index_only") == "1" {
+		export = chunker.ExportIndexCAR
+	}
+	w.Header().Set("Content-Type", "application/vnd.ipld.car; version=1")
+	out := &idleWriter{w: w, rc: http.NewResponseController(w)}
+	if _, err = export(r.Context(), blockservice.New(d.Blockstore(), nil), root, out); err != nil && out.n > 0 {
+		// Past the first byte an error cannot be a status: the
+		// connection is cut, so the command sees the CAR end early
+		// rather than an error appended to it.
+		panic(http.ErrAbortHandler)
+	}
+	return err
+}
+
+// adminVerify checks every stored block against its CID.
+func adminVerify(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	rep, err := d.Verify(r.Context(), r.URL.Query().Get("repair") == "1")
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return answer(w, rep)
+}
+
+func answer(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// absDir returns dir as an absolute path, for the admin routes.
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
