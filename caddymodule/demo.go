@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,21 +19,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// sampleSize is the size of the file the demo generates when given none:
-// about a minute of 8 Mbit/s video.
-const sampleSize = 64 << 20
-
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--admin ADDR]",
 		Short: "Runs seeders and an empty gateway on loopback, offline",
 		Long: `
 Starts N seeder nodes on loopback that hold the files or directories (a
-generated 64 MiB
-sample when no --file is given) and a gateway whose blockstore starts empty,
-peered with them, so every byte a client receives crosses bitswap. Prints
-one gateway URL per file, in the order of the --file flags, then serves
-until interrupted. Everything lives in a temporary directory removed on exit.`,
+12 s video, as MP4 and as HLS, when no --file is given) and a gateway whose
+blockstore starts empty, peered with them, so every byte a client receives
+crosses bitswap. Prints the landing page's URL, which plays each video and
+shows where the bytes came from, then one gateway URL per file, in the
+order of the --file flags, and serves until interrupted. Everything lives in a temporary directory removed on exit.`,
 		Args: cobra.NoArgs,
 	}
 	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
@@ -67,11 +62,9 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	}
 	defer os.RemoveAll(tmp)
 	if len(cfg.files) == 0 {
-		sample := filepath.Join(tmp, "sample.bin")
-		if err := writeSample(sample); err != nil {
+		if cfg.files, err = writeDemoMedia(filepath.Join(tmp, "media")); err != nil {
 			return err
 		}
-		cfg.files = []string{sample}
 	}
 
 	loopback := multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
@@ -105,7 +98,11 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		}
 	}
 
-	config, err := demoCaddyConfig(cfg, filepath.Join(tmp, "gateway"), peers)
+	page, err := landingPage(cfg.seeders, demoEntries(cfg.listen, cfg.files, roots))
+	if err != nil {
+		return err
+	}
+	config, err := demoCaddyConfig(cfg, filepath.Join(tmp, "gateway"), peers, page)
 	if err != nil {
 		return err
 	}
@@ -114,6 +111,7 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, caddy.Stop()) }()
 
+	fmt.Fprintf(out, "http://%s/\n", cfg.listen)
 	for i, c := range roots {
 		fmt.Fprintln(out, demoURL(cfg.listen, c, cfg.files[i]))
 	}
@@ -129,11 +127,24 @@ func demoURL(listen string, c cid.Cid, path string) string {
 	return fmt.Sprintf("http://%s/ipfs/%s?filename=%s", listen, c, url.QueryEscape(filepath.Base(path)))
 }
 
-// demoCaddyConfig is the JSON config of the demo gateway.
-func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, error) {
+// demoCaddyConfig is the JSON config of the demo gateway: the landing
+// page at /, the player script and the node's figures it reads, and
+// pacman for every other path.
+func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte) ([]byte, error) {
 	admin := map[string]any{"listen": cfg.admin}
 	if cfg.admin == "off" {
 		admin = map[string]any{"disabled": true}
+	}
+	js, err := hlsJS()
+	if err != nil {
+		return nil, err
+	}
+	static := func(path, ctype string, body []byte) map[string]any {
+		return map[string]any{
+			"match": []any{map[string]any{"path": []string{path}}},
+			"handle": []any{map[string]any{"handler": "static_response", "body": string(body),
+				"headers": map[string]any{"Content-Type": []string{ctype}}}},
+		}
 	}
 	return json.Marshal(map[string]any{
 		"admin":   admin,
@@ -151,26 +162,22 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string) ([]byte, er
 						"automatic_https": map[string]any{"disable": true},
 						// Every path goes to pacman, so one it does not
 						// know is a 404 with its reason, not an empty 200.
-						"routes": []any{map[string]any{
-							// The demo's seeders hold the content on loopback;
-							// a public edge should not be open.
-							"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
-						}},
+						"routes": []any{
+							static("/", "text/html; charset=utf-8", page),
+							static("/hls.light.min.js", "text/javascript", js),
+							map[string]any{
+								"match":  []any{map[string]any{"path": []string{"/pacman/stats"}}},
+								"handle": []any{map[string]any{"handler": "pacman_stats"}},
+							},
+							map[string]any{
+								// The demo's seeders hold the content on
+								// loopback; a public edge should not be open.
+								"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
+							},
+						},
 					},
 				},
 			},
 		},
 	})
-}
-
-// writeSample writes sampleSize deterministic pseudo-random bytes to path.
-func writeSample(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	var seed [32]byte
-	copy(seed[:], "pacman demo sample")
-	_, err = io.CopyN(f, rand.NewChaCha8(seed), sampleSize)
-	return errors.Join(err, f.Close())
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -18,9 +19,9 @@ import (
 	_ "github.com/pacman-cdn/pacman/plugins/all"
 )
 
-// TestDemo runs the demo with two files and checks that it prints one URL
-// per file, in order, that serve the files byte-exact from the seeders, and
-// that it stops cleanly.
+// TestDemo runs the demo with two files and checks that it prints the
+// landing page's URL and one URL per file, in order, that serve the files
+// byte-exact from the seeders, and that it stops cleanly.
 func TestDemo(t *testing.T) {
 	src := t.TempDir()
 	a, b := filepath.Join(src, "a.webm"), filepath.Join(src, "b.bin")
@@ -31,22 +32,11 @@ func TestDemo(t *testing.T) {
 	if err := os.WriteFile(b, dataB, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := l.Addr().String()
-	l.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
+	listen, lines, pr, cancel, done := startDemo(t, []string{a, b})
 	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- caddymodule.RunDemo(ctx, []string{a, b}, 2, listen, "off", pw)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || lines.Text() != "http://"+listen+"/" {
+		t.Fatalf("the first line is %q, want the landing page (error: %v)", lines.Text(), lines.Err())
+	}
 	for i, want := range [][]byte{dataA, dataB} {
 		if !lines.Scan() {
 			t.Fatalf("demo printed %d URLs, want 2 (error: %v)", i, <-done)
@@ -68,7 +58,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("Content-Type %q, want video/webm from ?filename=", resp.Header.Get("Content-Type"))
 		}
 	}
-	for _, path := range []string{"/", "/favicon.ico", "/nothing/here"} {
+	for _, path := range []string{"/favicon.ico", "/nothing/here"} {
 		resp, err := http.Get("http://" + listen + path)
 		if err != nil {
 			t.Fatal(err)
@@ -89,4 +79,92 @@ func TestDemo(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("demo did not stop")
 	}
+}
+
+// TestDemoMedia runs the demo as a new user does, with no files: the
+// landing page plays the embedded video as MP4 and as HLS (with the
+// vendored hls.js, served by the demo itself), the files arrive byte-exact
+// from the seeders, and the page's figures then show bytes from peers.
+func TestDemoMedia(t *testing.T) {
+	listen, lines, pr, cancel, done := startDemo(t, nil)
+	defer cancel()
+	var urls []string
+	for range 3 {
+		if !lines.Scan() {
+			t.Fatalf("the demo printed %v (error: %v)", urls, <-done)
+		}
+		urls = append(urls, lines.Text())
+	}
+	go io.Copy(io.Discard, pr)
+	get := func(u string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	resp, page := get(urls[0])
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("the landing page: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	mp4 := strings.TrimPrefix(urls[1], "http://"+listen)
+	hls := strings.TrimPrefix(urls[2], "http://"+listen) + "index.m3u8"
+	for _, want := range []string{`<video controls muted playsinline preload="metadata" src="` + strings.ReplaceAll(mp4, "&", "&amp;") + `">`, `data-hls="` + hls + `"`, `<script src="/hls.light.min.js">`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("the landing page lacks %s:\n%s", want, page)
+		}
+	}
+	if resp, js := get("http://" + listen + "/hls.light.min.js"); resp.StatusCode != 200 || !bytes.Contains(js, []byte("Hls")) {
+		t.Errorf("hls.js: %d, %d bytes", resp.StatusCode, len(js))
+	}
+	clip, err := os.ReadFile("demoassets/media/clip.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(urls[1]); resp.StatusCode != 200 || !bytes.Equal(body, clip) || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Errorf("the MP4: %d %q, equal %v", resp.StatusCode, resp.Header.Get("Content-Type"), bytes.Equal(body, clip))
+	}
+	segment, _ := os.ReadFile("demoassets/media/hls/segment1.ts")
+	if resp, body := get("http://" + listen + strings.TrimSuffix(hls, "index.m3u8") + "segment1.ts"); resp.StatusCode != 200 || !bytes.Equal(body, segment) {
+		t.Errorf("an HLS segment: %d, equal %v", resp.StatusCode, bytes.Equal(body, segment))
+	}
+	var stats struct {
+		Fetched map[string]float64
+		Peers   int
+	}
+	_, body := get("http://" + listen + "/pacman/stats")
+	if err := json.Unmarshal(body, &stats); err != nil || stats.Fetched["peers"] < float64(len(clip)+len(segment)) || stats.Peers < 2 {
+		t.Errorf("the figures after the fetches: %s (%v); want the clip's bytes from peers, and 2 peers", body, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("demo stopped with %v", err)
+	}
+}
+
+// startDemo runs the demo with two seeders and files on a free port, and
+// returns where it listens, its output's lines (and the pipe under them,
+// to drain), how to stop it and its result.
+func startDemo(t *testing.T, files []string) (string, *bufio.Scanner, io.Reader, context.CancelFunc, <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- caddymodule.RunDemo(ctx, files, 2, listen, "off", pw)
+		pw.Close()
+	}()
+	return listen, bufio.NewScanner(pr), pr, cancel, done
 }

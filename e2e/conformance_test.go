@@ -6,10 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -55,20 +53,8 @@ func TestConformanceSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	cmd := exec.Command(caddyBin, "run", "--config", "../conformance/Caddyfile")
-	cmd.Env = append(os.Environ(), "PACMAN_CONFORMANCE_DATA="+data, fmt.Sprintf("PACMAN_CONFORMANCE_PORT=%d", port), "IPFS_NS_MAP="+strings.TrimSpace(string(nsMap)))
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", log.String())
-		}
-	})
+	startCaddy(t, []string{"PACMAN_CONFORMANCE_DATA=" + data, fmt.Sprintf("PACMAN_CONFORMANCE_PORT=%d", port), "IPFS_NS_MAP=" + strings.TrimSpace(string(nsMap))},
+		"run", "--config", "../conformance/Caddyfile")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitHTTP(t, base+"/ipfs/")
 	gw := fmt.Sprintf("localhost:%d", port)
