@@ -135,11 +135,13 @@ func TestDemoMedia(t *testing.T) {
 		t.Errorf("an HLS segment: %d, equal %v", resp.StatusCode, bytes.Equal(body, segment))
 	}
 	var stats struct {
-		Fetched map[string]float64
-		Peers   int
+		Figures struct {
+			Fetched map[string]float64
+			Peers   int
+		}
 	}
 	_, body := get("http://" + listen + "/pacman/stats")
-	if err := json.Unmarshal(body, &stats); err != nil || stats.Fetched["peers"] < float64(len(clip)+len(segment)) || stats.Peers < 2 {
+	if err := json.Unmarshal(body, &stats); err != nil || stats.Figures.Fetched["peers"] < float64(len(clip)+len(segment)) || stats.Figures.Peers < 2 {
 		t.Errorf("the figures after the fetches: %s (%v); want the clip's bytes from peers, and 2 peers", body, err)
 	}
 	cancel()

@@ -97,9 +97,9 @@ for (const v of document.querySelectorAll('video[data-hls]')) {
 const fmt = (n) => n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(0) + ' KiB' : n + ' B';
 async function refresh() {
   try {
-    const s = await (await fetch('/pacman/stats')).json();
+    const s = await (await fetch('/pacman/stats', { headers: { Accept: 'application/json' } })).json();
     for (const id of ['fetched', 'delivered']) {
-      const rows = Object.entries(s[id]).sort((a, b) => b[1] - a[1]);
+      const rows = Object.entries(s.figures[id]).sort((a, b) => b[1] - a[1]);
       document.getElementById(id).replaceChildren(...(rows.length ? rows : [['nothing yet', 0]]).map(([k, v]) => {
         const tr = document.createElement('tr');
         tr.dataset.source = k; tr.dataset.bytes = v;
@@ -108,7 +108,7 @@ async function refresh() {
         return tr;
       }));
     }
-    document.getElementById('peers').textContent = s.peers + ' peers connected, ' + fmt(s.bytes_seeded) + ' seeded back';
+    document.getElementById('peers').textContent = s.figures.peers + ' peers connected, ' + fmt(s.figures.bytes_seeded) + ' seeded back';
   } catch (e) {}
 }
 refresh(); setInterval(refresh, 1000);

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,15 +25,17 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("pacman_stats", httpcaddyfile.Before, "file_server")
 }
 
-// Stats serves the node's figures as JSON (http.handlers.pacman_stats):
-// the bytes fetched and delivered to viewers by source, connected peers, bytes seeded
-// and the cache. The demo's landing page reads it; mount it on a site
-// route behind Caddy's own auth to watch an edge from a page of your own.
+// Stats serves the operator's dashboard (http.handlers.pacman_stats): to a
+// browser (Accept: text/html) a page that charts the bytes fetched by
+// source and shows the offload, peers, streams, cache and live streams;
+// to anything else the same figures as JSON, which the page and the
+// demo's landing page read each second. Mount it on a site route behind
+// Caddy's own auth: Caddy's admin endpoint refuses browsers.
 type Stats struct {
 	app *App
 }
 
-// nodeFigures is what Stats serves.
+// nodeFigures is what Stats and the dashboard serve.
 type nodeFigures struct {
 	// Delivered are the bytes delivered to viewers, by the source that
 	// supplied each block: local, fleet, peers, http, origin.
@@ -43,7 +46,24 @@ type nodeFigures struct {
 	Peers          int                `json:"peers"`
 	BytesSeeded    uint64             `json:"bytes_seeded"`
 	CacheBytes     int64              `json:"cache_bytes"`
+	Evictions      uint64             `json:"evictions"`
+	StoreBytes     uint64             `json:"store_bytes"`
 	LeavesInFlight float64            `json:"leaves_in_flight"`
+	Stalls         float64            `json:"stalls"`
+}
+
+// figures reads a running node's figures.
+func figures(ctx context.Context, d *nodeDestructor) (nodeFigures, error) {
+	st, err := d.Stats(ctx)
+	if err != nil {
+		return nodeFigures{}, err
+	}
+	m := d.metrics
+	return nodeFigures{
+		Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"),
+		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
+		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),
+	}, nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,15 +86,31 @@ func (s *Stats) Provision(ctx caddy.Context) error {
 func (s *Stats) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	st, err := s.app.Node().Stats(ctx)
+	if wantsPage(r) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		w.Header().Set("Vary", "Accept")
+		_, err := w.Write(dashboardPage)
+		return err
+	}
+	out, err := dashboardOf(ctx, s.app.DataDir, s.app.running)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	m := s.app.running.metrics
-	out := nodeFigures{Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"), Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, LeavesInFlight: value(m.leavesInFlight)}
+	w.Header().Set("Vary", "Accept")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	return json.NewEncoder(w).Encode(out)
+}
+
+// wantsPage reports whether a browser asks for a page rather than JSON.
+func wantsPage(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if strings.TrimSpace(strings.SplitN(part, ";", 2)[0]) == "text/html" {
+			return true
+		}
+	}
+	return false
 }
 
 // sumBy returns a counter vector's values summed by one of its labels.
@@ -96,11 +132,14 @@ func sumBy(v *prometheus.CounterVec, label string) map[string]float64 {
 	return out
 }
 
-// value returns a gauge's value.
-func value(g prometheus.Gauge) float64 {
+// value returns a gauge's or a counter's value.
+func value(m prometheus.Metric) float64 {
 	var pb dto.Metric
-	if g.Write(&pb) != nil {
+	if m.Write(&pb) != nil {
 		return 0
+	}
+	if c := pb.GetCounter(); c != nil {
+		return c.GetValue()
 	}
 	return pb.GetGauge().GetValue()
 }

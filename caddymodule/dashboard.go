@@ -1,0 +1,37 @@
+package caddymodule
+
+import (
+	"context"
+	_ "embed"
+
+	"github.com/pacman-cdn/pacman/live"
+)
+
+// dashboardPage is the operator's page that pacman_stats serves to a
+// browser: plain HTML and a script that reads the same URL as JSON each
+// second and charts the bytes fetched by source. It loads nothing else.
+//
+//go:embed dashboard.html
+var dashboardPage []byte
+
+// nodeDashboard is one node as pacman_stats reports it.
+type nodeDashboard struct {
+	DataDir string      `json:"data_dir"`
+	PeerID  string      `json:"peer_id"`
+	Figures nodeFigures `json:"figures"`
+	Peers   []string    `json:"peer_ids"`
+	Live    []live.Info `json:"live,omitempty"`
+}
+
+// dashboardOf reads one node's figures, peers and live streams.
+func dashboardOf(ctx context.Context, dataDir string, d *nodeDestructor) (nodeDashboard, error) {
+	nd := nodeDashboard{DataDir: dataDir, PeerID: d.Host().ID().String(), Live: d.live.Streams().List()}
+	var err error
+	if nd.Figures, err = figures(ctx, d); err != nil {
+		return nd, err
+	}
+	for _, p := range d.Host().Network().Peers() {
+		nd.Peers = append(nd.Peers, p.String())
+	}
+	return nd, nil
+}

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestDashboardChromium: after a gateway fetches a file from a seeder,
+// the dashboard (pacman_stats on a site route), in headless Chromium,
+// shows the bytes fetched from peers and charts them. The screenshot goes to
+// $PACMAN_ARTIFACTS (default: the test's temp dir).
+func TestDashboardChromium(t *testing.T) {
+	node := needPlayer(t)
+	seedDir, seedID := newDataDir(t)
+	data := testutil.Bytes("dashboard", 6<<20+5)
+	path := filepath.Join(t.TempDir(), "file.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := addContent(t, seedDir, path)
+	seeder := startPacman(t, seedDir, seedID)
+	gwDir, gwID := newDataDir(t)
+	gw := startWith(t, "", gwDir, gwID, map[string]any{"peers": []string{seeder.P2P}}, []any{
+		map[string]any{
+			"match":  []any{map[string]any{"path": []string{"/pacman/stats"}}},
+			"handle": []any{map[string]any{"handler": "pacman_stats"}},
+		},
+		map[string]any{
+			"match":  []any{map[string]any{"path": []string{"/ipfs/*"}}},
+			"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
+		},
+	})
+	artifacts := os.Getenv("PACMAN_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	shot := filepath.Join(artifacts, "dashboard.png")
+	page := exec.Command(node, "player/dashboard.mjs", gw.URL+"/pacman/stats", shot)
+	var stdout, stderr bytes.Buffer
+	page.Stdout, page.Stderr = &stdout, &stderr
+	if err := page.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the page is open and has read a few times
+	if code, body, err := getBody(gw.URL + "/ipfs/" + c); err != nil || code != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("the file through the gateway: %d, equal %v, %v", code, bytes.Equal(body, data), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- page.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the page: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = page.Process.Kill()
+		t.Fatal("the page never finished")
+	}
+	out := stdout.String()
+	var res struct {
+		Errors           []string
+		FetchedFromPeers float64
+		Shown, Legend    string
+		Painted          int
+		PeakRate         float64
+		Page             string
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	t.Logf("%+v; screenshot %s", res, shot)
+	if len(res.Errors) > 0 {
+		t.Fatalf("page errors: %v", res.Errors)
+	}
+	if res.FetchedFromPeers < float64(len(data)) || res.Shown != "6.0 MiB" {
+		t.Errorf("fetched from peers %.0f, shown %q; want the file's %d bytes, 6.0 MiB", res.FetchedFromPeers, res.Shown, len(data))
+	}
+	// The whole file arrived within a reading or two: the chart's peak
+	// is at least half of it per second.
+	if !strings.Contains(res.Legend, "peers") || res.Painted == 0 || res.PeakRate < float64(len(data))/2 {
+		t.Errorf("the chart: legend %q, %d pixels painted, peak %.0f B/s", res.Legend, res.Painted, res.PeakRate)
+	}
+}
