@@ -371,10 +371,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t, err := resolvePath(rctx, resolver, root, segments, format == formatFile)
 	status := 0 // or, after a _redirects rule, the status it gives
-	if prefix, ok := sitePrefix(r, content); ok && errors.Is(err, errNoLink) && format == formatFile {
-		var done bool
-		if t, status, done, err = h.siteRedirects(rctx, w, r, resolver, root, prefix, err); done {
-			return
+	if errors.Is(err, errNoLink) && format == formatFile {
+		// Only a path not found looks for a site's _redirects.
+		if prefix, ok := sitePrefix(r, content); ok {
+			var done bool
+			if t, status, done, err = h.siteRedirects(rctx, w, r, resolver, root, prefix, err); done {
+				return
+			}
 		}
 	}
 	if err == nil && status == 0 && (t.dir || t.listing) && !strings.HasSuffix(r.URL.Path, "/") {

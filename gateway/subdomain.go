@@ -49,9 +49,11 @@ func newSubdomains(hosts []string) (subdomains, error) {
 // Links and redirects keep the request's own path. It reports false when
 // it has answered the request itself.
 func (s subdomains) route(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
-	if uri := r.URL.Query().Get("uri"); uri != "" && (r.URL.Path == "/ipfs/" || r.URL.Path == "/ipns/") {
-		protocolRedirect(w, r, uri)
-		return nil, false
+	if r.URL.Path == "/ipfs/" || r.URL.Path == "/ipns/" {
+		if uri := r.URL.Query().Get("uri"); uri != "" {
+			protocolRedirect(w, r, uri)
+			return nil, false
+		}
 	}
 	host := r.Host
 	if fwd := r.Header.Get("X-Forwarded-Host"); fwd != "" {

@@ -124,14 +124,18 @@ func (s *Store) Names() ([]ipns.Name, error) {
 	return out, nil
 }
 
-// fresh reports whether name's record was kept or confirmed within its
-// TTL, so that it needs no lookup.
-func (s *Store) fresh(name ipns.Name) bool {
+// fresh reports whether name's record, data (just read and verified), was
+// kept or confirmed within its TTL, so that it needs no lookup.
+func (s *Store) fresh(name ipns.Name, data []byte) bool {
 	fi, err := os.Stat(s.file(name))
 	if err != nil {
 		return false
 	}
-	_, ttl, err := s.Resolve(context.Background(), name)
+	rec, err := ipns.UnmarshalRecord(data)
+	if err != nil {
+		return false
+	}
+	_, ttl, err := valueOf(name, rec)
 	return err == nil && time.Since(fi.ModTime()) < ttl
 }
 

@@ -37,7 +37,7 @@ type Network struct {
 // Raw returns the bytes of name's record, verified.
 func (n *Network) Raw(ctx context.Context, name ipns.Name) ([]byte, error) {
 	local, localErr := n.Store.Raw(ctx, name)
-	if n.Routing == nil || localErr == nil && n.Store.fresh(name) {
+	if n.Routing == nil || localErr == nil && n.Store.fresh(name, local) {
 		return local, localErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)

@@ -89,7 +89,14 @@ func (n Names) Record(r *http.Request) (gateway.Record, bool, error) {
 	case err != nil:
 		return gateway.Record{}, true, gateway.Errorf(http.StatusBadGateway, err.Error())
 	}
-	_, ttl, _ := n.Records.Resolve(r.Context(), key)
+	// The TTL from the bytes in hand: a second lookup could ask routing
+	// again.
+	ttl := time.Minute
+	if rec, err := ipns.UnmarshalRecord(data); err == nil {
+		if t, err := rec.TTL(); err == nil {
+			ttl = t
+		}
+	}
 	return gateway.Record{Data: data, Name: key.String(), TTL: ttl}, true, nil
 }
 
