@@ -489,23 +489,21 @@ const (
 // them at start and every republishInterval, and in between each one kept
 // or published (by 'caddy pacman name publish', say) since the last pass.
 func announceNames(ctx context.Context, n *names.Network, log *zap.Logger) {
-	var last, lastAll time.Time
+	var lastAll time.Time
 	tick := time.NewTicker(announceInterval)
 	defer tick.Stop()
 	for {
-		since := last
-		if time.Since(lastAll) >= republishInterval {
-			since, lastAll = time.Time{}, time.Now()
+		all := time.Since(lastAll) >= republishInterval
+		if all {
+			lastAll = time.Now()
 		}
-		start := time.Now()
-		told, err := n.Announce(ctx, since)
+		told, err := n.Announce(ctx, all)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("announcing IPNS records", zap.Error(err))
 		}
 		if told > 0 {
 			log.Debug("announced IPNS records", zap.Int("records", told))
 		}
-		last = start
 		select {
 		case <-ctx.Done():
 			return

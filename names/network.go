@@ -2,9 +2,10 @@ package names
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
+	"sync"
 	"time"
 
 	"github.com/ipfs/boxo/ipns"
@@ -32,6 +33,9 @@ type Network struct {
 	// Routing, if set, is asked for records the store lacks or holds
 	// stale, and told of records published.
 	Routing Routing
+
+	mu   sync.Mutex
+	told map[ipns.Name][sha256.Size]byte // each record as routing was last told it
 }
 
 // Raw returns the bytes of name's record, verified.
@@ -75,27 +79,34 @@ func (n *Network) Resolve(ctx context.Context, name ipns.Name) (path.Path, time.
 	return valueOf(name, rec)
 }
 
-// Announce tells routing of the records kept whose file changed after
-// since (all of them for a zero since), and returns how many it told. A
-// record published by the command line while Caddy runs is announced on
-// the next pass.
-func (n *Network) Announce(ctx context.Context, since time.Time) (int, error) {
+// Announce tells routing of the records kept that it has not been told of
+// as they are now (every one of them when all is set, as routing forgets),
+// and returns how many it told. A record published by the command line
+// while Caddy runs is announced on the next pass; one that routing refused
+// is tried again on the next.
+func (n *Network) Announce(ctx context.Context, all bool) (int, error) {
 	if n.Routing == nil {
 		return 0, nil
 	}
-	all, err := n.Store.Names()
+	names, err := n.Store.Names()
 	if err != nil {
 		return 0, err
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.told == nil {
+		n.told = make(map[ipns.Name][sha256.Size]byte)
+	}
 	var errs []error
 	told := 0
-	for _, name := range all {
-		if fi, err := os.Stat(n.Store.file(name)); err != nil || !fi.ModTime().After(since) {
-			continue
-		}
+	for _, name := range names {
 		data, err := n.Store.Raw(ctx, name)
 		if err != nil {
 			continue // expired, or damaged: nothing to announce
+		}
+		sum := sha256.Sum256(data)
+		if prev, ok := n.told[name]; ok && prev == sum && !all {
+			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		err = n.Routing.PutValue(pctx, string(name.RoutingKey()), data)
@@ -104,6 +115,7 @@ func (n *Network) Announce(ctx context.Context, since time.Time) (int, error) {
 			errs = append(errs, fmt.Errorf("announcing %s: %w", name, err))
 			continue
 		}
+		n.told[name] = sum
 		told++
 	}
 	return told, errors.Join(errs...)

@@ -153,22 +153,36 @@ func TestPublishAndAnnounce(t *testing.T) {
 
 	rt := &table{values: map[string][]byte{}}
 	n := &Network{Store: store, Routing: rt}
-	if told, err := n.Announce(ctx, time.Time{}); err != nil || told != 1 || rt.values[string(name.RoutingKey())] == nil {
-		t.Fatalf("a full pass told %d (%v), want the one record", told, err)
+	if told, err := n.Announce(ctx, false); err != nil || told != 1 || rt.values[string(name.RoutingKey())] == nil {
+		t.Fatalf("a first pass told %d (%v), want the one record", told, err)
 	}
-	if told, _ := n.Announce(ctx, time.Now()); told != 0 {
+	if told, _ := n.Announce(ctx, false); told != 0 {
 		t.Errorf("a pass with nothing changed told %d", told)
 	}
-	before := time.Now().Add(-time.Millisecond)
+	// Two publishes at once, right after a pass: both are told on the
+	// next, however coarse the file system's clock.
 	other, _ := keys.Key("other")
 	if _, err := Publish(store, other, p1, time.Hour, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if told, _ := n.Announce(ctx, before); told != 1 {
-		t.Errorf("after one more publish a pass told %d, want 1", told)
+	if _, err := Publish(store, sk, p1, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if told, _ := n.Announce(ctx, false); told != 2 {
+		t.Errorf("after two more publishes a pass told %d, want 2", told)
+	}
+	if told, _ := n.Announce(ctx, true); told != 2 {
+		t.Errorf("a full pass told %d, want both records", told)
 	}
 	rt.down = true
-	if _, err := n.Announce(ctx, time.Time{}); err == nil {
+	if _, err := Publish(store, other, p2, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Announce(ctx, false); err == nil {
 		t.Error("routing down: no error from announcing")
+	}
+	rt.down = false
+	if told, err := n.Announce(ctx, false); err != nil || told != 1 {
+		t.Errorf("routing back: a pass told %d (%v), want the record it missed", told, err)
 	}
 }
