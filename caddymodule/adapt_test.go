@@ -194,6 +194,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		"allowlist, no file":   {":8080 {\n pacman {\n  access allowlist\n }\n}", "allow_list needs a file"},
 		"catalog arity":        {":8080 {\n pacman {\n  resolve catalog\n }\n}", "wrong argument count"},
 		"origin_after alone":   {":8080 {\n pacman {\n  origin_after 1s\n }\n}", "origin_after needs an origin"},
+		"bad switch":           {"{\n pacman {\n  hole_punching maybe\n }\n}\n:8080", `hole_punching: want on or off, got \"maybe\"`},
+		"bad reachability":     {"{\n pacman {\n  reachability sometimes\n }\n}\n:8080", "want auto, public or private"},
+		"bad relay":            {"{\n pacman {\n  relay_client /ip4/1.2.3.4/tcp/1\n }\n}\n:8080", "static relay"},
+		"bad announce":         {"{\n pacman {\n  announce nowhere\n }\n}\n:8080", `announce \"nowhere\"`},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
 	for name, tc := range cases {
@@ -383,4 +387,95 @@ func TestConformanceCaddyfile(t *testing.T) {
 			t.Errorf("no subdomain gateway for localhost in %s", out)
 		}
 	}
+}
+
+// TestNATCaddyfileAdapt checks the NAT global options against the JSON
+// they must produce.
+func TestNATCaddyfileAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `
+{
+	pacman {
+		nat_port_map on
+		autonat off
+		hole_punching off
+		relay_client /ip4/198.51.100.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5
+		relay_service on
+		announce /ip4/203.0.113.9/tcp/4001 /ip4/203.0.113.9/udp/4001/quic-v1
+		no_announce /ip4/10.0.0.0/ipcidr/8
+		reachability private
+	}
+}
+:8080 {
+	pacman
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"handler": "pacman"
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"nat": {
+				"port_map": true,
+				"disable_autonat": true,
+				"disable_hole_punching": true,
+				"static_relays": [
+					"/ip4/198.51.100.7/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5"
+				],
+				"relay_service": true,
+				"announce": [
+					"/ip4/203.0.113.9/tcp/4001",
+					"/ip4/203.0.113.9/udp/4001/quic-v1"
+				],
+				"no_announce": [
+					"/ip4/10.0.0.0/ipcidr/8"
+				],
+				"reachability": "private"
+			}
+		}
+	}
+}`)
+	caddytest.AssertAdapt(t, "{\n\tpacman {\n\t\trelay_client off\n\t}\n}\n\n:8080 {\n\tpacman\n}\n", "caddyfile",
+
+		`{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"handler": "pacman"
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"nat": {
+				"disable_relay_client": true
+			}
+		}
+	}
+}`)
 }

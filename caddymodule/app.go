@@ -53,7 +53,8 @@ type App struct {
 	// Default: the "pacman" folder in Caddy's data directory.
 	DataDir string `json:"data_dir,omitempty"`
 	// Listen is the list of libp2p multiaddrs the node listens on for
-	// peers. Default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	// peers. Default: /ip4/0.0.0.0/tcp/4001, /ip4/0.0.0.0/udp/4001/quic-v1
+	// and /ip4/0.0.0.0/udp/4001/quic-v1/webtransport (for browsers).
 	Listen []string `json:"listen,omitempty"`
 	// Peers are multiaddrs ending in /p2p/{peer-id} that the node dials at
 	// start and redials whenever the connection drops.
@@ -108,6 +109,10 @@ type App struct {
 	// key, over TCP (QUIC cannot carry the key). An operator's edges then
 	// form a closed CDN that outside peers cannot join.
 	SwarmKey string `json:"swarm_key,omitempty"`
+	// NAT says how the node gets through NATs and firewalls: AutoNAT,
+	// hole punching, relays, port mapping, the addresses it announces.
+	// Default: see NAT.
+	NAT *NAT `json:"nat,omitempty"`
 
 	node    *node.Node
 	metrics *nodeMetrics
@@ -132,7 +137,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // DefaultListen are the libp2p listen addresses used when none are set.
-var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip4/0.0.0.0/udp/4001/quic-v1/webtransport"}
 
 // DefaultDataDir returns the data directory used when none is set.
 func DefaultDataDir() string { return filepath.Join(caddy.AppDataDir(), "pacman") }
@@ -267,6 +272,9 @@ func (a *App) nodeConfig() (node.Config, error) {
 	}
 	var err error
 	if cfg.Routing, err = a.Routing.nodeRouting(); err != nil {
+		return cfg, err
+	}
+	if cfg.Reach, err = a.NAT.nodeReach(); err != nil {
 		return cfg, err
 	}
 	for _, u := range a.HTTPGateways {

@@ -47,6 +47,14 @@ func init() {
 //		reprovide_interval      <duration>
 //		live_trust              <peer-id...>
 //		swarm_key               <file>
+//		nat_port_map            on|off
+//		autonat                 on|off
+//		hole_punching           on|off
+//		relay_client            auto|off|<multiaddr/p2p/id...>
+//		relay_service           on|off
+//		announce                <multiaddr...>
+//		no_announce             <multiaddr|/ip4/net/ipcidr/bits...>
+//		reachability            auto|public|private
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -67,6 +75,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		val := args[0]
 		if app.Routing == nil && (name == "dht" || name == "bootstrap" || name == "delegated_routing" || name == "provide" || name == "reprovide_interval") {
 			app.Routing = new(Routing)
+		}
+		if app.NAT == nil && natOptions[name] {
+			app.NAT = new(NAT)
 		}
 		var err error
 		switch name {
@@ -106,6 +117,34 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 			app.Routing.Delegated = append(app.Routing.Delegated, args...)
 		case "provide":
 			app.Routing.Provide = val
+		case "nat_port_map":
+			app.NAT.PortMap, err = parseSwitch(val)
+		case "autonat":
+			app.NAT.DisableAutoNAT, err = parseOff(val)
+		case "hole_punching":
+			app.NAT.DisableHolePunching, err = parseOff(val)
+		case "relay_client":
+			switch {
+			case len(args) == 1 && val == "auto":
+			case len(args) == 1 && val == "off":
+				app.NAT.DisableRelayClient = true
+			default:
+				app.NAT.StaticRelays = append(app.NAT.StaticRelays, args...)
+			}
+		case "relay_service":
+			app.NAT.RelayService, err = parseSwitch(val)
+		case "announce":
+			app.NAT.Announce = append(app.NAT.Announce, args...)
+		case "no_announce":
+			app.NAT.NoAnnounce = append(app.NAT.NoAnnounce, args...)
+		case "reachability":
+			switch val {
+			case "auto":
+			case "public", "private":
+				app.NAT.Reachability = val
+			default:
+				err = fmt.Errorf("want auto, public or private, got %q", val)
+			}
 		case "reprovide_interval":
 			var dur time.Duration
 			dur, err = caddy.ParseDuration(val)
@@ -126,6 +165,31 @@ var globalOptions = map[string]bool{
 	"cache_size": false, "upload_limit": false, "upload_limit_per_peer": false, "upload_limit_per_address": false,
 	"dht": false, "bootstrap": true, "delegated_routing": true, "provide": false, "reprovide_interval": false,
 	"live_trust": true, "swarm_key": false,
+	"nat_port_map": false, "autonat": false, "hole_punching": false, "relay_client": true,
+	"relay_service": false, "announce": true, "no_announce": true, "reachability": false,
+}
+
+// natOptions are the global options that set the app's NAT.
+var natOptions = map[string]bool{
+	"nat_port_map": true, "autonat": true, "hole_punching": true, "relay_client": true,
+	"relay_service": true, "announce": true, "no_announce": true, "reachability": true,
+}
+
+// parseSwitch parses on or off.
+func parseSwitch(s string) (bool, error) {
+	switch s {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("want on or off, got %q", s)
+}
+
+// parseOff parses on or off, and reports whether it is off.
+func parseOff(s string) (bool, error) {
+	on, err := parseSwitch(s)
+	return !on, err
 }
 
 // parseCount parses a non-negative count.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/boxo/bitswap"
@@ -27,6 +28,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
@@ -72,6 +74,9 @@ type Config struct {
 	// TCP and WebSocket only (QUIC cannot carry a pre-shared key, so
 	// UDP listen addresses are dropped).
 	SwarmKey pnet.PSK
+	// Reach says how the node gets through NATs and firewalls: port
+	// mapping, AutoNAT, hole punching, relays, what addresses it tells.
+	Reach Reach
 	// Refuse, if set, reports blocks the node must never send to peers
 	// (deny lists): they are refused as if not held.
 	Refuse func(c cid.Cid) bool
@@ -82,6 +87,7 @@ type Config struct {
 // Node is a running libp2p host with bitswap over a persistent blockstore.
 type Node struct {
 	host       host.Host
+	bw         *metrics.BandwidthCounter
 	store      *Store
 	bitswap    *bitswap.Bitswap
 	blocks     blockservice.BlockService
@@ -160,14 +166,22 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// lets a leaf arrive in one.
 	muxer := *yamux.DefaultTransport
 	muxer.InitialStreamWindowSize = 4 << 20
+	var built atomic.Pointer[host.Host]
+	reach, err := cfg.Reach.options(&built)
+	if err != nil {
+		return nil, err
+	}
+	bw := metrics.NewBandwidthCounter()
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.BandwidthReporter(bw),
 		libp2p.Muxer(yamux.ID, &muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(guard),
 		libp2p.ListenAddrs(listenable(cfg, log)...),
 		libp2p.UserAgent("pacman"),
 	}
+	opts = append(opts, reach...)
 	if len(cfg.SwarmKey) > 0 {
 		opts = append(opts, libp2p.PrivateNetwork(cfg.SwarmKey))
 	}
@@ -178,6 +192,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting libp2p host: %w", err)
 	}
+	built.Store(&h)
 
 	// The bitswap engine lives as long as the node, not as long as ctx.
 	guard.mu.Lock()
@@ -230,6 +245,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{
 		stop:    stop,
 		host:    h,
+		bw:      bw,
 		store:   store,
 		bitswap: bs,
 		blocks:  blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
