@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -44,17 +45,32 @@ func TestDashboardChromium(t *testing.T) {
 	}
 	shot := filepath.Join(artifacts, "dashboard.png")
 	page := exec.Command(node, "player/dashboard.mjs", gw.URL+"/pacman/stats", shot)
-	var stdout, stderr bytes.Buffer
-	page.Stdout, page.Stderr = &stdout, &stderr
+	var stderr bytes.Buffer
+	page.Stderr = &stderr
+	pipe, err := page.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := page.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the page is open and has read a few times
+	lines := bufio.NewScanner(pipe)
+	if !lines.Scan() || lines.Text() != "ready" {
+		_ = page.Process.Kill()
+		_ = page.Wait()
+		t.Fatalf("the page never got ready: %q %v\n%s", lines.Text(), lines.Err(), stderr.String())
+	}
 	if code, body, err := getBody(gw.URL + "/ipfs/" + c); err != nil || code != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("the file through the gateway: %d, equal %v, %v", code, bytes.Equal(body, data), err)
 	}
+	var out string
 	done := make(chan error, 1)
-	go func() { done <- page.Wait() }()
+	go func() {
+		for lines.Scan() {
+			out += lines.Text()
+		}
+		done <- page.Wait()
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -64,13 +80,13 @@ func TestDashboardChromium(t *testing.T) {
 		_ = page.Process.Kill()
 		t.Fatal("the page never finished")
 	}
-	out := stdout.String()
 	var res struct {
 		Errors           []string
 		FetchedFromPeers float64
 		Shown, Legend    string
 		Painted          int
 		PeakRate         float64
+		PeerLines        []string
 		Page             string
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil {
@@ -87,5 +103,21 @@ func TestDashboardChromium(t *testing.T) {
 	// is at least half of it per second.
 	if !strings.Contains(res.Legend, "peers") || res.Painted == 0 || res.PeakRate < float64(len(data))/2 {
 		t.Errorf("the chart: legend %q, %d pixels painted, peak %.0f B/s", res.Legend, res.Painted, res.PeakRate)
+	}
+	if len(res.PeerLines) != 1 || !strings.HasPrefix(res.PeerLines[0], seedID.String()+" at /ip4/127.0.0.1/tcp/") {
+		t.Errorf("the peers listed: %q, want the seeder and where it is", res.PeerLines)
+	}
+	var stats struct {
+		Peers []struct {
+			ID      string
+			Relayed bool
+			TotalIn int64 `json:"total_in"`
+		}
+	}
+	if code, body, err := getBody(gw.URL + "/pacman/stats"); err != nil || code != 200 || json.Unmarshal(body, &stats) != nil {
+		t.Fatalf("the figures as JSON: %d %v", code, err)
+	}
+	if len(stats.Peers) != 1 || stats.Peers[0].ID != seedID.String() || stats.Peers[0].Relayed || stats.Peers[0].TotalIn < int64(len(data)) {
+		t.Errorf("the peers as JSON: %+v, want the seeder, direct, with at least the file's %d bytes in", stats.Peers, len(data))
 	}
 }
