@@ -272,6 +272,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.background.Go(func() { n.keepGatewayConnected(bg, p) })
 	}
 	n.background.Go(func() { guard.watch(bg) })
+	if cfg.Reach.HolePunching {
+		n.background.Go(func() { n.retryPunches(bg) })
+	}
 	log.Info("node started",
 		zap.Stringer("peer_id", h.ID()),
 		zap.Any("listen", h.Addrs()),

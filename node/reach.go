@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -15,6 +16,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"go.uber.org/zap"
 )
 
 // Reach says how the node reaches peers behind NATs and firewalls and is
@@ -153,5 +155,64 @@ func connectedPeers(h *atomic.Pointer[host.Host]) autorelay.PeerSource {
 			out <- peer.AddrInfo{ID: p, Addrs: (*hp).Peerstore().Addrs(p)}
 		}
 		return out
+	}
+}
+
+// Hole punches happen when a relayed connection opens, and only once the
+// node knows a public address of its own: a connection that opened before
+// (at start, say) stays relayed for good, and blocks never cross a relayed
+// connection. A relayed-only peer is therefore cut after punchGrace, at
+// most once per punchRetry, so that its next connection (the peering
+// service redials static peers) is punched afresh.
+const (
+	punchGrace = 5 * time.Second
+	punchRetry = time.Minute
+)
+
+// retryPunches cuts relayed-only connections that no hole punch replaced,
+// until ctx ends.
+func (n *Node) retryPunches(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	since := make(map[peer.ID]time.Time) // relayed-only since
+	cut := make(map[peer.ID]time.Time)   // last cut
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			relayed := make(map[peer.ID]bool)
+			for _, p := range n.host.Network().Peers() {
+				conns := n.host.Network().ConnsToPeer(p)
+				if len(conns) == 0 || slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.Stat().Limited }) {
+					continue
+				}
+				relayed[p] = true
+				first, ok := since[p]
+				if !ok {
+					since[p] = now
+					continue
+				}
+				if now.Sub(first) < punchGrace || now.Sub(cut[p]) < punchRetry {
+					continue
+				}
+				cut[p] = now
+				delete(since, p)
+				n.log.Debug("cutting a relayed connection no hole punch replaced", zap.Stringer("peer", p))
+				for _, c := range conns {
+					_ = c.Close()
+				}
+			}
+			for p := range since {
+				if !relayed[p] {
+					delete(since, p)
+				}
+			}
+			for p, at := range cut {
+				if now.Sub(at) >= punchRetry {
+					delete(cut, p)
+				}
+			}
+		}
 	}
 }
