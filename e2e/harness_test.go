@@ -224,15 +224,7 @@ func (p *pacman) run(t *testing.T) {
 		if cmd.ProcessState != nil {
 			return // killed and reaped by the test
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stop(cmd)
 		logf.Close()
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
@@ -240,6 +232,20 @@ func (p *pacman) run(t *testing.T) {
 		}
 	})
 	waitHTTP(t, p.URL+"/ipfs/")
+}
+
+// stop ends a process as Caddy is meant to be ended (SIGTERM), killing it
+// if it has not exited within 10 s.
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // waitHTTP waits until url answers at all.
