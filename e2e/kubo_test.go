@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -101,6 +103,13 @@ func (k *kubo) ipfs(t *testing.T, args ...string) string {
 
 func startKubo(t *testing.T) *kubo {
 	t.Helper()
+	return startKuboWith(t, nil)
+}
+
+// startKuboWith is startKubo with prepare run on the repo before the
+// daemon starts.
+func startKuboWith(t *testing.T, prepare func(repo string)) *kubo {
+	t.Helper()
 	k := &kubo{bin: kuboBinary(t), repo: t.TempDir()}
 	swarm, api, gw := freePort(t), freePort(t), freePort(t)
 	k.ipfs(t, "init", "--profile=test,unixfs-v1-2025")
@@ -109,6 +118,9 @@ func startKubo(t *testing.T) *kubo {
 	k.ipfs(t, "config", "Addresses.Gateway", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", gw))
 	k.ipfs(t, "config", "--json", "Bootstrap", "[]")
 	k.ipfs(t, "config", "Routing.Type", "none")
+	if prepare != nil {
+		prepare(k.repo)
+	}
 	cmd := exec.Command(k.bin, "daemon")
 	cmd.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
 	var log bytes.Buffer
@@ -200,5 +212,50 @@ func TestPacmanSeedsKuboFetches(t *testing.T) {
 	}
 	if _, body := fetch(t, k.Gateway+"/ipfs/"+c); !bytes.Equal(body, data) {
 		t.Fatalf("Kubo gateway: %d bytes differ from the source", len(body))
+	}
+}
+
+// TestKuboPrivateSwarm: Kubo and pacman given the same swarm.key form one
+// private swarm (pacman fetches a file Kubo holds, byte-exact); a pacman
+// without the key cannot connect to that Kubo.
+func TestKuboPrivateSwarm(t *testing.T) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "swarm.key")
+	if err := os.WriteFile(keyFile, []byte("/key/swarm/psk/1.0.0/\n/base16/\n"+hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := startKuboWith(t, func(repo string) {
+		key, err := os.ReadFile(keyFile)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(repo, "swarm.key"), key, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	data := testutil.Bytes("kubo-private", 4<<20+9)
+	file := filepath.Join(t.TempDir(), "private.bin")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := k.ipfs(t, "add", "-Q", file)
+
+	dir, id := newDataDir(t)
+	member := startWith(t, "", dir, id, map[string]any{"peers": []string{k.P2P}, "swarm_key": keyFile}, []any{map[string]any{
+		"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
+	}})
+	if _, body := fetch(t, member.URL+"/ipfs/"+c); !bytes.Equal(body, data) {
+		t.Fatalf("from Kubo in the private swarm: %d bytes, not the file's", len(body))
+	}
+
+	outDir, outID := newDataDir(t)
+	outsider := startPacman(t, outDir, outID)
+	connect := exec.Command(k.bin, "swarm", "connect", outsider.P2P)
+	connect.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
+	if out, err := connect.CombinedOutput(); err == nil {
+		t.Fatalf("Kubo in the private swarm connected to a pacman without the key: %s", out)
 	}
 }
