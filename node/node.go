@@ -166,6 +166,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// lets a leaf arrive in one.
 	muxer := *yamux.DefaultTransport
 	muxer.InitialStreamWindowSize = 4 << 20
+	if len(cfg.ListenAddrs) == 0 {
+		// Not listening means not reachable: not through relays either.
+		cfg.Reach.RelayClient, cfg.Reach.RelayService = false, false
+	}
 	var built atomic.Pointer[host.Host]
 	reach, err := cfg.Reach.options(&built)
 	if err != nil {

@@ -21,7 +21,8 @@ import (
 
 // Reach says how the node reaches peers behind NATs and firewalls and is
 // reached from behind one. The zero value does none of it: the node is
-// reached at its listen addresses only.
+// reached at its listen addresses only. A node without listen addresses
+// is not reached at all: it uses no relays and relays for no one.
 type Reach struct {
 	// PortMap asks the router for a port mapping (UPnP IGD, NAT-PMP).
 	PortMap bool

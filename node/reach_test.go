@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -70,5 +72,24 @@ func TestAnnounce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReachWithoutListening: a node that does not listen starts with the
+// relay options on (they do not apply to it) and still fetches.
+func TestReachWithoutListening(t *testing.T) {
+	seeder := testutil.NewNode(t)
+	data := testutil.Bytes("no-listen", 1<<20)
+	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leech := testutil.NewNodeConfig(t, node.Config{
+		ListenAddrs: []multiaddr.Multiaddr{},
+		Peers:       []peer.AddrInfo{seeder.AddrInfo()},
+		Reach:       node.Reach{AutoNAT: true, HolePunching: true, RelayClient: true, RelayService: true},
+	})
+	if _, err := fetchAll(leech, root, data); err != nil {
+		t.Fatal(err)
 	}
 }
