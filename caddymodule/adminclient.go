@@ -59,11 +59,13 @@ func (a running) do(ctx context.Context, method, route string, q url.Values, bod
 		Error string `json:"error"`
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(msg, &apiErr) == nil && apiErr.Error != "" {
+	isAPIErr := json.Unmarshal(msg, &apiErr) == nil && apiErr.Error != ""
+	if isAPIErr {
 		msg = []byte(apiErr.Error)
 	}
-	if resp.StatusCode == http.StatusNotFound && !strings.Contains(string(msg), errNotStored) {
-		// Not this directory's Caddy, or one without pacman.
+	if resp.StatusCode == http.StatusNotFound && (!isAPIErr || strings.Contains(apiErr.Error, errNotRunning.Error())) {
+		// A Caddy without pacman (no such route), or not running this
+		// directory.
 		return nil, false, nil
 	}
 	return nil, false, fmt.Errorf("the Caddy at %s: %s: %s", a.address, resp.Status, strings.TrimSpace(string(msg)))

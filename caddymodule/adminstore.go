@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/node"
 )
 
 // bodyIdle is how long an admin upload or download may stall before it is
@@ -24,13 +25,16 @@ import (
 const bodyIdle = time.Minute
 
 // storeRoutes are the admin routes through which `caddy pacman add`,
-// `import`, `export` and `verify` work in a running Caddy, whose store they
-// could not open themselves:
+// `import`, `export`, `verify`, `pin`, `unpin` and `ls` work in a running
+// Caddy, whose store they could not open themselves:
 //
 //	POST /pacman/add?data_dir=DIR        the file's bytes → {"cid": …}
 //	POST /pacman/import?data_dir=DIR     a CAR → {"roots": […], "blocks": n}
 //	GET  /pacman/export?data_dir=DIR&cid=CID[&index_only=1] → a CARv1
 //	POST /pacman/verify?data_dir=DIR[&repair=1] → the report
+//	POST /pacman/pin?data_dir=DIR&cid=CID   → {"cid": …, "blocks": n, "bytes": n}
+//	POST /pacman/unpin?data_dir=DIR&cid=CID → {"cid": …, "blocks": n, "bytes": n}
+//	GET  /pacman/ls?data_dir=DIR         → {"pins": […]}
 //
 // DIR names the data directory of the node to use (as a path the node can
 // stat; the command sends an absolute one). A node not running there is
@@ -53,14 +57,14 @@ func storeRoutes() []caddy.AdminRoute {
 		route("/pacman/import", http.MethodPost, adminImport),
 		route("/pacman/export", http.MethodGet, adminExport),
 		route("/pacman/verify", http.MethodPost, adminVerify),
+		route("/pacman/pin", http.MethodPost, adminPin),
+		route("/pacman/unpin", http.MethodPost, adminUnpin),
+		route("/pacman/ls", http.MethodGet, adminLs),
 	}
 }
 
 // errNotRunning says no node of this Caddy uses a data directory.
 var errNotRunning = errors.New("no pacman node runs on this data directory here")
-
-// errNotStored ends the message of an export of a CID the store lacks.
-const errNotStored = "is not in the store"
 
 // runningAt returns the node whose data directory is dir.
 func runningAt(dir string) (*nodeDestructor, error) {
@@ -116,7 +120,7 @@ func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
 	}
-	if err := announce(r.Context(), d, c); err != nil {
+	if err := pinHeld(r.Context(), d, c); err != nil {
 		return err
 	}
 	return answer(w, map[string]any{"cid": c.String()})
@@ -131,7 +135,7 @@ func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing the CAR: %w", err)}
 	}
 	for _, c := range roots {
-		if err := announce(r.Context(), d, c); err != nil {
+		if err := pinHeld(r.Context(), d, c); err != nil {
 			return err
 		}
 	}
@@ -142,23 +146,87 @@ func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 	return answer(w, map[string]any{"roots": out, "blocks": n})
 }
 
-// announce records c as imported content and tells routing.
-func announce(ctx context.Context, d *nodeDestructor, c cid.Cid) error {
-	if err := d.Announce(ctx, c); err != nil {
+// pinHeld pins imported content and tells routing.
+func pinHeld(ctx context.Context, d *nodeDestructor, c cid.Cid) error {
+	if _, err := d.PinHeld(ctx, c); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
 	return nil
 }
 
+// pinAnswer is what /pacman/pin and /pacman/unpin answer.
+type pinAnswer struct {
+	CID string `json:"cid"`
+	node.PinReport
+}
+
+// adminPin pins the DAG under cid, fetching from peers what the store
+// lacks. A pin that makes no progress for bodyIdle is cut, as is one whose
+// command went away; either is undone.
+func adminPin(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	root, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	// The admin server cuts a request (cancels its context) 10 s after
+	// it began reading it: each block moves that on.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyIdle))
+	rep, err := d.Pin(r.Context(), root, func(node.PinReport) { _ = rc.SetReadDeadline(time.Now().Add(bodyIdle)) })
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
+	}
+	return answer(w, pinAnswer{root.String(), rep})
+}
+
+// adminUnpin removes the pin of cid.
+func adminUnpin(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	root, err := cidParam(r)
+	if err != nil {
+		return err
+	}
+	rep, err := d.Unpin(r.Context(), root)
+	if errors.Is(err, node.ErrNotPinned) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	}
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return answer(w, pinAnswer{root.String(), rep})
+}
+
+// adminLs lists the pins.
+func adminLs(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+	pins, err := d.Pins(r.Context())
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	out := make([]string, len(pins))
+	for i, c := range pins {
+		out[i] = c.String()
+	}
+	return answer(w, map[string]any{"pins": out})
+}
+
+// cidParam reads the request's cid parameter.
+func cidParam(r *http.Request) (cid.Cid, error) {
+	s := r.URL.Query().Get("cid")
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("%q is not a CID: %w", s, err)}
+	}
+	return c, nil
+}
+
 // adminExport streams the DAG under cid, from the store alone, as a CARv1.
 func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	q := r.URL.Query()
-	root, err := cid.Decode(q.Get("cid"))
+	root, err := cidParam(r)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("%q is not a CID: %w", q.Get("cid"), err)}
+		return err
 	}
 	if ok, err := d.Blockstore().Has(r.Context(), root); err != nil || !ok {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%s %s", root, errNotStored)}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%s is not in the store", root)}
 	}
 	export := chunker.ExportCAR
 	if q.Get("index_only") == "1" {

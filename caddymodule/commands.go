@@ -33,17 +33,17 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "pacman",
-		Usage: "add|import|export|verify|stat|demo ...",
+		Usage: "add|import|export|verify|pin|unpin|ls|stat|name|demo ...",
 		Short: "Manages pacman content and runs the offline demo",
 		Long: `
-Adds files to the pacman blockstore, imports and exports CAR files, and runs
-an offline demo: seeders and a gateway on loopback.
+Adds files to the pacman blockstore, imports and exports CAR files, pins
+content, and runs an offline demo: seeders and a gateway on loopback.
 
-Commands on the blockstore (add, import, export, verify) work in a Caddy
-that runs the data directory, through its admin endpoint (--address), and
-open the directory themselves when none does.`,
+Commands on the blockstore (add, import, export, verify, pin, unpin, ls)
+work in a Caddy that runs the data directory, through its admin endpoint
+(--address), and open the directory themselves when none does.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), statCommand(), demoCommand(), nameCommand())
+			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), pinCommand(), unpinCommand(), lsCommand(), statCommand(), demoCommand(), nameCommand())
 		},
 	})
 }
@@ -83,7 +83,7 @@ them while it serves; otherwise the data directory is opened here.`,
 				if err != nil {
 					return err
 				}
-				if err := s.AddRoot(ctx, c); err != nil {
+				if _, err := s.PinHeld(ctx, c); err != nil {
 					return err
 				}
 				if err := s.Sync(ctx); err != nil {
@@ -157,7 +157,7 @@ for add.`,
 					return fmt.Errorf("importing %s: %w", path, err)
 				}
 				for _, r := range roots {
-					if err := s.AddRoot(ctx, r); err != nil {
+					if _, err := s.PinHeld(ctx, r); err != nil {
 						return err
 					}
 				}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,5 +67,79 @@ func TestAddExportImport(t *testing.T) {
 	}
 	if err := runCommand(t, addCommand(), io.Discard, "--data-dir", dir, filepath.Join(dir, "missing")); err == nil {
 		t.Error("add accepted a missing file")
+	}
+}
+
+// TestPinCommands: with no Caddy running, `pacman ls` lists what was
+// added, `unpin` and `pin` change that list and say how much they moved,
+// and both refuse what they cannot do with a reason.
+func TestPinCommands(t *testing.T) {
+	src := t.TempDir()
+	dir := t.TempDir()
+	var roots []string
+	for _, name := range []string{"a.bin", "b.bin"} {
+		file := filepath.Join(src, name)
+		if err := os.WriteFile(file, testutil.Bytes(name, 3<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := runCommand(t, addCommand(), &out, "--data-dir", dir, file); err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, strings.Fields(out.String())[0])
+	}
+	ls := func() []string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := runCommand(t, lsCommand(), &out, "--data-dir", dir); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Fields(out.String())
+		slices.Sort(got)
+		return got
+	}
+	want := slices.Sorted(slices.Values(roots))
+	if got := ls(); !slices.Equal(got, want) {
+		t.Fatalf("ls after add: %q, want %q", got, want)
+	}
+
+	var out bytes.Buffer
+	if err := runCommand(t, unpinCommand(), &out, "--data-dir", dir, roots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); !strings.HasPrefix(got, "unpinned "+roots[0]+": 4 blocks, 3.0 MiB") {
+		t.Errorf("unpin printed %q", got)
+	}
+	if got := ls(); !slices.Equal(got, roots[1:]) {
+		t.Errorf("ls after unpin: %q, want %q", got, roots[1:])
+	}
+	err := runCommand(t, unpinCommand(), io.Discard, "--data-dir", dir, roots[0])
+	if err == nil || !strings.Contains(err.Error(), "is not pinned") {
+		t.Errorf("unpinning twice: %v, want “is not pinned”", err)
+	}
+	out.Reset()
+	if err := runCommand(t, pinCommand(), &out, "--data-dir", dir, roots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); !strings.HasPrefix(got, "pinned "+roots[0]+": 4 blocks") {
+		t.Errorf("pin printed %q", got)
+	}
+	if got := ls(); !slices.Equal(got, want) {
+		t.Errorf("ls after pin: %q, want %q", got, want)
+	}
+
+	absent, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runCommand(t, pinCommand(), io.Discard, "--data-dir", dir, absent.String())
+	if err == nil || !strings.Contains(err.Error(), "is not all in the store") || !strings.Contains(err.Error(), "while Caddy runs") {
+		t.Errorf("pinning content not held, offline: %v", err)
+	}
+	if err := runCommand(t, pinCommand(), io.Discard, "--data-dir", dir, "not-a-cid"); err == nil {
+		t.Error("pin accepted an invalid CID")
+	}
+	if got := ls(); !slices.Equal(got, want) {
+		t.Errorf("ls after the refused pins: %q, want %q", got, want)
 	}
 }

@@ -84,7 +84,7 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 			if err != nil {
 				return err
 			}
-			if err := n.Announce(ctx, c); err != nil {
+			if _, err := n.PinHeld(ctx, c); err != nil {
 				return err
 			}
 			if i == 0 {

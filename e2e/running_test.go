@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +17,13 @@ import (
 )
 
 // TestContentIntoRunningEdge: with `caddy run` serving a file to a slow
-// client, `caddy pacman add` (a file and a directory), `import`, `export`
-// and `verify` work in the running Caddy through its admin endpoint, the
-// content they add is served byte-exact at once, and the stream in
-// progress is not interrupted. The admin routes refuse a foreign Host, as
-// the rest of Caddy's admin API does.
+// client, `caddy pacman add` (a file and a directory), `import`, `export`,
+// `verify`, `pin`, `unpin` and `ls` work in the running Caddy through its
+// admin endpoint, the content they add is served byte-exact at once, a pin
+// fetches all of a file from a peer (served after the peer is gone), and
+// the stream in progress is not interrupted. The admin routes refuse a
+// foreign Host and a cross-origin page, as the rest of Caddy's admin API
+// does.
 func TestContentIntoRunningEdge(t *testing.T) {
 	notShort(t)
 	dataDir, id := newDataDir(t)
@@ -30,8 +33,16 @@ func TestContentIntoRunningEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	streamedCID := addContent(t, dataDir, filepath.Join(src, "streamed.bin"))
+	// A peer holding a file the edge will pin.
+	seederDir, seederID := newDataDir(t)
+	remote := testutil.Bytes("remote", 9<<20+11)
+	if err := os.WriteFile(filepath.Join(src, "remote.bin"), remote, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remoteCID := addContent(t, seederDir, filepath.Join(src, "remote.bin"))
+	seeder := startPacman(t, seederDir, seederID)
 	admin := fmt.Sprintf("localhost:%d", freePort(t))
-	p := startPacmanAdmin(t, admin, dataDir, id)
+	p := startPacmanAdmin(t, admin, dataDir, id, seeder.P2P)
 
 	// A slow reader: about 4 MiB/s, so the stream lasts the whole test.
 	resp, err := http.Get(p.URL + "/ipfs/" + streamedCID)
@@ -122,11 +133,46 @@ func TestContentIntoRunningEdge(t *testing.T) {
 		t.Errorf("verify in the running edge: %q", rep)
 	}
 
-	// Caddy's admin protections hold for these routes too.
+	// Pin a file only the seeder has: the edge fetches all of it, and
+	// serves it once the seeder is gone.
+	if out := cmd("pin", remoteCID); !strings.HasPrefix(out, "pinned "+remoteCID+": 11 blocks, 9.0 MiB") {
+		t.Errorf("pin in the running edge printed %q", out)
+	}
+	stop(seeder.cmd)
+	if code, body, _ := getBody(p.URL + "/ipfs/" + remoteCID); code != 200 || !bytes.Equal(body, remote) {
+		t.Errorf("the pinned file, its seeder gone: %d, equal %v", code, bytes.Equal(body, remote))
+	}
+	pins := strings.Fields(cmd("ls"))
+	for _, c := range []string{streamedCID, fileCID, dirCID, otherCID, remoteCID} {
+		if !slices.Contains(pins, c) {
+			t.Errorf("ls in the running edge: %q lacks %s", pins, c)
+		}
+	}
+	if out := cmd("unpin", fileCID); !strings.HasPrefix(out, "unpinned "+fileCID+": 7 blocks, 5.0 MiB, now evictable") {
+		t.Errorf("unpin in the running edge printed %q", out)
+	}
+	if slices.Contains(strings.Fields(cmd("ls")), fileCID) {
+		t.Errorf("ls lists %s after its unpin", fileCID)
+	}
+	again := exec.Command(caddyBin, "pacman", "unpin", "--data-dir", dataDir, "--address", admin, fileCID)
+	if out, err := again.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not pinned") {
+		t.Errorf("a second unpin: %v %q, want it refused as not pinned", err, out)
+	}
+
+	// Caddy's admin protections hold for these routes too: a foreign
+	// Host (DNS rebinding), and a page of another origin.
 	req, _ := http.NewRequest(http.MethodPost, "http://"+admin+"/pacman/verify?data_dir="+dataDir, nil)
 	req.Host = "evil.example"
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a foreign Host at the admin endpoint: %v %v, want 403", resp.Status, err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, "http://"+admin+"/pacman/unpin?data_dir="+dataDir+"&cid="+dirCID, nil)
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("another origin at the admin endpoint: %v %v, want 403", resp.Status, err)
+	}
+	if !slices.Contains(strings.Fields(cmd("ls")), dirCID) {
+		t.Error("a refused cross-origin unpin unpinned")
 	}
 
 	select {

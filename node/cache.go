@@ -114,13 +114,19 @@ func (c *cache) keep(ctx context.Context, blk blocks.Block) error {
 	if err := c.store.base.Put(ctx, blk); err != nil {
 		return fmt.Errorf("storing block %s: %w", blk.Cid(), err)
 	}
+	c.track(blk.Cid(), size, now)
+	return nil
+}
+
+// track tracks a stored block as evictable, used at t.
+func (c *cache) track(id cid.Cid, size int64, t time.Time) {
 	c.mu.Lock()
-	k := string(blk.Cid().Hash())
+	k := string(id.Hash())
 	if el, ok := c.entries[k]; ok {
-		el.Value.(*cacheEntry).used = now
+		el.Value.(*cacheEntry).used = t
 		c.lru.MoveToFront(el)
 	} else {
-		c.entries[k] = c.lru.PushFront(&cacheEntry{c: blk.Cid(), size: size, used: now})
+		c.entries[k] = c.lru.PushFront(&cacheEntry{c: id, size: size, used: t})
 		c.bytes += size
 	}
 	over := c.limit > 0 && c.bytes > c.limit
@@ -128,7 +134,6 @@ func (c *cache) keep(ctx context.Context, blk blocks.Block) error {
 	if over {
 		c.wake()
 	}
-	return nil
 }
 
 // touch marks a block as just used, if it is a cached one.
@@ -141,7 +146,8 @@ func (c *cache) touch(id cid.Cid) {
 	}
 }
 
-// forget stops tracking blocks that were imported: they are kept for good.
+// forget stops tracking blocks that were imported or pinned: they are kept
+// for good.
 func (c *cache) forget(ids ...cid.Cid) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -12,7 +12,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
-	"github.com/ipfs/go-datastore/query"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	routinghelpers "github.com/libp2p/go-libp2p-routing-helpers"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -37,52 +36,12 @@ type Routing struct {
 	// DHT.
 	Delegated []string
 	// Provide is what the node announces: "roots" (the default: the root
-	// CID of every file or directory imported), "all" (every block held,
+	// of every pin, and every import pins its root), "all" (every block held,
 	// fetched ones included, as they arrive) or "none".
 	Provide string
 	// ReprovideInterval is how often everything is announced again, as
 	// provider records expire. Default 22h.
 	ReprovideInterval time.Duration
-}
-
-// rootsPrefix namespaces the roots imported into the store, announced
-// under the "roots" strategy: /pacman/roots/{cid}.
-var rootsPrefix = datastore.NewKey("/pacman/roots")
-
-// AddRoot records c as the root of imported content, to be announced.
-func (s *Store) AddRoot(ctx context.Context, c cid.Cid) error {
-	if err := s.ds.Put(ctx, rootsPrefix.ChildString(c.String()), nil); err != nil {
-		return fmt.Errorf("recording root %s: %w", c, err)
-	}
-	return nil
-}
-
-// roots streams the recorded roots.
-func (s *Store) roots(ctx context.Context) (<-chan cid.Cid, error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: rootsPrefix.String(), KeysOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("listing roots: %w", err)
-	}
-	out := make(chan cid.Cid)
-	go func() {
-		defer close(out)
-		defer res.Close()
-		for r := range res.Next() {
-			if r.Error != nil {
-				return
-			}
-			c, err := cid.Decode(datastore.NewKey(r.Key).BaseNamespace())
-			if err != nil {
-				continue
-			}
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
 }
 
 // router is the node's content routing and announcing.
@@ -147,7 +106,7 @@ func newRouter(ctx context.Context, h host.Host, store *Store, cfg Routing) (*ro
 	var keys provider.KeyChanFunc
 	switch cfg.Provide {
 	case "", "roots":
-		keys = store.roots
+		keys = store.pins
 	case "all":
 		r.all = true
 		keys = func(ctx context.Context) (<-chan cid.Cid, error) { return store.base.AllKeysChan(ctx) }
@@ -212,12 +171,36 @@ func (n *Node) PutValue(ctx context.Context, key string, value []byte) error {
 // HasRouting reports whether the node looks beyond its connected peers.
 func (n *Node) HasRouting() bool { return n.router.routing != nil }
 
-// Announce records root as the root of content the node holds and
-// announces it to routing (under any strategy but "none").
-func (n *Node) Announce(ctx context.Context, root cid.Cid) error {
-	if err := n.store.AddRoot(ctx, root); err != nil {
-		return err
+// Pin keeps the DAG under root for good, fetching from peers the blocks
+// the store lacks (see Store.Pin), and announces root to routing (under
+// any strategy but "none").
+func (n *Node) Pin(ctx context.Context, root cid.Cid, progress func(PinReport)) (PinReport, error) {
+	rep, err := n.store.Pin(ctx, root, n.NewSession(ctx), progress)
+	if err != nil {
+		return rep, err
 	}
+	return rep, n.provide(ctx, root)
+}
+
+// PinHeld pins what the store holds of the DAG under root, as an import
+// does (see Store.PinHeld), and announces root.
+func (n *Node) PinHeld(ctx context.Context, root cid.Cid) (PinReport, error) {
+	rep, err := n.store.PinHeld(ctx, root)
+	if err != nil {
+		return rep, err
+	}
+	return rep, n.provide(ctx, root)
+}
+
+// Unpin removes the pin of root (see Store.Unpin).
+func (n *Node) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
+	return n.store.Unpin(ctx, root)
+}
+
+// Pins lists the pinned roots.
+func (n *Node) Pins(ctx context.Context) ([]cid.Cid, error) { return n.store.Pins(ctx) }
+
+func (n *Node) provide(ctx context.Context, root cid.Cid) error {
 	if err := n.router.provider.Provide(ctx, root, true); err != nil {
 		return fmt.Errorf("announcing %s: %w", root, err)
 	}

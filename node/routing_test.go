@@ -61,7 +61,7 @@ func TestDHTFindsProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := seeder.Announce(ctx, root); err != nil {
+	if _, err := seeder.PinHeld(ctx, root); err != nil {
 		t.Fatal(err)
 	}
 	// The fetcher's DHT finds the seeder's provider record.

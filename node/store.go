@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,6 +28,9 @@ type Store struct {
 	base       blockstore.Blockstore // the blocks, without the cache's bookkeeping
 	ds         *pebbleds.Datastore
 	cache      *cache // tracks fetched blocks; nil until a node starts one
+	// pinMu is held by an unpin, and for reading by each step of a
+	// pin's walk (see Pin).
+	pinMu sync.RWMutex
 }
 
 // OpenStore opens (creating if needed) the blockstore in dir. Only one

@@ -1,0 +1,349 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// pinsPrefix namespaces the pins: the roots of the DAGs whose blocks the
+// store keeps for good, /pacman/roots/{cid}. Every import pins its root.
+// The key is older than pins as a word, and is kept so that stores from
+// before keep their pins.
+var pinsPrefix = datastore.NewKey("/pacman/roots")
+
+// pinWalkers is how many blocks a pin's walk fetches or looks at at once.
+const pinWalkers = 16
+
+// ErrNotPinned is the error of unpinning a CID that is not pinned.
+var ErrNotPinned = errors.New("is not pinned")
+
+// ErrIncomplete is the error of pinning, with nothing to fetch from, a DAG
+// of which the store lacks blocks.
+var ErrIncomplete = errors.New("is not all in the store")
+
+// PinReport counts the blocks a pin or an unpin walked: for a pin, the
+// blocks now kept for good; for an unpin, the blocks it left evictable
+// (those no other pin reaches).
+type PinReport struct {
+	Blocks int   `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+}
+
+// fetcher gets a block the store lacks, and stores it.
+type fetcher interface {
+	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
+}
+
+// Pin keeps the DAG under root for good: it records the pin, then walks the
+// DAG (following dag-pb links; other codecs are single blocks), getting
+// each block the store lacks from fetch, and takes every block out of the
+// cache's reach. With fetch nil, a block the store lacks fails the pin
+// with ErrIncomplete. A pin that fails is undone, unless root was pinned
+// before; one cut short by a crash stays listed, and pinning it again
+// completes it. progress, if not nil, is called after each block.
+func (s *Store) Pin(ctx context.Context, root cid.Cid, fetch fetcher, progress func(PinReport)) (PinReport, error) {
+	return s.pin(ctx, root, fetch, true, progress)
+}
+
+// PinHeld pins root as Pin does, from the store alone, and skips the
+// blocks the store lacks: an import of part of a DAG (a CAR of its index)
+// pins what it brought, and the rest is cached as it is fetched.
+func (s *Store) PinHeld(ctx context.Context, root cid.Cid) (PinReport, error) {
+	return s.pin(ctx, root, nil, false, nil)
+}
+
+func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete bool, progress func(PinReport)) (PinReport, error) {
+	var rep PinReport
+	// The pin is recorded first, so an unpin that runs while the walk
+	// does sees it and leaves its blocks kept.
+	s.pinMu.RLock()
+	before, err := s.ds.Has(ctx, pinKey(root))
+	if err == nil && !before {
+		err = s.ds.Put(ctx, pinKey(root), nil)
+	}
+	s.pinMu.RUnlock()
+	if err != nil {
+		return rep, fmt.Errorf("pinning %s: %w", root, err)
+	}
+	var mu sync.Mutex
+	err = walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		blk, size, err := s.held(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if size < 0 {
+			switch {
+			case fetch != nil:
+				if blk, err = fetch.GetBlock(ctx, c); err != nil {
+					return nil, fmt.Errorf("fetching block %s: %w", c, err)
+				}
+				size = len(blk.RawData())
+			case complete:
+				return nil, fmt.Errorf("%s %w: block %s is missing", root, ErrIncomplete, c)
+			default:
+				return nil, nil
+			}
+		}
+		if err := s.keepForGood(ctx, c); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		rep.Blocks++
+		rep.Bytes += int64(size)
+		if progress != nil {
+			progress(rep)
+		}
+		mu.Unlock()
+		return links(blk)
+	})
+	if err != nil {
+		if !before {
+			// Undone with a context of its own: the pin's may be
+			// what ended it.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			_, uerr := s.Unpin(uctx, root)
+			cancel()
+			err = errors.Join(err, uerr)
+		}
+		return rep, fmt.Errorf("pinning %s: %w", root, err)
+	}
+	return rep, nil
+}
+
+// Unpin removes the pin of root. The blocks of its DAG that no other pin
+// reaches become cached: evictable, least recently used first, under the
+// cache's size. Unpins run one at a time, and pins' walks wait for them.
+func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
+	var rep PinReport
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	ok, err := s.ds.Has(ctx, pinKey(root))
+	if err != nil {
+		return rep, fmt.Errorf("unpinning %s: %w", root, err)
+	}
+	if !ok {
+		return rep, fmt.Errorf("%s %w", root, ErrNotPinned)
+	}
+	if err := s.ds.Delete(ctx, pinKey(root)); err != nil {
+		return rep, fmt.Errorf("unpinning %s: %w", root, err)
+	}
+	pins, err := s.Pins(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("unpinning %s: %w", root, err)
+	}
+	kept := map[string]struct{}{} // by multihash, as blocks are stored
+	var mu sync.Mutex
+	for _, p := range pins {
+		err := walk(ctx, p, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+			blk, size, err := s.held(ctx, c)
+			if err != nil || size < 0 {
+				return nil, err
+			}
+			mu.Lock()
+			kept[string(c.Hash())] = struct{}{}
+			mu.Unlock()
+			return links(blk)
+		})
+		if err != nil {
+			return rep, fmt.Errorf("unpinning %s: walking pin %s: %w", root, p, err)
+		}
+	}
+	now := time.Now()
+	err = walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		blk, size, err := s.held(ctx, c)
+		if err != nil || size < 0 {
+			return nil, err
+		}
+		mu.Lock()
+		_, keep := kept[string(c.Hash())]
+		mu.Unlock()
+		if !keep && c.Prefix().MhType != identity {
+			if err := s.evictable(ctx, c, size, now); err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			rep.Blocks++
+			rep.Bytes += int64(size)
+			mu.Unlock()
+		}
+		return links(blk)
+	})
+	if err != nil {
+		return rep, fmt.Errorf("unpinning %s: %w", root, err)
+	}
+	return rep, nil
+}
+
+// identity is the multihash code of identity CIDs, whose blocks are the
+// CIDs themselves and never stored.
+const identity = 0x00
+
+// Pins lists the pinned roots.
+func (s *Store) Pins(ctx context.Context) ([]cid.Cid, error) {
+	ch, err := s.pins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []cid.Cid
+	for c := range ch {
+		out = append(out, c)
+	}
+	return out, ctx.Err()
+}
+
+// pins streams the pinned roots: what the "roots" strategy announces.
+func (s *Store) pins(ctx context.Context) (<-chan cid.Cid, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: pinsPrefix.String(), KeysOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing pins: %w", err)
+	}
+	out := make(chan cid.Cid)
+	go func() {
+		defer close(out)
+		defer res.Close()
+		for r := range res.Next() {
+			if r.Error != nil {
+				return
+			}
+			c, err := cid.Decode(datastore.NewKey(r.Key).BaseNamespace())
+			if err != nil {
+				continue
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func pinKey(c cid.Cid) datastore.Key { return pinsPrefix.ChildString(c.String()) }
+
+// held looks c up in the store: its size, -1 if the store lacks it, and
+// its block when it can have links (a raw leaf is not read).
+func (s *Store) held(ctx context.Context, c cid.Cid) (blocks.Block, int, error) {
+	if c.Prefix().Codec == cid.Raw {
+		n, err := s.base.GetSize(ctx, c)
+		if ipld.IsNotFound(err) {
+			return nil, -1, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("looking up block %s: %w", c, err)
+		}
+		return nil, n, nil
+	}
+	blk, err := s.base.Get(ctx, c)
+	if ipld.IsNotFound(err) {
+		return nil, -1, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	return blk, len(blk.RawData()), nil
+}
+
+// keepForGood takes a stored block out of the cache. It waits for a
+// running unpin, which might otherwise make the block evictable after the
+// pin's walk took it out.
+func (s *Store) keepForGood(ctx context.Context, c cid.Cid) error {
+	s.pinMu.RLock()
+	defer s.pinMu.RUnlock()
+	if err := s.ds.Delete(ctx, cachedKey(c)); err != nil {
+		return fmt.Errorf("keeping block %s: %w", c, err)
+	}
+	if s.cache != nil {
+		s.cache.forget(c)
+	}
+	return nil
+}
+
+// evictable marks a stored block as cached, used at t.
+func (s *Store) evictable(ctx context.Context, c cid.Cid, size int, t time.Time) error {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:], uint64(size))
+	binary.BigEndian.PutUint64(v[8:], uint64(t.UnixNano()))
+	if err := s.ds.Put(ctx, cachedKey(c), v[:]); err != nil {
+		return fmt.Errorf("marking block %s evictable: %w", c, err)
+	}
+	if s.cache != nil {
+		s.cache.track(c, int64(size), t)
+	}
+	return nil
+}
+
+// links returns the links of a dag-pb block; any other block has none.
+func links(blk blocks.Block) ([]cid.Cid, error) {
+	if blk == nil || blk.Cid().Prefix().Codec != cid.DagProtobuf {
+		return nil, nil
+	}
+	nd, err := merkledag.DecodeProtobufBlock(blk)
+	if err != nil {
+		return nil, fmt.Errorf("decoding block %s: %w", blk.Cid(), err)
+	}
+	out := make([]cid.Cid, len(nd.Links()))
+	for i, l := range nd.Links() {
+		out[i] = l.Cid
+	}
+	return out, nil
+}
+
+// walk calls visit once for each block of the DAG under root, up to
+// pinWalkers at a time, following the links visit returns. The first
+// error stops the walk and is returned.
+func walk(ctx context.Context, root cid.Cid, visit func(context.Context, cid.Cid) ([]cid.Cid, error)) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[cid.Cid]struct{}{}
+		sem  = make(chan struct{}, pinWalkers)
+	)
+	var step func(c cid.Cid)
+	step = func(c cid.Cid) {
+		if ctx.Err() != nil {
+			return
+		}
+		mu.Lock()
+		_, dup := seen[c]
+		seen[c] = struct{}{}
+		mu.Unlock()
+		if dup {
+			return
+		}
+		next, err := visit(ctx, c)
+		if err != nil {
+			cancel(err)
+			return
+		}
+		for _, l := range next {
+			select {
+			case sem <- struct{}{}:
+				wg.Go(func() {
+					defer func() { <-sem }()
+					step(l)
+				})
+			default:
+				// Every walker is busy: this one goes on itself, so
+				// the walk never waits on itself.
+				step(l)
+			}
+		}
+	}
+	step(root)
+	wg.Wait()
+	return context.Cause(ctx)
+}

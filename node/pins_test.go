@@ -1,0 +1,290 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	ufsio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
+)
+
+// dagBlocks counts the blocks of the DAG under root held in bs.
+func dagBlocks(t *testing.T, g chunker.BlockGetter, root cid.Cid) int {
+	t.Helper()
+	n, err := chunker.ExportCAR(context.Background(), g, root, io.Discard)
+	if err != nil {
+		t.Fatalf("walking %s: %v", root, err)
+	}
+	return n
+}
+
+// held reports whether every block of the DAG under root is in n's store.
+func held(n *node.Node, root cid.Cid) bool {
+	_, err := chunker.ExportCAR(context.Background(), blockservice.New(n.Blockstore(), nil), root, io.Discard)
+	return err == nil
+}
+
+// TestPinSurvivesEviction: a gateway pins a 4 MiB file it does not hold,
+// fetching it from a seeder, with a 1 MiB cache. Streaming 6 MiB of other
+// content through the cache afterwards evicts none of the pinned blocks;
+// once unpinned, the cache evicts the file down to its size.
+func TestPinSurvivesEviction(t *testing.T) {
+	ctx := context.Background()
+	data := testutil.Bytes("pinned", 4<<20+5)
+	other := testutil.Bytes("other", 6<<20)
+	seeders, root := testutil.Seeders(t, 1, data)
+	otherRoot, err := chunker.Import(ctx, seeders[0].DAG(), bytes.NewReader(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 1 << 20
+	gw := testutil.NewNodeConfig(t, node.Config{Peers: testutil.AddrInfos(seeders), CacheSize: limit, CacheGrace: 50 * time.Millisecond})
+
+	var progress int
+	rep, err := gw.Pin(ctx, root, func(r node.PinReport) { progress = r.Blocks })
+	if err != nil {
+		t.Fatalf("pin: %v", err)
+	}
+	want := dagBlocks(t, seeders[0].BlockService(), root)
+	if rep.Blocks != want || progress != want || rep.Bytes < int64(len(data)) {
+		t.Errorf("pin reported %+v (progress %d), want %d blocks of at least %d bytes", rep, progress, want, len(data))
+	}
+	if pins, err := gw.Pins(ctx); err != nil || !slices.Equal(pins, []cid.Cid{root}) {
+		t.Errorf("pins %v, %v; want [%s]", pins, err, root)
+	}
+
+	// Other content goes through the cache, over its limit.
+	if _, err := chunker.ExportCAR(ctx, gw.NewSession(ctx), otherRoot, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	st := waitCache(t, gw, limit)
+	if st.Evictions == 0 {
+		t.Fatalf("nothing was evicted (%+v): the test proves nothing", st)
+	}
+	if !held(gw, root) {
+		t.Fatal("the cache evicted pinned blocks")
+	}
+	got, err := io.ReadAll(mustOpen(t, gw, root))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("pinned file: %d bytes, %v; equal %v", len(got), err, bytes.Equal(got, data))
+	}
+
+	rep, err = gw.Unpin(ctx, root)
+	if err != nil || rep.Blocks != want {
+		t.Fatalf("unpin: %+v, %v; want %d blocks evictable", rep, err, want)
+	}
+	waitCache(t, gw, limit)
+	if held(gw, root) {
+		t.Error("the unpinned file, 4× the cache, is still all held")
+	}
+	if pins, _ := gw.Pins(ctx); len(pins) != 0 {
+		t.Errorf("pins after unpin: %v", pins)
+	}
+	if _, err := gw.Unpin(ctx, root); !errors.Is(err, node.ErrNotPinned) {
+		t.Errorf("second unpin: %v, want ErrNotPinned", err)
+	}
+}
+
+func mustOpen(t *testing.T, n *node.Node, root cid.Cid) io.Reader {
+	t.Helper()
+	ctx := context.Background()
+	dag := merkledag.NewDAGService(blockservice.New(n.Blockstore(), nil))
+	nd, err := dag.Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ufsio.NewDagReader(ctx, nd, dag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestUnpinKeepsSharedBlocks: two files share their first three 1 MiB
+// leaves. Unpinning one leaves only the blocks no other pin reaches
+// evictable, and the marks persist: a node started on the store finds
+// exactly those bytes in its cache.
+func TestUnpinKeepsSharedBlocks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := node.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
+	a := testutil.Bytes("shared", 3<<20)
+	b := append(slices.Clone(a), testutil.Bytes("own", 1<<20)...)
+	ra, err := chunker.Import(ctx, dag, bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := chunker.Import(ctx, dag, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []cid.Cid{ra, rb} {
+		if _, err := s.PinHeld(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootA, err := s.Blockstore.Get(ctx, ra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Unpin(ctx, ra)
+	if err != nil || rep.Blocks != 1 || rep.Bytes != int64(len(rootA.RawData())) {
+		t.Fatalf("unpinning a: %+v, %v; want only its root (%d bytes) evictable", rep, err, len(rootA.RawData()))
+	}
+	if _, err := s.Unpin(ctx, ra); !errors.Is(err, node.ErrNotPinned) {
+		t.Errorf("unpinning a again: %v, want ErrNotPinned", err)
+	}
+	if pins, err := s.Pins(ctx); err != nil || !slices.Equal(pins, []cid.Cid{rb}) {
+		t.Errorf("pins %v, %v; want [%s]", pins, err, rb)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n := testutil.NewNodeConfig(t, node.Config{DataDir: dir})
+	st, err := n.Stats(ctx)
+	if err != nil || st.CacheBytes != rep.Bytes {
+		t.Errorf("a node on the store caches %d bytes (%v), want %d", st.CacheBytes, err, rep.Bytes)
+	}
+	rep, err = n.Unpin(ctx, rb)
+	if err != nil || rep.Blocks != 5 || rep.Bytes < int64(len(b)) {
+		t.Errorf("unpinning b: %+v, %v; want 5 blocks, every byte of b", rep, err)
+	}
+	if st, _ := n.Stats(ctx); st.CacheBytes != rep.Bytes+int64(len(rootA.RawData())) {
+		t.Errorf("cache holds %d bytes after both unpins, want %d", st.CacheBytes, rep.Bytes+int64(len(rootA.RawData())))
+	}
+}
+
+// TestPinIncomplete: a pin from the store alone of a DAG it lacks a block
+// of fails and is undone; one of a DAG pinned before fails and stays. A
+// pin from the network that cannot finish is undone too, and the blocks
+// it fetched are evictable again.
+func TestPinIncomplete(t *testing.T) {
+	ctx := context.Background()
+	s := tempStore(t)
+	data := testutil.Bytes("partial", 3<<20)
+	dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
+	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := dag.Get(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Blockstore.DeleteBlock(ctx, nd.Links()[1].Cid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pin(ctx, root, nil, nil); !errors.Is(err, node.ErrIncomplete) {
+		t.Fatalf("pin of a DAG missing a leaf: %v, want ErrIncomplete", err)
+	}
+	if pins, _ := s.Pins(ctx); len(pins) != 0 {
+		t.Errorf("a failed pin is listed: %v", pins)
+	}
+	if rep, err := s.PinHeld(ctx, root); err != nil || rep.Blocks != 3 {
+		t.Fatalf("pinning what is held: %+v, %v; want 3 blocks", rep, err)
+	}
+	if _, err := s.Pin(ctx, root, nil, nil); !errors.Is(err, node.ErrIncomplete) {
+		t.Fatalf("pin again: %v, want ErrIncomplete", err)
+	}
+	if pins, _ := s.Pins(ctx); !slices.Equal(pins, []cid.Cid{root}) {
+		t.Errorf("a pin made before was undone by a failed one: %v", pins)
+	}
+
+	// From the network: a seeder that holds all but one leaf.
+	seeders, full := testutil.Seeders(t, 1, testutil.Bytes("network", 3<<20))
+	snd, err := seeders[0].DAG().Get(ctx, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seeders[0].Blockstore().DeleteBlock(ctx, snd.Links()[2].Cid); err != nil {
+		t.Fatal(err)
+	}
+	gw := testutil.NewNode(t, testutil.AddrInfos(seeders)...)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := gw.Pin(pctx, full, nil); err == nil {
+		t.Fatal("pinned a DAG no peer holds all of")
+	}
+	if pins, _ := gw.Pins(ctx); len(pins) != 0 {
+		t.Errorf("a failed network pin is listed: %v", pins)
+	}
+	st, err := gw.Stats(ctx)
+	if err != nil || st.CacheBytes < 2<<20 {
+		t.Errorf("the blocks a failed pin fetched: %d bytes cached (%v), want them evictable (≥ 2 MiB)", st.CacheBytes, err)
+	}
+}
+
+// TestPinRacesUnpin pins and unpins two DAGs that share blocks, over and
+// over at once: afterwards the cache holds exactly the blocks no pin
+// reaches.
+func TestPinRacesUnpin(t *testing.T) {
+	ctx := context.Background()
+	n := testutil.NewNodeConfig(t, node.Config{})
+	a := testutil.Bytes("race", 4<<20)
+	b := append(slices.Clone(a[:3<<20]), testutil.Bytes("b", 1<<20)...)
+	ra, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// own is the bytes of the blocks of one DAG that the other lacks:
+	// its root and its last leaf.
+	own := func(root cid.Cid) int64 {
+		nd, err := n.DAG().Get(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(len(nd.RawData())) + 1<<20
+	}
+	aOwn, bOwn := own(ra), own(rb)
+	cached := func(want int64, when string) {
+		t.Helper()
+		if st, err := n.Stats(ctx); err != nil || st.CacheBytes != want {
+			t.Fatalf("%s: the cache holds %d bytes (%v), want %d: what no pin reaches", when, st.CacheBytes, err, want)
+		}
+	}
+	if _, err := n.PinHeld(ctx, ra); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := n.PinHeld(ctx, rb); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := n.Unpin(ctx, ra); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		cached(aOwn, "b pinned as a was unpinned")
+		if _, err := n.Unpin(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.PinHeld(ctx, ra); err != nil {
+			t.Fatal(err)
+		}
+		cached(bOwn, "a pinned again, b unpinned")
+	}
+}
