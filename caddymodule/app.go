@@ -74,10 +74,11 @@ type App struct {
 	// CacheSize bounds, in bytes, the blocks fetched from peers and
 	// origins that the node keeps (and seeds); past it the least recently
 	// used are evicted. Content imported with `caddy pacman add` or
-	// `import` is kept in full on top of it and never evicted. A block
-	// read or fetched in the last minute is never evicted, so streams
-	// and readahead keep what they are about to read. Default: 0, no
-	// bound — set it on any edge whose disk can fill.
+	// `import`, or pinned with `pin`, is kept in full on top of it and
+	// never evicted. A block read or fetched in the last minute is never
+	// evicted, so streams and readahead keep what they are about to
+	// read. Default: 0, no bound — set it on any edge whose disk can
+	// fill.
 	CacheSize int64 `json:"cache_size,omitempty"`
 	// UploadLimit caps, in bytes per second, the block data sent to all
 	// peers together. Default: 0, no cap.

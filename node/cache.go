@@ -27,7 +27,8 @@ func cachedKey(c cid.Cid) datastore.Key {
 }
 
 // cache bounds the bytes of fetched blocks in the store, evicting the least
-// recently used. Imported blocks are not tracked and never evicted. A
+// recently used. Pinned blocks (see Store.Pin) are not tracked and never
+// evicted. A
 // block read or stored within grace is not evicted either, so a stream's
 // window and the readahead for a player's next request stay put: the cap
 // is exceeded for a while rather than evicting what is about to be read.

@@ -62,8 +62,8 @@ type Config struct {
 	// Upload caps the block bytes sent to peers, in total and per peer.
 	Upload UploadLimits
 	// CacheSize bounds the bytes of fetched blocks kept in the store; the
-	// least recently used are evicted past it. Imported blocks are not
-	// counted and never evicted. Zero means no bound.
+	// least recently used are evicted past it. Pinned blocks (imports
+	// are pinned) are not counted and never evicted. Zero means no bound.
 	CacheSize int64
 	// CacheGrace is how long a block read or stored is safe from
 	// eviction, so blocks a stream or readahead just fetched stay until
