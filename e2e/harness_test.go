@@ -285,18 +285,25 @@ func startCaddy(t *testing.T, env []string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(caddyBin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	startProcess(t, cmd)
+}
+
+// startProcess starts cmd, stops it when the test ends (see stop) and logs
+// its output if the test failed. The output so far is returned.
+func startProcess(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	log := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		stop(cmd)
 		if t.Failed() {
-			t.Logf("caddy %s output:\n%s", args[0], log.String())
+			t.Logf("%s output:\n%s", strings.Join(cmd.Args, " "), log.String())
 		}
 	})
+	return log
 }
 
 // syncBuffer is a buffer two writers may share.

@@ -192,18 +192,7 @@ http://127.0.0.1:8080 {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", n.prefix+ns, caddyBin, "run", "--adapter", "caddyfile", "--config", cfg)
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop(cmd)
-		if t.Failed() {
-			t.Logf("%s caddy log:\n%s", ns, log.String())
-		}
-	})
+	log := startProcess(t, exec.Command("ip", "netns", "exec", n.prefix+ns, caddyBin, "run", "--adapter", "caddyfile", "--config", cfg))
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if exec.Command("ip", "netns", "exec", n.prefix+ns, "curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/pacman/stats").Run() == nil {
 			return

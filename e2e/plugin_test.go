@@ -86,19 +86,7 @@ func TestOutOfTreePlugin(t *testing.T) {
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", log.String())
-		}
-	})
+	startProcess(t, exec.Command(bin, "run", "--config", cfgPath))
 	url := fmt.Sprintf("http://127.0.0.1:%d/hello.bin", port)
 	waitHTTP(t, url)
 	resp, got := fetch(t, url)

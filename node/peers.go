@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 )
@@ -29,22 +30,29 @@ type PeerInfo struct {
 func (n *Node) Peers() []PeerInfo {
 	var out []PeerInfo
 	for _, p := range n.host.Network().Peers() {
-		conns := n.host.Network().ConnsToPeer(p)
-		if len(conns) == 0 {
+		best, limited := bestConn(n.host.Network().ConnsToPeer(p))
+		if best == nil {
 			continue // gone since the list was taken
-		}
-		best := conns[0]
-		for _, c := range conns[1:] {
-			if best.Stat().Limited && !c.Stat().Limited {
-				best = c
-			}
 		}
 		bw := n.bw.GetBandwidthForPeer(p)
 		out = append(out, PeerInfo{
-			ID: p, Addr: best.RemoteMultiaddr(), Limited: best.Stat().Limited,
+			ID: p, Addr: best.RemoteMultiaddr(), Limited: limited,
 			RateIn: bw.RateIn, RateOut: bw.RateOut, TotalIn: bw.TotalIn, TotalOut: bw.TotalOut,
 		})
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// bestConn returns the connection blocks would use among conns, a direct
+// one when there is one, and whether it is limited: the peer is reached
+// only through a relay. It returns nil for no connections.
+func bestConn(conns []network.Conn) (network.Conn, bool) {
+	var best network.Conn
+	for _, c := range conns {
+		if best == nil || best.Stat().Limited && !c.Stat().Limited {
+			best = c
+		}
+	}
+	return best, best != nil && best.Stat().Limited
 }

@@ -3,8 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
-	"net"
+	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,24 +99,18 @@ func (r Reach) options(h *atomic.Pointer[host.Host]) ([]libp2p.Option, error) {
 // told returns what the node tells peers of its addresses, from those it
 // has: Announce for the direct ones, less NoAnnounce.
 func (r Reach) told() (func([]multiaddr.Multiaddr) []multiaddr.Multiaddr, error) {
-	var (
-		exact []multiaddr.Multiaddr
-		nets  []*net.IPNet
-	)
+	var exact []multiaddr.Multiaddr
+	nets := multiaddr.NewFilters()
 	for _, a := range r.NoAnnounce {
-		if mask, err := a.ValueForProtocol(multiaddr.P_IPCIDR); err == nil {
-			ip, err := manet.ToIP(a)
-			if err != nil {
-				return nil, fmt.Errorf("no_announce %s: %w", a, err)
-			}
-			_, n, err := net.ParseCIDR(ip.String() + "/" + mask)
-			if err != nil {
-				return nil, fmt.Errorf("no_announce %s: %w", a, err)
-			}
-			nets = append(nets, n)
+		if _, err := a.ValueForProtocol(multiaddr.P_IPCIDR); err != nil {
+			exact = append(exact, a)
 			continue
 		}
-		exact = append(exact, a)
+		n, err := manet.MultiaddrToIPNet(a)
+		if err != nil {
+			return nil, fmt.Errorf("no_announce %s: %w", a, err)
+		}
+		nets.AddFilter(*n, multiaddr.ActionDeny)
 	}
 	announce := slices.Clone(r.Announce)
 	return func(addrs []multiaddr.Multiaddr) []multiaddr.Multiaddr {
@@ -124,11 +119,7 @@ func (r Reach) told() (func([]multiaddr.Multiaddr) []multiaddr.Multiaddr, error)
 			addrs = append(slices.Clone(announce), relayed...)
 		}
 		return slices.DeleteFunc(addrs, func(a multiaddr.Multiaddr) bool {
-			if slices.ContainsFunc(exact, a.Equal) {
-				return true
-			}
-			ip, err := manet.ToIP(a)
-			return err == nil && slices.ContainsFunc(nets, func(n *net.IPNet) bool { return n.Contains(ip) })
+			return slices.ContainsFunc(exact, a.Equal) || nets.AddrBlocked(a)
 		})
 	}, nil
 }
@@ -170,50 +161,45 @@ const (
 	punchRetry = time.Minute
 )
 
-// retryPunches cuts relayed-only connections that no hole punch replaced,
-// until ctx ends.
+// retryPunches watches relayed connections until ctx ends: a peer still
+// reached only through a relay punchGrace after one opened is cut, at most
+// once per punchRetry.
 func (n *Node) retryPunches(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	since := make(map[peer.ID]time.Time) // relayed-only since
-	cut := make(map[peer.ID]time.Time)   // last cut
-	for {
-		select {
-		case <-ctx.Done():
+	var mu sync.Mutex
+	cut := make(map[peer.ID]time.Time) // last cut
+	var check func(p peer.ID)
+	check = func(p peer.ID) {
+		if ctx.Err() != nil {
 			return
-		case now := <-tick.C:
-			relayed := make(map[peer.ID]bool)
-			for _, p := range n.host.Network().Peers() {
-				conns := n.host.Network().ConnsToPeer(p)
-				if len(conns) == 0 || slices.ContainsFunc(conns, func(c network.Conn) bool { return !c.Stat().Limited }) {
-					continue
-				}
-				relayed[p] = true
-				first, ok := since[p]
-				if !ok {
-					since[p] = now
-					continue
-				}
-				if now.Sub(first) < punchGrace || now.Sub(cut[p]) < punchRetry {
-					continue
-				}
-				cut[p] = now
-				delete(since, p)
-				n.log.Debug("cutting a relayed connection no hole punch replaced", zap.Stringer("peer", p))
-				for _, c := range conns {
-					_ = c.Close()
-				}
-			}
-			for p := range since {
-				if !relayed[p] {
-					delete(since, p)
-				}
-			}
-			for p, at := range cut {
-				if now.Sub(at) >= punchRetry {
-					delete(cut, p)
-				}
-			}
+		}
+		conns := n.host.Network().ConnsToPeer(p)
+		if _, limited := bestConn(conns); !limited {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		maps.DeleteFunc(cut, func(_ peer.ID, at time.Time) bool { return now.Sub(at) >= punchRetry })
+		last, recent := cut[p]
+		if !recent {
+			cut[p] = now
+		}
+		mu.Unlock()
+		if recent {
+			time.AfterFunc(last.Add(punchRetry).Sub(now), func() { check(p) })
+			return
+		}
+		n.log.Debug("cutting a relayed connection no hole punch replaced", zap.Stringer("peer", p))
+		for _, c := range conns {
+			_ = c.Close()
 		}
 	}
+	notify := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.Stat().Limited {
+			p := c.RemotePeer()
+			time.AfterFunc(punchGrace, func() { check(p) })
+		}
+	}}
+	n.host.Network().Notify(notify)
+	<-ctx.Done()
+	n.host.Network().StopNotify(notify)
 }
