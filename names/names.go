@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,17 +75,41 @@ func (s *Store) Put(name ipns.Name, data []byte) error {
 
 // Raw returns the bytes of name's record, verified.
 func (s *Store) Raw(_ context.Context, name ipns.Name) ([]byte, error) {
-	data, err := os.ReadFile(s.file(name))
+	data, _, err := s.read(name)
+	return data, err
+}
+
+// read returns the bytes of name's record, verified, and its file's
+// information. Every Put writes a new file, so a file that is the same
+// (os.SameFile) holds the same record.
+func (s *Store) read(name ipns.Name) ([]byte, os.FileInfo, error) {
+	f, err := os.Open(s.file(name))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w %s", ErrNoRecord, name)
+		return nil, nil, fmt.Errorf("%w %s", ErrNoRecord, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the record of %s: %w", name, err)
+		return nil, nil, fmt.Errorf("reading the record of %s: %w", name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the record of %s: %w", name, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(ipns.MaxRecordSize)+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the record of %s: %w", name, err)
 	}
 	if _, err := verify(name, data); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return data, nil
+	return data, fi, nil
+}
+
+// changed reports whether name's record is not the one in the file prev
+// (nil: none) names, without reading it.
+func (s *Store) changed(name ipns.Name, prev os.FileInfo) bool {
+	fi, err := os.Stat(s.file(name))
+	return err != nil || prev == nil || !os.SameFile(fi, prev)
 }
 
 // Get returns name's record, verified.

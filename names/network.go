@@ -2,9 +2,9 @@ package names
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -35,7 +35,7 @@ type Network struct {
 	Routing Routing
 
 	mu   sync.Mutex
-	told map[ipns.Name][sha256.Size]byte // each record as routing was last told it
+	told map[ipns.Name]os.FileInfo // the file of each record as routing was last told it
 }
 
 // Raw returns the bytes of name's record, verified.
@@ -95,18 +95,17 @@ func (n *Network) Announce(ctx context.Context, all bool) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.told == nil {
-		n.told = make(map[ipns.Name][sha256.Size]byte)
+		n.told = make(map[ipns.Name]os.FileInfo)
 	}
 	var errs []error
 	told := 0
 	for _, name := range names {
-		data, err := n.Store.Raw(ctx, name)
+		if !all && !n.Store.changed(name, n.told[name]) {
+			continue
+		}
+		data, fi, err := n.Store.read(name)
 		if err != nil {
 			continue // expired, or damaged: nothing to announce
-		}
-		sum := sha256.Sum256(data)
-		if prev, ok := n.told[name]; ok && prev == sum && !all {
-			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		err = n.Routing.PutValue(pctx, string(name.RoutingKey()), data)
@@ -115,7 +114,7 @@ func (n *Network) Announce(ctx context.Context, all bool) (int, error) {
 			errs = append(errs, fmt.Errorf("announcing %s: %w", name, err))
 			continue
 		}
-		n.told[name] = sum
+		n.told[name] = fi
 		told++
 	}
 	return told, errors.Join(errs...)
