@@ -13,8 +13,9 @@ import (
 // the defaults: AutoNAT, hole punching and a relay client on (relays found
 // among peers), port mapping and the relay service off.
 type NAT struct {
-	// PortMap asks the router for a port mapping (UPnP IGD, NAT-PMP):
-	// for a seeder on a home network. Default: off, as a data centre has
+	// PortMap asks the router for a port mapping (UPnP IGD; libp2p's
+	// NAT-PMP never finds its gateway on Linux): for a seeder on a home
+	// network. Default: off, as a data centre has
 	// no such router and a host should not ask its network unbidden.
 	PortMap bool `json:"port_map,omitempty"`
 	// DisableAutoNAT stops the node finding out from peers whether it is

@@ -174,7 +174,7 @@ func (n *network) caddy(t *testing.T, ns, dataDir, options string) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(`{
-	admin off
+	admin localhost:2019
 	pacman {
 		data_dir `+dataDir+`
 		listen /ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1

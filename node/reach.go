@@ -25,7 +25,8 @@ import (
 // reached at its listen addresses only. A node without listen addresses
 // is not reached at all: it uses no relays and relays for no one.
 type Reach struct {
-	// PortMap asks the router for a port mapping (UPnP IGD, NAT-PMP).
+	// PortMap asks the router for a port mapping (UPnP IGD; libp2p's
+	// NAT-PMP client never finds its gateway on Linux, see README).
 	PortMap bool
 	// AutoNAT finds out whether the node is reachable from outside by
 	// asking peers to dial it back (AutoNAT v2), and answers their asks.
