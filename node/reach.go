@@ -73,7 +73,10 @@ func (r Reach) options(h *atomic.Pointer[host.Host]) ([]libp2p.Option, error) {
 	case len(r.StaticRelays) > 0:
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(r.StaticRelays))
 	default:
-		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(connectedPeers(h), autorelay.WithMinCandidates(1)))
+		// The peer source is the connected peers, a cheap local list:
+		// asked every 2 s rather than autorelay's 30, a node finds its
+		// relay seconds after connecting to it, not half a minute.
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(connectedPeers(h), autorelay.WithMinCandidates(1), autorelay.WithMinInterval(relaySearch)))
 	}
 	if r.RelayService {
 		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayv2.DefaultResources())))
@@ -130,6 +133,10 @@ func isRelayed(a multiaddr.Multiaddr) bool {
 	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
 	return err == nil
 }
+
+// relaySearch is how often a node without a relay looks for one among its
+// peers.
+const relaySearch = 2 * time.Second
 
 // connectedPeers offers the host's connected peers as relay candidates;
 // autorelay keeps those that speak the relay protocol.
