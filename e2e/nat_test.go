@@ -33,7 +33,8 @@ import (
 // gateway starts once the seeder advertises its address through the relay;
 // if the seeder knows its outside address by then, the punch happens on
 // the first relayed connection, maybe too soon for the test to see it
-// relayed, so that is not required.
+// relayed, so that is not required. A third run has the seeder and the
+// gateway listen on QUIC alone, so the punch must be a QUIC one.
 func TestHolePunchThroughNAT(t *testing.T) {
 	notShort(t)
 	if os.Geteuid() != 0 {
@@ -46,23 +47,29 @@ func TestHolePunchThroughNAT(t *testing.T) {
 		name   string
 		option string // how the seeder is told of the relay
 		found  bool   // the seeder finds the relay itself
+		quic   bool   // the seeder and the gateway have QUIC alone
 	}{
-		{"static relay", "relay_client", false},
-		{"relay found among peers", "peer", true},
+		{"static relay", "relay_client", false, false},
+		{"relay found among peers", "peer", true, false},
+		{"QUIC", "relay_client", false, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { holePunch(t, curl, tc.option, tc.found) })
+		t.Run(tc.name, func(t *testing.T) { holePunch(t, curl, tc.option, tc.found, tc.quic) })
 	}
 }
 
-func holePunch(t *testing.T, curl, relayOption string, found bool) {
+func holePunch(t *testing.T, curl, relayOption string, found, quic bool) {
 	n := newNetwork(t)
 
 	relayDir, relayID := newDataDir(t)
 	n.caddy(t, "inet", relayDir, `
 		relay_service on
 		reachability public`)
-	relayA := fmt.Sprintf("/ip4/6.0.1.1/tcp/4001/p2p/%s", relayID)
-	relayB := fmt.Sprintf("/ip4/6.0.2.1/tcp/4001/p2p/%s", relayID)
+	transport, listen := "tcp/4001", ""
+	if quic {
+		transport, listen = "udp/4001/quic-v1", "listen /ip4/0.0.0.0/udp/4001/quic-v1"
+	}
+	relayA := fmt.Sprintf("/ip4/6.0.1.1/%s/p2p/%s", transport, relayID)
+	relayB := fmt.Sprintf("/ip4/6.0.2.1/%s/p2p/%s", transport, relayID)
 
 	seedDir, seedID := newDataDir(t)
 	data := testutil.Bytes("hole-punch", 5<<20+77)
@@ -73,6 +80,7 @@ func holePunch(t *testing.T, curl, relayOption string, found bool) {
 	c := addContent(t, seedDir, file)
 	n.caddy(t, "seed", seedDir, `
 		`+relayOption+` `+relayA+`
+		`+listen+`
 		reachability private`)
 	if found {
 		start := time.Now()
@@ -88,6 +96,7 @@ func holePunch(t *testing.T, curl, relayOption string, found bool) {
 	start := time.Now()
 	n.caddy(t, "gw", gwDir, `
 		peer `+relayB+`/p2p-circuit/p2p/`+seedID.String()+`
+		`+listen+`
 		reachability private`)
 
 	// Watch the gateway's connection to the seeder: first through the
@@ -108,8 +117,8 @@ func holePunch(t *testing.T, curl, relayOption string, found bool) {
 			if !p.Relayed {
 				directAt = time.Since(start)
 				t.Logf("direct after %v: %s", directAt, p.Addr)
-				if !strings.HasPrefix(p.Addr, "/ip4/6.0.1.2/") {
-					t.Errorf("the direct connection is at %s, want the seeder's NAT, 6.0.1.2", p.Addr)
+				if want := "/ip4/6.0.1.2/" + transport; p.Addr != want {
+					t.Errorf("the direct connection is at %s, want the seeder's NAT, %s", p.Addr, want)
 				}
 			}
 		}
@@ -199,16 +208,19 @@ func (n *network) run(t *testing.T, ns string, timeout time.Duration, args ...st
 }
 
 // caddy runs a pacman node in namespace ns, listening for peers on port
-// 4001 (TCP and QUIC) and for HTTP on 127.0.0.1:8080, with the pacman
-// global options given, until the test ends.
+// 4001 (TCP and QUIC, unless the options say where) and for HTTP on
+// 127.0.0.1:8080, with the pacman global options given, until the test
+// ends.
 func (n *network) caddy(t *testing.T, ns, dataDir, options string) {
 	t.Helper()
+	if !strings.Contains(options, "listen ") {
+		options = "listen /ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1\n" + options
+	}
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(`{
 	admin localhost:2019
 	pacman {
 		data_dir `+dataDir+`
-		listen /ip4/0.0.0.0/tcp/4001 /ip4/0.0.0.0/udp/4001/quic-v1
 		`+options+`
 	}
 }
