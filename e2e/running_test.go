@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -157,6 +159,17 @@ func TestContentIntoRunningEdge(t *testing.T) {
 	again := exec.Command(caddyBin, "pacman", "unpin", "--data-dir", dataDir, "--address", admin, fileCID)
 	if out, err := again.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not pinned") {
 		t.Errorf("a second unpin: %v %q, want it refused as not pinned", err, out)
+	}
+
+	// What the running edge lacks is refused by it, with the reason: not
+	// taken for a Caddy that does not run the directory.
+	absent, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := exec.Command(caddyBin, "pacman", "export", "--data-dir", dataDir, "--address", admin, absent.String())
+	if out, err := exp.CombinedOutput(); err == nil || !strings.Contains(string(out), "is not in the store") {
+		t.Errorf("export of a CID the running edge lacks: %v %q, want it refused as not in the store", err, out)
 	}
 
 	// Caddy's admin protections hold for these routes too: a foreign
