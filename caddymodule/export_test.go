@@ -24,6 +24,9 @@ func runCommand(t *testing.T, cmd *cobra.Command, stdout io.Writer, args ...stri
 	return cmd.ExecuteContext(context.Background())
 }
 
+// LsCommand is lsCommand.
+var LsCommand = lsCommand
+
 // RunCommand is runCommand.
 var RunCommand = runCommand
 

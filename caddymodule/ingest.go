@@ -76,8 +76,15 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
 			return chunker.Import(ctx, n.DAG(), r)
 		},
+		// The recording is pinned: listed by `caddy pacman ls`, and
+		// freed by `unpin` when it is no longer wanted.
 		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-			return chunker.Directory(ctx, n.DAG(), entries)
+			dir, err := chunker.Directory(ctx, n.DAG(), entries)
+			if err != nil {
+				return dir, err
+			}
+			_, err = n.PinHeld(ctx, dir)
+			return dir, err
 		},
 		Tokens:         tokens,
 		MaxSegmentSize: h.MaxSegmentSize,

@@ -18,6 +18,7 @@ import (
 // serves the stream it announced on /live/, byte-exact.
 func TestLiveThroughCaddy(t *testing.T) {
 	t.Setenv("PACMAN_TEST_LIVE_TOKEN", "a-token-of-16-chars-or-more")
+	dataDir := caddyDataDir(t)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	admin localhost:2999
@@ -39,7 +40,7 @@ http://localhost:9080 {
 		resolve ipfs
 	}
 }
-`, caddyDataDir(t)), "caddyfile")
+`, dataDir), "caddyfile")
 	put := func(token, path string, body []byte) int {
 		req, _ := http.NewRequest(http.MethodPut, "http://localhost:9080/ingest/"+path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -85,5 +86,25 @@ http://localhost:9080 {
 	}
 	if !strings.Contains(stat.String(), "live stream   show: last segment 0, live\n") {
 		t.Errorf("caddy pacman stat does not list the stream:\n%s", stat.String())
+	}
+
+	// The event ends: its recording is pinned, so an operator sees it in
+	// ls and can unpin it to free the disk.
+	var ls bytes.Buffer
+	if err := caddymodule.RunCommand(t, caddymodule.LsCommand(), &ls, "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Fields(ls.String())
+	req, _ := http.NewRequest(http.MethodDelete, "http://localhost:9080/ingest/show/index.m3u8", nil)
+	req.Header.Set("Authorization", "Bearer a-token-of-16-chars-or-more")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE of the playlist: %v %v", resp, err)
+	}
+	ls.Reset()
+	if err := caddymodule.RunCommand(t, caddymodule.LsCommand(), &ls, "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if after := strings.Fields(ls.String()); len(after) != len(before)+1 {
+		t.Fatalf("pins before the event ended %q, after %q: want the recording added", before, after)
 	}
 }
