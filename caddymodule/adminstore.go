@@ -34,7 +34,7 @@ const bodyIdle = time.Minute
 //	POST /pacman/verify?data_dir=DIR[&repair=1] → the report
 //	POST /pacman/pin?data_dir=DIR&cid=CID   → {"cid": …, "blocks": n, "bytes": n}
 //	POST /pacman/unpin?data_dir=DIR&cid=CID → {"cid": …, "blocks": n, "bytes": n}
-//	GET  /pacman/ls?data_dir=DIR         → {"pins": […]}
+//	GET  /pacman/ls?data_dir=DIR         → {"pins": [{"cid": …, "incomplete": true}, …]}
 //
 // DIR names the data directory of the node to use (as a path the node can
 // stat; the command sends an absolute one). A node not running there is
@@ -201,11 +201,21 @@ func adminLs(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
-	out := make([]string, len(pins))
-	for i, c := range pins {
-		out[i] = c.String()
+	return answer(w, map[string]any{"pins": pinList(pins)})
+}
+
+// pinEntry is a pin as /pacman/ls answers it.
+type pinEntry struct {
+	CID        string `json:"cid"`
+	Incomplete bool   `json:"incomplete,omitempty"`
+}
+
+func pinList(pins []node.Pinned) []pinEntry {
+	out := make([]pinEntry, len(pins))
+	for i, p := range pins {
+		out[i] = pinEntry{p.Root.String(), p.Incomplete}
 	}
-	return answer(w, map[string]any{"pins": out})
+	return out
 }
 
 // cidParam reads the request's cid parameter.

@@ -115,14 +115,16 @@ func lsCommand() *cobra.Command {
 		Short: "Lists the pinned CIDs",
 		Long: `
 Prints the root CID of every pin, one per line: the content added,
-imported or pinned, whose blocks are never evicted. A Caddy running the
-data directory answers, as for pin.`,
+imported or pinned, whose blocks are never evicted. A pin whose fetch is
+running, or was cut short by a crash, is marked incomplete; a Caddy that
+starts on the data directory resumes it. A Caddy running the data
+directory answers, as for pin.`,
 		Args: cobra.NoArgs,
 	}
 	dir := dataDirFlag(cmd)
 	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		var out struct{ Pins []string }
+		var out struct{ Pins []pinEntry }
 		ok, err := (running{*address, *dir}).json(cmd.Context(), http.MethodGet, "/pacman/ls", nil, nil, &out)
 		if err != nil {
 			return err
@@ -130,17 +132,19 @@ data directory answers, as for pin.`,
 		if !ok {
 			err = withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
 				pins, err := s.Pins(ctx)
-				for _, c := range pins {
-					out.Pins = append(out.Pins, c.String())
-				}
+				out.Pins = pinList(pins)
 				return err
 			})
 			if err != nil {
 				return err
 			}
 		}
-		for _, c := range out.Pins {
-			fmt.Fprintln(cmd.OutOrStdout(), c)
+		for _, p := range out.Pins {
+			if p.Incomplete {
+				fmt.Fprintln(cmd.OutOrStdout(), p.CID, " incomplete: being fetched, or cut short (a Caddy running the directory resumes it)")
+				continue
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), p.CID)
 		}
 		return nil
 	}

@@ -279,6 +279,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.Reach.HolePunching {
 		n.background.Go(func() { n.retryPunches(bg) })
 	}
+	n.background.Go(func() { n.resumePins(bg) })
 	log.Info("node started",
 		zap.Stringer("peer_id", h.ID()),
 		zap.Any("listen", h.Addrs()),

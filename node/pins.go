@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
+	"go.uber.org/zap"
 )
 
 // pinsPrefix namespaces the pins: the roots of the DAGs whose blocks the
@@ -21,6 +22,9 @@ import (
 // The key is older than pins as a word, and is kept so that stores from
 // before keep their pins.
 var pinsPrefix = datastore.NewKey("/pacman/roots")
+
+// pinIdle is how long a pin resumed at start may go without a block.
+const pinIdle = time.Minute
 
 // pinWalkers is how many blocks a pin's walk fetches or looks at at once.
 const pinWalkers = 16
@@ -50,8 +54,9 @@ type fetcher interface {
 // each block the store lacks from fetch, and takes every block out of the
 // cache's reach. With fetch nil, a block the store lacks fails the pin
 // with ErrIncomplete. A pin that fails is undone, unless root was pinned
-// before; one cut short by a crash stays listed, and pinning it again
-// completes it. progress, if not nil, is called after each block.
+// before; one cut short by a crash stays listed as incomplete, and a node
+// that starts on the store resumes it. progress, if not nil, is called
+// after each block.
 func (s *Store) Pin(ctx context.Context, root cid.Cid, fetch fetcher, progress func(PinReport)) (PinReport, error) {
 	return s.pin(ctx, root, fetch, true, progress)
 }
@@ -67,10 +72,12 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 	var rep PinReport
 	// The pin is recorded first, so an unpin that runs while the walk
 	// does sees it and leaves its blocks kept.
+	// It is marked incomplete until the walk ends, so a pin cut short by
+	// a crash is listed as such, and resumed when a node next starts.
 	s.pinMu.RLock()
 	before, err := s.ds.Has(ctx, pinKey(root))
 	if err == nil && !before {
-		err = s.ds.Put(ctx, pinKey(root), nil)
+		err = s.ds.Put(ctx, pinKey(root), incompleteMark)
 	}
 	s.pinMu.RUnlock()
 	if err != nil {
@@ -118,8 +125,51 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 		}
 		return rep, fmt.Errorf("pinning %s: %w", root, err)
 	}
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	ok, err := s.ds.Has(ctx, pinKey(root))
+	if err != nil {
+		return rep, fmt.Errorf("pinning %s: %w", root, err)
+	}
+	if !ok {
+		// Unpinned while the walk ran: what it kept goes back to the
+		// cache, as the unpin meant.
+		_, err := s.release(ctx, root)
+		return rep, errors.Join(fmt.Errorf("pinning %s: unpinned meanwhile", root), err)
+	}
+	if err := s.ds.Put(ctx, pinKey(root), nil); err != nil {
+		return rep, fmt.Errorf("pinning %s: %w", root, err)
+	}
 	return rep, nil
 }
+
+// resumePins finishes the pins a crash cut short, fetching what they lack
+// from peers. One that fails, or makes no progress for pinIdle, stays
+// listed as incomplete, for the next start.
+func (n *Node) resumePins(ctx context.Context) {
+	pins, err := n.store.Pins(ctx)
+	if err != nil {
+		n.log.Warn("listing pins to resume", zap.Error(err))
+		return
+	}
+	for _, p := range pins {
+		if !p.Incomplete {
+			continue
+		}
+		n.log.Info("resuming a pin cut short", zap.Stringer("cid", p.Root))
+		pctx, cancel := context.WithCancel(ctx)
+		idle := time.AfterFunc(pinIdle, cancel)
+		_, err := n.Pin(pctx, p.Root, func(PinReport) { idle.Reset(pinIdle) })
+		idle.Stop()
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("resuming a pin cut short", zap.Stringer("cid", p.Root), zap.Error(err))
+		}
+	}
+}
+
+// incompleteMark is the value of a pin whose walk has not ended.
+var incompleteMark = []byte("incomplete")
 
 // Unpin removes the pin of root. The blocks of its DAG that no other pin
 // reaches become cached: evictable, least recently used first, under the
@@ -138,14 +188,25 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 	if err := s.ds.Delete(ctx, pinKey(root)); err != nil {
 		return rep, fmt.Errorf("unpinning %s: %w", root, err)
 	}
-	pins, err := s.Pins(ctx)
+	rep, err = s.release(ctx, root)
 	if err != nil {
 		return rep, fmt.Errorf("unpinning %s: %w", root, err)
+	}
+	return rep, nil
+}
+
+// release makes evictable the blocks of the DAG under root that no pin
+// reaches. The caller holds pinMu.
+func (s *Store) release(ctx context.Context, root cid.Cid) (PinReport, error) {
+	var rep PinReport
+	pins, err := s.Pins(ctx)
+	if err != nil {
+		return rep, err
 	}
 	kept := map[string]struct{}{} // by multihash, as blocks are stored
 	var mu sync.Mutex
 	for _, p := range pins {
-		err := walk(ctx, p, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		err := walk(ctx, p.Root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			blk, size, err := s.held(ctx, c)
 			if err != nil || size < 0 {
 				return nil, err
@@ -156,7 +217,7 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 			return links(blk)
 		})
 		if err != nil {
-			return rep, fmt.Errorf("unpinning %s: walking pin %s: %w", root, p, err)
+			return rep, fmt.Errorf("walking pin %s: %w", p.Root, err)
 		}
 	}
 	now := time.Now()
@@ -179,49 +240,54 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 		}
 		return links(blk)
 	})
-	if err != nil {
-		return rep, fmt.Errorf("unpinning %s: %w", root, err)
-	}
-	return rep, nil
+	return rep, err
 }
 
 // identity is the multihash code of identity CIDs, whose blocks are the
 // CIDs themselves and never stored.
 const identity = 0x00
 
-// Pins lists the pinned roots.
-func (s *Store) Pins(ctx context.Context) ([]cid.Cid, error) {
-	ch, err := s.pins(ctx)
+// Pinned is a pin as Pins lists it.
+type Pinned struct {
+	Root cid.Cid
+	// Incomplete is set while the pin's walk runs, and after a crash cut
+	// it short: not all of the DAG may be held yet.
+	Incomplete bool
+}
+
+// Pins lists the pins.
+func (s *Store) Pins(ctx context.Context) ([]Pinned, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: pinsPrefix.String()})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing pins: %w", err)
 	}
-	var out []cid.Cid
-	for c := range ch {
-		out = append(out, c)
+	defer res.Close()
+	var out []Pinned
+	for r := range res.Next() {
+		if r.Error != nil {
+			return out, fmt.Errorf("listing pins: %w", r.Error)
+		}
+		c, err := cid.Decode(datastore.NewKey(r.Key).BaseNamespace())
+		if err != nil {
+			continue // not a pin
+		}
+		out = append(out, Pinned{Root: c, Incomplete: len(r.Value) > 0})
 	}
 	return out, ctx.Err()
 }
 
 // pins streams the pinned roots: what the "roots" strategy announces.
 func (s *Store) pins(ctx context.Context) (<-chan cid.Cid, error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: pinsPrefix.String(), KeysOnly: true})
+	pins, err := s.Pins(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing pins: %w", err)
+		return nil, err
 	}
 	out := make(chan cid.Cid)
 	go func() {
 		defer close(out)
-		defer res.Close()
-		for r := range res.Next() {
-			if r.Error != nil {
-				return
-			}
-			c, err := cid.Decode(datastore.NewKey(r.Key).BaseNamespace())
-			if err != nil {
-				continue
-			}
+		for _, p := range pins {
 			select {
-			case out <- c:
+			case out <- p.Root:
 			case <-ctx.Done():
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	ufsio "github.com/ipfs/boxo/ipld/unixfs/io"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/internal/testutil"
@@ -60,7 +62,7 @@ func TestPinSurvivesEviction(t *testing.T) {
 	if rep.Blocks != want || progress != want || rep.Bytes < int64(len(data)) {
 		t.Errorf("pin reported %+v (progress %d), want %d blocks of at least %d bytes", rep, progress, want, len(data))
 	}
-	if pins, err := gw.Pins(ctx); err != nil || !slices.Equal(pins, []cid.Cid{root}) {
+	if pins, err := gw.Pins(ctx); err != nil || !slices.Equal(pins, []node.Pinned{{Root: root}}) {
 		t.Errorf("pins %v, %v; want [%s]", pins, err, root)
 	}
 
@@ -149,7 +151,7 @@ func TestUnpinKeepsSharedBlocks(t *testing.T) {
 	if _, err := s.Unpin(ctx, ra); !errors.Is(err, node.ErrNotPinned) {
 		t.Errorf("unpinning a again: %v, want ErrNotPinned", err)
 	}
-	if pins, err := s.Pins(ctx); err != nil || !slices.Equal(pins, []cid.Cid{rb}) {
+	if pins, err := s.Pins(ctx); err != nil || !slices.Equal(pins, []node.Pinned{{Root: rb}}) {
 		t.Errorf("pins %v, %v; want [%s]", pins, err, rb)
 	}
 	if err := s.Close(); err != nil {
@@ -202,7 +204,7 @@ func TestPinIncomplete(t *testing.T) {
 	if _, err := s.Pin(ctx, root, nil, nil); !errors.Is(err, node.ErrIncomplete) {
 		t.Fatalf("pin again: %v, want ErrIncomplete", err)
 	}
-	if pins, _ := s.Pins(ctx); !slices.Equal(pins, []cid.Cid{root}) {
+	if pins, _ := s.Pins(ctx); !slices.Equal(pins, []node.Pinned{{Root: root}}) {
 		t.Errorf("a pin made before was undone by a failed one: %v", pins)
 	}
 
@@ -286,5 +288,71 @@ func TestPinRacesUnpin(t *testing.T) {
 			t.Fatal(err)
 		}
 		cached(bOwn, "a pinned again, b unpinned")
+	}
+}
+
+// gatedFetcher stores each block it is asked for from src, once open is
+// closed.
+type gatedFetcher struct {
+	src   blockservice.BlockService
+	dst   *node.Store
+	asked chan struct{}
+	open  chan struct{}
+	once  sync.Once
+}
+
+func (f *gatedFetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	f.once.Do(func() { close(f.asked) })
+	select {
+	case <-f.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	blk, err := f.src.GetBlock(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return blk, f.dst.Blockstore.Put(ctx, blk)
+}
+
+// TestUnpinDuringPin: an unpin of a DAG whose pin is still fetching wins.
+// The pin fails, and what it fetched is evictable, as the unpin meant,
+// rather than kept for good with no pin to free it.
+func TestUnpinDuringPin(t *testing.T) {
+	ctx := context.Background()
+	seeder := testutil.NewNode(t)
+	data := testutil.Bytes("unpin-during-pin", 3<<20)
+	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := node.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &gatedFetcher{src: blockservice.New(seeder.Blockstore(), nil), dst: s, asked: make(chan struct{}), open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Pin(ctx, root, f, nil)
+		done <- err
+	}()
+	<-f.asked
+	if _, err := s.Unpin(ctx, root); err != nil {
+		t.Fatalf("unpin while the pin fetches: %v", err)
+	}
+	close(f.open)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "unpinned meanwhile") {
+		t.Errorf("the pin unpinned under it: %v, want it to fail", err)
+	}
+	if pins, _ := s.Pins(ctx); len(pins) != 0 {
+		t.Errorf("pins: %v, want none", pins)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := testutil.NewNodeConfig(t, node.Config{DataDir: dir})
+	if st, err := n.Stats(ctx); err != nil || st.CacheBytes < int64(len(data)) {
+		t.Errorf("after the unpin, %d bytes are evictable (%v), want the %d bytes fetched", st.CacheBytes, err, len(data))
 	}
 }

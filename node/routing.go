@@ -197,8 +197,8 @@ func (n *Node) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 	return n.store.Unpin(ctx, root)
 }
 
-// Pins lists the pinned roots.
-func (n *Node) Pins(ctx context.Context) ([]cid.Cid, error) { return n.store.Pins(ctx) }
+// Pins lists the pins.
+func (n *Node) Pins(ctx context.Context) ([]Pinned, error) { return n.store.Pins(ctx) }
 
 func (n *Node) provide(ctx context.Context, root cid.Cid) error {
 	if err := n.router.provider.Provide(ctx, root, true); err != nil {
