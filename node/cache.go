@@ -46,6 +46,10 @@ type cache struct {
 	entries   map[string]*list.Element // by multihash
 	bytes     int64
 	evictions uint64
+	// evicting are the blocks the evictor is deleting, by multihash;
+	// evicted is signalled (on mu) as each deletion ends.
+	evicting map[string]struct{}
+	evicted  *sync.Cond
 }
 
 type cacheEntry struct {
@@ -58,15 +62,17 @@ type cacheEntry struct {
 // evictor. limit 0 means no bound: blocks are tracked, never evicted.
 func newCache(ctx context.Context, store *Store, limit int64, grace time.Duration, log *zap.Logger) (*cache, error) {
 	c := &cache{
-		store:   store,
-		limit:   limit,
-		grace:   grace,
-		log:     log,
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		lru:     list.New(),
-		entries: map[string]*list.Element{},
+		store:    store,
+		limit:    limit,
+		grace:    grace,
+		log:      log,
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		lru:      list.New(),
+		entries:  map[string]*list.Element{},
+		evicting: map[string]struct{}{},
 	}
+	c.evicted = sync.NewCond(&c.mu)
 	res, err := store.ds.Query(ctx, query.Query{Prefix: cachedPrefix.String()})
 	if err != nil {
 		return nil, fmt.Errorf("loading cache index: %w", err)
@@ -148,15 +154,23 @@ func (c *cache) touch(id cid.Cid) {
 }
 
 // forget stops tracking blocks that were imported or pinned: they are kept
-// for good.
+// for good. It waits for the evictor to finish deleting any of them, so
+// that a block written or found held after is not deleted by it.
 func (c *cache) forget(ids ...cid.Cid) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		if el, ok := c.entries[string(id.Hash())]; ok {
+		k := string(id.Hash())
+		if el, ok := c.entries[k]; ok {
 			c.bytes -= el.Value.(*cacheEntry).size
 			c.lru.Remove(el)
-			delete(c.entries, string(id.Hash()))
+			delete(c.entries, k)
+		}
+		for {
+			if _, ok := c.evicting[k]; !ok {
+				break
+			}
+			c.evicted.Wait()
 		}
 	}
 }
@@ -199,19 +213,26 @@ func (c *cache) evict() {
 			return
 		}
 		e := el.Value.(*cacheEntry)
+		k := string(e.c.Hash())
 		c.lru.Remove(el)
-		delete(c.entries, string(e.c.Hash()))
+		delete(c.entries, k)
 		c.bytes -= e.size
 		c.evictions++
+		c.evicting[k] = struct{}{}
 		c.mu.Unlock()
-		// A block stored again between the unlock and the delete is
-		// deleted anyway: it is fetched again when next needed.
+		// A block fetched again meanwhile is deleted anyway: it is
+		// fetched again when next needed. One imported or pinned
+		// meanwhile waits in forget until the delete is done.
 		if err := c.store.base.DeleteBlock(ctx, e.c); err != nil {
 			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
 		}
 		if err := c.store.ds.Delete(ctx, cachedKey(e.c)); err != nil {
 			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
 		}
+		c.mu.Lock()
+		delete(c.evicting, k)
+		c.evicted.Broadcast()
+		c.mu.Unlock()
 	}
 }
 

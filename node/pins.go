@@ -85,24 +85,8 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 	}
 	var mu sync.Mutex
 	err = walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
-		blk, size, err := s.held(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if size < 0 {
-			switch {
-			case fetch != nil:
-				if blk, err = fetch.GetBlock(ctx, c); err != nil {
-					return nil, fmt.Errorf("fetching block %s: %w", c, err)
-				}
-				size = len(blk.RawData())
-			case complete:
-				return nil, fmt.Errorf("%s %w: block %s is missing", root, ErrIncomplete, c)
-			default:
-				return nil, nil
-			}
-		}
-		if err := s.keepForGood(ctx, c); err != nil {
+		blk, size, err := s.keep(ctx, root, c, fetch, complete)
+		if err != nil || size < 0 {
 			return nil, err
 		}
 		mu.Lock()
@@ -321,19 +305,60 @@ func (s *Store) held(ctx context.Context, c cid.Cid) (blocks.Block, int, error) 
 	return blk, len(blk.RawData()), nil
 }
 
-// keepForGood takes a stored block out of the cache. It waits for a
-// running unpin, which might otherwise make the block evictable after the
-// pin's walk took it out.
-func (s *Store) keepForGood(ctx context.Context, c cid.Cid) error {
+// keep makes block c of root's DAG one the store keeps for good: held,
+// or fetched, or (with fetch nil) missing, which is an error if complete
+// is set. It returns the block if it may have links, and its size, -1 if
+// it is missing.
+func (s *Store) keep(ctx context.Context, root, c cid.Cid, fetch fetcher, complete bool) (blocks.Block, int, error) {
+	// A block the evictor deleted before the pin took it out of the
+	// cache is fetched again.
+	for range 3 {
+		blk, size, err := s.held(ctx, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		if size < 0 {
+			switch {
+			case fetch != nil:
+				if blk, err = fetch.GetBlock(ctx, c); err != nil {
+					return nil, 0, fmt.Errorf("fetching block %s: %w", c, err)
+				}
+				size = len(blk.RawData())
+			case complete:
+				return nil, 0, fmt.Errorf("%s %w: block %s is missing", root, ErrIncomplete, c)
+			default:
+				return nil, -1, nil
+			}
+		}
+		kept, err := s.keepForGood(ctx, c)
+		if err != nil || kept {
+			return blk, size, err
+		}
+	}
+	return nil, 0, fmt.Errorf("block %s was evicted each time it was pinned", c)
+}
+
+// keepForGood takes a stored block out of the cache, and reports whether
+// it is still held: the evictor may have deleted it since it was stored.
+// It waits for a running unpin, which might otherwise make the block
+// evictable after the pin's walk took it out.
+func (s *Store) keepForGood(ctx context.Context, c cid.Cid) (bool, error) {
 	s.pinMu.RLock()
 	defer s.pinMu.RUnlock()
 	if err := s.ds.Delete(ctx, cachedKey(c)); err != nil {
-		return fmt.Errorf("keeping block %s: %w", c, err)
+		return false, fmt.Errorf("keeping block %s: %w", c, err)
 	}
-	if s.cache != nil {
-		s.cache.forget(c)
+	if s.cache == nil {
+		return true, nil
 	}
-	return nil
+	// Out of the cache, and past any deletion of it under way, the
+	// block is either held for good or gone.
+	s.cache.forget(c)
+	ok, err := s.base.Has(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("keeping block %s: %w", c, err)
+	}
+	return ok, nil
 }
 
 // evictable marks a stored block as cached, used at t.
