@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/multiformats/go-multihash"
 	"go.uber.org/zap"
 )
 
@@ -180,51 +181,69 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 }
 
 // release makes evictable the blocks of the DAG under root that no pin
-// reaches. The caller holds pinMu.
+// reaches. The caller holds pinMu. It notes the blocks of root's DAG
+// held, then walks the other pins and strikes off what they reach: memory
+// in proportion to root's DAG, not to all that is pinned, and the other
+// pins' raw leaves are struck off by their CIDs alone, without a lookup.
 func (s *Store) release(ctx context.Context, root cid.Cid) (PinReport, error) {
 	var rep PinReport
+	var mu sync.Mutex
+	held := map[string]int{} // by multihash, as blocks are stored: the size
+	err := walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		blk, size, err := s.held(ctx, c)
+		if err != nil || size < 0 {
+			return nil, err
+		}
+		if c.Prefix().MhType != identity {
+			mu.Lock()
+			held[string(c.Hash())] = size
+			mu.Unlock()
+		}
+		return links(blk)
+	})
+	if err != nil {
+		return rep, err
+	}
 	pins, err := s.Pins(ctx)
 	if err != nil {
 		return rep, err
 	}
-	kept := map[string]struct{}{} // by multihash, as blocks are stored
-	var mu sync.Mutex
+	errDone := errors.New("every block is reached by another pin")
 	for _, p := range pins {
 		err := walk(ctx, p.Root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+			mu.Lock()
+			delete(held, string(c.Hash()))
+			left := len(held)
+			mu.Unlock()
+			if left == 0 {
+				return nil, errDone
+			}
+			if c.Prefix().Codec == cid.Raw {
+				return nil, nil
+			}
 			blk, size, err := s.held(ctx, c)
 			if err != nil || size < 0 {
 				return nil, err
 			}
-			mu.Lock()
-			kept[string(c.Hash())] = struct{}{}
-			mu.Unlock()
 			return links(blk)
 		})
+		if errors.Is(err, errDone) {
+			return rep, nil
+		}
 		if err != nil {
 			return rep, fmt.Errorf("walking pin %s: %w", p.Root, err)
 		}
 	}
 	now := time.Now()
-	err = walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
-		blk, size, err := s.held(ctx, c)
-		if err != nil || size < 0 {
-			return nil, err
+	for mh, size := range held {
+		c := cid.NewCidV1(cid.Raw, multihash.Multihash(mh))
+		if err := s.evictable(ctx, c, size, now); err != nil {
+			return rep, err
 		}
-		mu.Lock()
-		_, keep := kept[string(c.Hash())]
-		mu.Unlock()
-		if !keep && c.Prefix().MhType != identity {
-			if err := s.evictable(ctx, c, size, now); err != nil {
-				return nil, err
-			}
-			mu.Lock()
-			rep.Blocks++
-			rep.Bytes += int64(size)
-			mu.Unlock()
-		}
-		return links(blk)
-	})
-	return rep, err
+		rep.Blocks++
+		rep.Bytes += int64(size)
+	}
+	return rep, nil
 }
 
 // identity is the multihash code of identity CIDs, whose blocks are the
