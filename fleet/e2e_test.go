@@ -100,6 +100,17 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 	for i := range nodes {
 		nodes[i] = testutil.NewNode(t)
 	}
+	// Each pair connects once, one way, before the nodes keep each other
+	// as static peers: peering both ways at once makes TCP simultaneous
+	// opens on loopback (libp2p dials from its listen port), which fail
+	// security negotiation and wait out a redial back-off.
+	for i, n := range nodes {
+		for _, m := range nodes[i+1:] {
+			if err := n.Host().Connect(context.Background(), m.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	edges := make([]*edge, k)
 	for i, n := range nodes {
 		var members []peer.ID
