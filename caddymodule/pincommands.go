@@ -79,34 +79,33 @@ func eachPin(cmd *cobra.Command, args []string, address, dir, route string,
 		}
 		roots[i] = c
 	}
+	offline := func() error {
+		return withStore(cmd.Context(), dir, func(ctx context.Context, s *node.Store) error {
+			for _, c := range roots {
+				rep, err := local(ctx, s, c)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), done(c, rep))
+			}
+			return s.Sync(ctx)
+		})
+	}
 	a := running{address, dir}
 	for i, c := range roots {
 		var rep pinAnswer
 		ok, err := a.json(cmd.Context(), http.MethodPost, route, url.Values{"cid": {c.String()}}, nil, &rep)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if !ok {
-			if i > 0 {
-				return fmt.Errorf("the Caddy at %s stopped running %s", address, dir)
-			}
-			break
+		case !ok && i > 0:
+			return fmt.Errorf("the Caddy at %s stopped running %s", address, dir)
+		case !ok:
+			return offline()
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), done(c, rep.PinReport))
-		if i == len(roots)-1 {
-			return nil
-		}
 	}
-	return withStore(cmd.Context(), dir, func(ctx context.Context, s *node.Store) error {
-		for _, c := range roots {
-			rep, err := local(ctx, s, c)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), done(c, rep))
-		}
-		return s.Sync(ctx)
-	})
+	return nil
 }
 
 func lsCommand() *cobra.Command {

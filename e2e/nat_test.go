@@ -37,12 +37,6 @@ import (
 // gateway listen on QUIC alone, so the punch must be a QUIC one.
 func TestHolePunchThroughNAT(t *testing.T) {
 	notShort(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it makes network namespaces")
-	}
-	need(t, "ip")
-	need(t, "iptables")
-	curl := need(t, "curl")
 	for _, tc := range []struct {
 		name   string
 		option string // how the seeder is told of the relay
@@ -53,11 +47,11 @@ func TestHolePunchThroughNAT(t *testing.T) {
 		{"relay found among peers", "peer", true, false},
 		{"QUIC", "relay_client", false, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { holePunch(t, curl, tc.option, tc.found, tc.quic) })
+		t.Run(tc.name, func(t *testing.T) { holePunch(t, tc.option, tc.found, tc.quic) })
 	}
 }
 
-func holePunch(t *testing.T, curl, relayOption string, found, quic bool) {
+func holePunch(t *testing.T, relayOption string, found, quic bool) {
 	n := newNetwork(t)
 
 	relayDir, relayID := newDataDir(t)
@@ -130,7 +124,7 @@ func holePunch(t *testing.T, curl, relayOption string, found, quic bool) {
 	}
 
 	got := filepath.Join(t.TempDir(), "got.bin")
-	out := n.run(t, "gw", 60*time.Second, curl, "-sS", "--max-time", "50", "-o", got, "-w", "%{http_code}", "http://127.0.0.1:8080/ipfs/"+c)
+	out := n.run(t, "gw", 60*time.Second, n.curl, "-sS", "--max-time", "50", "-o", got, "-w", "%{http_code}", "http://127.0.0.1:8080/ipfs/"+c)
 	body, _ := os.ReadFile(got)
 	if out != "200" || !bytes.Equal(body, data) {
 		t.Fatalf("the file through the gateway: status %s, %d bytes, equal %v", out, len(body), bytes.Equal(body, data))
@@ -156,11 +150,19 @@ func holePunch(t *testing.T, curl, relayOption string, found, quic bool) {
 //	gw   192.168.2.2 ─ natB 192.168.2.1 | 6.0.2.2 ─ inet 6.0.2.1
 type network struct {
 	prefix string
+	curl   string // the curl binary, run in the namespaces
 }
 
-// newNetwork makes the namespaces, and removes them when the test ends.
+// newNetwork makes the namespaces, and removes them when the test ends. It
+// skips the test where that cannot be done: not as root, or without ip,
+// iptables or curl.
 func newNetwork(t *testing.T) *network {
-	n := &network{prefix: fmt.Sprintf("pm%d-", os.Getpid())}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it makes network namespaces")
+	}
+	need(t, "ip")
+	need(t, "iptables")
+	n := &network{prefix: fmt.Sprintf("pm%d-", os.Getpid()), curl: need(t, "curl")}
 	ns := func(s string) string { return n.prefix + s }
 	for _, s := range []string{"inet", "natA", "natB", "seed", "gw"} {
 		n.sh(t, "ip", "netns", "add", ns(s))

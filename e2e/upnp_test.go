@@ -29,12 +29,6 @@ import (
 // lets nothing in: the seeder's own port is shut from outside.
 func TestPortMapThroughNAT(t *testing.T) {
 	notShort(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it makes network namespaces")
-	}
-	need(t, "ip")
-	need(t, "iptables")
-	curl := need(t, "curl")
 	n := newNetwork(t)
 	igd := n.igd(t, "natA", "192.168.1.1", "6.0.1.2")
 
@@ -80,7 +74,7 @@ func TestPortMapThroughNAT(t *testing.T) {
 		peer `+announced+`/p2p/`+seedID.String()+`
 		relay_client off`)
 	got := filepath.Join(t.TempDir(), "got.bin")
-	out := n.run(t, "gw", 60*time.Second, curl, "-sS", "--max-time", "50", "-o", got, "-w", "%{http_code}", "http://127.0.0.1:8080/ipfs/"+c)
+	out := n.run(t, "gw", 60*time.Second, n.curl, "-sS", "--max-time", "50", "-o", got, "-w", "%{http_code}", "http://127.0.0.1:8080/ipfs/"+c)
 	body, _ := os.ReadFile(got)
 	if out != "200" || !bytes.Equal(body, data) {
 		t.Fatalf("the file through the gateway: status %s, %d bytes, equal %v", out, len(body), bytes.Equal(body, data))
