@@ -31,6 +31,10 @@ const (
 	syncTimeout = 3 * time.Second
 	// ingestTimeout bounds the work of one ingest request.
 	ingestTimeout = time.Minute
+	// endWait bounds how long a final playlist (#EXT-X-ENDLIST) waits
+	// for the segments it lists that have not arrived: an encoder PUTs
+	// its last segment and its final playlist at the same moment.
+	endWait = 15 * time.Second
 )
 
 // Token lets an encoder publish: to every stream, or only to Streams.
@@ -74,6 +78,7 @@ type publication struct {
 	discont  bool // the next segment follows a restart
 	segments []Announcement
 	ended    bool
+	arrived  chan struct{} // closed, and replaced, when a segment is uploaded
 }
 
 // upload is one segment imported and not yet listed.
@@ -159,7 +164,7 @@ func (in *Ingest) publication(ctx context.Context, stream string) *publication {
 	}
 	p := in.pubs[stream]
 	if p == nil {
-		p = &publication{uploads: map[string]upload{}, lastEnc: -1}
+		p = &publication{uploads: map[string]upload{}, lastEnc: -1, arrived: make(chan struct{})}
 		in.pubs[stream] = p
 	}
 	in.mu.Unlock()
@@ -217,6 +222,8 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 		delete(p.uploads, p.order[0])
 		p.order = p.order[1:]
 	}
+	close(p.arrived)
+	p.arrived = make(chan struct{})
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -246,6 +253,55 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		// The encoder's sequence went back: it restarted.
 		p.lastEnc, p.discont = int64(pl.entries[0].seq)-1, true
 	}
+	missing, err := in.announce(r.Context(), stream, p, pl)
+	if err != nil {
+		in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
+		http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
+		return
+	}
+	if !pl.ended {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	// The final playlist: the event ends once every segment it lists
+	// is in, or endWait has passed.
+	deadline := time.NewTimer(endWait)
+	defer deadline.Stop()
+	for waited := false; missing != "" && !p.ended; {
+		if waited {
+			in.Log.Warn("ending a live stream without segments its final playlist lists", zap.String("stream", stream),
+				zap.String("missing", missing), zap.Duration("waited", endWait))
+			break
+		}
+		arrived := p.arrived
+		p.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-deadline.C:
+			waited = true
+		case <-r.Context().Done():
+			waited = true
+		}
+		p.mu.Lock()
+		if p.ended {
+			break
+		}
+		if missing, err = in.announce(r.Context(), stream, p, pl); err != nil {
+			in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
+			http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
+			return
+		}
+	}
+	if !p.ended && !in.finish(w, r, stream, p) {
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// announce announces, in order, the segments pl lists anew that have been
+// uploaded. It stops at the first one not uploaded yet and returns its
+// name, or "" when none is missing. The caller holds p.mu.
+func (in *Ingest) announce(ctx context.Context, stream string, p *publication, pl encoderPlaylist) (missing string, err error) {
 	for _, e := range pl.entries {
 		if int64(e.seq) <= p.lastEnc {
 			continue
@@ -253,7 +309,7 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		name := path.Base(e.uri)
 		up, ok := p.uploads[name]
 		if !ok {
-			break // not uploaded yet: a later playlist lists it again
+			return name, nil // not uploaded yet: a later playlist lists it again
 		}
 		pdt := e.pdt
 		if pdt.IsZero() {
@@ -265,10 +321,8 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 			Stream: stream, Seq: p.nextSeq, CID: up.cid, Duration: e.duration, Ext: path.Ext(name),
 			Discontinuity: p.discont || e.discontinuity, ProgramDateTime: pdt,
 		}
-		if err := in.Relay.Publish(r.Context(), a); err != nil {
-			in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
-			http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
-			return
+		if err := in.Relay.Publish(ctx, a); err != nil {
+			return "", err
 		}
 		delete(p.uploads, name)
 		p.lastEnc, p.discont = int64(e.seq), false
@@ -277,12 +331,7 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 			p.segments = append(p.segments, a)
 		}
 	}
-	if pl.ended {
-		if !in.finish(w, r, stream, p) {
-			return
-		}
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return "", nil
 }
 
 // end ends a stream on DELETE.

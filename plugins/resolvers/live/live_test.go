@@ -451,3 +451,44 @@ func TestLivePublisherRestart(t *testing.T) {
 		t.Errorf("segment 3: status %d, %q", resp.StatusCode, got)
 	}
 }
+
+// TestLiveLastSegmentRacesTheEnd: ffmpeg PUTs its last segment and its
+// final playlist (#EXT-X-ENDLIST) at the same moment. The end waits for
+// the segment, so the recording has every segment the encoder made and
+// the late upload is taken, not refused with 409.
+func TestLiveLastSegmentRacesTheEnd(t *testing.T) {
+	b := newBed(t)
+	seg := func(i int) []byte { return testutil.Bytes(fmt.Sprintf("last-%d", i), 200<<10+i) }
+	for i := range 3 {
+		b.put(t, "all", fmt.Sprintf("e/index%d.ts", i), seg(i))
+	}
+	ended := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, b.ingest+"e/index.m3u8", bytes.NewReader(encoderPlaylist(0, 3, true)))
+		req.Header.Set("Authorization", "Bearer all")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ended <- 0
+			return
+		}
+		resp.Body.Close()
+		ended <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the final playlist is in first
+	if got := b.put(t, "all", "e/index3.ts", seg(3)); got != http.StatusCreated {
+		t.Errorf("the last segment, uploaded just after the final playlist: %d, want 201", got)
+	}
+	if got := <-ended; got != http.StatusNoContent {
+		t.Fatalf("the final playlist: %d, want 204", got)
+	}
+	vod, ok := b.pubRelay.Streams().End("e")
+	if !ok {
+		t.Fatal("the event did not end")
+	}
+	for i := range 4 {
+		resp, got := get(t, fmt.Sprintf("%s/ipfs/%s/%d.ts", b.gateway, vod, i))
+		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {
+			t.Errorf("segment %d of the recording: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, seg(i)))
+		}
+	}
+}
