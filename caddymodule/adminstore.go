@@ -139,6 +139,13 @@ func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 			return err
 		}
 	}
+	// Pins are on disk when they return; a CAR without roots is
+	// synced here.
+	if len(roots) == 0 {
+		if err := d.Sync(r.Context()); err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		}
+	}
 	out := make([]string, len(roots))
 	for i, c := range roots {
 		out[i] = c.String()

@@ -83,10 +83,8 @@ them while it serves; otherwise the data directory is opened here.`,
 				if err != nil {
 					return err
 				}
+				// A pin is on disk when it returns.
 				if _, err := s.PinHeld(ctx, c); err != nil {
-					return err
-				}
-				if err := s.Sync(ctx); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", c, path)

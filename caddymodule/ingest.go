@@ -73,8 +73,14 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 	n := app.Node()
 	h.ingest = &live.Ingest{
 		Relay: app.Live(),
+		// A segment is on disk before the encoder is told it arrived:
+		// a publisher that crashes after announcing it still has it.
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
-			return chunker.Import(ctx, n.DAG(), r)
+			c, err := chunker.Import(ctx, n.DAG(), r)
+			if err != nil {
+				return c, err
+			}
+			return c, n.Sync(ctx)
 		},
 		// The recording is pinned: listed by `caddy pacman ls`, and
 		// freed by `unpin` when it is no longer wanted.

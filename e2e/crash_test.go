@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -121,4 +122,99 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// TestSavedSurvivesKill9: what a command run against a running Caddy
+// reports saved is on disk when it says so. `add`, `import` and `pin`
+// each print success, the Caddy is killed with SIGKILL at once, and after
+// a restart `ls` lists every one and each is served byte-exact with its
+// seeder gone. A pin killed part-way is listed incomplete, and the next
+// start resumes it to the end.
+func TestSavedSurvivesKill9(t *testing.T) {
+	notShort(t)
+	src := t.TempDir()
+	write := func(name string, data []byte) string {
+		t.Helper()
+		path := filepath.Join(src, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	added := testutil.Bytes("kill9-added", 5<<20+7)
+	imported := testutil.Bytes("kill9-imported", 3<<20+1)
+	remote := testutil.Bytes("kill9-remote", 9<<20+11)
+	slow := testutil.Bytes("kill9-slow", 40<<20)
+	otherDir := t.TempDir()
+	importedCID := addContent(t, otherDir, write("imported.bin", imported))
+	car, err := exec.Command(caddyBin, "pacman", "export", "--data-dir", otherDir, importedCID).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carPath := write("imported.car", car)
+
+	// A seeder of two files, uploading at 8 MiB/s: the second takes five
+	// seconds to pin, time to kill the edge part-way.
+	seederDir, seederID := newDataDir(t)
+	remoteCID := addContent(t, seederDir, write("remote.bin", remote))
+	slowCID := addContent(t, seederDir, write("slow.bin", slow))
+	seeder := startPacmanApp(t, "", seederDir, seederID, map[string]any{"upload_limit": 8 << 20})
+
+	dataDir, id := newDataDir(t)
+	admin := fmt.Sprintf("localhost:%d", freePort(t))
+	p := startPacmanAdmin(t, admin, dataDir, id, seeder.P2P)
+	cmd := func(args ...string) string {
+		t.Helper()
+		return caddyCmd(t, append([]string{"pacman"}, append(args, "--data-dir", dataDir, "--address", admin)...)...)
+	}
+	addedCID, _, _ := strings.Cut(cmd("add", write("added.bin", added)), " ")
+	if roots := strings.TrimSpace(cmd("import", carPath)); roots != importedCID {
+		t.Fatalf("import printed %q, want %s", roots, importedCID)
+	}
+	if out := cmd("pin", remoteCID); !strings.HasPrefix(out, "pinned "+remoteCID) {
+		t.Fatalf("pin printed %q", out)
+	}
+	p.kill9()
+
+	// Killed part-way through a pin.
+	p.run(t)
+	pin := exec.Command(caddyBin, "pacman", "pin", "--data-dir", dataDir, "--address", admin, slowCID)
+	if err := pin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p.kill9()
+	if err := pin.Wait(); err == nil {
+		t.Fatal("the slow pin finished before the kill; nothing was tested")
+	}
+	ls := caddyCmd(t, "pacman", "ls", "--data-dir", dataDir)
+	for _, c := range []string{addedCID, importedCID, remoteCID} {
+		if !strings.Contains(ls, c+"\n") {
+			t.Errorf("after kill -9, ls lacks %s, reported saved:\n%s", c, ls)
+		}
+	}
+	if !strings.Contains(ls, slowCID+"  incomplete") {
+		t.Errorf("after kill -9 part-way through its pin, ls does not list %s incomplete:\n%s", slowCID, ls)
+	}
+
+	// The next start resumes the pin from the seeder.
+	p.run(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for ls = cmd("ls"); !strings.Contains(ls, slowCID+"\n"); ls = cmd("ls") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pin cut short was never resumed to the end:\n%s", ls)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop(seeder.cmd)
+	p.kill9()
+	p.run(t)
+	for name, want := range map[string][]byte{addedCID: added, importedCID: imported, remoteCID: remote, slowCID: slow} {
+		if code, body, err := getBody(p.URL + "/ipfs/" + name); err != nil || code != 200 || !bytes.Equal(body, want) {
+			t.Errorf("%s after kill -9, its seeder gone: %d, %d bytes, equal %v, %v", name, code, len(body), bytes.Equal(body, want), err)
+		}
+	}
+	if rep := cmd("verify"); !strings.Contains(rep, " 0 bad") {
+		t.Errorf("verify: %s", rep)
+	}
 }

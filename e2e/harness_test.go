@@ -153,7 +153,13 @@ func startPacman(t *testing.T, dataDir string, id peer.ID, peers ...string) *pac
 // /metrics) on admin, a host:port.
 func startPacmanAdmin(t *testing.T, admin, dataDir string, id peer.ID, peers ...string) *pacman {
 	t.Helper()
-	return startWith(t, admin, dataDir, id, map[string]any{"peers": peers}, []any{map[string]any{
+	return startPacmanApp(t, admin, dataDir, id, map[string]any{"peers": peers})
+}
+
+// startPacmanApp is startPacmanAdmin with the pacman app's fields app.
+func startPacmanApp(t *testing.T, admin, dataDir string, id peer.ID, app map[string]any) *pacman {
+	t.Helper()
+	return startWith(t, admin, dataDir, id, app, []any{map[string]any{
 		"match": []any{map[string]any{"path": []string{"/ipfs/*"}}},
 		"handle": []any{map[string]any{"handler": "pacman",
 			// Every test client comes from 127.0.0.1: the load

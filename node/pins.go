@@ -56,8 +56,9 @@ type fetcher interface {
 // cache's reach. With fetch nil, a block the store lacks fails the pin
 // with ErrIncomplete. A pin that fails is undone, unless root was pinned
 // before; one cut short by a crash stays listed as incomplete, and a node
-// that starts on the store resumes it. progress, if not nil, is called
-// after each block.
+// that starts on the store resumes it. A pin is on disk when Pin returns,
+// and its incomplete mark before the walk starts. progress, if not nil, is
+// called after each block.
 func (s *Store) Pin(ctx context.Context, root cid.Cid, fetch fetcher, progress func(PinReport)) (PinReport, error) {
 	return s.pin(ctx, root, fetch, true, progress)
 }
@@ -81,6 +82,11 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 		err = s.ds.Put(ctx, pinKey(root), incompleteMark)
 	}
 	s.pinMu.RUnlock()
+	if err == nil && !before {
+		// The mark must outlive a crash, or a pin cut short is
+		// neither listed nor resumed.
+		err = s.Sync(ctx)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("pinning %s: %w", root, err)
 	}
@@ -125,6 +131,11 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 	if err := s.ds.Put(ctx, pinKey(root), nil); err != nil {
 		return rep, fmt.Errorf("pinning %s: %w", root, err)
 	}
+	// A pin reported done is on disk: its record, the blocks its walk
+	// fetched and their bookkeeping.
+	if err := s.Sync(ctx); err != nil {
+		return rep, fmt.Errorf("pinning %s: %w", root, err)
+	}
 	return rep, nil
 }
 
@@ -156,7 +167,7 @@ func (n *Node) resumePins(ctx context.Context) {
 // incompleteMark is the value of a pin whose walk has not ended.
 var incompleteMark = []byte("incomplete")
 
-// Unpin removes the pin of root. The blocks of its DAG that no other pin
+// Unpin removes the pin of root, on disk when it returns. The blocks of its DAG that no other pin
 // reaches become cached: evictable, least recently used first, under the
 // cache's size. Unpins run one at a time, and pins' walks wait for them.
 func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
@@ -174,6 +185,9 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 		return rep, fmt.Errorf("unpinning %s: %w", root, err)
 	}
 	rep, err = s.release(ctx, root)
+	if err == nil {
+		err = s.Sync(ctx)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("unpinning %s: %w", root, err)
 	}

@@ -192,6 +192,10 @@ func (n *Node) PinHeld(ctx context.Context, root cid.Cid) (PinReport, error) {
 	return rep, n.provide(ctx, root)
 }
 
+// Sync puts on disk every block and record written so far (see
+// Store.Sync): what a caller reports saved after it survives a crash.
+func (n *Node) Sync(ctx context.Context) error { return n.store.Sync(ctx) }
+
 // Unpin removes the pin of root (see Store.Unpin).
 func (n *Node) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 	return n.store.Unpin(ctx, root)
