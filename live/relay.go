@@ -45,6 +45,11 @@ const (
 	// gapAskEvery bounds how often a stream's window is asked for to fill
 	// a gap in its sequence.
 	gapAskEvery = time.Second
+	// idleAfter is how long a stream followed because it was announced
+	// may go without an announcement before the relay leaves its topic.
+	idleAfter = maxAge
+	// sweepEvery is how often idle streams are looked for.
+	sweepEvery = time.Minute
 )
 
 // topicOf is the gossipsub topic of one stream's announcements.
@@ -92,9 +97,8 @@ type Relay struct {
 	wg     sync.WaitGroup
 	slots  chan struct{} // a token per prefetch
 
-	mu      sync.Mutex // guards topics, joined and gapAsked
-	topics  map[string]*pubsub.Topic
-	joined  map[string]time.Time
+	mu      sync.Mutex // guards topics and gapAsk
+	topics  map[string]*followed
 	gapAsk  map[string]time.Time
 	dir     *pubsub.Topic
 	dirJoin time.Time
@@ -103,6 +107,14 @@ type Relay struct {
 
 	bgMu   sync.Mutex // guards closed, so no goroutine starts after Close waits
 	closed bool
+}
+
+// followed is a stream whose topic the relay is on.
+type followed struct {
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	joined time.Time
+	kept   bool // joined through Join: never left for being idle
 }
 
 // spawn runs f in the background unless the relay is closing.
@@ -125,7 +137,7 @@ func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log 
 	r := &Relay{
 		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log,
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches),
-		topics: map[string]*pubsub.Topic{}, joined: map[string]time.Time{}, gapAsk: map[string]time.Time{}, dirJoin: time.Now(),
+		topics: map[string]*followed{}, gapAsk: map[string]time.Time{}, dirJoin: time.Now(),
 	}
 	r.SetTrusted(nil)
 	if err := ps.RegisterTopicValidator(directoryTopic, r.validateDirectory); err != nil {
@@ -142,6 +154,7 @@ func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log 
 		return nil, fmt.Errorf("following the stream directory: %w", err)
 	}
 	r.spawn(func() { r.drain(sub) })
+	r.spawn(r.sweep)
 	h.SetStreamHandler(windowProtocol, r.serveWindow)
 	r.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		r.spawn(func() { r.catchUp(c.RemotePeer()) })
@@ -240,7 +253,7 @@ func (r *Relay) validateDirectory(_ context.Context, _ peer.ID, msg *pubsub.Mess
 	if time.Since(a.At) > maxAge {
 		return pubsub.ValidationIgnore
 	}
-	if err := r.Join(a.Stream); err != nil {
+	if _, err := r.follow(a.Stream, false); err != nil {
 		r.log.Warn("joining a live stream", zap.String("stream", a.Stream), zap.Error(err))
 	}
 	return pubsub.ValidationAccept
@@ -320,22 +333,32 @@ func (r *Relay) prefetch(a Announcement) {
 	r.streams.Ready(a.Stream, a.Seq)
 }
 
-// Join follows stream: its announcements are checked, recorded, fetched
-// and relayed from now on, and its current window is asked of the peers.
-// Joining again does nothing.
+// Join follows stream for as long as the relay runs: its announcements are
+// checked, recorded, fetched and relayed, and its current window is asked
+// of the peers. Joining again does nothing. Streams announced by a trusted
+// publisher are followed without it, until they go idle.
 func (r *Relay) Join(stream string) error {
-	_, err := r.topic(stream)
+	_, err := r.follow(stream, true)
 	return err
 }
 
-func (r *Relay) topic(stream string) (*pubsub.Topic, error) {
+// errTooManyStreams says the relay follows as many streams as it may.
+var errTooManyStreams = fmt.Errorf("already following %d live streams", maxStreams)
+
+// follow joins stream's topic, unless the relay is on it already; kept
+// streams are never left for being idle.
+func (r *Relay) follow(stream string, kept bool) (*followed, error) {
 	if !ValidName(stream) {
 		return nil, fmt.Errorf("%q is not a stream name", stream)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t := r.topics[stream]; t != nil {
-		return t, nil
+	if f := r.topics[stream]; f != nil {
+		f.kept = f.kept || kept
+		return f, nil
+	}
+	if len(r.topics) >= maxStreams {
+		return nil, errTooManyStreams
 	}
 	name := topicOf(stream)
 	if err := r.ps.RegisterTopicValidator(name, r.validateStream); err != nil {
@@ -343,17 +366,67 @@ func (r *Relay) topic(stream string) (*pubsub.Topic, error) {
 	}
 	t, err := r.ps.Join(name)
 	if err != nil {
+		_ = r.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("joining stream %s: %w", stream, err)
 	}
 	sub, err := t.Subscribe()
 	if err != nil {
+		_ = t.Close()
+		_ = r.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("following stream %s: %w", stream, err)
 	}
-	r.topics[stream] = t
-	r.joined[stream] = time.Now()
+	f := &followed{topic: t, sub: sub, joined: time.Now(), kept: kept}
+	r.topics[stream] = f
 	r.spawn(func() { r.drain(sub) })
 	r.spawn(func() { r.askWindow(r.ctx, stream) })
-	return t, nil
+	return f, nil
+}
+
+// sweep leaves, every sweepEvery, the streams followed because they were
+// announced that have had no announcement for idleAfter.
+func (r *Relay) sweep() {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			r.leaveIdle(time.Now())
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+// leaveIdle leaves the streams not kept whose last announcement (or
+// joining, if none came) is older than idleAfter at now.
+func (r *Relay) leaveIdle(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for stream, f := range r.topics {
+		last := f.joined
+		if at := r.streams.Announced(stream); at.After(last) {
+			last = at
+		}
+		if f.kept || now.Sub(last) < idleAfter {
+			continue
+		}
+		f.sub.Cancel()
+		// The topic closes once pubsub has dropped the subscription;
+		// one it will not close yet is closed at a later sweep.
+		if err := f.topic.Close(); err != nil {
+			continue
+		}
+		_ = r.ps.UnregisterTopicValidator(topicOf(stream))
+		delete(r.topics, stream)
+		delete(r.gapAsk, stream)
+	}
+}
+
+// Following returns the number of streams whose topics the relay is on.
+func (r *Relay) Following() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.topics)
 }
 
 // Sync joins stream and asks the connected peers for its window, returning
@@ -367,7 +440,7 @@ func (r *Relay) Sync(ctx context.Context, stream string) {
 // Publish signs a and sends it to the stream's followers and the
 // directory; the relay records it like any other.
 func (r *Relay) Publish(ctx context.Context, a Announcement) error {
-	t, err := r.topic(a.Stream)
+	f, err := r.follow(a.Stream, false)
 	if err != nil {
 		return err
 	}
@@ -381,9 +454,9 @@ func (r *Relay) Publish(ctx context.Context, a Announcement) error {
 		return fmt.Errorf("encoding announcement: %w", err)
 	}
 	r.mu.Lock()
-	joined, dirJoined := r.joined[a.Stream], r.dirJoin
+	dirJoined := r.dirJoin
 	r.mu.Unlock()
-	if err := publish(ctx, t, joined, data); err != nil {
+	if err := publish(ctx, f.topic, f.joined, data); err != nil {
 		return fmt.Errorf("announcing segment %d of %s: %w", a.Seq, a.Stream, err)
 	}
 	if err := publish(ctx, r.dir, dirJoined, data); err != nil {

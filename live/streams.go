@@ -310,6 +310,17 @@ func (s *Streams) Last(name string) (uint64, bool) {
 	return st.segs[len(st.segs)-1].Seq, true
 }
 
+// Announced returns when stream's last announcement arrived, or the zero
+// time if none did.
+func (s *Streams) Announced(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[name]; st != nil {
+		return st.last
+	}
+	return time.Time{}
+}
+
 // Known reports whether stream was ever announced.
 func (s *Streams) Known(name string) bool {
 	s.mu.Lock()

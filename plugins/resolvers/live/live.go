@@ -64,8 +64,11 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	if !ok || strings.Contains(file, "/") || !live.ValidName(name) {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "live URLs are "+s.o.Prefix+"{stream}/index.m3u8 and the segments it lists")
 	}
-	if err := s.relay.Join(name); err != nil {
-		return gateway.Content{}, true, err
+	// Only streams a trusted publisher announced, or the config lists,
+	// are followed: a name nobody announced joins nothing and costs
+	// nothing but this answer.
+	if !s.relay.Streams().Known(name) {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("live stream %s has not been announced here", name))
 	}
 	if file == "index.m3u8" {
 		return s.playlist(r, name)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,7 @@ func relayOn(t *testing.T, n *node.Node, obs live.Observer, trusted ...peer.ID) 
 type bed struct {
 	pub, edge       *node.Node
 	pubRelay        *live.Relay
+	edgeRelay       *live.Relay
 	ingest, gateway string
 	edgeCounts      *counts
 }
@@ -69,7 +71,7 @@ func newBed(t *testing.T) *bed {
 	b := &bed{pub: testutil.NewNode(t), edgeCounts: &counts{dropped: map[string]int{}}}
 	b.edge = testutil.NewNode(t, b.pub.AddrInfo())
 	b.pubRelay = relayOn(t, b.pub, &counts{dropped: map[string]int{}})
-	edgeRelay := relayOn(t, b.edge, b.edgeCounts, b.pub.Host().ID())
+	b.edgeRelay = relayOn(t, b.edge, b.edgeCounts, b.pub.Host().ID())
 	ctx := context.Background()
 	in := &live.Ingest{
 		Relay: b.pubRelay,
@@ -87,7 +89,7 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(isrv.Close)
 	b.ingest = isrv.URL + "/ingest/"
 	gw, err := testutil.OpenGateway(b.edge, gateway.Config{Resolvers: []gateway.Resolver{
-		liveres.New(edgeRelay, b.edge.Keep, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
+		liveres.New(b.edgeRelay, b.edge.Keep, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
 		gateway.IPFSPaths{},
 	}})
 	if err != nil {
@@ -490,5 +492,36 @@ func TestLiveLastSegmentRacesTheEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {
 			t.Errorf("segment %d of the recording: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, seg(i)))
 		}
+	}
+}
+
+// TestLiveUnknownNamesJoinNothing: playlists and segments of stream names
+// nobody announced are 404, and the edge follows nothing for them. An
+// anonymous client once grew an edge from 155 to 122 158 goroutines, each
+// name joining a topic and asking every peer for its window.
+func TestLiveUnknownNamesJoinNothing(t *testing.T) {
+	b := newBed(t)
+	b.put(t, "all", "s/index0.ts", []byte("a real segment"))
+	b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false))
+	b.waitListed(t, "s", "0.ts")
+	following := b.edgeRelay.Following()
+	before := runtime.NumGoroutine()
+	for i := range 2000 {
+		for _, file := range []string{"index.m3u8", "0.ts"} {
+			resp, body := get(t, fmt.Sprintf("%s/live/flood%d/%s", b.gateway, i, file))
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("%s of a stream nobody announced: %d %s, want 404", file, resp.StatusCode, body)
+			}
+		}
+	}
+	if got := b.edgeRelay.Following(); got != following {
+		t.Errorf("after 2 000 unknown names the edge follows %d streams, before %d", got, following)
+	}
+	time.Sleep(200 * time.Millisecond) // let what the requests started settle
+	if after := runtime.NumGoroutine(); after > before+50 {
+		t.Errorf("goroutines went from %d to %d after 2 000 unknown names", before, after)
+	}
+	if resp, _ := get(t, b.gateway+"/live/s/0.ts"); resp.StatusCode != 200 {
+		t.Errorf("the announced stream's segment: %d", resp.StatusCode)
 	}
 }
