@@ -76,6 +76,11 @@ func Sign(key crypto.PrivKey, a Announcement) (Signed, error) {
 	return Signed{Payload: payload, From: from, Sig: sig}, nil
 }
 
+// MaxSeq is the highest sequence number an announcement may carry: a
+// segment every 0.1 s for 28 million years, and far enough from 2⁶⁴ that
+// the next number, and a player's _HLS_msn past it, never overflow.
+const MaxSeq = 1 << 53
+
 // Errors of Verify and Streams.Accept; each is counted apart.
 var (
 	ErrUntrusted = errors.New("announcement from a key not trusted")
@@ -110,6 +115,8 @@ func Verify(s Signed, trusted func(peer.ID) bool) (Announcement, error) {
 		return a, fmt.Errorf("%w: an end without its VOD", ErrMalformed)
 	case !a.End && (!a.CID.Defined() || a.Duration <= 0 || a.Duration > 60 || (a.Ext != ".ts" && a.Ext != ".m4s")):
 		return a, fmt.Errorf("%w: segment %d of %s", ErrMalformed, a.Seq, a.Stream)
+	case a.Seq > MaxSeq:
+		return a, fmt.Errorf("%w: sequence number %d is past %d", ErrMalformed, a.Seq, uint64(MaxSeq))
 	}
 	return a, nil
 }

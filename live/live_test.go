@@ -51,6 +51,7 @@ func TestVerify(t *testing.T) {
 	renamed := stranger
 	renamed.From = id
 	bad, _ := Sign(key, Announcement{Stream: "s", Seq: 1, Duration: 2, Ext: ".exe"})
+	huge, _ := Sign(key, segmentAt(1<<64-1, time.Now()))
 	for name, c := range map[string]struct {
 		s    Signed
 		want error
@@ -59,6 +60,7 @@ func TestVerify(t *testing.T) {
 		"a changed payload":       {tampered, ErrForged},
 		"another key's signature": {renamed, ErrForged},
 		"a malformed segment":     {bad, ErrMalformed},
+		"sequence 2⁶⁴−1":          {huge, ErrMalformed},
 	} {
 		if _, err := Verify(c.s, trust); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
@@ -88,6 +90,9 @@ func TestStreamsAccept(t *testing.T) {
 	second.CID = blocks.NewBlock([]byte("other")).Cid()
 	if err := s.Accept(second, Signed{}, now); !errors.Is(err, ErrKnown) {
 		t.Errorf("another CID for segment 1: %v, want ErrKnown", err)
+	}
+	if err := s.Accept(segmentAt(2+maxHistory+1, now), Signed{}, now); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a leap past the history kept: %v, want ErrMalformed", err)
 	}
 	if err := s.Accept(segmentAt(3, now.Add(-maxAge-time.Second)), Signed{}, now); !errors.Is(err, ErrStale) {
 		t.Errorf("an old announcement: %v, want ErrStale", err)

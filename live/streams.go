@@ -73,8 +73,9 @@ func (s *Streams) forgetOldest() {
 
 // Accept records a verified announcement, signed as sig. It refuses
 // announcements older than maxAge, ones for a sequence number already
-// announced (replays, or a second CID for one segment) and ones below the
-// kept history, with ErrStale or ErrKnown.
+// announced (replays, or a second CID for one segment), ones below the
+// kept history and ones that leap more than the history past the last,
+// with ErrStale, ErrKnown or ErrMalformed.
 func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 	if now.Sub(a.At) > maxAge {
 		return fmt.Errorf("%w: announced %v ago", ErrStale, now.Sub(a.At).Round(time.Second))
@@ -92,6 +93,11 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 	}
 	if st.end != nil && a.Seq > st.end.Seq {
 		return fmt.Errorf("%w: segment %d after the end", ErrStale, a.Seq)
+	}
+	if n := len(st.segs); n > 0 && a.Seq > st.segs[n-1].Seq+maxHistory {
+		// A jump past the history kept would push every segment
+		// out: a publisher's numbering goes on, it does not leap.
+		return fmt.Errorf("%w: segment %d leaps from %d", ErrMalformed, a.Seq, st.segs[n-1].Seq)
 	}
 	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= a.Seq })
 	if i < len(st.segs) && st.segs[i].Seq == a.Seq {
