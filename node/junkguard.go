@@ -55,7 +55,7 @@ type junkGuard struct {
 	mu      sync.Mutex // guards everything below
 	wanted  *simplelru.LRU[string, struct{}]
 	viaHTTP *simplelru.LRU[string, struct{}] // blocks lately received from gateways
-	strikes map[peer.ID]int
+	strikes map[peer.ID]strikes
 	banned  map[peer.ID]time.Time
 	muted   map[peer.ID]time.Time
 	// waiting holds, per peer, the want-blocks sent to it that it has
@@ -66,12 +66,19 @@ type junkGuard struct {
 	drop     func(peer.ID) // closes a peer's connections; set once the host runs
 }
 
+// strikes counts a peer's unasked-for blocks, forgotten banFor after the
+// last.
+type strikes struct {
+	n    int
+	last time.Time
+}
+
 func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
 	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil)  // size > 0
 	viaHTTP, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
 	g := &junkGuard{
 		log: log, wanted: wanted, viaHTTP: viaHTTP,
-		strikes: map[peer.ID]int{}, banned: map[peer.ID]time.Time{}, muted: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
+		strikes: map[peer.ID]strikes{}, banned: map[peer.ID]time.Time{}, muted: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
 		waiting: map[peer.ID]map[string]time.Time{}, answered: map[peer.ID]time.Time{},
 	}
 	for _, p := range gateways {
@@ -146,6 +153,34 @@ func (g *junkGuard) answer(p peer.ID, cids []cid.Cid) {
 	}
 }
 
+// forget drops, at now, what the guard holds of peers whose marks have
+// run out: expired bans and mutes, strikes banFor old, and answer times of
+// peers no want waits on (an answer older than every want counts for
+// nothing). Peers that never come back cost nothing then, however many
+// come and go. The caller holds g.mu.
+func (g *junkGuard) forget(now time.Time) {
+	for p, until := range g.banned {
+		if now.After(until) {
+			delete(g.banned, p)
+		}
+	}
+	for p, until := range g.muted {
+		if now.After(until) {
+			delete(g.muted, p)
+		}
+	}
+	for p, st := range g.strikes {
+		if now.Sub(st.last) > banFor {
+			delete(g.strikes, p)
+		}
+	}
+	for p := range g.answered {
+		if len(g.waiting[p]) == 0 {
+			delete(g.answered, p)
+		}
+	}
+}
+
 // checkMute marks muted the peers that hold a want-block for longer than
 // muteAfter and have answered nothing since it was sent, and closes their
 // connections: bitswap sends each peer a want once however many sessions
@@ -172,6 +207,7 @@ func (g *junkGuard) checkMute(now time.Time) {
 			g.muted[p] = now.Add(mutedFor)
 		}
 	}
+	g.forget(now)
 	drop := g.drop
 	g.mu.Unlock()
 	for _, p := range mute {
@@ -232,8 +268,11 @@ func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 		g.mu.Unlock()
 		return
 	}
-	g.strikes[p] += junk
-	ban := g.strikes[p] >= junkStrikes
+	st := g.strikes[p]
+	st.n += junk
+	st.last = time.Now()
+	g.strikes[p] = st
+	ban := st.n >= junkStrikes
 	if ban {
 		delete(g.strikes, p)
 		g.banned[p] = time.Now().Add(banFor)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -90,5 +91,41 @@ func TestJunkStrikes(t *testing.T) {
 	}
 	if g.InterceptPeerDial(liar) {
 		t.Error("the liar may be dialled again")
+	}
+}
+
+// TestJunkGuardForgetsGonePeers: what the guard holds of peers that never
+// come back (strikes, bans, mutes, answer times) is dropped once it has
+// run out, so a churn of fake peers cannot grow it.
+func TestJunkGuardForgetsGonePeers(t *testing.T) {
+	g := newJunkGuard(zap.NewNop(), nil)
+	g.drop = func(peer.ID) {}
+	now := time.Now()
+	for i := range 1000 {
+		p := peer.ID(fmt.Sprintf("fake-%d", i))
+		junk := bsmsg.New(false)
+		junk.AddBlock(blocks.NewBlock([]byte(fmt.Sprintf("junk-%d", i))))
+		if i%2 == 0 { // a ban for half of them
+			junk.AddBlock(blocks.NewBlock([]byte(fmt.Sprintf("junk-%d-b", i))))
+			junk.AddBlock(blocks.NewBlock([]byte(fmt.Sprintf("junk-%d-c", i))))
+		}
+		g.MessageReceived(p, junk)
+		want := bsmsg.New(false)
+		want.AddEntry(blocks.NewBlock([]byte(fmt.Sprintf("wanted-%d", i))).Cid(), 1, pb.Message_Wantlist_Block, true)
+		g.wantsSent(p, want) // never answered: muted at the next check
+	}
+	g.checkMute(now.Add(muteAfter + time.Second))
+	g.mu.Lock()
+	held := len(g.strikes) + len(g.banned) + len(g.muted) + len(g.waiting) + len(g.answered)
+	g.mu.Unlock()
+	if held == 0 {
+		t.Fatal("the guard holds nothing of the peers it just struck, banned and muted; nothing was tested")
+	}
+	g.checkMute(now.Add(banFor + time.Minute))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := len(g.strikes) + len(g.banned) + len(g.muted) + len(g.waiting) + len(g.answered); n != 0 {
+		t.Errorf("after their marks ran out the guard still holds %d entries of 1 000 peers gone (strikes %d, banned %d, muted %d, waiting %d, answered %d)",
+			n, len(g.strikes), len(g.banned), len(g.muted), len(g.waiting), len(g.answered))
 	}
 }
