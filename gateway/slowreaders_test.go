@@ -24,10 +24,12 @@ import (
 )
 
 // TestSlowReaders: clients that open streams and never read cannot hold
-// the route's leaf budget: each write must be taken within the stall
-// timeout, a request waiting for budget is answered 503 with Retry-After
-// within BudgetWait, and once the slow streams are cut, requests are
-// served again. One address may not hold more than its share of streams.
+// the route's leaf budget. 200 of them, on a budget of 8 leaves, and a
+// fresh range of another file is still served at once (the review saw 503
+// after 5 s with 200 readers at 1 byte/s): the leaves fetched ahead of a
+// stuck client give their budget back, and the leaf being written is the
+// connection's own cost. Each write must still be taken within the stall
+// timeout, and once the slow streams are cut, requests are served. One address may not hold more than its share of streams.
 func TestSlowReaders(t *testing.T) {
 	big := testutil.Bytes("slow-big", 16<<20)
 	small := testutil.Bytes("slow-small", 1<<20)
@@ -49,6 +51,7 @@ func TestSlowReaders(t *testing.T) {
 		StallTimeout:        time.Second,
 		BudgetWait:          300 * time.Millisecond,
 		MaxStreamsPerClient: 1000,
+		MaxNetworkRequests:  1000, // this test is about the leaf budget
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +60,8 @@ func TestSlowReaders(t *testing.T) {
 	t.Cleanup(srv.Close)
 	addr := srv.Listener.Addr().String()
 
-	// 20 clients that ask for the big file and never read a byte.
-	for range 20 {
+	// 200 clients that ask for the big file and never read a byte.
+	for range 200 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +72,7 @@ func TestSlowReaders(t *testing.T) {
 		}
 		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func() (*http.Response, []byte, time.Duration) {
@@ -78,19 +81,22 @@ func TestSlowReaders(t *testing.T) {
 		req.Header.Set("Range", "bytes=0-300000")
 		resp, err := client.Do(req)
 		if err != nil {
-			t.Fatalf("a request behind 20 slow readers: %v", err)
+			t.Fatalf("a request behind 200 slow readers: %v", err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		return resp, body, time.Since(start)
 	}
-	resp, body, took := get()
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && bytes.Equal(body, small[:300001]):
-	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-	default:
-		t.Errorf("behind slow readers: status %d (%q), want 206 or 503 with Retry-After", resp.StatusCode, body)
+	for i := range 5 {
+		resp, body, took := get()
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, small[:300001]) {
+			t.Errorf("request %d behind 200 slow readers: status %d (%q), want 206 and the bytes", i, resp.StatusCode, body)
+		}
+		if took > 2*time.Second {
+			t.Errorf("request %d behind 200 slow readers took %v", i, took)
+		}
 	}
+	resp, body, took := get()
 	if took > 2*time.Second {
 		t.Errorf("behind slow readers the answer took %v", took)
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -86,8 +85,14 @@ type slot struct {
 	done chan struct{}
 	// needed is closed when the stream starts to wait for the leaf.
 	needed chan struct{}
-	data   []byte // valid once done is closed and err is nil
 	err    error
+	// mu guards data, holds, taken and evicted: once the leaf is
+	// fetched, the consumer takes it while a stuck write may evict it.
+	mu      sync.Mutex
+	data    []byte // valid once done is closed and err is nil
+	holds   bool   // the slot holds a budget token
+	taken   bool   // the consumer has it
+	evicted bool   // its data went back, with its token, while the client was stuck
 	// source names where the leaf came from (local, peers, http, origin;
 	// "" if unknown) and wait how long fetching it took.
 	source string
@@ -113,14 +118,11 @@ type FirstLeaf struct {
 // in first, if not nil, before begin(0) is called.
 func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, spans []Span, first *FirstLeaf, begin func(i int) (io.Writer, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
-	// Budget tokens taken for leaves this stream has not consumed go back
-	// when it ends, however it ends: after the producer has stopped.
-	var held atomic.Int64
-	defer func() {
-		for range held.Load() {
-			<-s.Budget
-		}
-	}()
+	ah := &ahead{s: s}
+	// Budget tokens still held by leaves this stream has not taken go
+	// back when it ends, however it ends: after the producer, the
+	// fetches and any eviction have stopped.
+	defer ah.release()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -133,11 +135,16 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 	slots := make(chan *slot, hi)
 	wg.Go(func() {
 		defer close(slots)
-		s.produce(ctx, g, root, spans, slots, win, &held, &wg)
+		s.produce(ctx, g, root, spans, slots, win, ah, &wg)
 	})
 
 	timer := time.NewTimer(s.StallTimeout)
 	defer timer.Stop()
+	// A write the client has not taken within slowWrite makes the
+	// leaves fetched ahead give their budget back (see ahead).
+	stuck := time.AfterFunc(time.Hour, ah.stuck)
+	stuck.Stop()
+	defer stuck.Stop()
 	cur := -1
 	var (
 		w     io.Writer
@@ -149,12 +156,15 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		if err := s.await(ctx, timer, sl); err != nil {
 			return err
 		}
+		data, err := ah.take(ctx, g, sl)
+		if err != nil {
+			return err
+		}
 		if cur < 0 && first != nil {
 			first.Source, first.Wait = sl.source, sl.wait
 		}
 		for cur < sl.span {
 			cur++
-			var err error
 			if w, err = begin(cur); err != nil {
 				return err
 			}
@@ -162,15 +172,15 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		sp := spans[sl.span]
 		lo := max(sp.Start-sl.leaf.Offset, 0)
 		hi := min(sp.End-sl.leaf.Offset, sl.leaf.Size)
-		if _, err := w.Write(sl.data[lo:hi]); err != nil {
+		stuck.Reset(slowWrite)
+		_, err = w.Write(data[lo:hi])
+		if !stuck.Stop() {
+			ah.unstuck()
+		}
+		if err != nil {
 			return fmt.Errorf("writing to client: %w", err)
 		}
-		sl.data = nil
 		win.release()
-		if s.Budget != nil {
-			held.Add(-1)
-			<-s.Budget
-		}
 		if rate, done := meter.add(int(hi-lo), ctrl.size, time.Now()); done {
 			win.resize(ctrl.next(rate))
 		}
@@ -185,6 +195,128 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		}
 	}
 	return nil
+}
+
+// slowWrite is how long a write to the client may take before the stream
+// counts as stuck on its client.
+const slowWrite = 200 * time.Millisecond
+
+// ahead is a stream's leaves launched and not yet taken, oldest first.
+// Budget tokens bound the leaves fetched ahead of clients that keep up:
+// while the client is stuck on a write, the leaves fetched ahead of it give
+// their data and tokens back, and are fetched again (from the store, where
+// the hedge put them) when the client catches up. The leaf being written is
+// the connection's own cost, so slow readers, however many, cannot hold
+// the budget that other requests need.
+type ahead struct {
+	s       *RangeStreamer
+	mu      sync.Mutex // guards slots and blocked
+	slots   []*slot
+	blocked bool // the client is stuck on a write
+}
+
+// add appends a launched slot.
+func (a *ahead) add(sl *slot) {
+	a.mu.Lock()
+	a.slots = append(a.slots, sl)
+	a.mu.Unlock()
+}
+
+// take hands sl's data to the consumer: its budget token goes back, and an
+// evicted leaf is fetched again.
+func (a *ahead) take(ctx context.Context, g Getter, sl *slot) ([]byte, error) {
+	a.mu.Lock()
+	if len(a.slots) > 0 && a.slots[0] == sl {
+		a.slots[0] = nil
+		a.slots = a.slots[1:]
+	}
+	a.mu.Unlock()
+	sl.mu.Lock()
+	sl.taken = true
+	data, evicted := sl.data, sl.evicted
+	sl.data = nil
+	sl.mu.Unlock()
+	a.giveBack(sl)
+	if !evicted {
+		return data, nil
+	}
+	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size})
+	if err != nil {
+		return nil, fmt.Errorf("fetching leaf %s again: %w", sl.leaf.Cid, err)
+	}
+	if data = blk.RawData(); int64(len(data)) != sl.leaf.Size {
+		return nil, fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
+	}
+	return data, nil
+}
+
+// giveBack returns sl's budget token, if it holds one.
+func (a *ahead) giveBack(sl *slot) {
+	sl.mu.Lock()
+	holds := sl.holds
+	sl.holds = false
+	sl.mu.Unlock()
+	if holds {
+		<-a.s.Budget
+	}
+}
+
+// evict gives back the data and token of sl, fetched and not taken.
+func (a *ahead) evict(sl *slot) {
+	sl.mu.Lock()
+	ok := sl.holds && !sl.taken && sl.data != nil && sl.leaf.Data == nil
+	if ok {
+		sl.data, sl.evicted = nil, true
+	}
+	sl.mu.Unlock()
+	if ok {
+		a.giveBack(sl)
+	}
+}
+
+// fetched is called when sl's fetch ends: a leaf that arrives while the
+// client is stuck is evicted at once.
+func (a *ahead) fetched(sl *slot) {
+	a.mu.Lock()
+	blocked := a.blocked
+	a.mu.Unlock()
+	if blocked {
+		a.evict(sl)
+	}
+}
+
+// stuck marks the client stuck and evicts the leaves fetched ahead.
+func (a *ahead) stuck() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.blocked = true
+	for _, sl := range a.slots {
+		select {
+		case <-sl.done:
+			a.evict(sl)
+		default: // evicted by fetched, if the client is still stuck
+		}
+	}
+}
+
+// unstuck marks the client as keeping up again.
+func (a *ahead) unstuck() {
+	a.mu.Lock()
+	a.blocked = false
+	a.mu.Unlock()
+}
+
+// release gives back every token still held.
+func (a *ahead) release() {
+	if a.s.Budget == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, sl := range a.slots {
+		a.giveBack(sl)
+	}
+	a.slots = nil
 }
 
 // await waits for sl to be fetched, at most StallTimeout.
@@ -225,16 +357,17 @@ func (s *RangeStreamer) takeBudget(ctx context.Context) error {
 
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
-func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spans []Span, slots chan<- *slot, win *window, held *atomic.Int64, wg *sync.WaitGroup) {
+func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spans []Span, slots chan<- *slot, win *window, ah *ahead, wg *sync.WaitGroup) {
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.Start, sp.End) {
 			if win.acquire(ctx) != nil {
 				return
 			}
+			holds := false
 			if s.Budget != nil {
 				switch err := s.takeBudget(ctx); {
 				case err == nil:
-					held.Add(1)
+					holds = true
 				case ctx.Err() != nil:
 					return
 				default:
@@ -247,11 +380,14 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 					return
 				}
 			}
-			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), needed: make(chan struct{}), err: err}
+			sl := &slot{span: i, leaf: leaf, done: make(chan struct{}), needed: make(chan struct{}), err: err, holds: holds}
 			fetch := err == nil && leaf.Data == nil
 			if !fetch {
 				sl.data = leaf.Data
 				close(sl.done)
+			}
+			if holds {
+				ah.add(sl)
 			}
 			select {
 			case slots <- sl:
@@ -262,7 +398,12 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 				return
 			}
 			if fetch {
-				wg.Go(func() { s.fetchLeaf(ctx, g, sl) })
+				wg.Go(func() {
+					s.fetchLeaf(ctx, g, sl)
+					if holds {
+						ah.fetched(sl)
+					}
+				})
 			}
 		}
 	}
@@ -287,5 +428,7 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
 		return
 	}
+	sl.mu.Lock()
 	sl.data = data
+	sl.mu.Unlock()
 }

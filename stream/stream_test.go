@@ -1,0 +1,105 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/hedge"
+)
+
+// storeGetter serves blocks from a blockstore and counts the leaves asked.
+type storeGetter struct {
+	bs     blockstore.Blockstore
+	leaves atomic.Int64
+}
+
+func (g *storeGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return g.bs.Get(ctx, c)
+}
+
+func (g *storeGetter) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	g.leaves.Add(1)
+	return g.bs.Get(ctx, w.Cid)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Stalled()           {}
+func (nopObserver) LeavesInFlight(int) {}
+
+// stuckWriter takes its first write only after release is closed.
+type stuckWriter struct {
+	bytes.Buffer
+	release chan struct{}
+	writes  int
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	if w.writes++; w.writes == 1 {
+		<-w.release
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestStuckClientGivesBudgetBack: while a client does not take a write,
+// the leaves fetched ahead of it give their budget tokens back, so other
+// streams can start; when it takes the write again, those leaves are
+// fetched again and the bytes are exactly the file's. Every token is back
+// when the stream ends.
+func TestStuckClientGivesBudgetBack(t *testing.T) {
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := chunker.NewIndex(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := make(chan struct{}, 8)
+	s := &RangeStreamer{Index: idx, Window: 6, MaxWindow: 6, StallTimeout: 5 * time.Second, Observer: nopObserver{}, Budget: budget, BudgetWait: time.Second}
+	g := &storeGetter{bs: bs}
+	w := &stuckWriter{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Stream(context.Background(), g, root, []Span{{0, int64(len(data))}}, nil, func(int) (io.Writer, error) { return w, nil })
+	}()
+	// The stream fetches its window, then sticks on its first write.
+	deadline := time.Now().Add(2 * time.Second)
+	for g.leaves.Load() < 6 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * slowWrite)
+	if held := len(budget); held != 0 {
+		t.Errorf("a stream stuck on its client holds %d budget tokens, want 0", held)
+	}
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.Bytes(), data) {
+		t.Fatalf("%d bytes written, equal %v", w.Len(), bytes.Equal(w.Bytes(), data))
+	}
+	if n := g.leaves.Load(); n <= 16 {
+		t.Errorf("%d leaves fetched for 16: the ones given back were not fetched again", n)
+	}
+	if held := len(budget); held != 0 {
+		t.Errorf("%d budget tokens still held after the stream ended", held)
+	}
+}
