@@ -118,7 +118,7 @@ func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	dag := merkledag.NewDAGService(blockservice.New(d.Blockstore(), nil))
 	c, err := chunker.Import(r.Context(), dag, idleBody{r.Body, rc})
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
+		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
 	}
 	if err := pinHeld(r.Context(), d, c); err != nil {
 		return err
@@ -132,7 +132,7 @@ func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 	rc := http.NewResponseController(w)
 	roots, n, err := chunker.ImportCAR(r.Context(), d.Blockstore(), idleBody{r.Body, rc})
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("importing the CAR: %w", err)}
+		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing the CAR: %w", err)}
 	}
 	for _, c := range roots {
 		if err := pinHeld(r.Context(), d, c); err != nil {
@@ -151,6 +151,15 @@ func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 		out[i] = c.String()
 	}
 	return answer(w, map[string]any{"roots": out, "blocks": n})
+}
+
+// importStatus is the status of a failed import: 507 when the store's disk
+// is full, else the upload's fault.
+func importStatus(err error) int {
+	if errors.Is(err, node.ErrNoSpace) {
+		return http.StatusInsufficientStorage
+	}
+	return http.StatusBadRequest
 }
 
 // pinHeld pins imported content and tells routing.

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/live"
+	"github.com/pacman-cdn/pacman/node"
 )
 
 func init() {
@@ -77,6 +79,9 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 		// a publisher that crashes after announcing it still has it.
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
 			c, err := chunker.Import(ctx, n.DAG(), r)
+			if errors.Is(err, node.ErrNoSpace) {
+				return c, fmt.Errorf("%w: %w", live.ErrNoSpace, err)
+			}
 			if err != nil {
 				return c, err
 			}

@@ -43,6 +43,10 @@ type Token struct {
 	Streams []string
 }
 
+// ErrNoSpace is what an Importer's error wraps when the store's disk is
+// full: the encoder is answered 507.
+var ErrNoSpace = errors.New("no room left to store the segment")
+
 // Importer stores a file and returns its UnixFS CID.
 type Importer func(ctx context.Context, r io.Reader) (cid.Cid, error)
 
@@ -197,6 +201,12 @@ func (in *Ingest) live(w http.ResponseWriter, r *http.Request, stream string) (*
 
 // segment imports one uploaded segment.
 func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file string) {
+	// An ended stream takes nothing: refused before a byte is stored.
+	p, ok := in.live(w, r, stream)
+	if !ok {
+		return
+	}
+	p.mu.Unlock()
 	body := http.MaxBytesReader(w, r.Body, in.MaxSegmentSize)
 	c, err := in.Import(r.Context(), body)
 	var tooBig *http.MaxBytesError
@@ -204,12 +214,15 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 	case errors.As(err, &tooBig):
 		http.Error(w, fmt.Sprintf("a segment may have at most %d bytes", in.MaxSegmentSize), http.StatusRequestEntityTooLarge)
 		return
+	case errors.Is(err, ErrNoSpace):
+		http.Error(w, err.Error(), http.StatusInsufficientStorage)
+		return
 	case err != nil:
 		in.Log.Warn("importing a live segment", zap.String("stream", stream), zap.String("file", file), zap.Error(err))
 		http.Error(w, "importing the segment failed", http.StatusInternalServerError)
 		return
 	}
-	p, ok := in.live(w, r, stream)
+	p, ok = in.live(w, r, stream)
 	if !ok {
 		return
 	}

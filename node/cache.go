@@ -109,6 +109,10 @@ func newCache(ctx context.Context, store *Store, limit int64, grace time.Duratio
 func (c *cache) keep(ctx context.Context, blk blocks.Block) error {
 	now := time.Now()
 	size := int64(len(blk.RawData()))
+	if err := c.store.space.take(size); err != nil {
+		c.wake() // evicting may make room
+		return fmt.Errorf("keeping block %s: %w", blk.Cid(), err)
+	}
 	var v [16]byte
 	binary.BigEndian.PutUint64(v[:], uint64(size))
 	binary.BigEndian.PutUint64(v[8:], uint64(now.UnixNano()))

@@ -86,23 +86,25 @@ type Config struct {
 
 // Node is a running libp2p host with bitswap over a persistent blockstore.
 type Node struct {
-	host       host.Host
-	bw         *metrics.BandwidthCounter
-	store      *Store
-	bitswap    *bitswap.Bitswap
-	blocks     blockservice.BlockService
-	peering    *peering.PeeringService
-	guard      *junkGuard
-	wants      *scheduler
-	cache      *cache
-	router     *router
-	net        bsnetwork.BitSwapNetwork
-	out        *outbox
-	stop       context.CancelFunc // ends the node's background work
-	background sync.WaitGroup
-	closeOnce  sync.Once
-	closeErr   error
-	log        *zap.Logger
+	// noSpaceLogged is when a full disk was last logged (UnixNano).
+	noSpaceLogged atomic.Int64
+	host          host.Host
+	bw            *metrics.BandwidthCounter
+	store         *Store
+	bitswap       *bitswap.Bitswap
+	blocks        blockservice.BlockService
+	peering       *peering.PeeringService
+	guard         *junkGuard
+	wants         *scheduler
+	cache         *cache
+	router        *router
+	net           bsnetwork.BitSwapNetwork
+	out           *outbox
+	stop          context.CancelFunc // ends the node's background work
+	background    sync.WaitGroup
+	closeOnce     sync.Once
+	closeErr      error
+	log           *zap.Logger
 }
 
 // New starts a node: it opens the store in cfg.DataDir, starts the libp2p

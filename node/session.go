@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ipfs/boxo/exchange"
 	"github.com/ipfs/boxo/verifcid"
@@ -94,9 +96,18 @@ func (b SourcedBlock) Source() string { return string(b.From) }
 
 // Keep stores a fetched block, whose bytes the caller has checked against
 // its CID, and announces it to peers waiting for it. The cache may evict
-// it later.
+// it later. When the disk has no room to spare, the block is served
+// without being kept (see ErrNoSpace).
 func (n *Node) Keep(ctx context.Context, blk blocks.Block) error {
-	if err := n.cache.keep(ctx, blk); err != nil {
+	err := n.cache.keep(ctx, blk)
+	if errors.Is(err, ErrNoSpace) {
+		// Said at most once a minute: every fetched block meets it.
+		if last := n.noSpaceLogged.Load(); time.Since(time.Unix(0, last)) > time.Minute && n.noSpaceLogged.CompareAndSwap(last, time.Now().UnixNano()) {
+			n.log.Error("the disk is full: fetched blocks are served, not kept", zap.Error(err))
+		}
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if n.router.all {

@@ -27,11 +27,15 @@ type Store struct {
 	Blockstore blockstore.Blockstore
 	base       blockstore.Blockstore // the blocks, without the cache's bookkeeping
 	ds         *pebbleds.Datastore
+	space      *diskSpace
 	cache      *cache // tracks fetched blocks; nil until a node starts one
 	// pinMu is held by an unpin, and for reading by each step of a
 	// pin's walk (see Pin).
 	pinMu sync.RWMutex
 }
+
+// memTableSize is the size of pebble's memtable: what a flush writes.
+const memTableSize = 64 << 20
 
 // OpenStore opens (creating if needed) the blockstore in dir. Only one
 // process can hold a store open: a second gets an error that says so.
@@ -51,7 +55,7 @@ func OpenStore(dir string) (*Store, error) {
 		// Sync, which flushes, before reporting success.
 		DisableWAL:   true,
 		BytesPerSync: 4 << 20,
-		MemTableSize: 64 << 20,
+		MemTableSize: memTableSize,
 		// Blocks (up to 1 MiB each) go to blob files once, and compactions
 		// move only their small references: without this, every block is
 		// rewritten by each compaction it takes part in.
@@ -82,7 +86,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %s (is another pacman using it?): %w", path, err)
 	}
 	bs := blockstore.NewBlockstore(indexedDatastore{ds}, blockstore.WriteThrough(false))
-	s := &Store{base: blockstore.NewIdStore(bs), ds: ds}
+	s := &Store{base: blockstore.NewIdStore(bs), ds: ds, space: newDiskSpace(path, statDisk)}
 	s.Blockstore = storeBlockstore{s.base, s}
 	return s, nil
 }
@@ -156,6 +160,13 @@ func (b storeBlockstore) Put(ctx context.Context, blk blocks.Block) error {
 }
 
 func (b storeBlockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
+	var n int64
+	for _, blk := range blks {
+		n += int64(len(blk.RawData()))
+	}
+	if err := b.s.space.take(n); err != nil {
+		return fmt.Errorf("storing %d blocks: %w", len(blks), err)
+	}
 	ids := make([]cid.Cid, len(blks))
 	for i, blk := range blks {
 		ids[i] = blk.Cid()

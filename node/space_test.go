@@ -1,0 +1,65 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/pacman-cdn/pacman/chunker"
+	"go.uber.org/zap"
+)
+
+// fakeDisk is a filesystem of 4 GiB whose free space the test sets.
+type fakeDisk struct{ free atomic.Int64 }
+
+func (d *fakeDisk) stat(string) (int64, int64, error) { return d.free.Load(), 4 << 30, nil }
+
+// TestFullDisk: with less free disk than the store keeps back, an import
+// fails at once with ErrNoSpace and stores nothing; a fetched block is
+// served (Keep succeeds) without being kept; what the store holds is still
+// read; and once there is room again, writes go on.
+func TestFullDisk(t *testing.T) {
+	ctx := context.Background()
+	n, err := New(ctx, Config{DataDir: t.TempDir(), Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	disk := &fakeDisk{}
+	disk.free.Store(2 << 30)
+	n.store.space = newDiskSpace("fake", disk.stat)
+	if n.store.space.reserve != maxReserve {
+		t.Fatalf("the reserve on a 4 GiB disk is %d, want %d", n.store.space.reserve, maxReserve)
+	}
+	held := blocks.NewBlock(bytes.Repeat([]byte("held"), 1<<18))
+	if err := n.Blockstore().Put(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+
+	disk.free.Store(maxReserve + 512<<10) // room for half a MiB
+	_, err = chunker.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
+	if !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("an import onto a full disk: %v, want ErrNoSpace", err)
+	}
+	fetched := blocks.NewBlock(bytes.Repeat([]byte("fetched"), 1<<17))
+	if err := n.Keep(ctx, fetched); err != nil {
+		t.Errorf("keeping a fetched block on a full disk: %v, want it served without being kept", err)
+	}
+	if ok, _ := n.Blockstore().Has(ctx, fetched.Cid()); ok {
+		t.Error("a fetched block was stored on a full disk")
+	}
+	if got, err := n.Blockstore().Get(ctx, held.Cid()); err != nil || !bytes.Equal(got.RawData(), held.RawData()) {
+		t.Errorf("a held block on a full disk: %v", err)
+	}
+
+	disk.free.Store(2 << 30)
+	if err := n.Keep(ctx, fetched); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := n.Blockstore().Has(ctx, fetched.Cid()); !ok {
+		t.Error("with room again, a fetched block is not kept")
+	}
+}
