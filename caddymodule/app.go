@@ -199,6 +199,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 			f.Close()
 			return nil, errors.Join(err, n.Close())
 		}
+		// What this node announced survives a restart: its streams'
+		// numbering goes on, and recordings list every segment.
+		journal, err := live.NewFileJournal(filepath.Join(a.DataDir, "live"))
+		if err == nil {
+			err = relay.Restore(journal)
+		}
+		if err != nil {
+			_ = relay.Close()
+			peers.Close()
+			f.Close()
+			return nil, errors.Join(err, n.Close())
+		}
 		store, err := names.Open(filepath.Join(a.DataDir, "ipns"))
 		if err != nil {
 			_ = relay.Close()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // liveToken is the encoder's secret in these tests.
@@ -261,4 +262,67 @@ func TestLiveChromium(t *testing.T) {
 	}
 	cancel()
 	<-encoded
+}
+
+// TestLivePublisherKill9: a publisher run by `caddy run` is killed with
+// SIGKILL mid-event and started again while the encoder carries on. It
+// continues its numbering after the segments it announced (which keep
+// their bytes), and the event's recording, after the end, holds every
+// segment announced before and after the crash, byte-exact. The review saw
+// the numbering restart at 0 and the recording lose what came before.
+func TestLivePublisherKill9(t *testing.T) {
+	notShort(t)
+	pub, _ := startLivePublisher(t)
+	seg := func(i int) []byte { return testutil.Bytes(fmt.Sprintf("pub-kill-%d", i), 150<<10+i) }
+	put := func(path string, body []byte) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, pub.URL+"/ingest/k/"+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+liveToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	playlist := func(first, last int, ended bool) []byte {
+		var b strings.Builder
+		fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n", first)
+		for i := first; i <= last; i++ {
+			fmt.Fprintf(&b, "#EXTINF:2.000000,\nindex%d.ts\n", i)
+		}
+		if ended {
+			b.WriteString("#EXT-X-ENDLIST\n")
+		}
+		return []byte(b.String())
+	}
+	for i := range 3 {
+		put(fmt.Sprintf("index%d.ts", i), seg(i))
+		if got := put("index.m3u8", playlist(0, i, false)); got != http.StatusNoContent {
+			t.Fatalf("playlist %d: %d", i, got)
+		}
+	}
+	pub.kill9()
+	pub.run(t)
+	// The encoder's index3.ts went to the dead process; it goes on.
+	for i := 4; i < 6; i++ {
+		if got := put(fmt.Sprintf("index%d.ts", i), seg(i)); got != http.StatusCreated {
+			t.Fatalf("segment %d after the restart: %d", i, got)
+		}
+		if got := put("index.m3u8", playlist(i-2, i, i == 5)); got != http.StatusNoContent {
+			t.Fatalf("playlist %d after the restart: %d", i, got)
+		}
+	}
+	code, body, err := getBody(pub.URL + "/live/k/index.m3u8")
+	if err != nil || code != 200 || !bytes.HasSuffix(body, []byte("#EXT-X-ENDLIST\n")) {
+		t.Fatalf("the ended event's playlist: %d %v\n%s", code, err, body)
+	}
+	if got := listed(body); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("the recording lists %v, want [0 1 2 3 4]:\n%s", got, body)
+	}
+	for n, i := range []int{0, 1, 2, 4, 5} {
+		if code, got, err := getBody(fmt.Sprintf("%s/live/k/%d.ts", pub.URL, n)); err != nil || code != 200 || !bytes.Equal(got, seg(i)) {
+			t.Errorf("segment %d of the recording: %d, equal to upload %d %v, %v", n, code, i, bytes.Equal(got, seg(i)), err)
+		}
+	}
 }

@@ -73,16 +73,16 @@ type Ingest struct {
 
 // publication is one stream as its encoder sends it.
 type publication struct {
-	mu       sync.Mutex
-	synced   bool
-	uploads  map[string]upload // segments uploaded, not yet listed
-	order    []string          // uploads' names, oldest first
-	lastEnc  int64             // the encoder's last sequence announced; -1 before
-	nextSeq  uint64
-	discont  bool // the next segment follows a restart
-	segments []Announcement
-	ended    bool
-	arrived  chan struct{} // closed, and replaced, when a segment is uploaded
+	mu      sync.Mutex
+	synced  bool
+	uploads map[string]upload // segments uploaded, not yet listed
+	order   []string          // uploads' names, oldest first
+	lastEnc int64             // the encoder's last sequence announced; -1 before
+	nextSeq uint64
+	discont bool // the next segment follows a restart
+	resumed bool // the stream was announced before this publication began
+	ended   bool
+	arrived chan struct{} // closed, and replaced, when a segment is uploaded
 }
 
 // upload is one segment imported and not yet listed.
@@ -180,8 +180,9 @@ func (in *Ingest) publication(ctx context.Context, stream string) *publication {
 		in.Relay.Sync(sctx, stream)
 		cancel()
 		if last, ok := in.Relay.Streams().Last(stream); ok {
-			p.nextSeq, p.discont = last+1, true
+			p.nextSeq, p.discont, p.resumed = last+1, true, true
 		}
+		_, p.ended = in.Relay.Streams().End(stream)
 		p.synced = true
 	}
 	return p // locked
@@ -193,7 +194,7 @@ func (in *Ingest) live(w http.ResponseWriter, r *http.Request, stream string) (*
 	p := in.publication(r.Context(), stream)
 	if p.ended {
 		p.mu.Unlock()
-		http.Error(w, fmt.Sprintf("stream %q has ended", stream), http.StatusConflict)
+		http.Error(w, fmt.Sprintf("stream %q has ended: publish a new event under another name", stream), http.StatusConflict)
 		return nil, false
 	}
 	return p, true
@@ -321,6 +322,11 @@ func (in *Ingest) announce(ctx context.Context, stream string, p *publication, p
 		}
 		name := path.Base(e.uri)
 		up, ok := p.uploads[name]
+		if !ok && p.resumed && p.lastEnc < 0 {
+			// Listed before this publisher restarted or reloaded:
+			// uploaded to it then, announced or lost, never again.
+			continue
+		}
 		if !ok {
 			return name, nil // not uploaded yet: a later playlist lists it again
 		}
@@ -340,9 +346,6 @@ func (in *Ingest) announce(ctx context.Context, stream string, p *publication, p
 		delete(p.uploads, name)
 		p.lastEnc, p.discont = int64(e.seq), false
 		p.nextSeq++
-		if len(p.segments) < maxEventSegments {
-			p.segments = append(p.segments, a)
-		}
 	}
 	return "", nil
 }
@@ -370,30 +373,35 @@ func (in *Ingest) finish(w http.ResponseWriter, r *http.Request, stream string, 
 	return true
 }
 
-// record stores the event as one directory and announces its end. The
-// caller holds p.mu.
+// record stores the event as one directory, of every segment the
+// publisher announced of it (across restarts and reloads), and announces
+// its end. The caller holds p.mu.
 func (in *Ingest) record(ctx context.Context, stream string, p *publication) error {
-	if len(p.segments) == 0 {
+	segments, err := in.Relay.Recorded(stream)
+	if err != nil {
+		return fmt.Errorf("reading the event's segments: %w", err)
+	}
+	if len(segments) == 0 {
 		return fmt.Errorf("stream %q has no segment to keep", stream)
 	}
-	playlist, _ := render(p.segments, kindVOD)
+	playlist, _ := render(segments, kindVOD)
 	pc, err := in.Import(ctx, strings.NewReader(string(playlist)))
 	if err != nil {
 		return fmt.Errorf("storing the event's playlist: %w", err)
 	}
 	entries := map[string]cid.Cid{"index.m3u8": pc}
-	for _, a := range p.segments {
+	for _, a := range segments {
 		entries[SegmentName(a)] = a.CID
 	}
 	vod, err := in.Directory(ctx, entries)
 	if err != nil {
 		return err
 	}
-	last := p.segments[len(p.segments)-1]
+	last := segments[len(segments)-1]
 	if err := in.Relay.Publish(ctx, Announcement{Stream: stream, Seq: last.Seq, End: true, VOD: vod}); err != nil {
 		return err
 	}
 	p.ended = true
-	in.Log.Info("live stream ended", zap.String("stream", stream), zap.Int("segments", len(p.segments)), zap.Stringer("vod", vod))
+	in.Log.Info("live stream ended", zap.String("stream", stream), zap.Int("segments", len(segments)), zap.Stringer("vod", vod))
 	return nil
 }

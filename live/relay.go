@@ -91,6 +91,7 @@ type Relay struct {
 	obs     Observer
 	log     *zap.Logger
 	trusted atomic.Pointer[map[peer.ID]bool]
+	journal Journal // what this node announced; set before it publishes
 
 	ctx    context.Context // ends when the relay closes
 	cancel context.CancelFunc
@@ -135,7 +136,7 @@ func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log 
 		return nil, fmt.Errorf("starting gossipsub: %w", err)
 	}
 	r := &Relay{
-		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log,
+		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log, journal: &memJournal{},
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches),
 		topics: map[string]*followed{}, gapAsk: map[string]time.Time{}, dirJoin: time.Now(),
 	}
@@ -188,6 +189,56 @@ func (r *Relay) SetTrusted(ids []peer.ID) {
 }
 
 func (r *Relay) isTrusted(p peer.ID) bool { return (*r.trusted.Load())[p] }
+
+// Restore makes j the journal of what this node announces, and takes back
+// what it announced before: a publisher that restarts continues each
+// stream's numbering, knows which have ended, and records every segment of
+// an event. Call it before the node publishes.
+func (r *Relay) Restore(j Journal) error {
+	streams, err := j.Streams()
+	if err != nil {
+		return err
+	}
+	for _, stream := range streams {
+		got, err := j.Read(stream)
+		if err != nil {
+			return err
+		}
+		for _, s := range got {
+			a, err := Verify(s, func(p peer.ID) bool { return p == r.host.ID() })
+			if err != nil || a.Stream != stream {
+				continue // another key's, from before the node's key changed
+			}
+			// As at the time it was announced: it is not stale to us.
+			if r.streams.Accept(a, s, a.At) == nil && !a.End {
+				r.streams.Ready(a.Stream, a.Seq)
+			}
+		}
+	}
+	r.journal = j
+	return nil
+}
+
+// Recorded returns the segments this node announced of stream, oldest
+// first, at most maxEventSegments of them.
+func (r *Relay) Recorded(stream string) ([]Announcement, error) {
+	got, err := r.journal.Read(stream)
+	if err != nil {
+		return nil, err
+	}
+	var out []Announcement
+	for _, s := range got {
+		var a Announcement
+		if json.Unmarshal(s.Payload, &a) != nil || a.End {
+			continue
+		}
+		if len(out) == maxEventSegments {
+			break
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
 
 // Streams returns what the relay knows of its streams.
 func (r *Relay) Streams() *Streams { return r.streams }
@@ -452,6 +503,11 @@ func (r *Relay) Publish(ctx context.Context, a Announcement) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encoding announcement: %w", err)
+	}
+	// Recorded before it is sent: a segment number announced is never
+	// announced again, whatever happens to this node next.
+	if err := r.journal.Append(a.Stream, s); err != nil {
+		return fmt.Errorf("recording segment %d of %s: %w", a.Seq, a.Stream, err)
 	}
 	r.mu.Lock()
 	dirJoined := r.dirJoin

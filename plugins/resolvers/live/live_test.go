@@ -525,3 +525,178 @@ func TestLiveUnknownNamesJoinNothing(t *testing.T) {
 		t.Errorf("the announced stream's segment: %d", resp.StatusCode)
 	}
 }
+
+// ingestOn is an ingest route on relay, storing into n, as the pacman app
+// wires it.
+func ingestOn(t *testing.T, n *node.Node, relay *live.Relay) string {
+	t.Helper()
+	in := &live.Ingest{
+		Relay: relay,
+		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
+			return chunker.Import(ctx, n.DAG(), r)
+		},
+		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
+			return chunker.Directory(ctx, n.DAG(), entries)
+		},
+		Tokens: []live.Token{{Secret: "all"}}, MaxSegmentSize: 1 << 20, Log: testutil.Logger(t),
+	}
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/ingest/"
+}
+
+// TestLiveReloadKeepsTheRecording: a reload builds a new ingest route on
+// the same relay mid-event (caddy reload --force). The encoder goes on;
+// the recording still lists every segment, from before and after, byte
+// for byte. The review saw a recording of segments 5–12 of 13.
+func TestLiveReloadKeepsTheRecording(t *testing.T) {
+	b := newBed(t)
+	seg := func(i int) []byte { return testutil.Bytes(fmt.Sprintf("reload-%d", i), 100<<10+i) }
+	for i := range 5 {
+		b.put(t, "all", fmt.Sprintf("r/index%d.ts", i), seg(i))
+		b.put(t, "all", "r/index.m3u8", encoderPlaylist(max(i-2, 0), i, false))
+	}
+	b.waitListed(t, "r", "4.ts")
+	b.ingest = ingestOn(t, b.pub, b.pubRelay) // the reload
+	for i := 5; i < 8; i++ {
+		b.put(t, "all", fmt.Sprintf("r/index%d.ts", i), seg(i))
+		if got := b.put(t, "all", "r/index.m3u8", encoderPlaylist(i-2, i, i == 7)); got != http.StatusNoContent {
+			t.Fatalf("playlist after the reload: %d", got)
+		}
+	}
+	vod, ok := b.pubRelay.Streams().End("r")
+	if !ok {
+		t.Fatal("the event did not end")
+	}
+	for i := range 8 {
+		resp, got := get(t, fmt.Sprintf("%s/ipfs/%s/%d.ts", b.gateway, vod, i))
+		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {
+			t.Errorf("segment %d of the recording: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, seg(i)))
+		}
+	}
+}
+
+// TestLivePublisherKilledResumes: a publisher with a file journal is
+// killed mid-event and starts again with no peer to ask. The encoder goes
+// on; the publisher continues the numbering after its last segment with a
+// discontinuity, never names an old number with new bytes, takes the
+// uploads it missed as lost rather than waiting on them, and records every
+// segment; after the end, the stream answers 409 with the reason.
+func TestLivePublisherKilledResumes(t *testing.T) {
+	dir := t.TempDir()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "identity.key"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*node.Node, *live.Relay, string) {
+		n := testutil.NewNodeConfig(t, node.Config{DataDir: dir})
+		r := relayOn(t, n, &counts{dropped: map[string]int{}})
+		j, err := live.NewFileJournal(filepath.Join(dir, "live"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Restore(j); err != nil {
+			t.Fatal(err)
+		}
+		return n, r, ingestOn(t, n, r)
+	}
+	seg := func(i int) []byte { return testutil.Bytes(fmt.Sprintf("killed-%d", i), 50<<10+i) }
+	put := func(url, path string, body []byte) int {
+		req, _ := http.NewRequest(http.MethodPut, url+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer all")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	n, relay, ingest := start()
+	for i := range 3 {
+		put(ingest, fmt.Sprintf("k/index%d.ts", i), seg(i))
+		put(ingest, "k/index.m3u8", encoderPlaylist(0, i, false))
+	}
+	before := map[uint64]cid.Cid{}
+	for seq := range uint64(3) {
+		c, ok := relay.Streams().Segment("k", seq)
+		if !ok {
+			t.Fatalf("segment %d was not announced", seq)
+		}
+		before[seq] = c
+	}
+	_ = relay.Close()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The encoder's upload of index3.ts went to the dead publisher; it
+	// goes on with index4.ts, listing 2–4.
+	n, relay, ingest = start()
+	if got := put(ingest, "k/index4.ts", seg(4)); got != http.StatusCreated {
+		t.Fatalf("a segment after the restart: %d", got)
+	}
+	if got := put(ingest, "k/index.m3u8", encoderPlaylist(2, 4, false)); got != http.StatusNoContent {
+		t.Fatalf("a playlist after the restart: %d", got)
+	}
+	for seq, c := range before {
+		if got, _ := relay.Streams().Segment("k", seq); got != c {
+			t.Errorf("after the restart segment %d names %s, before %s", seq, got, c)
+		}
+	}
+	if last, _ := relay.Streams().Last("k"); last != 3 {
+		t.Fatalf("the segment uploaded after the restart is number %d, want 3", last)
+	}
+	playlist, _, _ := relay.Streams().Playlist("k", live.PlaylistOptions{Window: 6})
+	if !bytes.Contains(playlist, []byte("#EXT-X-DISCONTINUITY\n")) {
+		t.Errorf("no discontinuity after the restart:\n%s", playlist)
+	}
+	put(ingest, "k/index5.ts", seg(5))
+	if got := put(ingest, "k/index.m3u8", encoderPlaylist(3, 5, true)); got != http.StatusNoContent {
+		t.Fatalf("the final playlist: %d", got)
+	}
+	vod, ok := relay.Streams().End("k")
+	if !ok {
+		t.Fatal("the event did not end")
+	}
+	for i, want := range [][]byte{seg(0), seg(1), seg(2), seg(4), seg(5)} {
+		f, err := unixfsFile(n, vod, fmt.Sprintf("%d.ts", i))
+		if err != nil || !bytes.Equal(f, want) {
+			t.Errorf("segment %d of the recording: %v, equal %v", i, err, bytes.Equal(f, want))
+		}
+	}
+	_ = relay.Close()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, ingest = start()
+	if got := put(ingest, "k/index6.ts", seg(6)); got != http.StatusConflict {
+		t.Errorf("a segment for the ended stream after a restart: %d, want 409", got)
+	}
+}
+
+// unixfsFile reads the file at name in the directory dir, through a
+// gateway over n.
+func unixfsFile(n *node.Node, dir cid.Cid, name string) ([]byte, error) {
+	gw, err := testutil.OpenGateway(n, gateway.Config{Resolvers: []gateway.Resolver{gateway.IPFSPaths{}}})
+	if err != nil {
+		return nil, err
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ipfs/" + dir.String() + "/" + name)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return io.ReadAll(resp.Body)
+}
