@@ -75,7 +75,7 @@ func newNodeMetrics() *nodeMetrics {
 		liveDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pacman",
 			Name:      "live_dropped_total",
-			Help:      "Live announcements refused, by reason: untrusted (a key not in live_trust), forged (a signature that does not verify), malformed, stale (too old) or replayed.",
+			Help:      "Live announcements refused, by reason: rate (a peer over its gossip rate, ignored unread), untrusted (a key not in live_trust), forged (a signature that does not verify), malformed, stale (too old) or replayed.",
 		}, []string{"reason"}),
 	}
 }

@@ -61,7 +61,7 @@ type Observer interface {
 	// Held: the node holds a segment of stream, since after it was
 	// announced.
 	Held(stream string, since time.Duration)
-	// Dropped: an announcement was refused, for reason (untrusted,
+	// Dropped: an announcement was refused, for reason (rate, untrusted,
 	// forged, malformed, stale, replayed).
 	Dropped(reason string)
 }
@@ -92,6 +92,7 @@ type Relay struct {
 	log     *zap.Logger
 	trusted atomic.Pointer[map[peer.ID]bool]
 	journal Journal // what this node announced; set before it publishes
+	guard   *gossipGuard
 
 	ctx    context.Context // ends when the relay closes
 	cancel context.CancelFunc
@@ -130,13 +131,18 @@ func (r *Relay) spawn(f func()) {
 // NewRelay starts gossipsub on h and follows the stream directory.
 func NewRelay(h host.Host, key crypto.PrivKey, fetch Fetcher, obs Observer, log *zap.Logger) (*Relay, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, h)
+	banned, err := pubsub.NewTimeCachedBlacklist(gossipBan)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting gossipsub: %w", err)
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(maxAnnouncement), pubsub.WithBlacklist(banned))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting gossipsub: %w", err)
 	}
 	r := &Relay{
-		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log, journal: &memJournal{},
+		host: h, ps: ps, key: key, streams: NewStreams(), fetch: fetch, obs: obs, log: log, journal: &memJournal{}, guard: newGossipGuard(),
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, prefetches),
 		topics: map[string]*followed{}, gapAsk: map[string]time.Time{}, dirJoin: time.Now(),
 	}
@@ -265,20 +271,36 @@ func (r *Relay) drain(sub *pubsub.Subscription) {
 	}
 }
 
-// verify decodes and checks a message's announcement, counting refusals.
-func (r *Relay) verify(data []byte) (Announcement, Signed, bool) {
+// verify screens, decodes and checks a gossip message's announcement,
+// counting refusals. A peer over its rate is ignored before any work; one
+// that forwards forged or malformed announcements, which no honest peer
+// does, is dropped and ignored for gossipBan once it has sent
+// gossipStrikes of them.
+func (r *Relay) verify(msg *pubsub.Message) (Announcement, Signed, pubsub.ValidationResult) {
+	from := msg.ReceivedFrom
+	if !r.guard.allow(from) {
+		r.obs.Dropped("rate")
+		return Announcement{}, Signed{}, pubsub.ValidationIgnore
+	}
 	var s Signed
-	if err := json.Unmarshal(data, &s); err != nil {
-		r.obs.Dropped("malformed")
-		return Announcement{}, s, false
+	err := json.Unmarshal(msg.Data, &s)
+	var a Announcement
+	if err == nil {
+		a, err = Verify(s, r.isTrusted)
+	} else {
+		err = fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	a, err := Verify(s, r.isTrusted)
-	if err != nil {
-		r.obs.Dropped(reason(err))
-		r.log.Debug("refusing a live announcement", zap.Error(err))
-		return a, s, false
+	if err == nil {
+		return a, s, pubsub.ValidationAccept
 	}
-	return a, s, true
+	r.obs.Dropped(reason(err))
+	r.log.Debug("refusing a live announcement", zap.Stringer("from", from), zap.Error(err))
+	if (errors.Is(err, ErrForged) || errors.Is(err, ErrMalformed)) && r.guard.strike(from) {
+		r.log.Warn("dropping a peer that forwards forged live announcements", zap.Stringer("peer", from))
+		r.ps.BlacklistPeer(from)
+		_ = r.host.Network().ClosePeer(from)
+	}
+	return a, s, pubsub.ValidationReject
 }
 
 func reason(err error) string {
@@ -297,9 +319,9 @@ func reason(err error) string {
 
 // validateDirectory joins the streams announced in the directory.
 func (r *Relay) validateDirectory(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	a, _, ok := r.verify(msg.Data)
-	if !ok {
-		return pubsub.ValidationReject
+	a, _, res := r.verify(msg)
+	if res != pubsub.ValidationAccept {
+		return res
 	}
 	if time.Since(a.At) > maxAge {
 		return pubsub.ValidationIgnore
@@ -313,9 +335,9 @@ func (r *Relay) validateDirectory(_ context.Context, _ peer.ID, msg *pubsub.Mess
 // validateStream records a stream's announcement and fetches its segment;
 // only new announcements are relayed on.
 func (r *Relay) validateStream(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	a, s, ok := r.verify(msg.Data)
-	if !ok {
-		return pubsub.ValidationReject
+	a, s, res := r.verify(msg)
+	if res != pubsub.ValidationAccept {
+		return res
 	}
 	if !r.accept(a, s, true) {
 		return pubsub.ValidationIgnore
