@@ -218,7 +218,7 @@ func (s *Store) release(ctx context.Context, root cid.Cid) (PinReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	pins, err := s.Pins(ctx)
+	pins, err := s.listPins(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -272,8 +272,17 @@ type Pinned struct {
 	Incomplete bool
 }
 
-// Pins lists the pins.
+// Pins lists the pins. It waits for a pin or an unpin that is recording
+// its end, so a pin listed complete is on disk.
 func (s *Store) Pins(ctx context.Context) ([]Pinned, error) {
+	s.pinMu.RLock()
+	defer s.pinMu.RUnlock()
+	return s.listPins(ctx)
+}
+
+// listPins lists the pins; the caller holds pinMu, or needs no more than
+// what the store says now.
+func (s *Store) listPins(ctx context.Context) ([]Pinned, error) {
 	res, err := s.ds.Query(ctx, query.Query{Prefix: pinsPrefix.String()})
 	if err != nil {
 		return nil, fmt.Errorf("listing pins: %w", err)

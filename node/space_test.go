@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/pacman-cdn/pacman/chunker"
@@ -40,6 +41,7 @@ func TestFullDisk(t *testing.T) {
 	}
 
 	disk.free.Store(maxReserve + 512<<10) // room for half a MiB
+	time.Sleep(2 * spaceCheckEvery)       // what others write is seen at the next check
 	_, err = chunker.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("an import onto a full disk: %v, want ErrNoSpace", err)
@@ -56,6 +58,7 @@ func TestFullDisk(t *testing.T) {
 	}
 
 	disk.free.Store(2 << 30)
+	time.Sleep(2 * spaceCheckEvery)
 	if err := n.Keep(ctx, fetched); err != nil {
 		t.Fatal(err)
 	}
