@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,19 @@ http://localhost:9080 {
 	if got := put("a-token-of-16-chars-or-more", "show/index0.ts", make([]byte, 1<<20+1)); got != http.StatusRequestEntityTooLarge {
 		t.Errorf("a segment past max_segment_size: %d, want 413", got)
 	}
+	// An upload replaced before it is listed gives its storage back:
+	// its blocks become evictable (counted in the cache), not kept for
+	// good.
+	replaced := testutil.Bytes("caddy-live-replaced", 600<<10)
+	if got := put("a-token-of-16-chars-or-more", "show/index0.ts", replaced); got != http.StatusCreated {
+		t.Fatalf("PUT segment: %d", got)
+	}
 	if got := put("a-token-of-16-chars-or-more", "show/index0.ts", seg); got != http.StatusCreated {
 		t.Fatalf("PUT segment: %d", got)
+	}
+	if _, metrics := fetch(t, "http://localhost:2999/metrics"); !regexp.MustCompile(`(?m)^pacman_cache_bytes (6[0-9]{5}|[1-9][0-9]{6,})$`).Match(metrics) {
+		m := regexp.MustCompile(`(?m)^pacman_cache_bytes .*$`).Find(metrics)
+		t.Errorf("after an upload was replaced unlisted: %q, want its 600 KiB evictable", m)
 	}
 	playlist := "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\nindex0.ts\n"
 	if got := put("a-token-of-16-chars-or-more", "show/index.m3u8", []byte(playlist)); got != http.StatusNoContent {

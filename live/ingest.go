@@ -60,9 +60,13 @@ type Directory func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, e
 // #EXT-X-ENDLIST, or on DELETE of the playlist, the event becomes one
 // directory (its playlist and every segment) and its end is announced.
 type Ingest struct {
-	Relay          *Relay
-	Import         Importer
-	Directory      Directory
+	Relay     *Relay
+	Import    Importer
+	Directory Directory
+	// Discard, if set, gives back the storage of an upload that is
+	// dropped without being announced: replaced, pushed out of the
+	// uploads kept, or left over at the end.
+	Discard        func(ctx context.Context, c cid.Cid)
 	Tokens         []Token
 	MaxSegmentSize int64
 	Log            *zap.Logger
@@ -228,12 +232,17 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 		return
 	}
 	defer p.mu.Unlock()
-	if _, ok := p.uploads[file]; !ok {
+	if old, ok := p.uploads[file]; !ok {
 		p.order = append(p.order, file)
+	} else if old.cid != c {
+		in.discard(r.Context(), old.cid)
 	}
 	p.uploads[file] = upload{cid: c, at: time.Now()}
 	for len(p.order) > keptUploads {
-		delete(p.uploads, p.order[0])
+		if up, ok := p.uploads[p.order[0]]; ok {
+			in.discard(r.Context(), up.cid)
+			delete(p.uploads, p.order[0])
+		}
 		p.order = p.order[1:]
 	}
 	close(p.arrived)
@@ -310,6 +319,13 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// discard gives back the storage of an upload dropped unannounced.
+func (in *Ingest) discard(ctx context.Context, c cid.Cid) {
+	if in.Discard != nil {
+		in.Discard(ctx, c)
+	}
 }
 
 // announce announces, in order, the segments pl lists anew that have been
@@ -402,6 +418,10 @@ func (in *Ingest) record(ctx context.Context, stream string, p *publication) err
 		return err
 	}
 	p.ended = true
+	for name, up := range p.uploads { // uploaded, never listed
+		in.discard(ctx, up.cid)
+		delete(p.uploads, name)
+	}
 	in.Log.Info("live stream ended", zap.String("stream", stream), zap.Int("segments", len(segments)), zap.Stringer("vod", vod))
 	return nil
 }

@@ -194,29 +194,51 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 	return rep, nil
 }
 
-// release makes evictable the blocks of the DAG under root that no pin
+// Discard makes evictable the blocks of the DAGs under roots that no pin
+// reaches: what an import that failed, or an upload that will never be
+// announced, wrote. Imported blocks are otherwise kept for good, so
+// without it they would fill the disk. A root not held is skipped.
+func (s *Store) Discard(ctx context.Context, roots ...cid.Cid) (PinReport, error) {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	rep, err := s.release(ctx, roots...)
+	if err != nil {
+		return rep, fmt.Errorf("discarding %d DAGs: %w", len(roots), err)
+	}
+	return rep, nil
+}
+
+// release makes evictable the blocks of the DAGs under roots that no pin
 // reaches. The caller holds pinMu. It notes the blocks of root's DAG
 // held, then walks the other pins and strikes off what they reach: memory
 // in proportion to root's DAG, not to all that is pinned, and the other
 // pins' raw leaves are struck off by their CIDs alone, without a lookup.
-func (s *Store) release(ctx context.Context, root cid.Cid) (PinReport, error) {
+func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error) {
 	var rep PinReport
 	var mu sync.Mutex
 	held := map[string]int{} // by multihash, as blocks are stored: the size
-	err := walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
-		blk, size, err := s.held(ctx, c)
-		if err != nil || size < 0 {
-			return nil, err
-		}
-		if c.Prefix().MhType != identity {
+	for _, root := range roots {
+		err := walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			mu.Lock()
-			held[string(c.Hash())] = size
+			_, seen := held[string(c.Hash())]
 			mu.Unlock()
+			if seen {
+				return nil, nil // walked from another root
+			}
+			blk, size, err := s.held(ctx, c)
+			if err != nil || size < 0 {
+				return nil, err
+			}
+			if c.Prefix().MhType != identity {
+				mu.Lock()
+				held[string(c.Hash())] = size
+				mu.Unlock()
+			}
+			return links(blk)
+		})
+		if err != nil {
+			return rep, err
 		}
-		return links(blk)
-	})
-	if err != nil {
-		return rep, err
 	}
 	pins, err := s.listPins(ctx)
 	if err != nil {

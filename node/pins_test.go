@@ -367,3 +367,34 @@ func TestUnpinDuringPin(t *testing.T) {
 		t.Errorf("after the unpin, %d bytes are evictable (%v), want the %d bytes fetched", st.CacheBytes, err, len(data))
 	}
 }
+
+// TestDiscardLeavesPinnedBlocks: discarding what an unfinished import
+// wrote makes its own blocks evictable and leaves those a pin reaches.
+func TestDiscardLeavesPinnedBlocks(t *testing.T) {
+	ctx := context.Background()
+	n := testutil.NewNode(t)
+	a := testutil.Bytes("discard-shared", 3<<20)
+	b := append(slices.Clone(a), testutil.Bytes("discard-own", 2<<20)...)
+	ra, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.PinHeld(ctx, ra); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(b)) // never pinned
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := n.Discard(ctx, rb, cid.Undef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b's own: its root and its two last leaves; a's three leaves stay.
+	if rep.Blocks != 3 || rep.Bytes < 2<<20 || rep.Bytes > 2<<20+1<<10 {
+		t.Errorf("discarded %+v, want b's root and its 2 MiB of own leaves", rep)
+	}
+	if st, _ := n.Stats(ctx); st.CacheBytes != rep.Bytes {
+		t.Errorf("the cache holds %d bytes after the discard, want %d", st.CacheBytes, rep.Bytes)
+	}
+}

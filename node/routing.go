@@ -196,6 +196,12 @@ func (n *Node) PinHeld(ctx context.Context, root cid.Cid) (PinReport, error) {
 // Store.Sync): what a caller reports saved after it survives a crash.
 func (n *Node) Sync(ctx context.Context) error { return n.store.Sync(ctx) }
 
+// Discard makes evictable what the DAGs under roots hold that no pin
+// reaches (see Store.Discard).
+func (n *Node) Discard(ctx context.Context, roots ...cid.Cid) (PinReport, error) {
+	return n.store.Discard(ctx, roots...)
+}
+
 // Unpin removes the pin of root (see Store.Unpin).
 func (n *Node) Unpin(ctx context.Context, root cid.Cid) (PinReport, error) {
 	return n.store.Unpin(ctx, root)
