@@ -41,6 +41,10 @@ const (
 	ForReadahead Reason = "readahead"
 	// ForFleet is a block a fleet peer asked this edge, its owner, for.
 	ForFleet Reason = "fleet"
+	// ForRefetch is a leaf read again for a client that fell behind:
+	// its first copy went back to make room while the client was stuck.
+	// It was delivered once already, and is not counted again.
+	ForRefetch Reason = "refetch"
 )
 
 // Want is one block a request needs.

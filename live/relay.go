@@ -319,15 +319,22 @@ func reason(err error) string {
 
 // validateDirectory joins the streams announced in the directory.
 func (r *Relay) validateDirectory(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	a, _, res := r.verify(msg)
+	a, s, res := r.verify(msg)
 	if res != pubsub.ValidationAccept {
 		return res
 	}
 	if time.Since(a.At) > maxAge {
 		return pubsub.ValidationIgnore
 	}
-	if _, err := r.follow(a.Stream, false); err != nil {
+	_, joined, err := r.follow(a.Stream, false)
+	if err != nil {
 		r.log.Warn("joining a live stream", zap.String("stream", a.Stream), zap.Error(err))
+	}
+	if joined {
+		// The stream's own topic was joined too late for this one:
+		// recorded now, so a late joiner lists the stream from its
+		// first segment on, never from a later one back.
+		r.accept(a, s, false)
 	}
 	return pubsub.ValidationAccept
 }
@@ -411,48 +418,49 @@ func (r *Relay) prefetch(a Announcement) {
 // of the peers. Joining again does nothing. Streams announced by a trusted
 // publisher are followed without it, until they go idle.
 func (r *Relay) Join(stream string) error {
-	_, err := r.follow(stream, true)
+	_, _, err := r.follow(stream, true)
 	return err
 }
 
 // errTooManyStreams says the relay follows as many streams as it may.
 var errTooManyStreams = fmt.Errorf("already following %d live streams", maxStreams)
 
-// follow joins stream's topic, unless the relay is on it already; kept
-// streams are never left for being idle.
-func (r *Relay) follow(stream string, kept bool) (*followed, error) {
+// follow joins stream's topic, unless the relay is on it already, and
+// reports whether it joined it now; kept streams are never left for being
+// idle.
+func (r *Relay) follow(stream string, kept bool) (*followed, bool, error) {
 	if !ValidName(stream) {
-		return nil, fmt.Errorf("%q is not a stream name", stream)
+		return nil, false, fmt.Errorf("%q is not a stream name", stream)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f := r.topics[stream]; f != nil {
 		f.kept = f.kept || kept
-		return f, nil
+		return f, false, nil
 	}
 	if len(r.topics) >= maxStreams {
-		return nil, errTooManyStreams
+		return nil, false, errTooManyStreams
 	}
 	name := topicOf(stream)
 	if err := r.ps.RegisterTopicValidator(name, r.validateStream); err != nil {
-		return nil, fmt.Errorf("validating stream %s: %w", stream, err)
+		return nil, false, fmt.Errorf("validating stream %s: %w", stream, err)
 	}
 	t, err := r.ps.Join(name)
 	if err != nil {
 		_ = r.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("joining stream %s: %w", stream, err)
+		return nil, false, fmt.Errorf("joining stream %s: %w", stream, err)
 	}
 	sub, err := t.Subscribe()
 	if err != nil {
 		_ = t.Close()
 		_ = r.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("following stream %s: %w", stream, err)
+		return nil, false, fmt.Errorf("following stream %s: %w", stream, err)
 	}
 	f := &followed{topic: t, sub: sub, joined: time.Now(), kept: kept}
 	r.topics[stream] = f
 	r.spawn(func() { r.drain(sub) })
 	r.spawn(func() { r.askWindow(r.ctx, stream) })
-	return f, nil
+	return f, true, nil
 }
 
 // sweep leaves, every sweepEvery, the streams followed because they were
@@ -513,7 +521,7 @@ func (r *Relay) Sync(ctx context.Context, stream string) {
 // Publish signs a and sends it to the stream's followers and the
 // directory; the relay records it like any other.
 func (r *Relay) Publish(ctx context.Context, a Announcement) error {
-	f, err := r.follow(a.Stream, false)
+	f, _, err := r.follow(a.Stream, false)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func TestRelayLeavesIdleStreams(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	for _, s := range []string{"idle", "busy"} {
-		if _, err := r.follow(s, false); err != nil {
+		if _, _, err := r.follow(s, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +54,7 @@ func TestRelayLeavesIdleStreams(t *testing.T) {
 		t.Error("the idle stream is still followed")
 	}
 	// Left, it can be followed again.
-	if _, err := r.follow("idle", false); err != nil {
+	if _, _, err := r.follow("idle", false); err != nil {
 		t.Errorf("following the idle stream again: %v", err)
 	}
 }

@@ -142,18 +142,16 @@ func (s *Streams) Ready(name string, seq uint64) {
 	}
 }
 
-// listed returns the segments listed: those held, up to the first not held
-// yet after the first held. The caller holds s.mu.
+// listed returns the segments listed: those held from the first one on,
+// up to the first not held yet (a prefetch that fails lists its segment
+// anyway). A later segment held first waits for those before it, so a
+// playlist's media sequence never goes back. The caller holds s.mu.
 func (st *stream) listed() []*segment {
-	start := 0
-	for start < len(st.segs) && !st.segs[start].ready {
-		start++
-	}
-	end := start
+	end := 0
 	for end < len(st.segs) && st.segs[end].ready {
 		end++
 	}
-	return st.segs[start:end]
+	return st.segs[:end]
 }
 
 // Segment returns the CID of segment seq of stream, if announced.

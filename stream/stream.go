@@ -142,9 +142,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 	defer timer.Stop()
 	// A write the client has not taken within slowWrite makes the
 	// leaves fetched ahead give their budget back (see ahead).
-	stuck := time.AfterFunc(time.Hour, ah.stuck)
-	stuck.Stop()
-	defer stuck.Stop()
+	ah.timer = time.AfterFunc(time.Hour, ah.stuck)
+	ah.timer.Stop()
+	defer ah.timer.Stop()
 	cur := -1
 	var (
 		w     io.Writer
@@ -172,11 +172,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		sp := spans[sl.span]
 		lo := max(sp.Start-sl.leaf.Offset, 0)
 		hi := min(sp.End-sl.leaf.Offset, sl.leaf.Size)
-		stuck.Reset(slowWrite)
+		ah.writing(true)
 		_, err = w.Write(data[lo:hi])
-		if !stuck.Stop() {
-			ah.unstuck()
-		}
+		ah.writing(false)
 		if err != nil {
 			return fmt.Errorf("writing to client: %w", err)
 		}
@@ -203,16 +201,37 @@ const slowWrite = 200 * time.Millisecond
 
 // ahead is a stream's leaves launched and not yet taken, oldest first.
 // Budget tokens bound the leaves fetched ahead of clients that keep up:
-// while the client is stuck on a write, the leaves fetched ahead of it give
-// their data and tokens back, and are fetched again (from the store, where
-// the hedge put them) when the client catches up. The leaf being written is
-// the connection's own cost, so slow readers, however many, cannot hold
-// the budget that other requests need.
+// while the client is stuck on a write and the budget is more than half
+// taken, the leaves fetched ahead of it give their data and tokens back,
+// and are read again (from the store, where the hedge put them) when the
+// client catches up. The leaf being written is the connection's own cost,
+// so slow readers, however many, cannot hold the budget that other
+// requests need; with room to spare, nothing is given back.
 type ahead struct {
-	s       *RangeStreamer
-	mu      sync.Mutex // guards slots and blocked
-	slots   []*slot
-	blocked bool // the client is stuck on a write
+	s     *RangeStreamer
+	timer *time.Timer // fires stuck while a write lasts
+	mu    sync.Mutex  // guards slots, inWrite and blocked
+	slots []*slot
+	// inWrite is set while the client is being written to, blocked once
+	// that has lasted slowWrite.
+	inWrite, blocked bool
+}
+
+// writing notes that a write to the client starts or has ended.
+func (a *ahead) writing(on bool) {
+	a.mu.Lock()
+	a.inWrite, a.blocked = on, false
+	a.mu.Unlock()
+	if on {
+		a.timer.Reset(slowWrite)
+	} else {
+		a.timer.Stop()
+	}
+}
+
+// pressed reports whether more than half the budget is taken.
+func (a *ahead) pressed() bool {
+	return a.s.Budget != nil && 2*len(a.s.Budget) > cap(a.s.Budget)
 }
 
 // add appends a launched slot.
@@ -240,7 +259,7 @@ func (a *ahead) take(ctx context.Context, g Getter, sl *slot) ([]byte, error) {
 	if !evicted {
 		return data, nil
 	}
-	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size})
+	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size, Reason: hedge.ForRefetch})
 	if err != nil {
 		return nil, fmt.Errorf("fetching leaf %s again: %w", sl.leaf.Cid, err)
 	}
@@ -275,35 +294,36 @@ func (a *ahead) evict(sl *slot) {
 }
 
 // fetched is called when sl's fetch ends: a leaf that arrives while the
-// client is stuck is evicted at once.
+// client is stuck, and the budget pressed, is evicted at once.
 func (a *ahead) fetched(sl *slot) {
 	a.mu.Lock()
 	blocked := a.blocked
 	a.mu.Unlock()
-	if blocked {
+	if blocked && a.pressed() {
 		a.evict(sl)
 	}
 }
 
-// stuck marks the client stuck and evicts the leaves fetched ahead.
+// stuck runs while a write has lasted slowWrite: it marks the client
+// stuck and, while the budget is pressed, evicts the leaves fetched
+// ahead. It looks again every slowWrite until the write ends.
 func (a *ahead) stuck() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.inWrite {
+		return
+	}
 	a.blocked = true
-	for _, sl := range a.slots {
-		select {
-		case <-sl.done:
-			a.evict(sl)
-		default: // evicted by fetched, if the client is still stuck
+	if a.pressed() {
+		for _, sl := range a.slots {
+			select {
+			case <-sl.done:
+				a.evict(sl)
+			default: // evicted by fetched, if the client is still stuck
+			}
 		}
 	}
-}
-
-// unstuck marks the client as keeping up again.
-func (a *ahead) unstuck() {
-	a.mu.Lock()
-	a.blocked = false
-	a.mu.Unlock()
+	a.timer.Reset(slowWrite)
 }
 
 // release gives back every token still held.
