@@ -221,7 +221,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, caps, hostAddrs(h.Network()),
 		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
-	net := bsnetwork.BitSwapNetwork(out)
+	net := bsnetwork.BitSwapNetwork(newWantGate(out, hostAddrs(h.Network())))
 	rt, err := newRouter(ctx, h, store, cfg.Routing)
 	if err != nil {
 		stop()
