@@ -100,6 +100,7 @@ type Node struct {
 	router        *router
 	net           bsnetwork.BitSwapNetwork
 	out           *outbox
+	gate          *wantGate
 	stop          context.CancelFunc // ends the node's background work
 	background    sync.WaitGroup
 	closeOnce     sync.Once
@@ -221,7 +222,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, caps, hostAddrs(h.Network()),
 		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
-	net := bsnetwork.BitSwapNetwork(newWantGate(out, hostAddrs(h.Network())))
+	gate := newWantGate(out, hostAddrs(h.Network()))
+	net := bsnetwork.BitSwapNetwork(gate)
 	rt, err := newRouter(ctx, h, store, cfg.Routing)
 	if err != nil {
 		stop()
@@ -262,6 +264,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		router:  rt,
 		net:     net,
 		out:     out,
+		gate:    gate,
 		log:     log,
 	}
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.disconnected})
@@ -402,6 +405,9 @@ type Stats struct {
 	// SeedDropped is the number of answers to peers dropped because the
 	// peer was not reading them.
 	SeedDropped uint64
+	// WantsCut is the number of peers' wants the bitswap server never
+	// saw: past their peer's or address's rate.
+	WantsCut uint64
 	// Reprovides is the number of full announcement rounds completed;
 	// LastReprovide is when the last one ran (zero if none has).
 	Reprovides    uint64
@@ -413,6 +419,7 @@ func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Peers: len(n.host.Network().Peers())}
 	st.CacheBytes, st.Evictions = n.cache.stats()
 	st.SeedDropped = uint64(n.out.drops.Load())
+	st.WantsCut = uint64(n.gate.cut.Load())
 	if ps, err := n.router.provider.Stat(); err == nil {
 		st.Reprovides, st.LastReprovide = ps.TotalReprovides, ps.LastRun
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -37,6 +38,7 @@ const (
 type wantGate struct {
 	bsnetwork.BitSwapNetwork
 	addrOf func(peer.ID) string // a peer's IP address, "" if not known
+	cut    atomic.Int64           // wants cut since start
 
 	mu    sync.Mutex // guards peers and addrs
 	peers *simplelru.LRU[peer.ID, *rate.Limiter]
@@ -102,6 +104,7 @@ func (r gatedReceiver) ReceiveMessage(ctx context.Context, p peer.ID, msg bsmsg.
 	}
 	if wants > 0 {
 		if n := r.g.admit(p, wants, time.Now()); n < wants {
+			r.g.cut.Add(int64(wants - n))
 			msg = keepWants(msg, n)
 		}
 	}

@@ -76,22 +76,7 @@ func newBed(t *testing.T) *bed {
 	b.edge = testutil.NewNode(t, b.pub.AddrInfo())
 	b.pubRelay = relayOn(t, b.pub, &counts{dropped: map[string]int{}})
 	b.edgeRelay = relayOn(t, b.edge, b.edgeCounts, b.pub.Host().ID())
-	ctx := context.Background()
-	in := &live.Ingest{
-		Relay: b.pubRelay,
-		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
-			return chunker.Import(ctx, b.pub.DAG(), r)
-		},
-		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-			return chunker.Directory(ctx, b.pub.DAG(), entries)
-		},
-		Tokens:         []live.Token{{Secret: "all"}, {Secret: "only-b", Streams: []string{"b"}}},
-		MaxSegmentSize: 1 << 20,
-		Log:            testutil.Logger(t),
-	}
-	isrv := httptest.NewServer(in)
-	t.Cleanup(isrv.Close)
-	b.ingest = isrv.URL + "/ingest/"
+	b.ingest = ingestOn(t, b.pub, b.pubRelay)
 	gw, err := testutil.OpenGateway(b.edge, gateway.Config{Resolvers: []gateway.Resolver{
 		liveres.New(b.edgeRelay, b.edge.Keep, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
 		gateway.IPFSPaths{},
@@ -102,7 +87,6 @@ func newBed(t *testing.T) *bed {
 	gsrv := httptest.NewServer(gw)
 	t.Cleanup(gsrv.Close)
 	b.gateway = gsrv.URL
-	_ = ctx
 	return b
 }
 
@@ -432,19 +416,7 @@ func TestLivePublisherRestart(t *testing.T) {
 			t.Fatal("the restarted publisher never reached the edge")
 		}
 	}
-	in := &live.Ingest{
-		Relay: relay,
-		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
-			return chunker.Import(ctx, again.DAG(), r)
-		},
-		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-			return chunker.Directory(ctx, again.DAG(), entries)
-		},
-		Tokens: []live.Token{{Secret: "all"}}, MaxSegmentSize: 1 << 20, Log: testutil.Logger(t),
-	}
-	srv := httptest.NewServer(in)
-	t.Cleanup(srv.Close)
-	b.ingest = srv.URL + "/ingest/"
+	b.ingest = ingestOn(t, again, relay)
 	b.put(t, "all", "s/index0.ts", []byte("second run, segment 0"))
 	if got := b.put(t, "all", "s/index.m3u8", encoderPlaylist(0, 0, false)); got != http.StatusNoContent {
 		t.Fatalf("PUT after the restart: %d", got)
@@ -542,7 +514,9 @@ func ingestOn(t *testing.T, n *node.Node, relay *live.Relay) string {
 		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
 			return chunker.Directory(ctx, n.DAG(), entries)
 		},
-		Tokens: []live.Token{{Secret: "all"}}, MaxSegmentSize: 1 << 20, Log: testutil.Logger(t),
+		Tokens:         []live.Token{{Secret: "all"}, {Secret: "only-b", Streams: []string{"b"}}},
+		MaxSegmentSize: 1 << 20,
+		Log:            testutil.Logger(t),
 	}
 	srv := httptest.NewServer(in)
 	t.Cleanup(srv.Close)
