@@ -38,7 +38,7 @@ const (
 type wantGate struct {
 	bsnetwork.BitSwapNetwork
 	addrOf func(peer.ID) string // a peer's IP address, "" if not known
-	cut    atomic.Int64           // wants cut since start
+	cut    atomic.Int64         // wants cut since start
 
 	mu    sync.Mutex // guards peers and addrs
 	peers *simplelru.LRU[peer.ID, *rate.Limiter]
