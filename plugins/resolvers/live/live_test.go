@@ -631,7 +631,11 @@ func TestLivePublisherKilledResumes(t *testing.T) {
 	if last, _ := relay.Streams().Last("k"); last != 3 {
 		t.Fatalf("the segment uploaded after the restart is number %d, want 3", last)
 	}
-	playlist, _, _ := relay.Streams().Playlist("k", live.PlaylistOptions{Window: 6})
+	// Listed once the publisher's own relay has it ready.
+	var playlist []byte
+	for deadline := time.Now().Add(5 * time.Second); !bytes.Contains(playlist, []byte("\n3.ts\n")) && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		playlist, _, _ = relay.Streams().Playlist("k", live.PlaylistOptions{Window: 6})
+	}
 	if !bytes.Contains(playlist, []byte("#EXT-X-DISCONTINUITY\n")) {
 		t.Errorf("no discontinuity after the restart:\n%s", playlist)
 	}
