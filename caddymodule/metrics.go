@@ -161,7 +161,7 @@ var nodeStats = []nodeStat{
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.Evictions) }},
 	{prometheus.NewDesc("pacman_seed_dropped_total", "Answers to peers dropped because the peer was not reading them.", nil, nil),
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.SeedDropped) }},
-	{prometheus.NewDesc("pacman_wants_cut_total", "Peers' wants the bitswap server never saw: past 1 000/s per peer or 16 000/s per address.", nil, nil),
+	{prometheus.NewDesc("pacman_wants_cut_total", "Peers' wants the bitswap server never saw: past 4 000/s per peer or 64 000/s per address.", nil, nil),
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.WantsCut) }},
 }
 

@@ -159,8 +159,9 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 		t.Cleanup(srv.Close)
 		edges[i] = &edge{node: n, fleet: f, url: srv.URL + "/ipfs/" + root.String(), obs: obs}
 	}
-	// Wait until every edge sees the others as live members.
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait until every edge sees the others as live members: on a loaded
+	// machine a static peer's redial can wait out libp2p's back-off.
+	deadline := time.Now().Add(30 * time.Second)
 	for _, e := range edges {
 		for len(e.fleet.Members()) < k-1 {
 			if time.Now().After(deadline) {

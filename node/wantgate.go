@@ -15,10 +15,13 @@ import (
 
 const (
 	// wantRate and wantBurst bound the wants one peer may hand the
-	// bitswap server: a leecher at a gigabit asks some hundreds a
-	// second; a flood asks tens of thousands.
-	wantRate  = 1000
-	wantBurst = 4096
+	// bitswap server: a busy edge asks a peer a few thousand a second
+	// (a want-have and a want-block per leaf, many streams at once); a
+	// flood asks tens of thousands. A cut want gets no answer, and a
+	// pacman client drops a peer that leaves want-blocks unanswered, so
+	// honest peers must stay well under it.
+	wantRate  = 4000
+	wantBurst = 16384
 	// addressWantRate and addressWantBurst bound the wants of all the
 	// peers at one address together: peer IDs are free, addresses not.
 	// Twice what the peers one address may connect (8) may ask at their
