@@ -28,10 +28,12 @@ func cachedKey(c cid.Cid) datastore.Key {
 
 // cache bounds the bytes of fetched blocks in the store, evicting the least
 // recently used. Pinned blocks (see Store.Pin) are not tracked and never
-// evicted. A
-// block read or stored within grace is not evicted either, so a stream's
-// window and the readahead for a player's next request stay put: the cap
-// is exceeded for a while rather than evicting what is about to be read.
+// evicted. A block read or stored within grace is not evicted either, so a
+// stream's window and the readahead for a player's next request stay put:
+// the limit is exceeded for a while rather than evicting what is about to
+// be read. Grace yields, though, once fresh blocks reach twice the limit or
+// the disk runs low: then the least recently used go whatever their age,
+// and a block evicted too soon is only fetched again.
 type cache struct {
 	store *Store
 	limit int64
@@ -203,16 +205,19 @@ func (c *cache) evictor() {
 }
 
 // evict removes least recently used blocks until the cache is within its
-// limit or the oldest block is within grace.
+// limit, or the oldest block is within grace while the cache is below
+// twice its limit and the disk has room.
 func (c *cache) evict() {
 	if c.limit <= 0 {
 		return
 	}
 	ctx := context.Background()
+	low := c.store.space.low()
 	for {
 		c.mu.Lock()
 		el := c.lru.Back()
-		if c.bytes <= c.limit || el == nil || time.Since(el.Value.(*cacheEntry).used) < c.grace {
+		fresh := el != nil && time.Since(el.Value.(*cacheEntry).used) < c.grace
+		if c.bytes <= c.limit || el == nil || fresh && c.bytes <= 2*c.limit && !low {
 			c.mu.Unlock()
 			return
 		}

@@ -133,28 +133,37 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 // TestCacheGraceKeepsFreshBlocks: blocks stored within the grace period
-// are never evicted, even far over the limit; once it passes they are.
+// are not evicted up to twice the limit; past that the least recently used
+// go even within it; once it passes, the cache goes down to its limit.
 func TestCacheGraceKeepsFreshBlocks(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.New(ctx, node.Config{DataDir: t.TempDir(), CacheSize: 256 << 10, CacheGrace: 2 * time.Second})
+	const limit = 1 << 20
+	n, err := node.New(ctx, node.Config{DataDir: t.TempDir(), CacheSize: limit, CacheGrace: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	fetched := newBlocks("fresh", 8, 256<<10)
-	for _, blk := range fetched {
+	fetched := newBlocks("fresh", 9, 256<<10)
+	for _, blk := range fetched[:8] {
 		if err := n.Keep(ctx, blk); err != nil {
 			t.Fatal(err)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	for i, blk := range fetched {
+	for i, blk := range fetched[:8] {
 		if !has(t, n, blk) {
-			t.Fatalf("block %d evicted within its grace period", i)
+			t.Fatalf("block %d evicted within its grace period, with the cache at twice its limit", i)
 		}
 	}
-	st := waitCache(t, n, 256<<10)
-	if st.Evictions != 7 {
-		t.Errorf("%d evictions after the grace period, want 7", st.Evictions)
+	if err := n.Keep(ctx, fetched[8]); err != nil {
+		t.Fatal(err)
+	}
+	waitCache(t, n, 2*limit)
+	if has(t, n, fetched[0]) || !has(t, n, fetched[1]) || !has(t, n, fetched[8]) {
+		t.Error("past twice the limit, not just the least recently used block went")
+	}
+	st := waitCache(t, n, limit)
+	if st.Evictions != 5 {
+		t.Errorf("%d evictions after the grace period, want 5", st.Evictions)
 	}
 }

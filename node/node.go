@@ -65,9 +65,10 @@ type Config struct {
 	// least recently used are evicted past it. Pinned blocks (imports
 	// are pinned) are not counted and never evicted. Zero means no bound.
 	CacheSize int64
-	// CacheGrace is how long a block read or stored is safe from
+	// CacheGrace is how long a block read or stored is spared from
 	// eviction, so blocks a stream or readahead just fetched stay until
-	// they are read. Default 1m.
+	// they are read: up to twice CacheSize, and only while the disk has
+	// room. Default 1m.
 	CacheGrace time.Duration
 	// SwarmKey, if set, makes the node's swarm private (libp2p pnet, the
 	// swarm.key of Kubo): only peers with the same key can connect, over

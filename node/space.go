@@ -53,12 +53,8 @@ func (d *diskSpace) take(n int64) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if now := time.Now(); now.Sub(d.checked) > spaceCheckEvery || d.free-n < d.reserve {
-		free, _, err := d.stat(d.dir)
-		if err != nil {
-			return nil // unknown: let the write find out
-		}
-		d.free, d.checked = free, now
+	if !d.refresh(d.free-n < d.reserve) {
+		return nil // unknown: let the write find out
 	}
 	if d.free-n < d.reserve {
 		return fmt.Errorf("%w: %s free in %s, %s kept back", ErrNoSpace,
@@ -66,4 +62,31 @@ func (d *diskSpace) take(n int64) error {
 	}
 	d.free -= n
 	return nil
+}
+
+// low reports whether the disk has less than twice the reserve free: time
+// for the cache to make room before writes are refused.
+func (d *diskSpace) low() bool {
+	if d.reserve == 0 {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refresh(false) && d.free < 2*d.reserve
+}
+
+// refresh asks the filesystem for its free space if the last answer is
+// older than spaceCheckEvery, or if force. It reports whether free is
+// known. d.mu must be held.
+func (d *diskSpace) refresh(force bool) bool {
+	now := time.Now()
+	if !force && now.Sub(d.checked) <= spaceCheckEvery {
+		return true
+	}
+	free, _, err := d.stat(d.dir)
+	if err != nil {
+		return false
+	}
+	d.free, d.checked = free, now
+	return true
 }

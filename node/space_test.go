@@ -66,3 +66,48 @@ func TestFullDisk(t *testing.T) {
 		t.Error("with room again, a fetched block is not kept")
 	}
 }
+
+// TestLowDiskOverridesGrace: fetched blocks within their grace may take the
+// cache past its limit while the disk has room; once the disk runs low the
+// least recently used go at once, whatever their age.
+func TestLowDiskOverridesGrace(t *testing.T) {
+	ctx := context.Background()
+	const limit = 4 << 20
+	n, err := New(ctx, Config{DataDir: t.TempDir(), Logger: zap.NewNop(), CacheSize: limit, CacheGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	disk := &fakeDisk{}
+	disk.free.Store(2 << 30)
+	n.store.space = newDiskSpace("fake", disk.stat)
+	keep := func(i int) {
+		t.Helper()
+		if err := n.Keep(ctx, blocks.NewBlock(bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		keep(i)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if bytes, _ := n.cache.stats(); bytes != 6<<20 {
+		t.Fatalf("with room on disk, the cache holds %d bytes of fresh blocks, want all 6 MiB", bytes)
+	}
+
+	disk.free.Store(2*maxReserve - 1)
+	time.Sleep(2 * spaceCheckEvery)
+	keep(6)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		bytes, evictions := n.cache.stats()
+		if bytes <= limit {
+			t.Logf("disk low: %d evictions, %d bytes cached", evictions, bytes)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with the disk low, the cache still holds %d bytes, limit %d", bytes, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

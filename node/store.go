@@ -74,8 +74,13 @@ func OpenStore(dir string) (*Store, error) {
 			Enabled:               true,
 			MinimumSize:           4 << 10,
 			MaxBlobReferenceDepth: 10,
-			RewriteMinimumAge:     time.Hour,
-			TargetGarbageRatio:    0.2,
+			// A blob file is rewritten without its evicted blocks
+			// once it is 2 s old: a cache that keeps one hot block of
+			// each 64 MiB flush would otherwise hold every flush's
+			// whole file (768 MiB on disk behind a 16 MiB cache in
+			// TestCacheBoundsTheDisk at an hour's age, 60 MiB at 2 s).
+			RewriteMinimumAge:  2 * time.Second,
+			TargetGarbageRatio: 0.2,
 		}
 	}
 	// A block cache of 128 MiB (pebble's default is 8) keeps the leaves
