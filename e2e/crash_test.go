@@ -221,7 +221,8 @@ func TestSavedSurvivesKill9(t *testing.T) {
 
 // TestFullDiskThroughCaddy: a store on a full disk (a 512 MiB tmpfs) makes
 // `caddy pacman add` fail at once with the reason, not hang; the content
-// held is still served byte-exact; SIGTERM stops Caddy promptly; and it
+// held, and content fetched from a peer without being kept, is still
+// served byte-exact; SIGTERM stops Caddy promptly; and it
 // starts again on the same store. The review saw an add hang for 120 s,
 // pebble spin on ENOSPC, a shutdown ignored and a restart that failed.
 func TestFullDiskThroughCaddy(t *testing.T) {
@@ -249,8 +250,17 @@ func TestFullDiskThroughCaddy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "big.bin"), testutil.Bytes("full-big", 600<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A seeder of a file the full edge does not hold.
+	seederDir, seederID := newDataDir(t)
+	remote := testutil.Bytes("full-remote", 40<<20+5)
+	if err := os.WriteFile(filepath.Join(src, "remote.bin"), remote, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remoteCID := addContent(t, seederDir, filepath.Join(src, "remote.bin"))
+	seeder := startPacmanApp(t, "", seederDir, seederID, map[string]any{})
+
 	admin := fmt.Sprintf("localhost:%d", freePort(t))
-	p := startPacmanApp(t, admin, dataDir, id, map[string]any{"cache_size": 16 << 20})
+	p := startPacmanApp(t, admin, dataDir, id, map[string]any{"cache_size": 16 << 20, "peers": []string{seeder.P2P}})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -262,6 +272,10 @@ func TestFullDiskThroughCaddy(t *testing.T) {
 	t.Logf("add refused after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
 	if code, body, err := getBody(p.URL + "/ipfs/" + smallCID); err != nil || code != 200 || !bytes.Equal(body, small) {
 		t.Errorf("the held file on a full disk: %d, equal %v, %v", code, bytes.Equal(body, small), err)
+	}
+	// The review saw such a GET answer 200 and stop at 23 of 40 MiB.
+	if code, body, err := getBody(p.URL + "/ipfs/" + remoteCID); err != nil || code != 200 || !bytes.Equal(body, remote) {
+		t.Errorf("a file fetched from a peer onto a full disk: %d, %d of %d bytes, equal %v, %v", code, len(body), len(remote), bytes.Equal(body, remote), err)
 	}
 	start = time.Now()
 	stop(p.cmd)
