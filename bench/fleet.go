@@ -135,7 +135,7 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge,
 		cfg := gateway.Config{
 			Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
 			Sources:   []hedge.Source{src},
-			Local:     blockservice.New(n.Blockstore(), nil),
+			Local:     n.Store(),
 		}
 		if fleetOn {
 			cfg.Fleet = f

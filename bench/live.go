@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/boxo/blockservice"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -74,7 +73,7 @@ func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) 
 		check(err)
 		n := ln.n
 		peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })
-		cfg := hedge.Config{Local: blockservice.New(n.Blockstore(), nil), Sources: []hedge.Source{peers}}
+		cfg := hedge.Config{Local: n.Store(), Sources: []hedge.Source{peers}}
 		if fleetOn {
 			cfg.Fleet = f
 		}

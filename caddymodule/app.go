@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/ipfs/boxo/blockservice"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -538,7 +537,7 @@ func announceNames(ctx context.Context, n *names.Network, log *zap.Logger) {
 func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge.Observer) (live.Fetcher, *hedge.Sessions, error) {
 	peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })
 	h, err := hedge.New(hedge.Config{
-		Local:    blockservice.New(n.Blockstore(), nil),
+		Local:    n.Store(),
 		Sources:  []hedge.Source{peers},
 		Fleet:    f,
 		Flights:  flights,

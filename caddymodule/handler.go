@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
 )
@@ -130,7 +129,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRanges:           h.MaxRanges,
 		ResolveTimeout:      time.Duration(h.ResolveTimeout),
 		StallTimeout:        time.Duration(h.StallTimeout),
-		Local:               blockservice.New(n.Blockstore(), nil),
+		Local:               n.Store(),
 		Observer:            app.Metrics(),
 		Blocks:              app.Metrics(),
 		Logger:              ctx.Logger(),

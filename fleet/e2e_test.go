@@ -137,7 +137,7 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 			Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
 			Sources:   []hedge.Source{src},
 			Fleet:     f,
-			Local:     blockservice.New(n.Blockstore(), nil),
+			Local:     n.Store(),
 			Blocks:    obs,
 			Logger:    testutil.Logger(t),
 		})

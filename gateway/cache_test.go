@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/internal/testutil"
@@ -38,7 +37,7 @@ func TestBoundedCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := newGateway(t, gw, gateway.Config{Local: blockservice.New(gw.Blockstore(), nil)}).URL + "/ipfs/"
+	url := newGateway(t, gw, gateway.Config{Local: gw.Store()}).URL + "/ipfs/"
 	waitConnected(t, gw, 3)
 
 	for round := range 2 {

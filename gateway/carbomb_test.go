@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"github.com/pacman-cdn/pacman/hedge"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,7 +59,7 @@ func TestCARBomb(t *testing.T) {
 	h, err := gateway.NewHandler(gateway.Config{
 		Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
 		Policies:  []gateway.Policy{testutil.OpenPolicy{}},
-		Local:     blockservice.New(bs, nil),
+		Local:     hedge.LocalBlockstore(bs),
 		Logger:    testutil.Logger(t),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/pacman-cdn/pacman/hedge"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +76,7 @@ func FuzzCARSelectors(f *testing.F) {
 	h, err := gateway.NewHandler(gateway.Config{
 		Resolvers:      []gateway.Resolver{gateway.IPFSPaths{}},
 		Policies:       []gateway.Policy{testutil.OpenPolicy{}},
-		Local:          blockservice.New(bs, nil),
+		Local:          hedge.LocalBlockstore(bs),
 		ResolveTimeout: 2 * time.Second,
 	})
 	if err != nil {

@@ -96,7 +96,7 @@ type Config struct {
 	// Local reads only blocks already stored, never the network. It
 	// answers requests with Cache-Control: only-if-cached, and the hedge
 	// reads it before asking any source. Required.
-	Local chunker.BlockGetter
+	Local hedge.Local
 	// Observer, if set, learns of first bytes, stalls and leaves in
 	// flight, for metrics.
 	Observer Observer

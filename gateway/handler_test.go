@@ -609,6 +609,14 @@ func (l localStore) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, erro
 // Has answers from the index, without reading the block.
 func (l localStore) Has(_ context.Context, c cid.Cid) (bool, error) { return l.held[c], nil }
 
+func (l localStore) ReadAt(ctx context.Context, c cid.Cid, p []byte, off int64) (int, error) {
+	blk, err := l.GetBlock(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	return copy(p, blk.RawData()[off:]), nil
+}
+
 // TestReadaheadSkipsLocalLeaves: readahead does not read the leaves the
 // edge stores already (on a warm edge, reading them would take the cores
 // from the requests being served); it fetches the others.

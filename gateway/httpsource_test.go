@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/boxo/blockservice"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
@@ -87,7 +86,7 @@ func TestHTTPGatewaySource(t *testing.T) {
 		t.Fatal(err)
 	}
 	trustless, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return nil },
-		gateway.Config{Local: blockservice.New(holder.Blockstore(), nil)}) // access local: it serves what it holds
+		gateway.Config{Local: holder.Store()}) // access local: it serves what it holds
 	if err != nil {
 		t.Fatal(err)
 	}

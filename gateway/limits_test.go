@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipfs/boxo/blockservice"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/gateway"
@@ -37,7 +36,7 @@ func TestNetworkRequestCap(t *testing.T) {
 		Resolvers:          []gateway.Resolver{gateway.IPFSPaths{}},
 		Policies:           []gateway.Policy{testutil.OpenPolicy{}},
 		Sources:            []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return silentNetwork{} })},
-		Local:              blockservice.New(bs, nil),
+		Local:              hedge.LocalBlockstore(bs),
 		ResolveTimeout:     time.Second,
 		MaxNetworkRequests: 2,
 	})

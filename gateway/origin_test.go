@@ -176,7 +176,7 @@ func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originU
 		t.Fatal(err)
 	}
 	cfg := gateway.Config{
-		Local:        blockservice.New(b.edge, nil),
+		Local:        hedge.LocalBlockstore(b.edge),
 		StallTimeout: 3 * time.Second,
 		Readahead:    -1,
 		Sources:      []hedge.Source{o},

@@ -154,8 +154,8 @@ func TestStreamsPerClient(t *testing.T) {
 }
 
 // emptyStore is an edge's store holding nothing.
-func emptyStore() chunker.BlockGetter {
-	return blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
+func emptyStore() hedge.Local {
+	return hedge.LocalBlockstore(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())))
 }
 
 // dagService writes through bs.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/pacman-cdn/pacman/hedge"
 	"io"
 	"slices"
 	"strings"
@@ -249,7 +250,7 @@ func newFixtureWithLocal(t *testing.T, f *fixture) string {
 	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
 		t.Error("an only-if-cached request opened a network session")
 		return f.getter
-	}, gateway.Config{Local: f.store})
+	}, gateway.Config{Local: hedge.LocalBlockstore(f.store.Blockstore())})
 	if err != nil {
 		t.Fatal(err)
 	}

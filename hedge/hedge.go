@@ -152,8 +152,9 @@ type Fleet interface {
 // called on fetching goroutines and must be quick.
 type Observer interface {
 	// Delivered reports a block handed to a viewer's stream, once per
-	// delivery: source is "local" for the store, else the source that
-	// supplied it; wait is how long the viewer waited.
+	// delivery, or the bytes of a held block read in place (see
+	// Request.ReadAt): source is "local" for the store, else the source
+	// that supplied it; wait is how long the viewer waited.
 	Delivered(source string, bytes int, wait time.Duration)
 	// Fetched reports a block that crossed into this edge, once per
 	// fetch, however many streams shared it.
@@ -180,9 +181,7 @@ type Storer interface {
 type Config struct {
 	// Local reads the blocks the edge holds; it answers not-found
 	// (ipld.IsNotFound) for the others.
-	Local interface {
-		GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
-	}
+	Local Local
 	// Sources are asked in the order of their rungs' delays.
 	Sources []Source
 	// Fleet, if set, is the edges this one shares the origin's work with.
@@ -295,16 +294,24 @@ func (r *Request) Release() {
 	}
 }
 
-// Has reports whether the edge holds c, without fetching it.
+// Has reports whether the edge holds c, without reading it.
 func (r *Request) Has(ctx context.Context, c cid.Cid) bool {
-	if has, ok := r.h.cfg.Local.(interface {
-		Has(context.Context, cid.Cid) (bool, error)
-	}); ok {
-		held, err := has.Has(ctx, c)
-		return err == nil && held
+	held, err := r.h.cfg.Local.Has(ctx, c)
+	return err == nil && held
+}
+
+// ReadAt copies into p the bytes of the block w names from byte off on,
+// if the edge holds it, without reading it whole: see Local.ReadAt. For a
+// viewer's want the bytes copied count as delivered from the store.
+func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (int, error) {
+	n, err := r.h.cfg.Local.ReadAt(ctx, w.Cid, p, off)
+	if err != nil {
+		return 0, err
 	}
-	_, err := r.h.cfg.Local.GetBlock(ctx, c)
-	return err == nil
+	if n > 0 && w.reason() == ForViewer {
+		r.h.cfg.Observer.Delivered(SourceLocal, n, 0)
+	}
+	return n, nil
 }
 
 // GetBlock returns the block c for the DAG walks: chunker.BlockGetter.

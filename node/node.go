@@ -325,6 +325,9 @@ func (n *Node) Verify(ctx context.Context, repair bool) (VerifyReport, error) {
 // Blockstore returns the node's persistent blockstore.
 func (n *Node) Blockstore() blockstore.Blockstore { return n.store.Blockstore }
 
+// Store returns the node's store, which hedges read held blocks from.
+func (n *Node) Store() *Store { return n.store }
+
 // Host returns the node's libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 

@@ -15,6 +15,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/hedge"
 )
@@ -62,11 +63,19 @@ type Span struct {
 }
 
 // Getter fetches blocks by CID for the DAG walks, and leaves with their
-// byte spans for the streams: a hedge.Request.
+// byte spans for the streams, and reads the leaves the edge holds in
+// place: a hedge.Request.
 type Getter interface {
 	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	Get(ctx context.Context, w hedge.Want) (blocks.Block, error)
+	// ReadAt copies into p the bytes of the held block w names from
+	// byte off on: see hedge.Local.ReadAt.
+	ReadAt(ctx context.Context, w hedge.Want, p []byte, off int64) (int, error)
 }
+
+// pieceSize is how much of a held leaf is read from the store for each
+// write: a client slow to take it holds a piece, not the leaf.
+const pieceSize = 64 << 10
 
 // Observer learns of leaves in flight and stalls, for metrics. Its
 // methods are called on stream goroutines and must be quick.
@@ -86,6 +95,10 @@ type slot struct {
 	// needed is closed when the stream starts to wait for the leaf.
 	needed chan struct{}
 	err    error
+	// held is set, before done is closed, for a raw leaf the edge holds:
+	// it is read from the store piece by piece as it is written, so it
+	// holds no data and no budget token.
+	held bool
 	// mu guards data, holds, taken and evicted: once the leaf is
 	// fetched, the consumer takes it while a stuck write may evict it.
 	mu      sync.Mutex
@@ -149,6 +162,7 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 	var (
 		w     io.Writer
 		meter roundMeter
+		piece []byte // for held leaves, made at the first
 	)
 	for sl := range slots {
 		// Wait for the bytes before announcing their span: a response
@@ -172,11 +186,16 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		sp := spans[sl.span]
 		lo := max(sp.Start-sl.leaf.Offset, 0)
 		hi := min(sp.End-sl.leaf.Offset, sl.leaf.Size)
-		ah.writing(true)
-		_, err = w.Write(data[lo:hi])
-		ah.writing(false)
+		if sl.held {
+			if piece == nil {
+				piece = make([]byte, pieceSize)
+			}
+			err = writeHeld(ctx, g, w, sl.leaf, lo, hi, piece, ah)
+		} else {
+			err = ah.write(w, data[lo:hi])
+		}
 		if err != nil {
-			return fmt.Errorf("writing to client: %w", err)
+			return err
 		}
 		win.release()
 		if rate, done := meter.add(int(hi-lo), ctrl.size, time.Now()); done {
@@ -191,6 +210,39 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		if _, err := begin(cur); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeHeld writes bytes [lo, hi) of the held leaf to w, read from the
+// store a piece at a time. A leaf evicted meanwhile is fetched again for
+// the rest.
+func writeHeld(ctx context.Context, g Getter, w io.Writer, leaf chunker.Leaf, lo, hi int64, piece []byte, ah *ahead) error {
+	want := hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size}
+	for lo < hi {
+		n, err := g.ReadAt(ctx, want, piece[:min(hi-lo, int64(len(piece)))], lo)
+		if ipld.IsNotFound(err) {
+			want.Reason = hedge.ForRefetch
+			blk, err := g.Get(ctx, want)
+			if err != nil {
+				return fmt.Errorf("fetching leaf %s again: %w", leaf.Cid, err)
+			}
+			data := blk.RawData()
+			if int64(len(data)) != leaf.Size {
+				return fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, leaf.Cid, len(data), leaf.Size)
+			}
+			return ah.write(w, data[lo:hi])
+		}
+		if err != nil {
+			return fmt.Errorf("reading leaf %s: %w", leaf.Cid, err)
+		}
+		if n == 0 { // the size was checked when it was found held
+			return fmt.Errorf("reading leaf %s: nothing at %d of %d bytes", leaf.Cid, lo, leaf.Size)
+		}
+		if err := ah.write(w, piece[:n]); err != nil {
+			return err
+		}
+		lo += int64(n)
 	}
 	return nil
 }
@@ -215,6 +267,17 @@ type ahead struct {
 	// inWrite is set while the client is being written to, blocked once
 	// that has lasted slowWrite.
 	inWrite, blocked bool
+}
+
+// write writes p to the client, noting how long it takes.
+func (a *ahead) write(w io.Writer, p []byte) error {
+	a.writing(true)
+	_, err := w.Write(p)
+	a.writing(false)
+	if err != nil {
+		return fmt.Errorf("writing to client: %w", err)
+	}
+	return nil
 }
 
 // writing notes that a write to the client starts or has ended.
@@ -293,9 +356,14 @@ func (a *ahead) evict(sl *slot) {
 	}
 }
 
-// fetched is called when sl's fetch ends: a leaf that arrives while the
-// client is stuck, and the budget pressed, is evicted at once.
+// fetched is called when sl's fetch ends: a held leaf needs no token, and
+// a leaf that arrives while the client is stuck, and the budget pressed,
+// is evicted at once.
 func (a *ahead) fetched(sl *slot) {
+	if sl.held {
+		a.giveBack(sl)
+		return
+	}
 	a.mu.Lock()
 	blocked := a.blocked
 	a.mu.Unlock()
@@ -430,13 +498,22 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 }
 
 // fetchLeaf fetches one leaf through the hedge, which decides who is
-// asked when.
+// asked when, unless it is a raw leaf the edge holds: that is read in
+// place as it is written.
 func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 	defer close(sl.done)
+	want := hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size, Needed: sl.needed}
+	if held, err := heldLeaf(ctx, g, want); err != nil {
+		sl.err = err
+		return
+	} else if held {
+		sl.held, sl.source = true, hedge.SourceLocal
+		return
+	}
 	s.Observer.LeavesInFlight(1)
 	defer s.Observer.LeavesInFlight(-1)
 	start := time.Now()
-	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size, Needed: sl.needed})
+	blk, err := g.Get(ctx, want)
 	sl.wait = time.Since(start)
 	if err != nil {
 		sl.err = fmt.Errorf("fetching leaf %s: %w", sl.leaf.Cid, err)
@@ -451,4 +528,23 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 	sl.mu.Lock()
 	sl.data = data
 	sl.mu.Unlock()
+}
+
+// heldLeaf reports whether w names a raw leaf the edge holds, checking
+// that it is as long as its parent says: its last byte is there and
+// nothing after it.
+func heldLeaf(ctx context.Context, g Getter, w hedge.Want) (bool, error) {
+	if w.Cid.Prefix().Codec != cid.Raw {
+		return false, nil
+	}
+	var tail [2]byte
+	w.Reason = hedge.ForIndex // a look at the leaf, not its delivery
+	n, err := g.ReadAt(ctx, w, tail[:], max(w.Size-1, 0))
+	if err != nil {
+		return false, nil // not held, or unreadable: fetch it
+	}
+	if want := min(w.Size, 1); int64(n) != want {
+		return false, fmt.Errorf("%w: leaf %s is not the %d bytes its parent says", chunker.ErrMalformed, w.Cid, w.Size)
+	}
+	return true, nil
 }

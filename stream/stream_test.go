@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/hedge"
 )
@@ -32,6 +33,27 @@ func (g *storeGetter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, er
 func (g *storeGetter) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	g.leaves.Add(1)
 	return g.bs.Get(ctx, w.Cid)
+}
+
+// ReadAt holds nothing: every leaf is fetched through Get.
+func (g *storeGetter) ReadAt(_ context.Context, w hedge.Want, _ []byte, _ int64) (int, error) {
+	return 0, ipld.ErrNotFound{Cid: w.Cid}
+}
+
+// heldGetter is an edge that holds every block: leaves are read in place,
+// and counted if they are fetched whole instead.
+type heldGetter struct {
+	storeGetter
+	local hedge.Local
+	reads atomic.Int64 // bytes read in place
+}
+
+func (g *heldGetter) ReadAt(ctx context.Context, w hedge.Want, p []byte, off int64) (int, error) {
+	n, err := g.local.ReadAt(ctx, w.Cid, p, off)
+	if w.Reason != hedge.ForIndex { // the zero value is ForViewer
+		g.reads.Add(int64(n))
+	}
+	return n, err
 }
 
 type nopObserver struct{}
@@ -101,5 +123,54 @@ func TestStuckClientGivesBudgetBack(t *testing.T) {
 	}
 	if held := len(budget); held != 0 {
 		t.Errorf("%d budget tokens still held after the stream ended", held)
+	}
+}
+
+// TestHeldLeavesAreReadInPlace: a range of a file the edge holds is
+// written from the store a piece at a time: no leaf is fetched whole,
+// exactly the range's bytes are read, no budget token is held while the
+// client is stuck, and the bytes are the file's.
+func TestHeldLeavesAreReadInPlace(t *testing.T) {
+	data := make([]byte, 4<<20+77)
+	for i := range data {
+		data[i] = byte(i * 5 / 3)
+	}
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := chunker.NewIndex(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := make(chan struct{}, 8)
+	s := &RangeStreamer{Index: idx, Window: 6, MaxWindow: 6, StallTimeout: 5 * time.Second, Observer: nopObserver{}, Budget: budget, BudgetWait: time.Second}
+	g := &heldGetter{storeGetter: storeGetter{bs: bs}, local: hedge.LocalBlockstore(bs)}
+	w := &stuckWriter{release: make(chan struct{})}
+	const lo, hi = 300_000, 3<<20 + 12345
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Stream(context.Background(), g, root, []Span{{lo, hi}}, nil, func(int) (io.Writer, error) { return w, nil })
+	}()
+	time.Sleep(2 * slowWrite)
+	if held := len(budget); held != 0 {
+		t.Errorf("a stream of held leaves stuck on its client holds %d budget tokens, want 0", held)
+	}
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.Bytes(), data[lo:hi]) {
+		t.Fatalf("%d bytes written, equal %v", w.Len(), bytes.Equal(w.Bytes(), data[lo:hi]))
+	}
+	if n := g.leaves.Load(); n != 0 {
+		t.Errorf("%d held leaves fetched whole", n)
+	}
+	if n := g.reads.Load(); n != hi-lo {
+		t.Errorf("%d bytes read in place for a range of %d", n, hi-lo)
+	}
+	if w.writes < (hi-lo)/pieceSize {
+		t.Errorf("%d writes for %d bytes: the leaves were not written a piece at a time", w.writes, hi-lo)
 	}
 }

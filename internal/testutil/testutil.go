@@ -11,7 +11,6 @@ import (
 
 	"github.com/ipfs/boxo/bitswap"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
-	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -170,7 +169,7 @@ func OpenGateway(n *node.Node, cfg gateway.Config) (*gateway.Handler, error) {
 		cfg.Sources = []hedge.Source{PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })}
 	}
 	if cfg.Local == nil {
-		cfg.Local = blockservice.New(n.Blockstore(), nil)
+		cfg.Local = n.Store()
 	}
 	if cfg.MaxStreamsPerClient == 0 {
 		cfg.MaxStreamsPerClient = 10000 // benchmarks are many clients on loopback

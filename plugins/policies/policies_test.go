@@ -103,7 +103,7 @@ func TestPolicies(t *testing.T) {
 			Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
 			Policies:  policies,
 			Sources:   []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return blockservice.New(network, nil) })},
-			Local:     blockservice.New(held, nil),
+			Local:     hedge.LocalBlockstore(held),
 			Readahead: -1,
 		})
 		if err != nil {
