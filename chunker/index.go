@@ -65,6 +65,10 @@ func NewIndex(cacheEntries int) (*Index, error) {
 	return &Index{nodes: c}, nil
 }
 
+// Cached reports whether the index holds c decoded: then c is a UnixFS
+// file, known without reading it.
+func (ix *Index) Cached(c cid.Cid) bool { return ix.nodes.Contains(c) }
+
 // fileNode is a decoded UnixFS file node: its own bytes, then its children.
 type fileNode struct {
 	data     []byte

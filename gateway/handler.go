@@ -117,7 +117,7 @@ type Handler struct {
 	clients    *clientLimit
 	network    chan struct{} // a token per request let on the open network
 	hedge      *hedge.Hedge
-	local      chunker.BlockGetter
+	local      hedge.Local
 	streamer   *stream.RangeStreamer
 	readahead  *stream.Readahead
 	subdomains subdomains
@@ -259,8 +259,8 @@ func (h *Handler) serveRecord(w http.ResponseWriter, r *http.Request, start time
 
 // holds reports whether the local store has block c.
 func (h *Handler) holds(ctx context.Context, c cid.Cid) bool {
-	_, err := h.local.GetBlock(ctx, c)
-	return err == nil
+	held, err := h.local.Has(ctx, c)
+	return err == nil && held
 }
 
 // resolve asks the resolvers in turn for the content r names.
@@ -369,7 +369,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
-	t, err := resolvePath(rctx, resolver, root, segments, format == formatFile)
+	var files *chunker.Index // a CAR response records every block the path reads
+	if format == formatFile {
+		files = h.streamer.Index
+	}
+	t, err := resolvePath(rctx, resolver, root, segments, format == formatFile, files)
 	status := 0 // or, after a _redirects rule, the status it gives
 	if errors.Is(err, errNoLink) && format == formatFile {
 		// Only a path not found looks for a site's _redirects.

@@ -939,3 +939,66 @@ func TestSymlink(t *testing.T) {
 		t.Errorf("a path through the link: %d, want 404", resp.StatusCode)
 	}
 }
+
+// readCounter is an edge's store holding every block, counting the blocks
+// read whole and the bytes read in place.
+type readCounter struct {
+	hedge.Local
+	mu      sync.Mutex
+	whole   map[cid.Cid]int
+	inPlace int64
+}
+
+func (r *readCounter) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	r.mu.Lock()
+	r.whole[c]++
+	r.mu.Unlock()
+	return r.Local.GetBlock(ctx, c)
+}
+
+func (r *readCounter) ReadAt(ctx context.Context, c cid.Cid, p []byte, off int64) (int, error) {
+	n, err := r.Local.ReadAt(ctx, c, p, off)
+	r.mu.Lock()
+	r.inPlace += int64(n)
+	r.mu.Unlock()
+	return n, err
+}
+
+// TestWarmRangesReadOnlyTheirBytes: on an edge that holds a file, a range
+// request reads the range's bytes in place and no leaf whole, and once the
+// file's root is decoded, the next request does not read it again. Before,
+// each 100-byte range read its whole 1 MiB leaf and decoded the root.
+func TestWarmRangesReadOnlyTheirBytes(t *testing.T) {
+	f := newFixture(t, gateway.Config{})
+	leaves := videoLeaves(t, f)
+	local := &readCounter{Local: hedge.LocalBlockstore(f.store.Blockstore()), whole: map[cid.Cid]int{}}
+	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return f.getter }, gateway.Config{Readahead: -1, Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := httptestServer(t, h) + "/ipfs/" + f.videoCID.String()
+	for i, r := range [][2]int{{1000, 1099}, {2<<20 + 7, 2<<20 + 106}, {3<<20 - 95, 3<<20 + 4}} {
+		local.mu.Lock()
+		clear(local.whole)
+		local.inPlace = 0
+		local.mu.Unlock()
+		resp, body := do(t, "GET", url, "Range", fmt.Sprintf("bytes=%d-%d", r[0], r[1]))
+		if resp.StatusCode != 206 || !bytes.Equal(body, f.video[r[0]:r[1]+1]) {
+			t.Fatalf("range %d-%d: status %d, %d bytes, equal %v", r[0], r[1], resp.StatusCode, len(body), bytes.Equal(body, f.video[r[0]:r[1]+1]))
+		}
+		local.mu.Lock()
+		for _, l := range leaves {
+			if n := local.whole[l]; n > 0 {
+				t.Errorf("range %d-%d: leaf %s read whole %d times", r[0], r[1], l, n)
+			}
+		}
+		if n := local.whole[f.videoCID]; i > 0 && n > 0 {
+			t.Errorf("range %d-%d: the file's root, decoded before, was read %d more times", r[0], r[1], n)
+		}
+		// 100 bytes, and a look at each leaf's last byte or two.
+		if local.inPlace < 100 || local.inPlace > 100+2*2 {
+			t.Errorf("range %d-%d: %d bytes read in place for 100", r[0], r[1], local.inPlace)
+		}
+		local.mu.Unlock()
+	}
+}

@@ -44,7 +44,7 @@ func sitePrefix(r *http.Request, content Content) ([]string, bool) {
 // place with its status (200 for a rewrite, or a custom 404, 410 or 451
 // page), or notFound when no rule matches.
 func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, root cid.Cid, prefix []string, notFound error) (t target, status int, done bool, err error) {
-	site, err := resolvePath(ctx, g, root, prefix, false)
+	site, err := resolvePath(ctx, g, root, prefix, false, nil)
 	if err != nil {
 		return t, 0, false, notFound
 	}
@@ -79,7 +79,7 @@ func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *h
 		if err != nil {
 			return t, 0, false, Errorf(http.StatusInternalServerError, fmt.Sprintf("_redirects rule to %q: %v", rule.To, err))
 		}
-		t, err = resolvePath(ctx, g, site.cid, segs, true)
+		t, err = resolvePath(ctx, g, site.cid, segs, true, nil)
 		if err != nil {
 			return t, 0, false, err
 		}
@@ -95,7 +95,7 @@ func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *h
 // readRedirects reads and parses the _redirects file of the directory
 // site, or returns nil rules when it has none.
 func readRedirects(ctx context.Context, g chunker.BlockGetter, site cid.Cid) ([]redirects.Rule, error) {
-	f, err := resolvePath(ctx, g, site, []string{"_redirects"}, false)
+	f, err := resolvePath(ctx, g, site, []string{"_redirects"}, false, nil)
 	if errors.Is(err, errNoLink) {
 		return nil, nil
 	}

@@ -53,8 +53,11 @@ type target struct {
 // resolvePath walks segments from root through UnixFS directories (plain and
 // HAMT-sharded) and returns what they name. With index set, a directory
 // resolves to its index.html, as a web server would serve it; without, to
-// the directory itself (for raw block and CAR responses).
-func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string, index bool) (target, error) {
+// the directory itself (for raw block and CAR responses). files, if not
+// nil, holds file nodes already decoded: a path that ends at one of them
+// resolves without reading it again (a warm range request of a file costs
+// no decoding of its root).
+func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string, index bool, files *chunker.Index) (target, error) {
 	t := target{cid: root, roots: []cid.Cid{root}}
 	if len(segments) > maxPathSegments {
 		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
@@ -69,6 +72,9 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 			t.cid, t.name = next, segments[i]
 			t.roots = append(t.roots, next)
 			continue
+		}
+		if i == len(segments) && files != nil && files.Cached(t.cid) {
+			return t, nil // a file, and a symbolic link is never cached
 		}
 		if t.cid.Prefix().Codec != cid.DagProtobuf {
 			if i < len(segments) {

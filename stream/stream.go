@@ -55,6 +55,10 @@ type RangeStreamer struct {
 	// fails with ErrBusy: streams of slow clients that hold the budget
 	// make the next request wait at most this long.
 	BudgetWait time.Duration
+
+	// pieces holds buffers of pieceSize for reading held leaves, reused
+	// across streams.
+	pieces sync.Pool
 }
 
 // Span is one range of a file to stream: bytes [Start, End).
@@ -162,8 +166,13 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 	var (
 		w     io.Writer
 		meter roundMeter
-		piece []byte // for held leaves, made at the first
+		piece *[]byte // for held leaves, taken at the first
 	)
+	defer func() {
+		if piece != nil {
+			s.pieces.Put(piece)
+		}
+	}()
 	for sl := range slots {
 		// Wait for the bytes before announcing their span: a response
 		// whose first leaf never arrives can still become a clean error.
@@ -188,9 +197,9 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		hi := min(sp.End-sl.leaf.Offset, sl.leaf.Size)
 		if sl.held {
 			if piece == nil {
-				piece = make([]byte, pieceSize)
+				piece = s.piece()
 			}
-			err = writeHeld(ctx, g, w, sl.leaf, lo, hi, piece, ah)
+			err = writeHeld(ctx, g, w, sl.leaf, lo, hi, *piece, ah)
 		} else {
 			err = ah.write(w, data[lo:hi])
 		}
@@ -212,6 +221,15 @@ func (s *RangeStreamer) Stream(ctx context.Context, g Getter, root cid.Cid, span
 		}
 	}
 	return nil
+}
+
+// piece returns a buffer of pieceSize bytes, to give back to s.pieces.
+func (s *RangeStreamer) piece() *[]byte {
+	if p, ok := s.pieces.Get().(*[]byte); ok {
+		return p
+	}
+	p := make([]byte, pieceSize)
+	return &p
 }
 
 // writeHeld writes bytes [lo, hi) of the held leaf to w, read from the
