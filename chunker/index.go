@@ -126,6 +126,31 @@ func (ix *Index) Leaves(ctx context.Context, g BlockGetter, root cid.Cid, start,
 	}
 }
 
+// Blocks yields, depth first in file order, the CID of every block of the
+// file under root that holds bytes of [start, end): each node before its
+// children, found by the same descent as Leaves. An empty range yields the
+// root alone, from which a client can still check the file's size. skip,
+// if not nil, is asked of each block below the root: true leaves it and
+// what is under it out (a CAR without duplicates skips what it has sent).
+func (ix *Index) Blocks(ctx context.Context, g BlockGetter, root cid.Cid, start, end int64, skip func(cid.Cid) bool) iter.Seq2[cid.Cid, error] {
+	return func(yield func(cid.Cid, error) bool) {
+		emit := func(l Leaf, err error) bool { return yield(l.Cid, err) }
+		if root.Prefix().Codec == cid.Raw {
+			emit(Leaf{Cid: root}, nil)
+			return
+		}
+		n, err := ix.node(ctx, g, root)
+		if err != nil {
+			emit(Leaf{}, err)
+			return
+		}
+		w := walk{ix: ix, ctx: ctx, g: g, start: start, end: end, yield: emit, nodes: true, skip: skip}
+		if err := w.node(root, n, 0, 0); err != nil && !errors.Is(err, errStopped) {
+			emit(Leaf{}, err)
+		}
+	}
+}
+
 // errStopped ends a walk whose consumer stopped iterating.
 var errStopped = errors.New("iteration stopped")
 
@@ -136,6 +161,10 @@ type walk struct {
 	g          BlockGetter
 	start, end int64
 	yield      func(Leaf, error) bool
+	// nodes makes the walk yield every block, nodes included, rather
+	// than the leaves' bytes; skip, if set, prunes blocks below the root.
+	nodes bool
+	skip  func(cid.Cid) bool
 }
 
 func (w *walk) emit(l Leaf) error {
@@ -150,7 +179,12 @@ func (w *walk) node(c cid.Cid, n *fileNode, off int64, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("%w: deeper than %d levels", ErrMalformed, maxDepth)
 	}
-	if len(n.data) > 0 && overlaps(off, int64(len(n.data)), w.start, w.end) {
+	switch {
+	case w.nodes:
+		if err := w.emit(Leaf{Cid: c, Offset: off, Size: n.size}); err != nil {
+			return err
+		}
+	case len(n.data) > 0 && overlaps(off, int64(len(n.data)), w.start, w.end):
 		if err := w.emit(Leaf{Cid: c, Offset: off, Size: int64(len(n.data)), Data: n.data}); err != nil {
 			return err
 		}
@@ -171,6 +205,9 @@ func (w *walk) node(c cid.Cid, n *fileNode, off int64, depth int) error {
 }
 
 func (w *walk) child(ch child, off int64, depth int) error {
+	if w.skip != nil && w.skip(ch.cid) {
+		return nil
+	}
 	if ch.cid.Prefix().Codec == cid.Raw {
 		return w.emit(Leaf{Cid: ch.cid, Offset: off, Size: ch.size})
 	}

@@ -212,6 +212,11 @@ func (cw *carWalk) get(c cid.Cid) (blocks.Block, error) {
 	return cw.g.GetBlock(ctx, c)
 }
 
+// GetBlock is get, for the index's descent: chunker.BlockGetter.
+func (cw *carWalk) GetBlock(_ context.Context, c cid.Cid) (blocks.Block, error) {
+	return cw.get(c)
+}
+
 func (cw *carWalk) run(path []blocks.Block, t target) error {
 	for _, b := range path {
 		if b.Cid() == t.cid {
@@ -293,7 +298,7 @@ func (cw *carWalk) entity(blk blocks.Block) error {
 		if cw.p.entityBytes {
 			start, end = cw.p.resolve(int64(fsn.FileSize()))
 		}
-		return cw.fileRange(blk, 0, start, end)
+		return cw.fileRange(blk.Cid(), start, end)
 	case unixfspb.Data_HAMTShard:
 		if err := cw.put(blk); err != nil {
 			return err
@@ -335,38 +340,21 @@ func (p carParams) resolve(size int64) (int64, int64) {
 	return start, max(end, start)
 }
 
-// fileRange writes blk, a node of a file whose first byte is at off, and
-// the children that hold bytes of [start, end). An empty range writes only
-// the root, from which the client can still verify the file's size.
-func (cw *carWalk) fileRange(blk blocks.Block, off, start, end int64) error {
-	nd, err := cw.putDecoded(blk)
-	if nd == nil || err != nil {
-		return err
-	}
-	fsn, err := unixfs.FSNodeFromBytes(nd.Data())
-	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
-	}
-	links, sizes := nd.Links(), fsn.BlockSizes()
-	if len(links) != len(sizes) {
-		return fmt.Errorf("%w: %d links, %d block sizes", chunker.ErrMalformed, len(links), len(sizes))
-	}
-	off += int64(len(fsn.Data()))
-	for i, l := range links {
-		size := int64(sizes[i])
-		if off >= end {
-			break
+// fileRange writes the blocks of the file root that hold bytes of
+// [start, end), depth first, by the index's descent. An empty range writes
+// only the root, from which the client can still verify the file's size.
+func (cw *carWalk) fileRange(root cid.Cid, start, end int64) error {
+	for c, err := range cw.h.streamer.Index.Blocks(cw.ctx, cw, root, start, end, func(c cid.Cid) bool { return !cw.visit(c) }) {
+		if err != nil {
+			return err
 		}
-		if off+size > start && cw.visit(l.Cid) {
-			child, err := cw.get(l.Cid)
-			if err != nil {
-				return err
-			}
-			if err := cw.fileRange(child, off, start, end); err != nil {
-				return err
-			}
+		blk, err := cw.get(c)
+		if err != nil {
+			return err
 		}
-		off += size
+		if err := cw.put(blk); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -3,12 +3,11 @@ package live
 import (
 	"context"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ipfs/boxo/ipld/merkledag"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/hedge"
 )
 
@@ -37,59 +36,18 @@ func HedgeFetcher(h *hedge.Hedge) Fetcher {
 	}
 }
 
-// BlockGetter returns verified blocks, fetching those not held.
-type BlockGetter interface {
-	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
-}
-
-// FetchDAG makes every block of the UnixFS DAG under root local through g,
-// the links of each level fetched eight at a time; a DAG of more than
-// maxBlocks blocks is refused.
-func FetchDAG(ctx context.Context, g BlockGetter, root cid.Cid, maxBlocks int) error {
-	level := []cid.Cid{root}
-	seen := 0
-	for len(level) > 0 {
-		seen += len(level)
-		if seen > maxBlocks {
-			return fmt.Errorf("%s has more than %d blocks", root, maxBlocks)
+// FetchDAG makes every block of the DAG under root local through g, eight
+// at a time; a DAG of more than maxBlocks blocks is refused.
+func FetchDAG(ctx context.Context, g chunker.BlockGetter, root cid.Cid, maxBlocks int) error {
+	var seen atomic.Int64
+	return chunker.Walk(ctx, root, 8, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		if seen.Add(1) > int64(maxBlocks) {
+			return nil, fmt.Errorf("%s has more than %d blocks", root, maxBlocks)
 		}
-		var (
-			mu   sync.Mutex
-			next []cid.Cid
-			errs = make(chan error, len(level))
-			sem  = make(chan struct{}, 8)
-			wg   sync.WaitGroup
-		)
-		for _, c := range level {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				blk, err := g.GetBlock(ctx, c)
-				if err != nil {
-					errs <- fmt.Errorf("fetching block %s: %w", c, err)
-					return
-				}
-				if c.Type() != cid.DagProtobuf {
-					return
-				}
-				nd, err := merkledag.DecodeProtobufBlock(blk)
-				if err != nil {
-					errs <- fmt.Errorf("decoding block %s: %w", c, err)
-					return
-				}
-				mu.Lock()
-				for _, l := range nd.Links() {
-					next = append(next, l.Cid)
-				}
-				mu.Unlock()
-			})
+		blk, err := g.GetBlock(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("fetching block %s: %w", c, err)
 		}
-		wg.Wait()
-		close(errs)
-		if err := <-errs; err != nil {
-			return err
-		}
-		level = next
-	}
-	return nil
+		return chunker.Links(blk)
+	})
 }

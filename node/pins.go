@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pacman-cdn/pacman/chunker"
 	"sync"
 	"time"
 
-	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
@@ -91,7 +91,7 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 		return rep, fmt.Errorf("pinning %s: %w", root, err)
 	}
 	var mu sync.Mutex
-	err = walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+	err = chunker.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 		blk, size, err := s.keep(ctx, root, c, fetch, complete)
 		if err != nil || size < 0 {
 			return nil, err
@@ -103,7 +103,7 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 			progress(rep)
 		}
 		mu.Unlock()
-		return links(blk)
+		return chunker.Links(blk)
 	})
 	if err != nil {
 		if !before {
@@ -218,7 +218,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 	var mu sync.Mutex
 	held := map[string]int{} // by multihash, as blocks are stored: the size
 	for _, root := range roots {
-		err := walk(ctx, root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		err := chunker.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			mu.Lock()
 			_, seen := held[string(c.Hash())]
 			mu.Unlock()
@@ -234,7 +234,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 				held[string(c.Hash())] = size
 				mu.Unlock()
 			}
-			return links(blk)
+			return chunker.Links(blk)
 		})
 		if err != nil {
 			return rep, err
@@ -246,7 +246,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 	}
 	errDone := errors.New("every block is reached by another pin")
 	for _, p := range pins {
-		err := walk(ctx, p.Root, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		err := chunker.Walk(ctx, p.Root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			mu.Lock()
 			delete(held, string(c.Hash()))
 			left := len(held)
@@ -261,7 +261,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 			if err != nil || size < 0 {
 				return nil, err
 			}
-			return links(blk)
+			return chunker.Links(blk)
 		})
 		if errors.Is(err, errDone) {
 			return rep, nil
@@ -437,68 +437,4 @@ func (s *Store) evictable(ctx context.Context, c cid.Cid, size int, t time.Time)
 		s.cache.track(c, int64(size), t)
 	}
 	return nil
-}
-
-// links returns the links of a dag-pb block; any other block has none.
-func links(blk blocks.Block) ([]cid.Cid, error) {
-	if blk == nil || blk.Cid().Prefix().Codec != cid.DagProtobuf {
-		return nil, nil
-	}
-	nd, err := merkledag.DecodeProtobufBlock(blk)
-	if err != nil {
-		return nil, fmt.Errorf("decoding block %s: %w", blk.Cid(), err)
-	}
-	out := make([]cid.Cid, len(nd.Links()))
-	for i, l := range nd.Links() {
-		out[i] = l.Cid
-	}
-	return out, nil
-}
-
-// walk calls visit once for each block of the DAG under root, up to
-// pinWalkers at a time, following the links visit returns. The first
-// error stops the walk and is returned.
-func walk(ctx context.Context, root cid.Cid, visit func(context.Context, cid.Cid) ([]cid.Cid, error)) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		seen = map[cid.Cid]struct{}{}
-		sem  = make(chan struct{}, pinWalkers)
-	)
-	var step func(c cid.Cid)
-	step = func(c cid.Cid) {
-		if ctx.Err() != nil {
-			return
-		}
-		mu.Lock()
-		_, dup := seen[c]
-		seen[c] = struct{}{}
-		mu.Unlock()
-		if dup {
-			return
-		}
-		next, err := visit(ctx, c)
-		if err != nil {
-			cancel(err)
-			return
-		}
-		for _, l := range next {
-			select {
-			case sem <- struct{}{}:
-				wg.Go(func() {
-					defer func() { <-sem }()
-					step(l)
-				})
-			default:
-				// Every walker is busy: this one goes on itself, so
-				// the walk never waits on itself.
-				step(l)
-			}
-		}
-	}
-	step(root)
-	wg.Wait()
-	return context.Cause(ctx)
 }
