@@ -188,7 +188,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad rate":             {"{\n pacman {\n  upload_limit fast\n }\n}\n:8080", `upload_limit: \"fast\" is not a rate`},
 		"bad dht":              {"{\n pacman {\n  dht maybe\n }\n}\n:8080", "want client, server or auto"},
 		"bad provide":          {"{\n pacman {\n  provide some\n }\n}\n:8080", "want roots, all or none"},
-		"bad delegated":        {"{\n pacman {\n  delegated_routing indexer\n }\n}\n:8080", "is not an http:// or https:// URL"},
+		"bad delegated":        {"{\n pacman {\n  delegated_routing indexer\n }\n}\n:8080", "want an http:// or https:// URL"},
 		"bad origin":           {":8080 {\n pacman {\n  origin ftp://x\n }\n}", "want an http:// or https:// URL"},
 		"unknown module":       {":8080 {\n pacman {\n  source carrier_pigeon\n }\n}", "pacman.sources.carrier_pigeon"},
 		"allowlist, no file":   {":8080 {\n pacman {\n  access allowlist\n }\n}", "allow_list needs a file"},

@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"github.com/pacman-cdn/pacman/internal/httpurl"
 	"os"
 	"path/filepath"
 	"slices"
@@ -290,8 +290,8 @@ func (a *App) nodeConfig() (node.Config, error) {
 		return cfg, err
 	}
 	for _, u := range a.HTTPGateways {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return cfg, fmt.Errorf("http_gateways: %q is not an http:// or https:// URL", u)
+		if _, err := httpurl.Parse(u); err != nil {
+			return cfg, fmt.Errorf("http_gateways: %w", err)
 		}
 	}
 	for _, s := range a.Listen {
@@ -353,8 +353,8 @@ func (r *Routing) nodeRouting() (node.Routing, error) {
 		return out, fmt.Errorf("routing reprovide_interval must not be negative")
 	}
 	for _, u := range r.Delegated {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return out, fmt.Errorf("routing delegated: %q is not an http:// or https:// URL", u)
+		if _, err := httpurl.Parse(u); err != nil {
+			return out, fmt.Errorf("routing delegated: %w", err)
 		}
 	}
 	out = node.Routing{DHT: r.DHT, Delegated: r.Delegated, Provide: r.Provide, ReprovideInterval: time.Duration(r.ReprovideInterval)}

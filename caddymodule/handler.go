@@ -176,6 +176,9 @@ func (h *Handler) Cleanup() error {
 	for _, c := range h.closers {
 		c()
 	}
+	if h.gw != nil {
+		h.gw.Close()
+	}
 	return nil
 }
 

@@ -28,6 +28,11 @@ var (
 	ErrMalformed = errors.New("malformed UnixFS DAG")
 )
 
+// MaxBlockSize bounds a block's bytes: no block exchanged between IPFS
+// nodes is larger (bitswap's own limit), so a source offering more, or a
+// DAG claiming a larger leaf, is refused.
+const MaxBlockSize = 2 << 20
+
 // BlockGetter fetches one block whose bytes have been checked against its CID.
 type BlockGetter interface {
 	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pacman-cdn/pacman/chunker"
 	"io"
 	"time"
 
@@ -22,9 +23,6 @@ import (
 const (
 	// maxRequest bounds a want's encoding: a CID and an origin URL.
 	maxRequest = 8 << 10
-	// maxBlock bounds a block's bytes: no block exchanged between IPFS
-	// nodes is larger.
-	maxBlock = 2 << 20
 )
 
 // Answer codes, the first byte of a member's answer.
@@ -88,7 +86,7 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	default:
 		return nil, fmt.Errorf("fleet member %s could not fetch %s", m.id, w.Cid)
 	}
-	data, err := readFrame(r, maxBlock)
+	data, err := readFrame(r, chunker.MaxBlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading fleet member %s: %w", m.id, ctxErr(ctx, err))
 	}
@@ -134,7 +132,7 @@ func (f *Fleet) handle(s network.Stream) {
 		return
 	}
 	c, err := cid.Decode(req.Cid)
-	if err != nil || req.Offset < 0 || req.Size < 0 || req.Size > maxBlock {
+	if err != nil || req.Offset < 0 || req.Size < 0 || req.Size > chunker.MaxBlockSize {
 		_ = s.Reset()
 		return
 	}

@@ -3,10 +3,11 @@
 // open-ended and multi-range requests, conditional requests on a strong
 // ETag derived from the CID, and long-lived immutable caching.
 //
-// Bytes are streamed leaf by leaf from a per-request block session (see
-// RangeStreamer); nothing buffers a whole file. The package uses plain
-// net/http and must never import Caddy or a concrete node type: it depends
-// only on the small interfaces defined here.
+// Bytes are streamed leaf by leaf through a per-request hedge.Request (see
+// stream.RangeStreamer); held leaves are read in place, and nothing
+// buffers a whole file. The package uses plain net/http and must never
+// import Caddy or a concrete node type: it depends only on small
+// interfaces (Resolver, Policy, hedge.Local, hedge.Source).
 package gateway
 
 import (
@@ -272,6 +273,13 @@ func (h *Handler) resolve(r *http.Request) (Content, error) {
 		}
 	}
 	return Content{}, errNoContent
+}
+
+// Close stops the handler's background work (readahead) and waits for it.
+func (h *Handler) Close() {
+	if h.readahead != nil {
+		h.readahead.Close()
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -78,10 +78,16 @@ func (w Want) reason() Reason {
 
 // Fetcher fetches verified blocks. A block's bytes must have been checked
 // against its CID before Fetch returns it. A fetcher of a file on the
-// origin also has an OriginURL() string method, which names the file for
-// the fleet's owners.
+// origin is also an OriginFetcher.
 type Fetcher interface {
 	Fetch(ctx context.Context, w Want) (blocks.Block, error)
+}
+
+// OriginFetcher is a Fetcher of one file on the origin: OriginURL names the
+// file, so the fleet's owner of a leaf can fetch it for this edge.
+type OriginFetcher interface {
+	Fetcher
+	OriginURL() string
 }
 
 // FetcherFunc adapts a function to Fetcher.
@@ -240,7 +246,7 @@ func (h *Hedge) Open(t Target, network bool, notHeld error) (*Request, error) {
 			continue
 		}
 		r.rungs = append(r.rungs, opened{rung: rung, fetcher: f, release: release, src: src})
-		if o, ok := f.(interface{ OriginURL() string }); ok && r.originURL == "" {
+		if o, ok := f.(OriginFetcher); ok && r.originURL == "" {
 			r.originURL = o.OriginURL()
 		}
 	}
@@ -381,10 +387,17 @@ type Sourced struct {
 // Source names where the block came from.
 func (b Sourced) Source() string { return b.From }
 
-// SourceOf names where blk came from: its Source method's answer, or ""
-// when it has none.
+// Labelled is a block that names the source that supplied it, as Sourced
+// does; sources outside this package (the node's sessions) label theirs
+// with a type of their own.
+type Labelled interface {
+	blocks.Block
+	Source() string
+}
+
+// SourceOf names where blk came from if it is Labelled, or "".
 func SourceOf(blk blocks.Block) string {
-	if s, ok := blk.(interface{ Source() string }); ok {
+	if s, ok := blk.(Labelled); ok {
 		return s.Source()
 	}
 	return ""

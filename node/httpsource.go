@@ -3,8 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/pacman-cdn/pacman/internal/httpurl"
 	"net"
-	"net/url"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,9 +17,9 @@ import (
 // the peer ID is derived from the URL, as gateways have none, and never
 // needs proving since every block is checked against its CID.
 func gatewayPeer(rawURL string) (peer.AddrInfo, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return peer.AddrInfo{}, fmt.Errorf("HTTP gateway %q: want an http:// or https:// URL", rawURL)
+	u, err := httpurl.Parse(rawURL)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("HTTP gateway %w", err)
 	}
 	if u.Path != "" && u.Path != "/" {
 		return peer.AddrInfo{}, fmt.Errorf("HTTP gateway %q: serve it at the root of its host (/ipfs/...), not under a path", rawURL)

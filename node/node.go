@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pacman-cdn/pacman/chunker"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -212,7 +213,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			// Providers found through routing may name any /http
 			// address, internal services included: HTTP retrieval dials
 			// only the gateways the operator named.
-			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(2<<20), httpnet.WithAllowlist(hosts)))
+			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(chunker.MaxBlockSize), httpnet.WithAllowlist(hosts)))
 	}
 	caps, err := newUploadCaps(cfg.Upload)
 	if err != nil {

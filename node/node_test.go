@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"github.com/pacman-cdn/pacman/hedge"
 	"strings"
 	"testing"
 	"time"
@@ -174,3 +175,6 @@ func TestConnectionLimit(t *testing.T) {
 		t.Errorf("%d of 5 dials refused, want at least 3", refused)
 	}
 }
+
+// The hedge reads where a session's block came from through hedge.Labelled.
+var _ hedge.Labelled = node.SourcedBlock{}

@@ -228,8 +228,3 @@ func (n *Node) FindProviders(ctx context.Context, c cid.Cid, limit int) []peer.A
 	}
 	return out
 }
-
-// Reprovide announces everything the node provides again, now.
-func (n *Node) Reprovide(ctx context.Context) error {
-	return n.router.provider.Reprovide(ctx)
-}

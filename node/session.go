@@ -29,7 +29,8 @@ const (
 
 // Session fetches the blocks of one piece of content: from the blockstore
 // when held, else from the peers it has learnt hold the content, each
-// want-block sent to the one with the fewest outstanding, and over a
+// want-block sent to the one expected to deliver it soonest (see
+// scheduler), and over a
 // bitswap session (which looks for providers) until it knows any or when
 // all refuse. Blocks fetched are stored, so the node seeds them.
 type Session struct {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -24,17 +25,35 @@ type Readahead struct {
 	// slots holds a token per running job; a job that cannot get one is
 	// skipped, not queued.
 	slots chan struct{}
+	// ctx ends every job when the readahead closes; wg waits for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex // orders Start's wg.Go before Close's wg.Wait
+	closed bool
 }
 
 // NewReadahead returns a readahead of up to leaves leaves of the files
 // index maps, each job bounded by timeout.
 func NewReadahead(index *chunker.Index, leaves int, timeout time.Duration) *Readahead {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Readahead{
 		index:   index,
 		leaves:  leaves,
 		timeout: timeout,
 		slots:   make(chan struct{}, maxReadaheads),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
+}
+
+// Close stops the jobs running and waits for them to end.
+func (ra *Readahead) Close() {
+	ra.mu.Lock()
+	ra.closed = true
+	ra.mu.Unlock()
+	ra.cancel()
+	ra.wg.Wait()
 }
 
 // Start makes local, through the request's hedge, up to ra.leaves leaves
@@ -50,14 +69,20 @@ func (ra *Readahead) Start(req *hedge.Request, root cid.Cid, from, size int64) {
 		return
 	}
 	// The job is one more user of the request's sources.
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.closed {
+		<-ra.slots
+		return
+	}
 	req.Retain()
-	go func() {
+	ra.wg.Go(func() {
 		defer func() { <-ra.slots }()
 		defer req.Release()
-		ctx, cancel := context.WithTimeout(context.Background(), ra.timeout)
+		ctx, cancel := context.WithTimeout(ra.ctx, ra.timeout)
 		defer cancel()
 		ra.fetch(ctx, req, root, from, size)
-	}()
+	})
 }
 
 // fetch fetches, all at once, those of the ra.leaves leaves from byte

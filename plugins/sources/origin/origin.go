@@ -6,6 +6,8 @@ package origin
 import (
 	"context"
 	"fmt"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/internal/httpurl"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,11 +27,6 @@ import (
 func init() {
 	caddy.RegisterModule(Source{})
 }
-
-// maxLeaf bounds the bytes read from an origin for one leaf: no block
-// exchanged between IPFS nodes is larger, so a DAG that claims a larger
-// raw leaf is not fetched from the origin.
-const maxLeaf = 2 << 20
 
 // bodyTimeout bounds one leaf's request to the origin, which is not
 // cancelled when the hedge stops needing the leaf.
@@ -93,9 +90,9 @@ func (s *Source) Provision(ctx caddy.Context) error {
 // Source used without Caddy must call it once.
 func (s *Source) Init() error {
 	base, _, templated := strings.Cut(s.URL, "{")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("origin %q: want an http:// or https:// URL", s.URL)
+	u, err := httpurl.Parse(base)
+	if err != nil {
+		return fmt.Errorf("origin %q: %w", s.URL, err)
 	}
 	if templated && !strings.HasPrefix(u.Path, "/") {
 		// A placeholder in the authority would let a request choose the
@@ -189,10 +186,12 @@ type file struct {
 // fetches it from.
 func (f file) OriginURL() string { return f.url }
 
+var _ hedge.OriginFetcher = file{}
+
 // Fetch reads the leaf's byte span from the origin and checks it against
 // the leaf's CID before storing it.
 func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > maxLeaf {
+	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > chunker.MaxBlockSize {
 		return nil, hedge.ErrNotServed
 	}
 	if err := ctx.Err(); err != nil {

@@ -6,9 +6,10 @@ package trustlessgateway
 import (
 	"context"
 	"fmt"
+	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/internal/httpurl"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -24,10 +25,6 @@ import (
 func init() {
 	caddy.RegisterModule(Source{})
 }
-
-// maxBlock bounds a block's bytes: no block exchanged between IPFS nodes
-// is larger.
-const maxBlock = 2 << 20
 
 // Source asks HTTP trustless gateways (another pacman edge, or any gateway
 // that answers ?format=raw) for blocks, all of them at once, and keeps the
@@ -68,9 +65,8 @@ func (s *Source) init(store hedge.Storer, client *http.Client) error {
 		return fmt.Errorf("trustless_gateway needs at least one URL")
 	}
 	for i, raw := range s.URLs {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("trustless_gateway %q: want an http:// or https:// URL", raw)
+		if _, err := httpurl.Parse(raw); err != nil {
+			return fmt.Errorf("trustless_gateway %w", err)
 		}
 		s.URLs[i] = strings.TrimSuffix(raw, "/")
 	}
@@ -112,12 +108,12 @@ func (s *Source) fetchFrom(ctx context.Context, base string, w hedge.Want) (bloc
 	default:
 		return nil, fmt.Errorf("gateway %s answered %s", base, resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBlock+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, chunker.MaxBlockSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading gateway %s: %w", base, err)
 	}
-	if len(data) > maxBlock {
-		return nil, fmt.Errorf("gateway %s sent a block over %d bytes", base, maxBlock)
+	if len(data) > chunker.MaxBlockSize {
+		return nil, fmt.Errorf("gateway %s sent a block over %d bytes", base, chunker.MaxBlockSize)
 	}
 	blk, err := hedge.Verify(w.Cid, data)
 	if err != nil {
