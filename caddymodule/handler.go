@@ -134,6 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Blocks:              app.Metrics(),
 		Logger:              ctx.Logger(),
 		Subdomains:          h.SubdomainHosts,
+		Expander:            placeholders,
 	})
 	if err != nil {
 		return err
@@ -210,3 +211,12 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// placeholders expands Caddy's placeholders for r, as its replacer has them.
+func placeholders(r *http.Request) func(string) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return nil
+	}
+	return func(s string) string { return repl.ReplaceAll(s, "") }
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,7 +246,15 @@ func TestOriginThroughCaddy(t *testing.T) {
 			removed += int(leaf.Size)
 		}
 	}
+	// The origin keeps the file under a name of its own, which the
+	// route's URL template builds from the request's placeholders.
+	var wrongPaths atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/files/"+root.String()+"/film.mp4" {
+			wrongPaths.Add(1)
+			http.NotFound(w, r)
+			return
+		}
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	defer origin.Close()
@@ -263,7 +272,7 @@ func TestOriginThroughCaddy(t *testing.T) {
 http://localhost:9080 {
 	pacman /ipfs/* {
 		access       open
-		origin       %s/files
+		origin       %s/files/{http.request.uri.path.1}/film.mp4
 		origin_after 100ms
 	}
 }
@@ -272,6 +281,9 @@ http://localhost:9080 {
 	url := "http://localhost:9080/ipfs/" + root.String()
 	req, _ := http.NewRequest("GET", url, nil)
 	tester.AssertResponse(req, 200, string(data))
+	if n := wrongPaths.Load(); n > 0 {
+		t.Errorf("the origin was asked %d times for a path its template does not build", n)
+	}
 
 	fromPeers := metricValue(t, `pacman_block_bytes_total{source="peers"}`) - peersBefore
 	fromOrigin := metricValue(t, `pacman_block_bytes_total{source="origin"}`)

@@ -101,6 +101,11 @@ type Config struct {
 	// Observer, if set, learns of first bytes, stalls and leaves in
 	// flight, for metrics.
 	Observer Observer
+	// Expander, if set, returns a request's placeholder expansion, which
+	// sources that build URLs from templates use (an origin). The Caddy
+	// module sets it to the request's Caddy replacer; the gateway itself
+	// knows no placeholders.
+	Expander func(r *http.Request) func(template string) string
 	// Blocks, if set, learns where every block came from, for metrics.
 	Blocks hedge.Observer
 	// Logger receives logs of failed and slow requests. Nil means none.
@@ -339,7 +344,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	target := hedge.Target{Root: root, Request: r}
+	target := hedge.Target{Root: root, Path: r.URL.EscapedPath()}
+	if h.cfg.Expander != nil {
+		target.Expand = h.cfg.Expander(r)
+	}
 	if onlyIfCached(r) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
 		target.StoreOnly, notHeld = true, errNotCached

@@ -181,6 +181,7 @@ func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originU
 		Readahead:    -1,
 		Sources:      []hedge.Source{o},
 		Policies:     []gateway.Policy{},
+		Expander:     placeholders,
 	}
 	if obs != nil {
 		cfg.Observer, cfg.Blocks = obs, obs
@@ -195,7 +196,7 @@ func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originU
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httptestServer(t, withReplacer(h)) + "/ipfs/" + b.root.String()
+	return httptestServer(t, h) + "/ipfs/" + b.root.String()
 }
 
 // storeFunc adapts a blockstore's Put to hedge.Storer.
@@ -203,13 +204,11 @@ type storeFunc func(context.Context, blocks.Block) error
 
 func (f storeFunc) Keep(ctx context.Context, blk blocks.Block) error { return f(ctx, blk) }
 
-// withReplacer gives requests the placeholders Caddy would, for sources
-// that expand them.
-func withReplacer(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r))
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
+// placeholders expands Caddy's placeholders for r, as the Caddy module's
+// Expander does.
+func placeholders(r *http.Request) func(string) string {
+	repl := caddyhttp.NewTestReplacer(r)
+	return func(s string) string { return repl.ReplaceAll(s, "") }
 }
 
 // localFirst reads the edge's store, then asks peers.

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -100,8 +99,13 @@ func (f FetcherFunc) Fetch(ctx context.Context, w Want) (blocks.Block, error) { 
 type Target struct {
 	// Root is the root CID the request resolved to.
 	Root cid.Cid
-	// Request is the client's request; nil when a fleet peer asks.
-	Request *http.Request
+	// Path is the client's request path as it was sent, escaped; "" when
+	// a fleet peer asks.
+	Path string
+	// Expand replaces the request's placeholders in a URL template, for
+	// sources that build their URLs from one (an origin); nil when a
+	// fleet peer asks or the server has no placeholders.
+	Expand func(template string) string
 	// OriginURL is the file on the origin a fleet peer's want names; a
 	// source that fetches from the origin may fetch only from URLs it
 	// would have built itself.

@@ -179,7 +179,7 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 				if st.again <= 0 || st.src == nil || agains >= maxAgain {
 					continue
 				}
-				f, release, err := st.src.Open(Target{Root: r.target.Root, Request: r.target.Request, OriginURL: r.target.OriginURL, Fresh: true})
+				f, release, err := st.src.Open(Target{Root: r.target.Root, Path: r.target.Path, Expand: r.target.Expand, OriginURL: r.target.OriginURL, Fresh: true})
 				if err != nil || f == nil {
 					continue
 				}

@@ -132,20 +132,18 @@ func (s *Source) Rung() hedge.Rung {
 func (s *Source) Open(t hedge.Target) (hedge.Fetcher, func(), error) {
 	u := t.OriginURL
 	switch {
-	case t.Request != nil && s.appendPath:
+	case t.Path != "" && s.appendPath:
 		// The path as the client sent it, escaped: an escaped ? or #
 		// in a name stays in the path.
-		p := t.Request.URL.EscapedPath()
-		if unsafePath(p) {
+		if unsafePath(t.Path) {
 			return nil, nil, nil
 		}
-		u = s.base + strings.TrimPrefix(p, "/")
-	case t.Request != nil:
-		repl, ok := t.Request.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-		if !ok {
+		u = s.base + strings.TrimPrefix(t.Path, "/")
+	case t.Path != "":
+		if t.Expand == nil {
 			return nil, nil, nil
 		}
-		u = repl.ReplaceAll(s.tmpl, "")
+		u = t.Expand(s.tmpl)
 	}
 	if !s.builds(u) {
 		return nil, nil, nil

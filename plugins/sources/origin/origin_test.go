@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/pacman-cdn/pacman/hedge"
@@ -35,8 +34,8 @@ func TestOriginURLs(t *testing.T) {
 		for i := 0; i+1 < len(header); i += 2 {
 			r.Header.Set(header[i], header[i+1])
 		}
-		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
-		f, _, err := s.Open(hedge.Target{Request: r})
+		repl := caddyhttp.NewTestReplacer(r)
+		f, _, err := s.Open(hedge.Target{Path: r.URL.EscapedPath(), Expand: func(s string) string { return repl.ReplaceAll(s, "") }})
 		if err != nil {
 			t.Fatal(err)
 		}
