@@ -18,13 +18,12 @@ type fakeDisk struct{ free atomic.Int64 }
 
 func (d *fakeDisk) stat(string) (int64, int64, error) { return d.free.Load(), 4 << 30, nil }
 
-// TestFullDisk: with less free disk than the store keeps back, an import
-// fails at once with ErrNoSpace and stores nothing; a fetched block is
-// served (Keep succeeds) without being kept; what the store holds is still
-// read; and once there is room again, writes go on.
-func TestFullDisk(t *testing.T) {
-	ctx := context.Background()
-	n, err := New(ctx, Config{DataDir: t.TempDir(), Logger: zap.NewNop()})
+// onFakeDisk starts a node as cfg says, in a fresh data directory, whose
+// store sees a 4 GiB disk with 2 GiB free until the test says otherwise.
+func onFakeDisk(t *testing.T, cfg Config) (*Node, *fakeDisk) {
+	t.Helper()
+	cfg.DataDir, cfg.Logger = t.TempDir(), zap.NewNop()
+	n, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +31,16 @@ func TestFullDisk(t *testing.T) {
 	disk := &fakeDisk{}
 	disk.free.Store(2 << 30)
 	n.store.space = newDiskSpace("fake", disk.stat)
+	return n, disk
+}
+
+// TestFullDisk: with less free disk than the store keeps back, an import
+// fails at once with ErrNoSpace and stores nothing; a fetched block is
+// served (Keep succeeds) without being kept; what the store holds is still
+// read; and once there is room again, writes go on.
+func TestFullDisk(t *testing.T) {
+	ctx := context.Background()
+	n, disk := onFakeDisk(t, Config{})
 	if n.store.space.reserve != maxReserve {
 		t.Fatalf("the reserve on a 4 GiB disk is %d, want %d", n.store.space.reserve, maxReserve)
 	}
@@ -42,7 +51,7 @@ func TestFullDisk(t *testing.T) {
 
 	disk.free.Store(maxReserve + 512<<10) // room for half a MiB
 	time.Sleep(2 * spaceCheckEvery)       // what others write is seen at the next check
-	_, err = chunker.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
+	_, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("an import onto a full disk: %v, want ErrNoSpace", err)
 	}
@@ -73,14 +82,7 @@ func TestFullDisk(t *testing.T) {
 func TestLowDiskOverridesGrace(t *testing.T) {
 	ctx := context.Background()
 	const limit = 4 << 20
-	n, err := New(ctx, Config{DataDir: t.TempDir(), Logger: zap.NewNop(), CacheSize: limit, CacheGrace: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
-	disk := &fakeDisk{}
-	disk.free.Store(2 << 30)
-	n.store.space = newDiskSpace("fake", disk.stat)
+	n, disk := onFakeDisk(t, Config{CacheSize: limit, CacheGrace: time.Hour})
 	keep := func(i int) {
 		t.Helper()
 		if err := n.Keep(ctx, blocks.NewBlock(bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {

@@ -61,6 +61,24 @@ type nopObserver struct{}
 func (nopObserver) Stalled()           {}
 func (nopObserver) LeavesInFlight(int) {}
 
+// budgetBed imports data into a store and returns it with the file's root
+// and a streamer of a 6-leaf window on a budget of 8 leaves.
+func budgetBed(t *testing.T, data []byte, opts ...chunker.Option) (blockstore.Blockstore, cid.Cid, *RangeStreamer, chan struct{}) {
+	t.Helper()
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := chunker.NewIndex(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := make(chan struct{}, 8)
+	s := &RangeStreamer{Index: idx, Window: 6, MaxWindow: 6, StallTimeout: 5 * time.Second, Observer: nopObserver{}, Budget: budget, BudgetWait: time.Second}
+	return bs, root, s, budget
+}
+
 // stuckWriter takes its first write only after release is closed.
 type stuckWriter struct {
 	bytes.Buffer
@@ -85,17 +103,7 @@ func TestStuckClientGivesBudgetBack(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7 / 3)
 	}
-	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(256<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := chunker.NewIndex(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget := make(chan struct{}, 8)
-	s := &RangeStreamer{Index: idx, Window: 6, MaxWindow: 6, StallTimeout: 5 * time.Second, Observer: nopObserver{}, Budget: budget, BudgetWait: time.Second}
+	bs, root, s, budget := budgetBed(t, data, chunker.WithChunkSize(256<<10))
 	g := &storeGetter{bs: bs}
 	w := &stuckWriter{release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -135,17 +143,7 @@ func TestHeldLeavesAreReadInPlace(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 5 / 3)
 	}
-	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := chunker.NewIndex(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget := make(chan struct{}, 8)
-	s := &RangeStreamer{Index: idx, Window: 6, MaxWindow: 6, StallTimeout: 5 * time.Second, Observer: nopObserver{}, Budget: budget, BudgetWait: time.Second}
+	bs, root, s, budget := budgetBed(t, data)
 	g := &heldGetter{storeGetter: storeGetter{bs: bs}, local: hedge.LocalBlockstore(bs)}
 	w := &stuckWriter{release: make(chan struct{})}
 	const lo, hi = 300_000, 3<<20 + 12345
