@@ -26,12 +26,11 @@ const (
 
 // diskSpace keeps back a reserve of the store's filesystem.
 type diskSpace struct {
+	mu      sync.Mutex // guards the fields below
 	dir     string
 	reserve int64
 	stat    func(dir string) (free, total int64, err error)
-
-	mu      sync.Mutex // guards free and checked
-	free    int64      // bytes free at checked, less those written since
+	free    int64 // bytes free at checked, less those written since
 	checked time.Time
 }
 
@@ -48,11 +47,11 @@ func newDiskSpace(dir string, stat func(string) (int64, int64, error)) *diskSpac
 // take counts n bytes about to be written, or returns an error wrapping
 // ErrNoSpace if they would eat into the reserve.
 func (d *diskSpace) take(n int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.reserve == 0 {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.refresh(d.free-n < d.reserve) {
 		return nil // unknown: let the write find out
 	}
@@ -67,12 +66,9 @@ func (d *diskSpace) take(n int64) error {
 // low reports whether the disk has less than twice the reserve free: time
 // for the cache to make room before writes are refused.
 func (d *diskSpace) low() bool {
-	if d.reserve == 0 {
-		return false
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.refresh(false) && d.free < 2*d.reserve
+	return d.reserve > 0 && d.refresh(false) && d.free < 2*d.reserve
 }
 
 // refresh asks the filesystem for its free space if the last answer is

@@ -30,8 +30,16 @@ func onFakeDisk(t *testing.T, cfg Config) (*Node, *fakeDisk) {
 	t.Cleanup(func() { _ = n.Close() })
 	disk := &fakeDisk{}
 	disk.free.Store(2 << 30)
-	n.store.space = newDiskSpace("fake", disk.stat)
+	n.store.space.fake(disk.stat)
 	return n, disk
+}
+
+// fake makes d read its free space from stat, as newDiskSpace would have.
+func (d *diskSpace) fake(stat func(string) (int64, int64, error)) {
+	fresh := newDiskSpace("fake", stat)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dir, d.stat, d.reserve, d.checked = fresh.dir, fresh.stat, fresh.reserve, time.Time{}
 }
 
 // TestFullDisk: with less free disk than the store keeps back, an import
