@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
@@ -128,14 +128,16 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge,
 			proxies = append(proxies, p)
 			n.AddPeer(peer.AddrInfo{ID: m.Host().ID(), Addrs: []multiaddr.Multiaddr{multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p.Addr().Port))}})
 		}
-		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Storer: n})
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members})
 		check(err)
-		src := &origin.Source{URL: b.origin.URL, After: caddy.Duration(b.originAfter), Store: n}
+		src := &origin.Source{URL: b.origin.URL, After: caddy.Duration(b.originAfter)}
 		check(src.Init())
 		cfg := gateway.Config{
 			Resolvers: []gateway.Resolver{gateway.IPFSPaths{}},
 			Sources:   []hedge.Source{src},
 			Local:     n.Store(),
+			Store:     n,
+			Expander:  testutil.Placeholders,
 		}
 		if fleetOn {
 			cfg.Fleet = f
@@ -150,10 +152,7 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge,
 			defer req.Release()
 			return req.Get(ctx, w)
 		})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r))
-			gw.ServeHTTP(w, r.WithContext(ctx))
-		}))
+		srv := httptest.NewServer(gw)
 		edges[i] = &edge{url: srv.URL + "/ipfs/" + b.root.String(), stop: func() {
 			srv.Close()
 			f.Close()

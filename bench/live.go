@@ -69,7 +69,7 @@ func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) 
 			proxies = append(proxies, p)
 			ln.n.AddPeer(peer.AddrInfo{ID: m.n.Host().ID(), Addrs: []multiaddr.Multiaddr{multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p.Addr().Port))}})
 		}
-		f, err := fleet.New(fleet.Config{Host: ln.n.Host(), Members: members, Storer: ln.n})
+		f, err := fleet.New(fleet.Config{Host: ln.n.Host(), Members: members})
 		check(err)
 		n := ln.n
 		peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })

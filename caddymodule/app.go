@@ -181,7 +181,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		for i, p := range cfg.Peers {
 			members[i] = p.ID
 		}
-		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Storer: n, Logger: a.log})
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Logger: a.log})
 		if err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
@@ -541,6 +541,7 @@ func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge
 		Sources:  []hedge.Source{peers},
 		Fleet:    f,
 		Flights:  flights,
+		Store:    n,
 		Observer: obs,
 	})
 	if err != nil {

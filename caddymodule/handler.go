@@ -130,6 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ResolveTimeout:      time.Duration(h.ResolveTimeout),
 		StallTimeout:        time.Duration(h.StallTimeout),
 		Local:               n.Store(),
+		Store:               n,
 		Observer:            app.Metrics(),
 		Blocks:              app.Metrics(),
 		Logger:              ctx.Logger(),

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
@@ -121,14 +119,14 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 			}
 		}
 		copyIndex(t, full, n.Blockstore(), root)
-		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Storer: n, Logger: testutil.Logger(t)})
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Logger: testutil.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(f.Close)
 		// origin_after at its default of 1s: an owner slower than that
 		// (a loaded machine) has its leaves fetched by the others too.
-		src := &origin.Source{URL: o.srv.URL + "/film.mp4?{http.request.uri.query}", Store: n}
+		src := &origin.Source{URL: o.srv.URL + "/film.mp4?{http.request.uri.query}"}
 		if err := src.Init(); err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +136,8 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 			Sources:   []hedge.Source{src},
 			Fleet:     f,
 			Local:     n.Store(),
+			Store:     n,
+			Expander:  testutil.Placeholders,
 			Blocks:    obs,
 			Logger:    testutil.Logger(t),
 		})
@@ -152,10 +152,7 @@ func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid
 			defer req.Release()
 			return req.Get(ctx, w)
 		})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r))
-			gw.ServeHTTP(w, r.WithContext(ctx))
-		}))
+		srv := httptest.NewServer(gw)
 		t.Cleanup(srv.Close)
 		edges[i] = &edge{node: n, fleet: f, url: srv.URL + "/ipfs/" + root.String(), obs: obs}
 	}

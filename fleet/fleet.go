@@ -42,9 +42,6 @@ type Config struct {
 	// Members are the other edges. Each is trusted: it may ask this edge
 	// to fetch from the origin.
 	Members []peer.ID
-	// Storer keeps blocks fetched from members, so they are cached and
-	// seeded. Required.
-	Storer hedge.Storer
 	// Timeout bounds one want to a member. Default 30s.
 	Timeout time.Duration
 	// Logger receives the fleet's logs. Nil means none.
@@ -69,8 +66,8 @@ type Fleet struct {
 // New returns the fleet of cfg.Members and registers its protocol on the
 // host. Close removes it.
 func New(cfg Config) (*Fleet, error) {
-	if cfg.Host == nil || cfg.Storer == nil {
-		return nil, fmt.Errorf("a fleet needs a host and a storer")
+	if cfg.Host == nil {
+		return nil, fmt.Errorf("a fleet needs a host")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second

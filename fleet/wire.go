@@ -95,9 +95,6 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 		return nil, fmt.Errorf("fleet member %s: %w", m.id, err)
 	}
 	m.f.count(len(data), 0)
-	if err := m.f.cfg.Storer.Keep(ctx, blk); err != nil {
-		return nil, fmt.Errorf("storing a block from the fleet: %w", err)
-	}
 	return blk, nil
 }
 

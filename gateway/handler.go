@@ -101,6 +101,9 @@ type Config struct {
 	// Observer, if set, learns of first bytes, stalls and leaves in
 	// flight, for metrics.
 	Observer Observer
+	// Store keeps the blocks that the fleet and sources other than block
+	// sessions deliver (hedge.Config.Store); nil keeps none.
+	Store hedge.Storer
 	// Expander, if set, returns a request's placeholder expansion, which
 	// sources that build URLs from templates use (an origin). The Caddy
 	// module sets it to the request's Caddy replacer; the gateway itself
@@ -188,6 +191,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		Sources:  cfg.Sources,
 		Fleet:    cfg.Fleet,
 		Flights:  cfg.Flights,
+		Store:    cfg.Store,
 		Observer: cfg.Blocks,
 		Logger:   cfg.Logger,
 	})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
@@ -168,7 +167,7 @@ func (p afterOrigin) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, err
 // from peers (nil: none, the edge is on its own) with the origin behind.
 func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originURL string, after time.Duration, obs *countingObserver) string {
 	t.Helper()
-	o := &origin.Source{URL: originURL + "/media/film.mp4?{http.request.uri.query}", After: caddy.Duration(after), Store: storeFunc(b.edge.Put)}
+	o := &origin.Source{URL: originURL + "/media/film.mp4?{http.request.uri.query}", After: caddy.Duration(after)}
 	if after == 0 {
 		o.After = caddy.Duration(time.Nanosecond) // at once
 	}
@@ -177,11 +176,12 @@ func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originU
 	}
 	cfg := gateway.Config{
 		Local:        hedge.LocalBlockstore(b.edge),
+		Store:        storeFunc(b.edge.Put),
 		StallTimeout: 3 * time.Second,
 		Readahead:    -1,
 		Sources:      []hedge.Source{o},
 		Policies:     []gateway.Policy{},
-		Expander:     placeholders,
+		Expander:     testutil.Placeholders,
 	}
 	if obs != nil {
 		cfg.Observer, cfg.Blocks = obs, obs
@@ -203,13 +203,6 @@ func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originU
 type storeFunc func(context.Context, blocks.Block) error
 
 func (f storeFunc) Keep(ctx context.Context, blk blocks.Block) error { return f(ctx, blk) }
-
-// placeholders expands Caddy's placeholders for r, as the Caddy module's
-// Expander does.
-func placeholders(r *http.Request) func(string) string {
-	repl := caddyhttp.NewTestReplacer(r)
-	return func(s string) string { return repl.ReplaceAll(s, "") }
-}
 
 // localFirst reads the edge's store, then asks peers.
 type localFirst struct {

@@ -76,8 +76,8 @@ func (w Want) reason() Reason {
 }
 
 // Fetcher fetches verified blocks. A block's bytes must have been checked
-// against its CID before Fetch returns it. A fetcher of a file on the
-// origin is also an OriginFetcher.
+// against its CID (Verify) before Fetch returns it; the hedge keeps and
+// labels it. A fetcher of a file on the origin is also an OriginFetcher.
 type Fetcher interface {
 	Fetch(ctx context.Context, w Want) (blocks.Block, error)
 }
@@ -137,6 +137,10 @@ type Rung struct {
 	// the whole fleet: the owner asks it at once, and other edges ask
 	// the owner first and this source only after After.
 	Owned bool
+	// Kept marks sources that keep what they fetch themselves (the
+	// node's block sessions); the hedge keeps every other source's
+	// blocks in Config.Store.
+	Kept bool
 }
 
 // Source is where blocks come from: bitswap, an HTTP gateway, an origin.
@@ -181,8 +185,8 @@ var ErrMismatch = errors.New("bytes do not match the block's CID")
 // errNoSource reports a want no source may be asked for.
 var errNoSource = errors.New("no source may fetch this block")
 
-// Storer keeps verified blocks that a source fetched outside the node's
-// sessions, so they are cached and seeded like any other.
+// Storer keeps the verified blocks that sources other than the node's
+// sessions deliver, so they are cached and seeded like any other.
 type Storer interface {
 	Keep(ctx context.Context, blk blocks.Block) error
 }
@@ -199,6 +203,10 @@ type Config struct {
 	// Flights coalesces fetches of a block across every hedge of the
 	// edge; nil means one of its own.
 	Flights *Flights
+	// Store keeps the blocks that fleet members and sources without
+	// Rung.Kept deliver, once each source has checked them against
+	// their CID (Verify); nil keeps none.
+	Store Storer
 	// Observer, if set, learns where blocks came from.
 	Observer Observer
 	// Logger receives warnings about lying sources. Nil means none.

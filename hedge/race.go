@@ -27,6 +27,8 @@ type step struct {
 	again   time.Duration
 	fetcher Fetcher
 	src     Source // to open fresh fetchers; nil for fleet steps
+	// kept steps store what they fetch themselves (see Rung.Kept).
+	kept bool
 	// fallback steps are asked only when every step before has failed.
 	fallback bool
 }
@@ -71,7 +73,7 @@ func (r *Request) ladder(w Want) []step {
 		if o.rung.Owned && own && (fleet != nil || w.reason() == ForFleet) {
 			after = 0
 		}
-		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src})
+		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src, kept: o.rung.Kept})
 	}
 	slices.SortStableFunc(steps, func(a, b step) int {
 		if a.fallback != b.fallback {
@@ -131,6 +133,9 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 				defer release()
 			}
 			blk, err := f.Fetch(ctx, w)
+			if err == nil && !steps[i].kept {
+				err = r.keep(ctx, blk)
+			}
 			answers <- answer{i, blk, err}
 		}()
 	}
@@ -203,6 +208,19 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 			errs = append(errs, a.err)
 		}
 	}
+}
+
+// keep stores a block a source fetched: once it crossed into the edge it
+// is kept even if the want has been answered meanwhile, so no source's
+// bytes are wasted.
+func (r *Request) keep(ctx context.Context, blk blocks.Block) error {
+	if r.h.cfg.Store == nil {
+		return nil
+	}
+	if err := r.h.cfg.Store.Keep(context.WithoutCancel(ctx), blk); err != nil {
+		return fmt.Errorf("keeping block %s: %w", blk.Cid(), err)
+	}
+	return nil
 }
 
 // fetched names the source of a block that crossed into the edge and

@@ -10,7 +10,8 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// Getter is a block session: it returns verified blocks by CID.
+// Getter is a block session: it returns verified blocks by CID, and keeps
+// those it fetches (the hedge does not keep them again).
 type Getter interface {
 	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 }
@@ -32,7 +33,11 @@ func NewSessions(rung Rung, open func(ctx context.Context) Getter, size int, idl
 }
 
 // Rung implements Source.
-func (s *Sessions) Rung() Rung { return s.rung }
+func (s *Sessions) Rung() Rung {
+	r := s.rung
+	r.Kept = true // a session stores what it fetches
+	return r
+}
 
 // Open implements Source: the session cached for t.Root, or a fresh one
 // of its own when t.Fresh.

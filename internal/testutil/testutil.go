@@ -5,7 +5,9 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"math/rand/v2"
+	"net/http"
 	"testing"
 	"time"
 
@@ -169,10 +171,17 @@ func OpenGateway(n *node.Node, cfg gateway.Config) (*gateway.Handler, error) {
 		cfg.Sources = []hedge.Source{PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })}
 	}
 	if cfg.Local == nil {
-		cfg.Local = n.Store()
+		cfg.Local, cfg.Store = n.Store(), n
 	}
 	if cfg.MaxStreamsPerClient == 0 {
 		cfg.MaxStreamsPerClient = 10000 // benchmarks are many clients on loopback
 	}
 	return gateway.NewHandler(cfg)
+}
+
+// Placeholders expands Caddy's placeholders for r, as the Caddy module's
+// gateway.Config.Expander does.
+func Placeholders(r *http.Request) func(string) string {
+	repl := caddyhttp.NewTestReplacer(r)
+	return func(s string) string { return repl.ReplaceAll(s, "") }
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
@@ -55,8 +54,6 @@ type Source struct {
 
 	// Client makes the origin requests.
 	Client *http.Client `json:"-"`
-	// Store keeps verified leaves.
-	Store hedge.Storer `json:"-"`
 
 	tmpl string
 	// base is what every origin URL starts with: the scheme, the host
@@ -76,13 +73,8 @@ func (Source) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets the defaults and takes the node's store.
-func (s *Source) Provision(ctx caddy.Context) error {
-	app, err := caddymodule.AppFrom(ctx)
-	if err != nil {
-		return err
-	}
-	s.Store = app.Node()
+// Provision sets the defaults.
+func (s *Source) Provision(caddy.Context) error {
 	return s.Init()
 }
 
@@ -114,9 +106,6 @@ func (s *Source) Init() error {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.MaxIdleConnsPerHost = 64 // a window of leaves per stream
 		s.Client = &http.Client{Transport: transport}
-	}
-	if s.Store == nil {
-		return fmt.Errorf("origin: no store for the leaves it fetches")
 	}
 	return nil
 }
@@ -235,10 +224,7 @@ func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin %s at offset %d: %w", f.url, w.Offset, err)
 	}
-	if err := f.Store.Keep(reqCtx, blk); err != nil {
-		return nil, fmt.Errorf("storing origin leaf: %w", err)
-	}
-	return hedge.Sourced{Block: blk, From: "origin"}, nil
+	return blk, nil
 }
 
 // UnmarshalCaddyfile reads

@@ -1,27 +1,21 @@
 package origin
 
 import (
-	"context"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/pacman-cdn/pacman/hedge"
 )
-
-type discard struct{}
-
-func (discard) Keep(context.Context, blocks.Block) error { return nil }
 
 // TestOriginURLs: the origin's URL keeps its scheme and host whatever the
 // request says; a request's escaped ? and # stay in the path; dot
 // segments and placeholders in the authority are refused.
 func TestOriginURLs(t *testing.T) {
 	for _, bad := range []string{"http://127.0.0.1{http.request.header.X-Port}", "http://{http.request.host}/x", "ftp://o.example"} {
-		if err := (&Source{URL: bad, Store: discard{}}).Init(); err == nil {
+		if err := (&Source{URL: bad}).Init(); err == nil {
 			t.Errorf("origin %q was accepted", bad)
 		}
 	}
@@ -44,7 +38,7 @@ func TestOriginURLs(t *testing.T) {
 		}
 		return f.(interface{ OriginURL() string }).OriginURL()
 	}
-	plain := func() *Source { return &Source{URL: "https://o.example/media", Store: discard{}} }
+	plain := func() *Source { return &Source{URL: "https://o.example/media"} }
 	if got := open(plain(), "/videos/a.mp4"); got != "https://o.example/media/videos/a.mp4" {
 		t.Errorf("plain path: %q", got)
 	}
@@ -63,7 +57,7 @@ func TestOriginURLs(t *testing.T) {
 			t.Errorf("%s: a dot segment reached the origin as %q", p, got)
 		}
 	}
-	templ := &Source{URL: "https://o.example/bucket/{http.request.header.X-File}", Store: discard{}}
+	templ := &Source{URL: "https://o.example/bucket/{http.request.header.X-File}"}
 	if got := open(templ, "/x", "X-File", "@evil.example/y"); got != "https://o.example/bucket/@evil.example/y" {
 		t.Errorf("a header in the path: %q", got)
 	}

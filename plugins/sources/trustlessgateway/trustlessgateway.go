@@ -17,7 +17,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	blocks "github.com/ipfs/go-block-format"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
@@ -40,7 +39,6 @@ type Source struct {
 	After caddy.Duration `json:"after,omitempty"`
 
 	client *http.Client
-	store  hedge.Storer
 }
 
 // CaddyModule returns the Caddy module information.
@@ -51,16 +49,12 @@ func (Source) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision takes the node's store.
-func (s *Source) Provision(ctx caddy.Context) error {
-	app, err := caddymodule.AppFrom(ctx)
-	if err != nil {
-		return err
-	}
-	return s.init(app.Node(), &http.Client{Timeout: time.Minute})
+// Provision checks the URLs.
+func (s *Source) Provision(caddy.Context) error {
+	return s.init(&http.Client{Timeout: time.Minute})
 }
 
-func (s *Source) init(store hedge.Storer, client *http.Client) error {
+func (s *Source) init(client *http.Client) error {
 	if len(s.URLs) == 0 {
 		return fmt.Errorf("trustless_gateway needs at least one URL")
 	}
@@ -73,7 +67,7 @@ func (s *Source) init(store hedge.Storer, client *http.Client) error {
 	if s.After < 0 {
 		return fmt.Errorf("trustless_gateway: after must not be negative")
 	}
-	s.store, s.client = store, client
+	s.client = client
 	return nil
 }
 
@@ -119,10 +113,7 @@ func (s *Source) fetchFrom(ctx context.Context, base string, w hedge.Want) (bloc
 	if err != nil {
 		return nil, fmt.Errorf("gateway %s: %w", base, err)
 	}
-	if err := s.store.Keep(ctx, blk); err != nil {
-		return nil, fmt.Errorf("storing a gateway's block: %w", err)
-	}
-	return hedge.Sourced{Block: blk, From: "http"}, nil
+	return blk, nil
 }
 
 // UnmarshalCaddyfile reads

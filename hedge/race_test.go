@@ -1,0 +1,137 @@
+package hedge_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/pacman-cdn/pacman/hedge"
+)
+
+// source is a hedge.Source of one rung whose fetcher answers with answer,
+// after delay; finish makes it answer even once the want is cancelled, as
+// an origin reads a leaf it has asked for whole.
+type source struct {
+	rung   hedge.Rung
+	delay  time.Duration
+	finish bool
+	answer func(w hedge.Want) (blocks.Block, error)
+}
+
+func (s source) Rung() hedge.Rung { return s.rung }
+
+func (s source) Open(hedge.Target) (hedge.Fetcher, func(), error) {
+	return hedge.FetcherFunc(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+		if s.finish {
+			ctx = context.WithoutCancel(ctx)
+		}
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return s.answer(w)
+	}), nil, nil
+}
+
+// store records what the hedge keeps.
+type store struct {
+	mu   sync.Mutex
+	kept map[cid.Cid]int
+}
+
+func (s *store) Keep(_ context.Context, b blocks.Block) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kept[b.Cid()]++
+	return nil
+}
+
+func (s *store) count(c cid.Cid) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kept[c]
+}
+
+// TestHedgeKeepsAndLabels: the hedge asks sources by their delays, labels
+// the winner's block with its rung and keeps it; a loser that answers
+// after the winner is kept too (its bytes crossed into the edge), and a
+// rung that keeps its own blocks (a session) is not kept again.
+func TestHedgeKeepsAndLabels(t *testing.T) {
+	blk := blocks.NewBlock([]byte("a leaf"))
+	serve := func(hedge.Want) (blocks.Block, error) { return hedge.Verify(blk.Cid(), blk.RawData()) }
+	empty := hedge.LocalBlockstore(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())))
+	open := func(t *testing.T, sources ...hedge.Source) (*hedge.Request, *store) {
+		t.Helper()
+		st := &store{kept: map[cid.Cid]int{}}
+		h, err := hedge.New(hedge.Config{Local: empty, Sources: sources, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := h.Open(hedge.Target{Root: blk.Cid()}, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(req.Release)
+		return req, st
+	}
+
+	// The origin is asked at once but is slow; the gateway, asked after
+	// 20 ms, wins.
+	origin := source{rung: hedge.Rung{Name: "origin"}, delay: 150 * time.Millisecond, finish: true, answer: serve}
+	gateway := source{rung: hedge.Rung{Name: "http", After: 20 * time.Millisecond}, answer: serve}
+	req, st := open(t, origin, gateway)
+	got, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid(), Needed: closed()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := hedge.SourceOf(got); src != "http" {
+		t.Errorf("the block came from %q, want the faster gateway's rung, http", src)
+	}
+	if n := st.count(blk.Cid()); n != 1 {
+		t.Errorf("the winner's block was kept %d times, want 1", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for st.count(blk.Cid()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the origin's late answer was not kept")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A session keeps its own blocks.
+	session := source{rung: hedge.Rung{Name: "peers", Kept: true}, answer: serve}
+	req, st = open(t, session)
+	if _, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.count(blk.Cid()); n != 0 {
+		t.Errorf("a session's block was kept %d times by the hedge, want 0", n)
+	}
+
+	// A source's lie is reported, never kept.
+	liar := source{rung: hedge.Rung{Name: "http"}, answer: func(hedge.Want) (blocks.Block, error) {
+		return hedge.Verify(blk.Cid(), []byte("other bytes"))
+	}}
+	req, st = open(t, liar)
+	if _, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid()}); !errors.Is(err, hedge.ErrMismatch) {
+		t.Errorf("a lying source alone: %v, want a mismatch", err)
+	}
+	if n := st.count(blk.Cid()); n != 0 {
+		t.Errorf("a lie was kept %d times", n)
+	}
+}
+
+// closed returns a closed channel: a want a viewer waits for now.
+func closed() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
