@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/internal/httpurl"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"os"
 	"path/filepath"
 	"slices"

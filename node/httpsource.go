@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/internal/httpurl"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"net"
 	"time"
 

@@ -7,7 +7,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/pacman-cdn/pacman/chunker"
-	"github.com/pacman-cdn/pacman/internal/httpurl"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"io"
 	"net/http"
 	"net/url"
