@@ -348,7 +348,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	target := hedge.Target{Root: root, Path: r.URL.EscapedPath()}
+	target := hedge.Target{Root: root, Path: r.URL.EscapedPath(), Made: content.Block}
 	if h.cfg.Expander != nil {
 		target.Expand = h.cfg.Expander(r)
 	}
@@ -356,7 +356,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
 		target.StoreOnly, notHeld = true, errNotCached
 	}
-	if network && !target.StoreOnly && !h.holds(r.Context(), root) {
+	if network && !target.StoreOnly && target.Made == nil && !h.holds(r.Context(), root) {
 		select {
 		case h.network <- struct{}{}:
 			defer func() { <-h.network }()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	blocks "github.com/ipfs/go-block-format"
 	"net/http"
 	"time"
 
@@ -38,6 +39,9 @@ type Content struct {
 	// that does not exist is looked up in the site's _redirects file.
 	// Requests on a subdomain origin are always so.
 	Site bool
+	// Block, if set, is Root's block, made by the resolver (a live
+	// playlist): it is served as if the store held it, and never stored.
+	Block blocks.Block
 }
 
 // RecordResolver is a Resolver of mutable names that can also answer with

@@ -116,6 +116,9 @@ type Target struct {
 	// StoreOnly reads the store alone, asking no source and no fleet
 	// member (RFC 9111 only-if-cached).
 	StoreOnly bool
+	// Made, if set, is a block the request's resolver made (a live
+	// playlist): it is read as if the store held it, and never stored.
+	Made blocks.Block
 }
 
 // Rung says when the hedge asks a source.
@@ -314,16 +317,30 @@ func (r *Request) Release() {
 
 // Has reports whether the edge holds c, without reading it.
 func (r *Request) Has(ctx context.Context, c cid.Cid) bool {
+	if _, ok := r.made(c); ok {
+		return true
+	}
 	held, err := r.h.cfg.Local.Has(ctx, c)
 	return err == nil && held
+}
+
+// made returns the target's Made block if it is c.
+func (r *Request) made(c cid.Cid) (blocks.Block, bool) {
+	if m := r.target.Made; m != nil && m.Cid().Equals(c) {
+		return m, true
+	}
+	return nil, false
 }
 
 // ReadAt copies into p the bytes of the block w names from byte off on,
 // if the edge holds it, without reading it whole: see Local.ReadAt. For a
 // viewer's want the bytes copied count as delivered from the store.
-func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (int, error) {
-	n, err := r.h.cfg.Local.ReadAt(ctx, w.Cid, p, off)
-	if err != nil {
+func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (n int, err error) {
+	if m, ok := r.made(w.Cid); ok {
+		if data := m.RawData(); off < int64(len(data)) {
+			n = copy(p, data[off:])
+		}
+	} else if n, err = r.h.cfg.Local.ReadAt(ctx, w.Cid, p, off); err != nil {
 		return 0, err
 	}
 	if n > 0 && w.reason() == ForViewer {
@@ -357,7 +374,11 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 		}
 		return Sourced{blk, SourceLocal}, nil
 	}
-	blk, err := r.h.cfg.Local.GetBlock(ctx, w.Cid)
+	blk, ok := r.made(w.Cid)
+	var err error
+	if !ok {
+		blk, err = r.h.cfg.Local.GetBlock(ctx, w.Cid)
+	}
 	if err == nil {
 		if w.reason() == ForViewer {
 			obs.Delivered(SourceLocal, len(blk.RawData()), time.Since(start))

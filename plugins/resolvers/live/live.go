@@ -28,9 +28,6 @@ const segmentTTL = 365 * 24 * time.Hour
 // endedTTL is how long an ended event's playlist may be cached.
 const endedTTL = 24 * time.Hour
 
-// Keeper stores a block the node made, such as a rendered playlist.
-type Keeper func(ctx context.Context, blk blocks.Block) error
-
 // Options are a resolver's settings.
 type Options struct {
 	// Prefix is the URL path the streams are under, ending in "/".
@@ -45,13 +42,12 @@ type Options struct {
 // Streams resolves live stream URLs over a relay's streams.
 type Streams struct {
 	relay *live.Relay
-	keep  Keeper
 	o     Options
 }
 
-// New returns the resolver of o over relay; keep stores playlists.
-func New(relay *live.Relay, keep Keeper, o Options) *Streams {
-	return &Streams{relay: relay, keep: keep, o: o}
+// New returns the resolver of o over relay.
+func New(relay *live.Relay, o Options) *Streams {
+	return &Streams{relay: relay, o: o}
 }
 
 // Resolve implements gateway.Resolver.
@@ -124,14 +120,12 @@ func (s *Streams) playlist(r *http.Request, name string) (gateway.Content, bool,
 	}
 	blk, err := blocks.NewBlockWithCid(data, c)
 	if err != nil {
-		return gateway.Content{}, true, fmt.Errorf("storing the playlist: %w", err)
-	}
-	if err := s.keep(r.Context(), blk); err != nil {
-		return gateway.Content{}, true, fmt.Errorf("storing the playlist: %w", err)
+		return gateway.Content{}, true, fmt.Errorf("naming the playlist: %w", err)
 	}
 	// A player reloads a live playlist about every target duration:
-	// caches may keep it half of that.
-	return gateway.Content{Root: c, TTL: max(target/2, time.Second)}, true, nil
+	// caches may keep it half of that. It is served from memory: each
+	// reload renders it afresh, and none of it is stored.
+	return gateway.Content{Root: c, TTL: max(target/2, time.Second), Block: blk}, true, nil
 }
 
 // Interface guard.

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,7 @@ func newBed(t *testing.T) *bed {
 	b.edgeRelay = relayOn(t, b.edge, b.edgeCounts, b.pub.Host().ID())
 	b.ingest = ingestOn(t, b.pub, b.pubRelay)
 	gw, err := testutil.OpenGateway(b.edge, gateway.Config{Resolvers: []gateway.Resolver{
-		liveres.New(b.edgeRelay, b.edge.Keep, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
+		liveres.New(b.edgeRelay, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
 		gateway.IPFSPaths{},
 	}})
 	if err != nil {
@@ -224,7 +225,14 @@ func TestLiveThroughEdge(t *testing.T) {
 	if resp, again := get(t, b.gateway+"/live/s/index.m3u8", "If-None-Match", resp.Header.Get("Etag")); resp.StatusCode != http.StatusNotModified {
 		t.Errorf("unchanged playlist revalidated: %d (%d bytes), want 304", resp.StatusCode, len(again))
 	}
-	_ = body
+	// The playlist is served from memory: its bytes are never stored.
+	if etag, err := strconv.Unquote(resp.Header.Get("Etag")); err != nil {
+		t.Errorf("playlist ETag %q: %v", resp.Header.Get("Etag"), err)
+	} else if c, err := cid.Decode(etag); err != nil {
+		t.Errorf("playlist ETag %q: %v", etag, err)
+	} else if held, _ := b.edge.Blockstore().Has(context.Background(), c); held {
+		t.Errorf("the playlist (%d bytes) was stored as block %s", len(body), c)
+	}
 	for i := range 2 {
 		resp, got := get(t, fmt.Sprintf("%s/live/s/%d.ts", b.gateway, i))
 		if resp.StatusCode != 200 || !bytes.Equal(got, seg(i)) {

@@ -67,7 +67,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("live: %w", err)
 		}
 	}
-	r.streams = New(relay, app.Node().Keep, Options{
+	r.streams = New(relay, Options{
 		Prefix:   r.Prefix,
 		Playlist: live.PlaylistOptions{Window: r.Window, History: r.History},
 		MaxHold:  3,
