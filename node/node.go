@@ -118,6 +118,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	listen := listenable(cfg, log)
+	if err := claimListen(listen); err != nil {
+		return nil, err
+	}
 	store, err := OpenStore(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -187,7 +191,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.Muxer(yamux.ID, &muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(guard),
-		libp2p.ListenAddrs(listenable(cfg, log)...),
+		libp2p.ListenAddrs(listen...),
 		libp2p.UserAgent("pacman"),
 	}
 	opts = append(opts, reach...)
