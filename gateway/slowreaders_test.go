@@ -90,7 +90,8 @@ func TestSlowReaders(t *testing.T) {
 	for i := range 5 {
 		resp, body, took := get()
 		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, small[:300001]) {
-			t.Errorf("request %d behind 200 slow readers: status %d (%q), want 206 and the bytes", i, resp.StatusCode, body)
+			t.Errorf("request %d behind 200 slow readers: status %d, %d bytes, first difference at %d (%q), want 206 and the 300001 bytes",
+				i, resp.StatusCode, len(body), firstDiff(body, small[:300001]), body[:min(len(body), 200)])
 		}
 		if took > 2*time.Second {
 			t.Errorf("request %d behind 200 slow readers took %v", i, took)
@@ -160,3 +161,14 @@ func emptyStore() hedge.Local {
 
 // dagService writes through bs.
 func dagService(bs blockservice.BlockService) ipld.DAGService { return merkledag.NewDAGService(bs) }
+
+// firstDiff returns the index of the first byte where a and b differ, or
+// the shorter one's length.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

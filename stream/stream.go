@@ -51,9 +51,12 @@ type RangeStreamer struct {
 	// Budget, if set, holds a token per leaf in flight over all streams,
 	// so the windows of many streams together stay within a memory bound.
 	Budget chan struct{}
-	// BudgetWait bounds a stream's wait for a budget token, after which it
-	// fails with ErrBusy: streams of slow clients that hold the budget
-	// make the next request wait at most this long.
+	// BudgetWait bounds a stream's wait for the budget token of its first
+	// leaf, after which it fails with ErrBusy, before any byte is sent:
+	// streams of slow clients that hold the budget make the next request
+	// wait at most this long. A later leaf waits for its token as for a
+	// late leaf, up to StallTimeout: a response under way is not cut for
+	// want of budget.
 	BudgetWait time.Duration
 
 	// pieces holds buffers of pieceSize for reading held leaves, reused
@@ -442,14 +445,14 @@ func (s *RangeStreamer) await(ctx context.Context, timer *time.Timer, sl *slot) 
 	}
 }
 
-// takeBudget takes a budget token, waiting at most BudgetWait.
-func (s *RangeStreamer) takeBudget(ctx context.Context) error {
+// takeBudget takes a budget token, waiting at most wait.
+func (s *RangeStreamer) takeBudget(ctx context.Context, wait time.Duration) error {
 	select {
 	case s.Budget <- struct{}{}:
 		return nil
 	default:
 	}
-	t := time.NewTimer(s.BudgetWait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case s.Budget <- struct{}{}:
@@ -464,6 +467,7 @@ func (s *RangeStreamer) takeBudget(ctx context.Context) error {
 // produce walks the leaves of every span in order and launches their
 // fetches, blocking while the window is full.
 func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spans []Span, slots chan<- *slot, win *window, ah *ahead, wg *sync.WaitGroup) {
+	first := true
 	for i, sp := range spans {
 		for leaf, err := range s.Index.Leaves(ctx, g, root, sp.Start, sp.End) {
 			if win.acquire(ctx) != nil {
@@ -471,7 +475,14 @@ func (s *RangeStreamer) produce(ctx context.Context, g Getter, root cid.Cid, spa
 			}
 			holds := false
 			if s.Budget != nil {
-				switch err := s.takeBudget(ctx); {
+				// Only the first leaf may fail for want of budget:
+				// a response under way is not cut for it, and waits
+				// as it would for a late leaf.
+				wait := s.StallTimeout
+				if first {
+					wait, first = s.BudgetWait, false
+				}
+				switch err := s.takeBudget(ctx, wait); {
 				case err == nil:
 					holds = true
 				case ctx.Err() != nil:

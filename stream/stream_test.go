@@ -172,3 +172,36 @@ func TestHeldLeavesAreReadInPlace(t *testing.T) {
 		t.Errorf("%d writes for %d bytes: the leaves were not written a piece at a time", w.writes, hi-lo)
 	}
 }
+
+// slowGetter fetches each leaf after delay.
+type slowGetter struct {
+	storeGetter
+	delay time.Duration
+}
+
+func (g *slowGetter) Get(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	time.Sleep(g.delay)
+	return g.storeGetter.Get(ctx, w)
+}
+
+// TestStartedResponseIsNotCutForBudget: once a response is under way, a
+// leaf waiting for a budget token waits as for a late leaf, not BudgetWait:
+// with one token and leaves slower than BudgetWait, every leaf after the
+// first waited past it, and the old code cut the response after the first.
+func TestStartedResponseIsNotCutForBudget(t *testing.T) {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 11 / 7)
+	}
+	bs, root, s, _ := budgetBed(t, data, chunker.WithChunkSize(256<<10))
+	s.Budget, s.BudgetWait = make(chan struct{}, 1), 20*time.Millisecond
+	g := &slowGetter{storeGetter: storeGetter{bs: bs}, delay: 80 * time.Millisecond}
+	var out bytes.Buffer
+	err := s.Stream(context.Background(), g, root, []Span{{0, int64(len(data))}}, nil, func(int) (io.Writer, error) { return &out, nil })
+	if err != nil {
+		t.Fatalf("a response under way was cut: %v after %d of %d bytes", err, out.Len(), len(data))
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("%d bytes written, equal %v", out.Len(), bytes.Equal(out.Bytes(), data))
+	}
+}
