@@ -41,7 +41,7 @@ func claimListen(addrs []multiaddr.Multiaddr) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %s (%s %s): is another pacman or IPFS node running? Stop it, or give this one other listen addresses: %v",
+			return fmt.Errorf("%w: %s (%s %s): is another pacman or IPFS node running, or is this a reload that changes data_dir (which needs a restart)? Stop it, or give this one other listen addresses: %v",
 				ErrListenInUse, a, network, hostport, err)
 		}
 	}
