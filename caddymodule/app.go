@@ -218,7 +218,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, errors.Join(err, n.Close())
 		}
 		d := &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: flights, serving: serving, live: relay, livePeers: peers,
-			names: &names.Network{Store: store}}
+			names: &names.Network{Store: store}, settings: &settings{app: a.exported()}}
 		if n.HasRouting() {
 			d.names.Routing = n
 			actx, cancel := context.WithCancel(context.Background())
@@ -244,6 +244,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if loaded {
 		a.log.Info("reusing running node", zap.String("data_dir", a.DataDir), zap.Stringer("peer_id", a.node.Host().ID()))
+		a.running.settings.reload(a, a.log)
 	}
 	return nil
 }
@@ -471,9 +472,11 @@ func (a *App) Node() *node.Node { return a.node }
 // as long as the node: its metrics, its fleet and its fetches in flight.
 type nodeDestructor struct {
 	*node.Node
-	metrics *nodeMetrics
-	fleet   *fleet.Fleet
-	flights *hedge.Flights
+	// settings are what the node was started with, for reloads.
+	settings *settings
+	metrics  *nodeMetrics
+	fleet    *fleet.Fleet
+	flights  *hedge.Flights
 	// serving is the handlers of the config that runs, whose deny lists
 	// the bitswap server obeys.
 	serving *atomic.Pointer[gatewaySet]
@@ -558,3 +561,11 @@ var (
 	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )
+
+// exported returns a's settings without its running state.
+func (a *App) exported() App {
+	c := *a
+	c.node, c.metrics, c.running, c.log, c.gateways = nil, nil, nil, nil, nil
+	c.Peers = slices.Clone(a.Peers)
+	return c
+}
