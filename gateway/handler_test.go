@@ -614,7 +614,10 @@ func (l localStore) ReadAt(ctx context.Context, c cid.Cid, p []byte, off int64) 
 	if err != nil {
 		return 0, err
 	}
-	return copy(p, blk.RawData()[off:]), nil
+	if data := blk.RawData(); off < int64(len(data)) {
+		return copy(p, data[off:]), nil
+	}
+	return 0, nil
 }
 
 // TestReadaheadSkipsLocalLeaves: readahead does not read the leaves the
