@@ -219,6 +219,7 @@ func FuzzEncoderPlaylist(f *testing.F) {
 	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXTINF:2.0,\nindex3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:1.5,\nindex4.ts\n#EXT-X-ENDLIST\n"))
 	f.Add([]byte("#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2026-12-02T05:00:00.000+0000\n#EXTINF:2,\na.ts\n"))
 	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n"))
+	f.Add([]byte("#EXTM3U\n#EXTINF:2,\na.ts\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2,\nb.ts\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := parseEncoderPlaylist(data)
 		if err != nil {

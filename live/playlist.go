@@ -108,6 +108,11 @@ func parseEncoderPlaylist(data []byte) (encoderPlaylist, error) {
 		switch {
 		case line == "":
 		case tag == "#EXT-X-MEDIA-SEQUENCE":
+			if len(p.entries) > 0 {
+				// RFC 8216 §4.3.3.2: it must come before the first segment;
+				// a later one would number two segments alike.
+				return p, fmt.Errorf("#EXT-X-MEDIA-SEQUENCE after the first segment")
+			}
 			n, err := strconv.ParseUint(val, 10, 64)
 			if err != nil || n > maxEncoderSeq {
 				return p, fmt.Errorf("bad #EXT-X-MEDIA-SEQUENCE %q", val)
