@@ -272,3 +272,37 @@ func TestFleetDividesOriginLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestMemberFoundWithoutIdentifyPush: a member whose fleet started after
+// the connection opened is known to speak the protocol only through
+// identify's push; when this edge's peerstore missed it (the push lost or
+// overtaken by the first identify's answer, as CI saw under load), the
+// member still joins the fleet within a few seconds instead of never.
+func TestMemberFoundWithoutIdentifyPush(t *testing.T) {
+	a, b := testutil.NewNode(t), testutil.NewNode(t)
+	if err := a.Host().Connect(context.Background(), b.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fa.Close)
+	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fb.Close)
+	// Let identify's push land, then forget what it said.
+	time.Sleep(200 * time.Millisecond)
+	if err := a.Host().Peerstore().RemoveProtocols(b.Host().ID(), fleet.Protocol); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(fa.Members()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the member that speaks the protocol is still not in the fleet after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

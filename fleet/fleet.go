@@ -31,6 +31,10 @@ const Protocol = "/pacman/fleet/block/1.0.0"
 // maxServing bounds the wants a member serves at once.
 const maxServing = 256
 
+// probeEvery spaces the probes of one connected member whose protocols
+// this edge does not know (see probe).
+const probeEvery = 2 * time.Second
+
 // Serve answers a member's want: from the store, or by the hedge's owned
 // sources. It must verify what it returns.
 type Serve func(ctx context.Context, w hedge.Want) (blocks.Block, error)
@@ -60,7 +64,17 @@ type Fleet struct {
 	mu    sync.RWMutex // guards serve
 	serve Serve
 
+	probes probes
+
 	counts counts
+}
+
+// probes are the times members were last probed, and the probes' context.
+type probes struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards last
+	last   map[peer.ID]time.Time
 }
 
 // New returns the fleet of cfg.Members and registers its protocol on the
@@ -82,6 +96,8 @@ func New(cfg Config) (*Fleet, error) {
 		serving: make(chan struct{}, maxServing),
 		log:     cfg.Logger,
 	}
+	f.probes.ctx, f.probes.cancel = context.WithCancel(context.Background())
+	f.probes.last = make(map[peer.ID]time.Time)
 	for _, p := range cfg.Members {
 		if p != f.self {
 			f.members[p] = true
@@ -99,8 +115,11 @@ func (f *Fleet) SetServe(s Serve) {
 	f.mu.Unlock()
 }
 
-// Close stops serving members.
-func (f *Fleet) Close() { f.cfg.Host.RemoveStreamHandler(Protocol) }
+// Close stops serving members and probing them.
+func (f *Fleet) Close() {
+	f.probes.cancel()
+	f.cfg.Host.RemoveStreamHandler(Protocol)
+}
 
 // live returns the members connected now that speak the protocol, and
 // this edge, sorted.
@@ -112,10 +131,40 @@ func (f *Fleet) live() []peer.ID {
 		}
 		if protos, err := f.cfg.Host.Peerstore().SupportsProtocols(p, Protocol); err == nil && len(protos) > 0 {
 			ids = append(ids, p)
+		} else {
+			f.probe(p)
 		}
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// probe asks a connected member whether it speaks the protocol, at most
+// once per probeEvery, in the background. What a peer speaks is learnt
+// from identify, which runs when the connection opens: a member whose
+// fleet started after that is known only through identify's push, and a
+// lost or reordered push would leave it out of the fleet for as long as
+// the connection lasts. A stream that negotiates the protocol records it
+// in the peerstore (the host does), and the next live() counts the member.
+func (f *Fleet) probe(p peer.ID) {
+	f.probes.mu.Lock()
+	if time.Since(f.probes.last[p]) < probeEvery {
+		f.probes.mu.Unlock()
+		return
+	}
+	f.probes.last[p] = time.Now()
+	f.probes.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(f.probes.ctx, probeEvery)
+		defer cancel()
+		s, err := f.cfg.Host.NewStream(network.WithNoDial(ctx, "fleet probe"), p, Protocol)
+		if err != nil {
+			f.log.Debug("fleet member does not answer the protocol yet", zap.Stringer("peer", p), zap.Error(err))
+			return
+		}
+		// The member reads no want and drops the stream.
+		_ = s.Close()
+	}()
 }
 
 // owner returns the member of ids that owns c: the highest weight of
