@@ -76,7 +76,7 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		for _, p := range n.Host().Network().Peers() {
 			s.Peers = append(s.Peers, p.String())
 		}
-		s.Live = d.live.Streams().List()
+		s.Live = d.edge.Live().Streams().List()
 		out = append(out, s)
 		return true
 	})

@@ -1,31 +1,27 @@
 // Package caddymodule is the thin Caddy glue of pacman: the pacman app that
-// owns the embedded IPFS node, the http.handlers.pacman handler that serves
-// content through package gateway, their Caddyfile syntax, and the
-// `caddy pacman` subcommands. It holds no business logic.
+// keeps the running edge (package edge) across reloads, the
+// http.handlers.pacman handler that serves content through package
+// gateway, their Caddyfile syntax, metrics, and the `caddy pacman`
+// subcommands. It translates configuration; the edge does the work.
 package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/httpurl"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	blocks "github.com/ipfs/go-block-format"
-	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/ipfs/boxo/blockstore"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/fleet"
+	"github.com/pacman-cdn/pacman/edge"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/names"
 	"github.com/pacman-cdn/pacman/node"
@@ -45,8 +41,9 @@ var nodes = caddy.NewUsagePool()
 // bitswap over a persistent blockstore) that every pacman handler fetches
 // content through and that seeds every block it holds back to its peers.
 //
-// The node is kept across config reloads. Changes to its settings take
-// effect when the data directory changes or Caddy restarts.
+// The edge is kept across config reloads of the same data directory: a
+// reload dials the peers added and applies live_trust; the other node
+// settings wait for a restart, and the reload warns of each by name.
 type App struct {
 	// DataDir holds the blockstore and the node's identity key.
 	// Default: the "pacman" folder in Caddy's data directory.
@@ -114,18 +111,11 @@ type App struct {
 	// Default: see NAT.
 	NAT *NAT `json:"nat,omitempty"`
 
-	node    *node.Node
+	edge    *edge.Edge
 	metrics *nodeMetrics
 	running *nodeDestructor
 	log     *zap.Logger
-
-	gateways *gatewaySet
-}
-
-// gatewaySet is the handlers of one config that answer fleet members.
-type gatewaySet struct {
-	mu   sync.Mutex // guards list
-	list []*gateway.Handler
+	routes  *edge.Routes
 }
 
 // CaddyModule returns the Caddy module information.
@@ -146,7 +136,7 @@ func DefaultDataDir() string { return filepath.Join(caddy.AppDataDir(), "pacman"
 // the same data directory.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Logger()
-	a.gateways = new(gatewaySet)
+	a.routes = new(edge.Routes)
 	if a.DataDir == "" {
 		a.DataDir = DefaultDataDir()
 	}
@@ -158,92 +148,30 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
-		serving := new(atomic.Pointer[gatewaySet])
-		cfg.Refuse = func(c cid.Cid) bool {
-			set := serving.Load()
-			if set == nil {
-				return false
-			}
-			set.mu.Lock()
-			defer set.mu.Unlock()
-			for _, gw := range set.list {
-				if gw.Denies(c) {
-					return true
-				}
-			}
-			return false
-		}
-		n, err := node.New(ctx, cfg)
+		metrics := newNodeMetrics()
+		e, err := edge.New(ctx, edge.Config{Node: cfg, Observer: metrics, Logger: a.log})
 		if err != nil {
 			return nil, err
 		}
-		members := make([]peer.ID, len(cfg.Peers))
-		for i, p := range cfg.Peers {
-			members[i] = p.ID
-		}
-		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Logger: a.log})
-		if err != nil {
-			return nil, errors.Join(err, n.Close())
-		}
-		metrics, flights := newNodeMetrics(), hedge.NewFlights()
-		fetch, peers, err := liveFetcher(n, f, flights, metrics)
-		if err != nil {
-			f.Close()
-			return nil, errors.Join(err, n.Close())
-		}
-		h := n.Host()
-		relay, err := live.NewRelay(h, h.Peerstore().PrivKey(h.ID()), fetch, metrics, a.log.Named("live"))
-		if err != nil {
-			peers.Close()
-			f.Close()
-			return nil, errors.Join(err, n.Close())
-		}
-		// What this node announced survives a restart: its streams'
-		// numbering goes on, and recordings list every segment.
-		journal, err := live.NewFileJournal(filepath.Join(a.DataDir, "live"))
-		if err == nil {
-			err = relay.Restore(journal)
-		}
-		if err != nil {
-			_ = relay.Close()
-			peers.Close()
-			f.Close()
-			return nil, errors.Join(err, n.Close())
-		}
-		store, err := names.Open(filepath.Join(a.DataDir, "ipns"))
-		if err != nil {
-			_ = relay.Close()
-			peers.Close()
-			f.Close()
-			return nil, errors.Join(err, n.Close())
-		}
-		d := &nodeDestructor{Node: n, metrics: metrics, fleet: f, flights: flights, serving: serving, live: relay, livePeers: peers,
-			names: &names.Network{Store: store}, settings: &settings{app: a.exported()}}
-		if n.HasRouting() {
-			d.names.Routing = n
-			actx, cancel := context.WithCancel(context.Background())
-			d.stopAnnouncing = cancel
-			go announceNames(actx, d.names, a.log.Named("ipns"))
-		}
-		return d, nil
+		return &nodeDestructor{Node: e.Node(), edge: e, metrics: metrics, settings: &settings{app: a.exported()}}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
 	a.running = v.(*nodeDestructor)
-	a.node, a.metrics = a.running.Node, a.running.metrics
+	a.edge, a.metrics = a.running.edge, a.running.metrics
 	trusted := make([]peer.ID, len(a.LiveTrust))
 	for i, s := range a.LiveTrust {
 		if trusted[i], err = peer.Decode(s); err != nil {
 			return fmt.Errorf("live_trust: %q is not a peer ID: %w", s, err)
 		}
 	}
-	a.running.live.SetTrusted(trusted)
-	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.node, a.running.fleet); err != nil {
+	a.edge.Live().SetTrusted(trusted)
+	if err := a.metrics.register(ctx.GetMetricsRegistry(), a.edge.Node(), a.edge.Fleet()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	if loaded {
-		a.log.Info("reusing running node", zap.String("data_dir", a.DataDir), zap.Stringer("peer_id", a.node.Host().ID()))
+		a.log.Info("reusing running node", zap.String("data_dir", a.DataDir), zap.Stringer("peer_id", a.edge.Node().Host().ID()))
 		a.running.settings.reload(a, a.log)
 	}
 	return nil
@@ -378,59 +306,32 @@ func (a *App) Validate() error {
 // Stop is a no-op: the node stops in Cleanup once no config uses it.
 func (a *App) Stop() error { return nil }
 
-// Start makes this config's handlers answer fleet members' wants. Caddy
+// Start makes this config's handlers the edge's routes: they answer fleet
+// members' wants, and what they deny the node refuses to seed. Caddy
 // starts a new config before it stops the old one, so members are never
 // left unanswered across a reload.
 func (a *App) Start() error {
-	a.running.fleet.SetServe(a.serveFleet)
-	// What this config's handlers deny, the node refuses to seed.
-	a.running.serving.Store(a.gateways)
+	a.edge.Serve(a.routes)
 	return nil
 }
 
-// AddGateway makes gw one of the handlers that answer fleet members'
-// wants; the returned function removes it.
-func (a *App) AddGateway(gw *gateway.Handler) func() {
-	set := a.gateways
-	set.mu.Lock()
-	defer set.mu.Unlock()
-	set.list = append(set.list, gw)
-	return func() {
-		set.mu.Lock()
-		defer set.mu.Unlock()
-		set.list = slices.DeleteFunc(set.list, func(g *gateway.Handler) bool { return g == gw })
-	}
-}
+// AddRoute makes r one of this config's routes; the returned function
+// removes it.
+func (a *App) AddRoute(r edge.Route) func() { return a.routes.Add(r) }
 
-// serveFleet answers a member's want through the first handler whose
-// trusted sources have the block: its store, then the origin it serves.
-func (a *App) serveFleet(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	a.gateways.mu.Lock()
-	gws := slices.Clone(a.gateways.list)
-	a.gateways.mu.Unlock()
-	err := error(ipld.ErrNotFound{Cid: w.Cid})
-	for _, gw := range gws {
-		req, oerr := gw.Hedge().Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
-		if oerr != nil {
-			err = oerr
-			continue
-		}
-		blk, gerr := req.Get(ctx, w)
-		req.Release()
-		if gerr == nil {
-			return blk, nil
-		}
-		err = gerr
-	}
-	return nil, err
-}
+// Blockstore returns the blocks the edge holds. Plugins read it; what
+// they add is not kept by the cache's rules.
+func (a *App) Blockstore() blockstore.Blockstore { return a.edge.Node().Blockstore() }
 
-// Fleet returns the edges this one shares its origin's work with.
-func (a *App) Fleet() hedge.Fleet { return a.running.fleet }
+// PeerSession opens a bitswap session over the edge's peers; it ends with
+// ctx.
+func (a *App) PeerSession(ctx context.Context) hedge.Getter { return a.edge.Node().NewSession(ctx) }
 
-// Flights returns the fetches in flight on this edge, shared by its
-// handlers.
-func (a *App) Flights() *hedge.Flights { return a.running.flights }
+// Names returns the IPNS records the edge keeps, looks up and announces.
+func (a *App) Names() *names.Network { return a.edge.Names() }
+
+// Live returns the edge's live relay.
+func (a *App) Live() *live.Relay { return a.edge.Live() }
 
 // Metrics returns the observer of the edge's blocks and streams.
 func (a *App) Metrics() interface {
@@ -441,7 +342,8 @@ func (a *App) Metrics() interface {
 }
 
 // AppFrom returns the pacman app of the config ctx belongs to, starting it
-// if need be: plugins take the node from it.
+// if need be: plugins take what they use of the edge from it (Blockstore,
+// PeerSession, Names, Live).
 func AppFrom(ctx caddy.Context) (*App, error) {
 	v, err := ctx.App("pacman")
 	if err != nil {
@@ -452,107 +354,25 @@ func AppFrom(ctx caddy.Context) (*App, error) {
 
 // Cleanup releases this config's use of the node; the last user stops it.
 func (a *App) Cleanup() error {
-	if a.node == nil {
+	if a.edge == nil {
 		return nil
 	}
 	_, err := nodes.Delete(a.DataDir)
 	return err
 }
 
-// Names returns the IPNS records the node keeps, in its data directory.
-func (a *App) Names() *names.Network { return a.running.names }
-
-// Live returns the node's live relay.
-func (a *App) Live() *live.Relay { return a.running.live }
-
-// Node returns the running node.
-func (a *App) Node() *node.Node { return a.node }
-
-// nodeDestructor lets the usage pool stop a node; it carries what lives
-// as long as the node: its metrics, its fleet and its fetches in flight.
+// nodeDestructor lets the usage pool stop an edge; it carries what lives
+// as long as the edge: its metrics and the settings it started with.
 type nodeDestructor struct {
+	// Node is the edge's node, for the admin routes.
 	*node.Node
-	// settings are what the node was started with, for reloads.
+	edge     *edge.Edge
 	settings *settings
 	metrics  *nodeMetrics
-	fleet    *fleet.Fleet
-	flights  *hedge.Flights
-	// serving is the handlers of the config that runs, whose deny lists
-	// the bitswap server obeys.
-	serving *atomic.Pointer[gatewaySet]
-	// live follows the live streams; livePeers are its bitswap
-	// sessions.
-	live      *live.Relay
-	livePeers *hedge.Sessions
-	// names are the IPNS records kept, looked up and announced through
-	// the node's routing; stopAnnouncing ends their announcing.
-	names          *names.Network
-	stopAnnouncing context.CancelFunc
 }
 
-func (d *nodeDestructor) Destruct() error {
-	if d.stopAnnouncing != nil {
-		d.stopAnnouncing()
-	}
-	err := d.live.Close()
-	d.livePeers.Close()
-	d.fleet.Close()
-	return errors.Join(err, d.Close())
-}
-
-// announceInterval is how often records kept are looked at for ones to
-// announce; every record is announced again each republishInterval, as
-// DHT records expire (after 48h, by default).
-const (
-	announceInterval  = time.Minute
-	republishInterval = 4 * time.Hour
-)
-
-// announceNames announces the IPNS records kept through routing: all of
-// them at start and every republishInterval, and in between each one kept
-// or published (by 'caddy pacman name publish', say) since the last pass.
-func announceNames(ctx context.Context, n *names.Network, log *zap.Logger) {
-	var lastAll time.Time
-	tick := time.NewTicker(announceInterval)
-	defer tick.Stop()
-	for {
-		all := time.Since(lastAll) >= republishInterval
-		if all {
-			lastAll = time.Now()
-		}
-		told, err := n.Announce(ctx, all)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("announcing IPNS records", zap.Error(err))
-		}
-		if told > 0 {
-			log.Debug("announced IPNS records", zap.Int("records", told))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// liveFetcher returns how the relay makes announced segments local:
-// through a hedge over the node's peers and the fleet (live.HedgeFetcher).
-func liveFetcher(n *node.Node, f *fleet.Fleet, flights *hedge.Flights, obs hedge.Observer) (live.Fetcher, *hedge.Sessions, error) {
-	peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })
-	h, err := hedge.New(hedge.Config{
-		Local:    n.Store(),
-		Sources:  []hedge.Source{peers},
-		Fleet:    f,
-		Flights:  flights,
-		Store:    n,
-		Observer: obs,
-	})
-	if err != nil {
-		peers.Close()
-		return nil, nil, err
-	}
-	return live.HedgeFetcher(h), peers, nil
-}
+// Destruct stops the edge.
+func (d *nodeDestructor) Destruct() error { return d.edge.Close() }
 
 // Interface guards.
 var (
@@ -565,7 +385,7 @@ var (
 // exported returns a's settings without its running state.
 func (a *App) exported() App {
 	c := *a
-	c.node, c.metrics, c.running, c.log, c.gateways = nil, nil, nil, nil, nil
+	c.edge, c.metrics, c.running, c.log, c.routes = nil, nil, nil, nil, nil
 	c.Peers = slices.Clone(a.Peers)
 	return c
 }

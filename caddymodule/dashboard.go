@@ -37,7 +37,7 @@ type peerFigures struct {
 
 // dashboardOf reads one node's figures, peers and live streams.
 func dashboardOf(ctx context.Context, dataDir string, d *nodeDestructor) (nodeDashboard, error) {
-	nd := nodeDashboard{DataDir: dataDir, PeerID: d.Host().ID().String(), Live: d.live.Streams().List()}
+	nd := nodeDashboard{DataDir: dataDir, PeerID: d.Host().ID().String(), Live: d.edge.Live().Streams().List()}
 	var err error
 	if nd.Figures, err = figures(ctx, d); err != nil {
 		return nd, err

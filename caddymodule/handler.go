@@ -112,13 +112,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	n := app.Node()
+	e := app.edge
 	h.gw, err = gateway.NewHandler(gateway.Config{
 		Resolvers:           resolvers,
 		Sources:             sources,
 		Policies:            policies,
-		Fleet:               app.Fleet(),
-		Flights:             app.Flights(),
+		Fleet:               e.Fleet(),
+		Flights:             e.Flights(),
 		Window:              h.Window,
 		MaxWindow:           h.MaxWindow,
 		MaxLeavesInFlight:   h.MaxLeavesInFlight,
@@ -129,8 +129,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRanges:           h.MaxRanges,
 		ResolveTimeout:      time.Duration(h.ResolveTimeout),
 		StallTimeout:        time.Duration(h.StallTimeout),
-		Local:               n.Store(),
-		Store:               n,
+		Local:               e.Node().Store(),
+		Store:               e.Node(),
 		Observer:            app.Metrics(),
 		Blocks:              app.Metrics(),
 		Logger:              ctx.Logger(),
@@ -140,7 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.closers = append(h.closers, app.AddGateway(h.gw))
+	h.closers = append(h.closers, app.AddRoute(h.gw))
 	return nil
 }
 

@@ -1,23 +1,14 @@
 package caddymodule
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/live"
-	"github.com/pacman-cdn/pacman/node"
-	"go.uber.org/zap"
 )
 
 func init() {
@@ -75,78 +66,17 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 	for i, t := range h.Tokens {
 		tokens[i] = live.Token{Secret: repl.ReplaceKnown(t.Token, ""), Streams: t.Streams}
 	}
-	n := app.Node()
-	log := ctx.Logger()
+	e := app.edge
 	h.ingest = &live.Ingest{
-		Relay: app.Live(),
-		// A segment is on disk before the encoder is told it arrived:
-		// a publisher that crashes after announcing it still has it.
-		// One cut short (too big, or the encoder gone) gives back
-		// what it wrote.
-		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
-			dag := &recordingDAG{DAGService: n.DAG()}
-			c, err := chunker.Import(ctx, dag, r)
-			if err != nil {
-				if _, derr := n.Discard(context.WithoutCancel(ctx), dag.added...); derr != nil {
-					log.Warn("discarding a segment cut short", zap.Error(derr))
-				}
-			}
-			if errors.Is(err, node.ErrNoSpace) {
-				return c, fmt.Errorf("%w: %w", live.ErrNoSpace, err)
-			}
-			if err != nil {
-				return c, err
-			}
-			return c, n.Sync(ctx)
-		},
-		Discard: func(ctx context.Context, c cid.Cid) {
-			if _, err := n.Discard(ctx, c); err != nil {
-				log.Warn("discarding an upload never announced", zap.Stringer("cid", c), zap.Error(err))
-			}
-		},
-		// The recording is pinned: listed by `caddy pacman ls`, and
-		// freed by `unpin` when it is no longer wanted.
-		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-			dir, err := chunker.Directory(ctx, n.DAG(), entries)
-			if err != nil {
-				return dir, err
-			}
-			_, err = n.PinHeld(ctx, dir)
-			return dir, err
-		},
+		Relay:          e.Live(),
+		Import:         e.ImportSegment,
+		Discard:        e.DiscardSegment,
+		Directory:      e.Record,
 		Tokens:         tokens,
 		MaxSegmentSize: h.MaxSegmentSize,
-		Log:            log,
+		Log:            ctx.Logger(),
 	}
 	return nil
-}
-
-// recordingDAG notes the CIDs of the nodes added through it: what an
-// import cut short leaves behind.
-type recordingDAG struct {
-	ipld.DAGService
-	mu    sync.Mutex // guards added
-	added []cid.Cid
-}
-
-// Add implements ipld.DAGService.
-func (d *recordingDAG) Add(ctx context.Context, nd ipld.Node) error {
-	d.note(nd)
-	return d.DAGService.Add(ctx, nd)
-}
-
-// AddMany implements ipld.DAGService.
-func (d *recordingDAG) AddMany(ctx context.Context, nds []ipld.Node) error {
-	d.note(nds...)
-	return d.DAGService.AddMany(ctx, nds)
-}
-
-func (d *recordingDAG) note(nds ...ipld.Node) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, nd := range nds {
-		d.added = append(d.added, nd.Cid())
-	}
 }
 
 // Validate checks the settings.

@@ -35,7 +35,7 @@ func (s *settings) reload(a *App, log *zap.Logger) {
 		if err != nil {
 			continue // nodeConfig refused it already
 		}
-		a.node.AddPeer(*info)
+		a.edge.Node().AddPeer(*info)
 		s.app.Peers = append(s.app.Peers, p)
 	}
 	if len(added) > 0 {

@@ -56,7 +56,7 @@ func (p *Policy) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return p.Init(app.Node().Blockstore(), ctx.Logger())
+	return p.Init(app.Blockstore(), ctx.Logger())
 }
 
 // Init loads the list, expanding each listed DAG through the blocks store

@@ -3,7 +3,6 @@
 package bitswap
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -58,9 +57,8 @@ func (s *Source) Provision(ctx caddy.Context) error {
 	if s.SessionIdle == 0 {
 		s.SessionIdle = caddy.Duration(time.Minute)
 	}
-	n := app.Node()
 	s.Sessions = hedge.NewSessions(hedge.Rung{Name: "peers", Again: time.Duration(s.ReaskAfter)},
-		func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) },
+		app.PeerSession,
 		sessions, time.Duration(s.SessionIdle))
 	return nil
 }
