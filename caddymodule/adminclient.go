@@ -27,9 +27,86 @@ func adminFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("address", "localhost:2019", "admin endpoint of a running Caddy, used when it runs the data directory")
 }
 
-// running is a Caddy admin endpoint that may run a data directory.
+// running is where a command works: the Caddy at address when it runs
+// dataDir (an absolute path), else dataDir opened by the command itself.
+// The command says which on its error stream, once.
 type running struct {
 	address, dataDir string
+	// cmd names the command in what it says; say is where it says it.
+	cmd  string
+	say  io.Writer
+	told *bool
+}
+
+// locate returns where cmd works. Given no data directory, it uses the one
+// the Caddy at address runs, the way Kubo's commands find their daemon;
+// with no Caddy there (or none running pacman), the default directory. A
+// Caddy that runs several must be told which.
+func locate(cmd *cobra.Command, address, dir string) (running, error) {
+	a := running{address: address, cmd: cmd.Name(), say: cmd.ErrOrStderr(), told: new(bool)}
+	if dir != "" {
+		a.dataDir = absDir(dir)
+		return a, nil
+	}
+	a.dataDir = DefaultDataDir()
+	var ans runningAnswer
+	ok, err := a.getJSON(cmd.Context(), "/pacman/running", &ans)
+	switch {
+	case err != nil:
+		return a, err
+	case !ok || len(ans.DataDirs) == 0:
+		return a, nil
+	case len(ans.DataDirs) > 1:
+		return a, fmt.Errorf("the Caddy at %s runs %d data directories (%s): choose one with --data-dir", address, len(ans.DataDirs), strings.Join(ans.DataDirs, ", "))
+	}
+	a.dataDir = ans.DataDirs[0]
+	return a, nil
+}
+
+// getJSON asks the Caddy for route, with no data directory, and decodes
+// its answer into v. It reports false, with no error, when no Caddy
+// answers or the route is not there (a Caddy without pacman).
+func (a running) getJSON(ctx context.Context, route string, v any) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.address+route, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("asking the Caddy at %s: %w", a.address, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
+		return false, fmt.Errorf("the answer of the Caddy at %s: %w", a.address, err)
+	}
+	return true, nil
+}
+
+// via says, once, that the command works through the Caddy.
+func (a running) via() {
+	if a.told != nil && !*a.told {
+		*a.told = true
+		fmt.Fprintf(a.say, "%s: via the Caddy at %s (data dir %s)\n", a.cmd, a.address, a.dataDir)
+	}
+}
+
+// offline runs fn on the data directory opened here, after saying so.
+func (a running) offline(ctx context.Context, fn func(context.Context, *node.Store) error) error {
+	if a.told != nil && !*a.told {
+		*a.told = true
+		fresh := ""
+		if _, err := os.Stat(a.dataDir); errors.Is(err, os.ErrNotExist) {
+			fresh = ", a new one"
+		}
+		fmt.Fprintf(a.say, "%s: offline, in data dir %s%s (no Caddy at %s runs it)\n", a.cmd, a.dataDir, fresh, a.address)
+	}
+	return withStore(ctx, a.dataDir, fn)
 }
 
 // do sends a request for the node on the data directory. It reports false,
@@ -52,6 +129,7 @@ func (a running) do(ctx context.Context, method, route string, q url.Values, bod
 		return nil, false, fmt.Errorf("asking the Caddy at %s: %w", a.address, err)
 	}
 	if resp.StatusCode/100 == 2 {
+		a.via()
 		return resp, true, nil
 	}
 	defer resp.Body.Close()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,6 +36,7 @@ const bodyIdle = time.Minute
 //	POST /pacman/pin?data_dir=DIR&cid=CID   → {"cid": …, "blocks": n, "bytes": n}
 //	POST /pacman/unpin?data_dir=DIR&cid=CID → {"cid": …, "blocks": n, "bytes": n}
 //	GET  /pacman/ls?data_dir=DIR         → {"pins": [{"cid": …, "incomplete": true}, …]}
+//	GET  /pacman/running                 → {"data_dirs": […]}, the directories run here
 //
 // DIR names the data directory of the node to use (as a path the node can
 // stat; the command sends an absolute one). A node not running there is
@@ -53,6 +55,7 @@ func storeRoutes() []caddy.AdminRoute {
 		})}
 	}
 	return []caddy.AdminRoute{
+		{Pattern: "/pacman/running", Handler: caddy.AdminHandlerFunc(adminRunning)},
 		route("/pacman/add", http.MethodPost, adminAdd),
 		route("/pacman/import", http.MethodPost, adminImport),
 		route("/pacman/export", http.MethodGet, adminExport),
@@ -84,6 +87,26 @@ func runningAt(dir string) (*nodeDestructor, error) {
 		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %s", errNotRunning, dir)}
 	}
 	return found, nil
+}
+
+// runningAnswer is the answer of GET /pacman/running.
+type runningAnswer struct {
+	DataDirs []string `json:"data_dirs"`
+}
+
+// adminRunning answers the data directories of the nodes this Caddy
+// runs: a command given no --data-dir uses the one it finds here.
+func adminRunning(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use GET")}
+	}
+	out := runningAnswer{DataDirs: []string{}}
+	nodes.Range(func(key, _ any) bool {
+		out.DataDirs = append(out.DataDirs, absDir(key.(string)))
+		return true
+	})
+	slices.Sort(out.DataDirs)
+	return answer(w, out)
 }
 
 // idleBody moves the request's read deadline on with every read.

@@ -48,8 +48,16 @@ work in a Caddy that runs the data directory, through its admin endpoint
 	})
 }
 
+// dataDirFlag adds --data-dir to a command that works through a running
+// Caddy when one runs the directory (see locate).
 func dataDirFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("data-dir", DefaultDataDir(), "pacman data directory (blockstore and identity)")
+	return cmd.Flags().String("data-dir", "", "pacman data directory (blockstore and identity); default: the one the Caddy at --address runs, else "+DefaultDataDir())
+}
+
+// namesDirFlag adds --data-dir to a command on the IPNS records and keys,
+// which it reads and writes in the directory itself.
+func namesDirFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("data-dir", DefaultDataDir(), "pacman data directory (IPNS records and keys)")
 }
 
 func addCommand() *cobra.Command {
@@ -73,10 +81,14 @@ them while it serves; otherwise the data directory is opened here.`,
 	dir := dataDirFlag(cmd)
 	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if done, err := (running{*address, *dir}).add(cmd, args); done || err != nil {
+		at, err := locate(cmd, *address, *dir)
+		if err != nil {
 			return err
 		}
-		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+		if done, err := at.add(cmd, args); done || err != nil {
+			return err
+		}
+		return at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 			dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
 			for _, path := range args {
 				c, err := addFile(ctx, dag, path)
@@ -140,10 +152,14 @@ for add.`,
 	dir := dataDirFlag(cmd)
 	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if done, err := (running{*address, *dir}).importCARs(cmd, args); done || err != nil {
+		at, err := locate(cmd, *address, *dir)
+		if err != nil {
 			return err
 		}
-		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+		if done, err := at.importCARs(cmd, args); done || err != nil {
+			return err
+		}
+		return at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 			for _, path := range args {
 				f, err := os.Open(path)
 				if err != nil {
@@ -190,14 +206,18 @@ directory does it, as for add.`,
 	address := adminFlag(cmd)
 	indexOnly := cmd.Flags().Bool("index-only", false, "leave out the raw leaves: export only the DAG's index")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		at, err := locate(cmd, *address, *dir)
+		if err != nil {
+			return err
+		}
 		root, err := cid.Decode(args[0])
 		if err != nil {
 			return fmt.Errorf("%q is not a CID: %w", args[0], err)
 		}
-		if done, err := (running{*address, *dir}).export(cmd, root, *indexOnly); done || err != nil {
+		if done, err := at.export(cmd, root, *indexOnly); done || err != nil {
 			return err
 		}
-		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+		return at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 			export := chunker.ExportCAR
 			if *indexOnly {
 				export = chunker.ExportIndexCAR
@@ -224,6 +244,10 @@ A Caddy running the data directory does it, as for add.`,
 	address := adminFlag(cmd)
 	repair := cmd.Flags().Bool("repair", false, "delete blocks that fail the check")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		at, err := locate(cmd, *address, *dir)
+		if err != nil {
+			return err
+		}
 		report := func(rep node.VerifyReport) error {
 			for _, c := range rep.Bad {
 				fmt.Fprintln(cmd.OutOrStdout(), "bad", c)
@@ -239,13 +263,13 @@ A Caddy running the data directory does it, as for add.`,
 			q.Set("repair", "1")
 		}
 		var rep node.VerifyReport
-		if done, err := (running{*address, *dir}).json(cmd.Context(), http.MethodPost, "/pacman/verify", q, nil, &rep); done || err != nil {
+		if done, err := at.json(cmd.Context(), http.MethodPost, "/pacman/verify", q, nil, &rep); done || err != nil {
 			if err != nil {
 				return err
 			}
 			return report(rep)
 		}
-		return withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+		return at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 			rep, err := s.Verify(ctx, *repair)
 			if err != nil {
 				return err
@@ -271,7 +295,7 @@ is newer than the record kept) and keeps it in the data directory, as
 It works while Caddy runs.`,
 		Args: cobra.ExactArgs(2),
 	}
-	putDir := dataDirFlag(put)
+	putDir := namesDirFlag(put)
 	put.RunE = func(cmd *cobra.Command, args []string) error {
 		name, err := ipns.NameFromString(strings.TrimPrefix(args[0], "/ipns/"))
 		if err != nil {
@@ -305,7 +329,7 @@ minute, and again every 4 hours; the gateway's /ipns/NAME resolves through
 it at once. It works while Caddy runs.`,
 		Args: cobra.ExactArgs(1),
 	}
-	pubDir := dataDirFlag(publish)
+	pubDir := namesDirFlag(publish)
 	keyName := publish.Flags().String("key", "self", "the key to publish with")
 	lifetime := publish.Flags().Duration("lifetime", 48*time.Hour, "how long the record is valid")
 	ttl := publish.Flags().Duration("ttl", 5*time.Minute, "how long resolvers may cache it")
@@ -337,7 +361,7 @@ it at once. It works while Caddy runs.`,
 		Short: "Prints the path a kept IPNS record points to",
 		Args:  cobra.ExactArgs(1),
 	}
-	resolveDir := dataDirFlag(resolve)
+	resolveDir := namesDirFlag(resolve)
 	resolve.RunE = func(cmd *cobra.Command, args []string) error {
 		name, err := ipns.NameFromString(strings.TrimPrefix(args[0], "/ipns/"))
 		if err != nil {

@@ -102,7 +102,8 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	config, err := demoCaddyConfig(cfg, filepath.Join(tmp, "gateway"), peers, page)
+	gatewayDir := filepath.Join(tmp, "gateway")
+	config, err := demoCaddyConfig(cfg, gatewayDir, peers, page)
 	if err != nil {
 		return err
 	}
@@ -115,8 +116,21 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	for i, c := range roots {
 		fmt.Fprintln(out, demoURL(cfg.listen, c, cfg.files[i]))
 	}
+	fmt.Fprintf(out, "dashboard: http://%s/pacman/stats\n", cfg.listen)
+	fmt.Fprintf(out, "data dir:  %s (removed when the demo stops)\n", gatewayDir)
+	if cfg.admin != "off" {
+		fmt.Fprintf(out, "add a file to the running demo:\n  %s pacman add --address %s FILE\n", commandName(), cfg.admin)
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// commandName is how the user ran this binary, for a line to paste.
+func commandName() string {
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return os.Args[0]
+	}
+	return "caddy"
 }
 
 // demoURL is the gateway URL of the file or directory at path.

@@ -95,7 +95,36 @@ func TestDemoMedia(t *testing.T) {
 		}
 		urls = append(urls, lines.Text())
 	}
+	// Then the dashboard, the data directory, and a line that adds a
+	// file to the running demo as pasted.
+	var told []string
+	for range 4 {
+		if !lines.Scan() {
+			t.Fatalf("the demo printed %v after its URLs (error: %v)", told, <-done)
+		}
+		told = append(told, lines.Text())
+	}
 	go io.Copy(io.Discard, pr)
+	if want := "dashboard: http://" + listen + "/pacman/stats"; told[0] != want {
+		t.Errorf("the demo printed %q, want %q", told[0], want)
+	}
+	dataDir, ok := strings.CutPrefix(strings.TrimSuffix(told[1], " (removed when the demo stops)"), "data dir:  ")
+	if fi, err := os.Stat(dataDir); !ok || err != nil || !fi.IsDir() {
+		t.Errorf("the demo's data dir line %q: %v", told[1], err)
+	}
+	args := strings.Fields(told[3])
+	if len(args) != 6 || args[1] != "pacman" || args[2] != "add" || args[3] != "--address" || args[5] != "FILE" {
+		t.Fatalf("the line to paste is %q", told[3])
+	}
+	added := filepath.Join(t.TempDir(), "mine.bin")
+	mine := testutil.Bytes("mine", 1<<20+3)
+	if err := os.WriteFile(added, mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := caddymodule.RunCommand(t, caddymodule.AddCommand(), &out, "--address", args[4], added); err != nil {
+		t.Fatal(err)
+	}
 	get := func(u string) (*http.Response, []byte) {
 		t.Helper()
 		resp, err := http.Get(u)
@@ -108,6 +137,10 @@ func TestDemoMedia(t *testing.T) {
 			t.Fatal(err)
 		}
 		return resp, body
+	}
+	mineCID, _, _ := strings.Cut(out.String(), " ")
+	if resp, body := get("http://" + listen + "/ipfs/" + mineCID); resp.StatusCode != 200 || !bytes.Equal(body, mine) {
+		t.Errorf("the file added as the demo says: %d, equal %v", resp.StatusCode, bytes.Equal(body, mine))
 	}
 	resp, page := get(urls[0])
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
@@ -161,11 +194,19 @@ func startDemo(t *testing.T, files []string) (string, *bufio.Scanner, io.Reader,
 	}
 	listen := l.Addr().String()
 	l.Close()
+	// The admin endpoint on a free port: the demo prints it in the line
+	// to paste for adding a file.
+	la, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := la.Addr().String()
+	la.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- caddymodule.RunDemo(ctx, files, 2, listen, "off", pw)
+		done <- caddymodule.RunDemo(ctx, files, 2, listen, admin, pw)
 		pw.Close()
 	}()
 	return listen, bufio.NewScanner(pr), pr, cancel, done

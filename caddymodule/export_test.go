@@ -27,6 +27,9 @@ func runCommand(t *testing.T, cmd *cobra.Command, stdout io.Writer, args ...stri
 // LsCommand is lsCommand.
 var LsCommand = lsCommand
 
+// AddCommand is addCommand.
+var AddCommand = addCommand
+
 // RunCommand is runCommand.
 var RunCommand = runCommand
 

@@ -79,8 +79,12 @@ func eachPin(cmd *cobra.Command, args []string, address, dir, route string,
 		}
 		roots[i] = c
 	}
+	a, err := locate(cmd, address, dir)
+	if err != nil {
+		return err
+	}
 	offline := func() error {
-		return withStore(cmd.Context(), dir, func(ctx context.Context, s *node.Store) error {
+		return a.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 			for _, c := range roots {
 				rep, err := local(ctx, s, c)
 				if err != nil {
@@ -91,7 +95,6 @@ func eachPin(cmd *cobra.Command, args []string, address, dir, route string,
 			return s.Sync(ctx)
 		})
 	}
-	a := running{address, dir}
 	for i, c := range roots {
 		var rep pinAnswer
 		ok, err := a.json(cmd.Context(), http.MethodPost, route, url.Values{"cid": {c.String()}}, nil, &rep)
@@ -99,7 +102,7 @@ func eachPin(cmd *cobra.Command, args []string, address, dir, route string,
 		case err != nil:
 			return err
 		case !ok && i > 0:
-			return fmt.Errorf("the Caddy at %s stopped running %s", address, dir)
+			return fmt.Errorf("the Caddy at %s stopped running %s", a.address, a.dataDir)
 		case !ok:
 			return offline()
 		}
@@ -123,13 +126,17 @@ directory answers, as for pin.`,
 	dir := dataDirFlag(cmd)
 	address := adminFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		at, err := locate(cmd, *address, *dir)
+		if err != nil {
+			return err
+		}
 		var out struct{ Pins []pinEntry }
-		ok, err := (running{*address, *dir}).json(cmd.Context(), http.MethodGet, "/pacman/ls", nil, nil, &out)
+		ok, err := at.json(cmd.Context(), http.MethodGet, "/pacman/ls", nil, nil, &out)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			err = withStore(cmd.Context(), *dir, func(ctx context.Context, s *node.Store) error {
+			err = at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 				pins, err := s.Pins(ctx)
 				out.Pins = pinList(pins)
 				return err
