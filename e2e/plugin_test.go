@@ -63,8 +63,12 @@ func TestOutOfTreePlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir, _ := newDataDir(t)
-	out := run(t, time.Minute, bin, "pacman", "add", "--data-dir", dataDir, file)
-	root, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	// The CID is on stdout; stderr says where the command worked.
+	out, err := exec.Command(bin, "pacman", "add", "--data-dir", dataDir, file).Output()
+	if err != nil {
+		t.Fatalf("pacman add: %v", err)
+	}
+	root, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 
 	port := freePort(t)
 	cfg := map[string]any{
