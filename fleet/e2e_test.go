@@ -35,11 +35,22 @@ type countingOrigin struct {
 	data []byte
 	sent atomic.Int64
 	srv  *httptest.Server
+	// slow delays each answer, as an origin far away or loaded does.
+	slow time.Duration
+	// requests counts the requests, answered or given up.
+	requests atomic.Int64
 }
 
 func newCountingOrigin(t *testing.T, data []byte) *countingOrigin {
-	o := &countingOrigin{data: data}
+	return newSlowOrigin(t, data, 0)
+}
+
+// newSlowOrigin is a counting origin that answers each request after slow.
+func newSlowOrigin(t *testing.T, data []byte, slow time.Duration) *countingOrigin {
+	o := &countingOrigin{data: data, slow: slow}
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		time.Sleep(o.slow)
 		http.ServeContent(countingWriter{w, &o.sent}, r, "film.mp4", time.Time{}, bytes.NewReader(o.data))
 	}))
 	t.Cleanup(o.srv.Close)
@@ -304,5 +315,20 @@ func TestMemberFoundWithoutIdentifyPush(t *testing.T) {
 			t.Fatal("the member that speaks the protocol is still not in the fleet after 10s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSlowOwnerIsNotDoubled: an owner that fills a member's want from an
+// origin slower than origin_after (1 s here, the default) says it is still
+// working, so the member waits for it instead of asking the origin for the
+// same leaves too: the origin is asked once per leaf.
+func TestSlowOwnerIsNotDoubled(t *testing.T) {
+	data := testutil.Bytes("slow owner", 6<<20+7)
+	o := newSlowOrigin(t, data, 1500*time.Millisecond)
+	edges, _ := newFleet(t, 2, data, o)
+	get(t, edges[0].url, data)
+	leaves := int64((len(data) + 1<<20 - 1) >> 20)
+	if n := o.requests.Load(); n != leaves {
+		t.Errorf("the origin was asked %d times for the %d leaves, want once each", n, leaves)
 	}
 }

@@ -25,12 +25,19 @@ const (
 	maxRequest = 8 << 10
 )
 
-// Answer codes, the first byte of a member's answer.
+// Answer codes, the first byte of a member's answer. answerWorking may
+// come any number of times before the others, to a want that asked for
+// progress: the owner is still filling it.
 const (
 	answerBlock    byte = 0
 	answerNotFound byte = 1
 	answerFailed   byte = 2
+	answerWorking  byte = 3
 )
+
+// heartbeat is how often an owner filling a member's want says it is
+// still working on it.
+const heartbeat = 100 * time.Millisecond
 
 // request is a want as it crosses the wire.
 type request struct {
@@ -41,6 +48,9 @@ type request struct {
 	// Ahead marks a want of the member's readahead: served from what
 	// this edge holds, never from the origin.
 	Ahead bool `json:"ahead,omitempty"`
+	// Progress asks the owner to say, every heartbeat, that it is still
+	// filling the want (answerWorking). Owners that predate it ignore it.
+	Progress bool `json:"progress,omitempty"`
 }
 
 // member is another edge, asked for blocks.
@@ -64,7 +74,7 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	req, err := json.Marshal(request{Cid: w.Cid.String(), Offset: w.Offset, Size: w.Size, OriginURL: w.OriginURL,
-		Ahead: w.Ahead || w.Reason == hedge.ForReadahead})
+		Ahead: w.Ahead || w.Reason == hedge.ForReadahead, Progress: w.Progress != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +86,10 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	}
 	r := bufio.NewReader(s)
 	code, err := r.ReadByte()
+	for err == nil && code == answerWorking && w.Progress != nil {
+		w.Progress()
+		code, err = r.ReadByte()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading fleet member %s: %w", m.id, ctxErr(ctx, err))
 	}
@@ -147,7 +161,9 @@ func (f *Fleet) handle(s network.Stream) {
 	if serve == nil {
 		err = ipld.ErrNotFound{Cid: c}
 	} else {
+		working := f.working(s, req.Progress)
 		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL, Ahead: req.Ahead})
+		working()
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
 	switch {
@@ -163,6 +179,36 @@ func (f *Fleet) handle(s network.Stream) {
 			ce.Write(zap.Stringer("peer", from), zap.Stringer("cid", c), zap.Error(err))
 		}
 		_, _ = s.Write([]byte{answerFailed})
+	}
+}
+
+// working says answerWorking on s every heartbeat, if the member asked
+// for progress, until the returned function is called; that function
+// returns once nothing more is written.
+func (f *Fleet) working(s network.Stream, asked bool) (done func()) {
+	if !asked {
+		return func() {}
+	}
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(heartbeat)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
+				if _, err := s.Write([]byte{answerWorking}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-stopped
 	}
 }
 

@@ -66,6 +66,11 @@ type Want struct {
 	// readahead): it is served from what the fleet holds, never from the
 	// origin.
 	Ahead bool
+	// Progress, if not nil, is called by a fetcher each time it learns
+	// that the block is on its way (a fleet owner filling it from the
+	// origin says so while it works): the hedge then waits longer before
+	// it asks the sources after that one (see maxPostpone).
+	Progress func()
 }
 
 func (w Want) reason() Reason {

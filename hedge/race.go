@@ -20,6 +20,12 @@ var ErrNotServed = errors.New("the source does not serve this block")
 // maxAgain bounds the fresh fetchers one want opens.
 const maxAgain = 8
 
+// maxPostpone bounds how much a source's signs of progress (Want.Progress)
+// delay the sources after it: an owner that is slow but working keeps its
+// members from fetching the same leaf from the origin, and one that only
+// says it works cannot hold them for longer than this.
+const maxPostpone = 2 * time.Second
+
 // step is one source on a want's ladder.
 type step struct {
 	name    string
@@ -125,14 +131,26 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	due := func(st step) bool {
 		return !st.fallback && (st.after == 0 || (waiting && time.Since(begin) >= st.after))
 	}
+	// A step's signs of progress move begin on, up to maxPostpone past
+	// when the viewer began to wait.
+	progressed := make(chan struct{}, 1)
+	progress := func() {
+		select {
+		case progressed <- struct{}{}:
+		default:
+		}
+	}
+	started := begin
 	pending, next, agains, agained := 0, 0, 0, false
 	ask := func(i int, f Fetcher, release func()) {
 		pending++
+		sw := w
+		sw.Progress = progress
 		go func() {
 			if release != nil {
 				defer release()
 			}
-			blk, err := f.Fetch(ctx, w)
+			blk, err := f.Fetch(ctx, sw)
 			if err == nil && !steps[i].kept {
 				err = r.keep(ctx, blk)
 			}
@@ -174,7 +192,16 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 		case <-needed:
 			// A viewer waits for it now: the delays start.
 			waiting, needed, begin = true, nil, time.Now()
-			agained = true
+			started, agained = begin, true
+		case <-progressed:
+			// A source asked is slow but says the block is on its way:
+			// the sources after it wait from now.
+			if waiting {
+				begin = time.Now()
+				if limit := started.Add(maxPostpone); begin.After(limit) {
+					begin = limit
+				}
+			}
 		case <-timer.C:
 		case <-again.C:
 			// The sources asked are late: ask again through fresh

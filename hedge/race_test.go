@@ -135,3 +135,89 @@ func closed() chan struct{} {
 	close(c)
 	return c
 }
+
+// working is a source that says the block is on its way every 30 ms and
+// delivers it after delay, or never if delay is 0.
+type working struct {
+	rung  hedge.Rung
+	delay time.Duration
+	blk   blocks.Block
+}
+
+func (s working) Rung() hedge.Rung { return s.rung }
+
+func (s working) Open(hedge.Target) (hedge.Fetcher, func(), error) {
+	return hedge.FetcherFunc(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+		tick := time.NewTicker(30 * time.Millisecond)
+		defer tick.Stop()
+		var done <-chan time.Time
+		if s.delay > 0 {
+			done = time.After(s.delay)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-done:
+				return s.blk, nil
+			case <-tick.C:
+				if w.Progress != nil {
+					w.Progress()
+				}
+			}
+		}
+	}), nil, nil
+}
+
+// TestProgressPostponesLaterSources: a source that is slow but says the
+// block is on its way (a fleet owner filling it from the origin) keeps the
+// sources after it from being asked at their delay, so the origin is not
+// asked for the same leaf twice; one that only says so holds them back no
+// longer than the hedge's bound.
+func TestProgressPostponesLaterSources(t *testing.T) {
+	blk := blocks.NewBlock([]byte("a leaf the owner fetches slowly"))
+	empty := hedge.LocalBlockstore(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())))
+	get := func(t *testing.T, owner hedge.Source) (string, time.Duration, int) {
+		t.Helper()
+		var asked sync.Mutex
+		originAsked := 0
+		origin := source{rung: hedge.Rung{Name: "origin", After: 100 * time.Millisecond}, answer: func(hedge.Want) (blocks.Block, error) {
+			asked.Lock()
+			originAsked++
+			asked.Unlock()
+			return blk, nil
+		}}
+		h, err := hedge.New(hedge.Config{Local: empty, Sources: []hedge.Source{owner, origin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := h.Open(hedge.Target{Root: blk.Cid()}, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer req.Release()
+		start := time.Now()
+		got, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid(), Needed: closed()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked.Lock()
+		defer asked.Unlock()
+		return hedge.SourceOf(got), time.Since(start), originAsked
+	}
+
+	// Four times the origin's delay, working all along: the owner's.
+	from, _, originAsked := get(t, working{rung: hedge.Rung{Name: "fleet"}, delay: 400 * time.Millisecond, blk: blk})
+	if from != "fleet" || originAsked != 0 {
+		t.Errorf("a slow owner that works: the block came from %s, the origin was asked %d times; want the owner's and 0", from, originAsked)
+	}
+
+	// Working forever: the origin is asked once the bound is spent.
+	from, took, originAsked := get(t, working{rung: hedge.Rung{Name: "fleet"}, blk: blk})
+	if from != "origin" || originAsked != 1 {
+		t.Errorf("an owner that never delivers: the block came from %s, the origin was asked %d times", from, originAsked)
+	}
+	if took < 2*time.Second || took > 4*time.Second {
+		t.Errorf("an owner that never delivers held the origin back %v, want its delay after the 2s bound", took)
+	}
+}

@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestFleetShieldsOriginThroughCaddyfiles: three edges configured as an
+// operator does, each with a Caddyfile that names the others as peers and
+// one origin, each holding only the file's index (an --index-only CAR
+// imported offline), under `access local` (the default) and under
+// `access allowlist`. Three clients download the whole file at once, one
+// per edge, and then again one after another on fresh edges; every byte
+// is compared with the file, and the origin, which counts what it sends,
+// sends it about once under either policy.
+func TestFleetShieldsOriginThroughCaddyfiles(t *testing.T) {
+	notShort(t)
+	data := testutil.Bytes("shield", 48<<20+5)
+	src := filepath.Join(t.TempDir(), "film.mp4")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(countingResponse{w, &sent}, r, "film.mp4", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(origin.Close)
+	ingest := t.TempDir()
+	root := addContent(t, ingest, src)
+	index := filepath.Join(t.TempDir(), "film.idx.car")
+	if err := os.WriteFile(index, []byte(caddyCmd(t, "pacman", "export", "--data-dir", ingest, "--index-only", root)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	allow := filepath.Join(t.TempDir(), "allow.txt")
+	if err := os.WriteFile(allow, []byte(root+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, access := range []string{"local", "allowlist"} {
+		for _, order := range []string{"together", "one after another"} {
+			t.Run(access+"/"+order, func(t *testing.T) {
+				urls := startFleet(t, 3, access, allow, origin.URL+"/film.mp4", index)
+				sent.Store(0)
+				get := func(u string) {
+					code, body, err := getBody(u + "/ipfs/" + root)
+					if err != nil || code != 200 || !bytes.Equal(body, data) {
+						t.Errorf("GET through %s: %d, %d bytes, equal %v, %v", u, code, len(body), bytes.Equal(body, data), err)
+					}
+				}
+				if order == "together" {
+					var wg sync.WaitGroup
+					for _, u := range urls {
+						wg.Go(func() { get(u) })
+					}
+					wg.Wait()
+				} else {
+					for _, u := range urls {
+						get(u)
+					}
+				}
+				ratio := float64(sent.Load()) / float64(len(data))
+				t.Logf("access %s, %s: the origin sent %.2f× the file", access, order, ratio)
+				if ratio > 1.1 {
+					t.Errorf("access %s, %s: the origin sent %.2f× the file, want ≤ 1.1×", access, order, ratio)
+				}
+			})
+		}
+	}
+}
+
+// countingResponse counts the body bytes written through it.
+type countingResponse struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingResponse) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// startFleet runs k edges with `caddy run` on Caddyfiles written as the
+// README's fleet section says, each peered with the others and holding the
+// index CAR, and returns their base URLs.
+func startFleet(t *testing.T, k int, access, allowFile, originURL, index string) []string {
+	t.Helper()
+	type member struct {
+		dir       string
+		id        peer.ID
+		p2p, http int
+		admin     string
+	}
+	ms := make([]member, k)
+	for i := range ms {
+		dir, id := newDataDir(t)
+		caddyCmd(t, "pacman", "import", "--data-dir", dir, index)
+		ms[i] = member{dir, id, freePort(t), freePort(t), fmt.Sprintf("localhost:%d", freePort(t))}
+	}
+	var urls []string
+	for i, m := range ms {
+		var peers strings.Builder
+		for j, o := range ms {
+			if j != i {
+				fmt.Fprintf(&peers, "\t\tpeer /ip4/127.0.0.1/tcp/%d/p2p/%s\n", o.p2p, o.id)
+			}
+		}
+		policy := "access local"
+		if access == "allowlist" {
+			policy = "access allowlist\n\t\tallow_file " + allowFile
+		}
+		caddyfile := fmt.Sprintf(`{
+	admin %s
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/%d
+%s	}
+}
+
+http://127.0.0.1:%d {
+	pacman /ipfs/* {
+		%s
+		origin %s
+		origin_after 300ms
+	}
+}
+`, m.admin, m.dir, m.p2p, peers.String(), m.http, policy, originURL)
+		path := filepath.Join(t.TempDir(), "Caddyfile")
+		if err := os.WriteFile(path, []byte(caddyfile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		startCaddy(t, nil, "run", "--config", path, "--adapter", "caddyfile")
+		u := fmt.Sprintf("http://127.0.0.1:%d", m.http)
+		waitHTTP(t, u+"/ipfs/")
+		urls = append(urls, u)
+	}
+	// An operator's edges have long found each other when viewers come:
+	// wait until each is connected to all the others.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, m := range ms {
+		for {
+			var st []struct {
+				Peers []string `json:"peers"`
+			}
+			resp, err := http.Get("http://" + m.admin + "/pacman/stat")
+			if err == nil {
+				err = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+			}
+			if err == nil && len(st) == 1 && len(st[0].Peers) >= k-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the edge at %s is not connected to the other %d: %v %v", m.admin, k-1, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return urls
+}
