@@ -15,7 +15,7 @@ go test -count=1 -timeout 20m ./...
 go test -count=1 -race -short -timeout 20m ./...
 
 # The microbenchmarks, briefly, so they cannot rot.
-go test -run '^$' -bench . -benchtime 20x ./chunker ./gateway ./node
+go test -run '^$' -bench . -benchtime 20x ./dag ./gateway ./node
 
 # Fuzz each parser of untrusted input briefly. Counts, not durations: a
 # time-boxed run can end with the coordinator's own "context deadline

@@ -23,10 +23,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/pacman-cdn/pacman/plugins/sources/origin"
 )
@@ -52,7 +52,7 @@ func newFleetBed(tmp string, data []byte, originAfter time.Duration) *fleetBed {
 	n, err := node.New(ctx, node.Config{DataDir: dir})
 	check(err)
 	defer n.Close()
-	b.root, err = chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(n.Blockstore(), nil)), bytes.NewReader(data))
+	b.root, err = ingest.Import(ctx, merkledag.NewDAGService(blockservice.New(n.Blockstore(), nil)), bytes.NewReader(data))
 	check(err)
 	var walk func(c cid.Cid)
 	walk = func(c cid.Cid) {

@@ -13,9 +13,9 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
@@ -149,7 +149,7 @@ func liveRun(tmp string, k, segments, segSize int, interval, rtt time.Duration, 
 	for seq := range segments {
 		data := bytes.Repeat([]byte{byte(seq)}, segSize)
 		copy(data, fmt.Sprintf("segment %d of the live bench", seq))
-		c, err := chunker.Import(ctx, pub.n.DAG(), bytes.NewReader(data))
+		c, err := ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data))
 		check(err)
 		check(pub.relay.Publish(ctx, live.Announcement{Stream: stream, Seq: uint64(seq), CID: c, Duration: interval.Seconds(), Ext: ".ts"}))
 		published := time.Now()

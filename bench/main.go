@@ -42,8 +42,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -186,7 +186,7 @@ func newBed(size, k int) (*bed, error) {
 		}
 		b.seeders = append(b.seeders, n)
 		if i == 0 {
-			if b.root, err = chunker.Import(ctx, n.DAG(), bytes.NewReader(b.data)); err != nil {
+			if b.root, err = ingest.Import(ctx, n.DAG(), bytes.NewReader(b.data)); err != nil {
 				return nil, err
 			}
 			continue
@@ -471,7 +471,7 @@ func (b *bed) local(runs int) []result {
 		check(err)
 		dag := storeDAG(store)
 		start = time.Now()
-		_, err = chunker.Import(context.Background(), dag, bytes.NewReader(b.data))
+		_, err = ingest.Import(context.Background(), dag, bytes.NewReader(b.data))
 		check(err)
 		check(store.Sync(context.Background()))
 		imp = append(imp, mbps(size, time.Since(start)))

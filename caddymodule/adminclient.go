@@ -15,7 +15,8 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -228,13 +229,13 @@ func (a running) addDir(ctx context.Context, p string) (cid.Cid, bool, error) {
 	}
 	defer s.Close()
 	bs := blockservice.New(s.Blockstore, nil)
-	root, err := chunker.ImportDir(ctx, merkledag.NewDAGService(bs), p)
+	root, err := ingest.ImportDir(ctx, merkledag.NewDAGService(bs), p)
 	if err != nil {
 		return cid.Undef, false, fmt.Errorf("adding %s: %w", p, err)
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := chunker.ExportCAR(ctx, bs, root, pw)
+		_, err := dag.ExportCAR(ctx, bs, root, pw)
 		pw.CloseWithError(err)
 	}()
 	var out struct{ Roots []string }

@@ -16,7 +16,8 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -139,7 +140,7 @@ func (w *idleWriter) Write(p []byte) (int, error) {
 func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	rc := http.NewResponseController(w)
 	dag := merkledag.NewDAGService(blockservice.New(d.Blockstore(), nil))
-	c, err := chunker.Import(r.Context(), dag, idleBody{r.Body, rc})
+	c, err := ingest.Import(r.Context(), dag, idleBody{r.Body, rc})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
 	}
@@ -153,7 +154,7 @@ func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 // against its CID, and announces its roots.
 func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	rc := http.NewResponseController(w)
-	roots, n, err := chunker.ImportCAR(r.Context(), d.Blockstore(), idleBody{r.Body, rc})
+	roots, n, err := ingest.ImportCAR(r.Context(), d.Blockstore(), idleBody{r.Body, rc})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing the CAR: %w", err)}
 	}
@@ -277,9 +278,9 @@ func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 	if ok, err := d.Blockstore().Has(r.Context(), root); err != nil || !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%s is not in the store", root)}
 	}
-	export := chunker.ExportCAR
+	export := dag.ExportCAR
 	if q.Get("index_only") == "1" {
-		export = chunker.ExportIndexCAR
+		export = dag.ExportIndexCAR
 	}
 	w.Header().Set("Content-Type", "application/vnd.ipld.car; version=1")
 	out := &idleWriter{w: w, rc: http.NewResponseController(w)}

@@ -23,7 +23,8 @@ import (
 	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/names"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
@@ -120,19 +121,19 @@ func addFile(ctx context.Context, dag ipld.DAGService, path string) (cid.Cid, er
 		return cid.Undef, err
 	}
 	if fi.IsDir() {
-		c, err := chunker.ImportDir(ctx, dag, path)
+		c, err := ingest.ImportDir(ctx, dag, path)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
 		}
 		return c, nil
 	}
-	var opts []chunker.Option
+	var opts []ingest.Option
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		bar := newProgressBar(os.Stderr, path, fi.Size())
 		defer bar.finish()
-		opts = append(opts, chunker.WithProgress(bar.update))
+		opts = append(opts, ingest.WithProgress(bar.update))
 	}
-	c, err := chunker.Import(ctx, dag, f, opts...)
+	c, err := ingest.Import(ctx, dag, f, opts...)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
 	}
@@ -165,7 +166,7 @@ for add.`,
 				if err != nil {
 					return err
 				}
-				roots, n, err := chunker.ImportCAR(ctx, s.Blockstore, f)
+				roots, n, err := ingest.ImportCAR(ctx, s.Blockstore, f)
 				f.Close()
 				if err != nil {
 					return fmt.Errorf("importing %s: %w", path, err)
@@ -218,9 +219,9 @@ directory does it, as for add.`,
 			return err
 		}
 		return at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
-			export := chunker.ExportCAR
+			export := dag.ExportCAR
 			if *indexOnly {
-				export = chunker.ExportIndexCAR
+				export = dag.ExportIndexCAR
 			}
 			_, err := export(ctx, blockservice.New(s.Blockstore, nil), root, cmd.OutOrStdout())
 			return err

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -23,7 +23,7 @@ func TestAddExportImport(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
+	want, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPinCommands(t *testing.T) {
 		t.Errorf("ls after pin: %q, want %q", got, want)
 	}
 
-	absent, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
+	absent, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/caddymodule"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -26,11 +26,11 @@ func TestDenyListSeeding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(testutil.Bytes("secret", 3<<20)))
+	secret, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(testutil.Bytes("secret", 3<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	public, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(testutil.Bytes("public", 3<<20)))
+	public, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(testutil.Bytes("public", 3<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/ipfs/boxo/blockservice"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -229,7 +229,7 @@ func TestOriginThroughCaddy(t *testing.T) {
 	data := testutil.Bytes("origin-caddy", 8<<20+4321)
 	seeders, root := testutil.Seeders(t, 1, data)
 	ctx := context.Background()
-	ix, err := chunker.NewIndex(16)
+	ix, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}

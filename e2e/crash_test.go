@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -38,7 +38,7 @@ func TestKillDuringAdd(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
+	want, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

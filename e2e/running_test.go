@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -163,7 +163,7 @@ func TestContentIntoRunningEdge(t *testing.T) {
 
 	// What the running edge lacks is refused by it, with the reason: not
 	// taken for a Caddy that does not run the directory.
-	absent, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
+	absent, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(testutil.Bytes("absent", 1<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/edge"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -48,11 +48,11 @@ func TestServedRoutesDecideSeeding(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	a, err := chunker.Import(ctx, e.Node().DAG(), bytes.NewReader(testutil.Bytes("a", 4096)))
+	a, err := ingest.Import(ctx, e.Node().DAG(), bytes.NewReader(testutil.Bytes("a", 4096)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := chunker.Import(ctx, e.Node().DAG(), bytes.NewReader(testutil.Bytes("b", 4096)))
+	b, err := ingest.Import(ctx, e.Node().DAG(), bytes.NewReader(testutil.Bytes("b", 4096)))
 	if err != nil {
 		t.Fatal(err)
 	}

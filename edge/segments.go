@@ -9,7 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
@@ -21,7 +21,7 @@ import (
 // gone) gives back what it wrote. A full disk is live.ErrNoSpace.
 func (e *Edge) ImportSegment(ctx context.Context, r io.Reader) (cid.Cid, error) {
 	dag := &recordingDAG{DAGService: e.node.DAG()}
-	c, err := chunker.Import(ctx, dag, r)
+	c, err := ingest.Import(ctx, dag, r)
 	if err != nil {
 		if _, derr := e.node.Discard(context.WithoutCancel(ctx), dag.added...); derr != nil {
 			e.log.Warn("discarding a segment cut short", zap.Error(derr))
@@ -46,7 +46,7 @@ func (e *Edge) DiscardSegment(ctx context.Context, c cid.Cid) {
 // Record makes the directory of an event's segments and pins it: listed
 // by `caddy pacman ls`, and freed by `unpin` when no longer wanted.
 func (e *Edge) Record(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-	dir, err := chunker.Directory(ctx, e.node.DAG(), entries)
+	dir, err := ingest.Directory(ctx, e.node.DAG(), entries)
 	if err != nil {
 		return dir, err
 	}

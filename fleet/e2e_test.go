@@ -20,10 +20,10 @@ import (
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/pacman-cdn/pacman/plugins/sources/origin"
@@ -101,7 +101,7 @@ func (c *counter) Rejected(string) {}
 func newFleet(t *testing.T, k int, data []byte, o *countingOrigin) ([]*edge, cid.Cid) {
 	t.Helper()
 	full := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(full, nil)), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), merkledag.NewDAGService(blockservice.New(full, nil)), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

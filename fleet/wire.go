@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"io"
 	"time"
 
@@ -100,7 +100,7 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	default:
 		return nil, fmt.Errorf("fleet member %s could not fetch %s", m.id, w.Cid)
 	}
-	data, err := readFrame(r, chunker.MaxBlockSize)
+	data, err := readFrame(r, dag.MaxBlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading fleet member %s: %w", m.id, ctxErr(ctx, err))
 	}
@@ -143,7 +143,7 @@ func (f *Fleet) handle(s network.Stream) {
 		return
 	}
 	c, err := cid.Decode(req.Cid)
-	if err != nil || req.Offset < 0 || req.Size < 0 || req.Size > chunker.MaxBlockSize {
+	if err != nil || req.Offset < 0 || req.Size < 0 || req.Size > dag.MaxBlockSize {
 		_ = s.Reset()
 		return
 	}

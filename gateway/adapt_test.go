@@ -16,16 +16,17 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // memFile imports data into a new in-memory blockstore.
-func memFile(t *testing.T, data []byte, opts ...chunker.Option) (blockstore.Blockstore, cid.Cid) {
+func memFile(t *testing.T, data []byte, opts ...ingest.Option) (blockstore.Blockstore, cid.Cid) {
 	t.Helper()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
+	root, err := ingest.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +55,9 @@ func (p distantPeers) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, er
 // up to and never past max_window, and every byte is right.
 func TestWindowAdaptsToDistantPeers(t *testing.T) {
 	data := testutil.Bytes("adapt", 12<<20)
-	bs, root := memFile(t, data, chunker.WithChunkSize(16<<10))
+	bs, root := memFile(t, data, ingest.WithChunkSize(16<<10))
 	obs := &countingObserver{}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter {
 		return distantPeers{bs, 20 * time.Millisecond}
 	}, gateway.Config{Window: 4, MaxWindow: 32, Readahead: -1, Observer: obs})
 	if err != nil {
@@ -83,9 +84,9 @@ func TestWindowAdaptsToDistantPeers(t *testing.T) {
 // are served.
 func TestLeafBudget(t *testing.T) {
 	data := testutil.Bytes("budget", 4<<20)
-	bs, root := memFile(t, data, chunker.WithChunkSize(64<<10))
+	bs, root := memFile(t, data, ingest.WithChunkSize(64<<10))
 	obs := &countingObserver{}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter {
 		return distantPeers{bs, 5 * time.Millisecond}
 	}, gateway.Config{Window: 4, MaxWindow: 8, MaxLeavesInFlight: 6, Readahead: -1, Observer: obs})
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkMultipartRanges(b *testing.B) {
 func BenchmarkWarmSeek(b *testing.B) {
 	data := testutil.Bytes("warm-seek", 64<<20)
 	n := testutil.NewNode(b)
-	root, err := chunker.Import(context.Background(), n.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), n.DAG(), bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)
 	}

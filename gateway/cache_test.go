@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -33,7 +33,7 @@ func TestBoundedCache(t *testing.T) {
 		CacheGrace: 200 * time.Millisecond,
 	})
 	own := testutil.Bytes("imported", 8<<20)
-	ownRoot, err := chunker.Import(context.Background(), gw.DAG(), bytes.NewReader(own))
+	ownRoot, err := ingest.Import(context.Background(), gw.DAG(), bytes.NewReader(own))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"go.uber.org/zap"
 )
@@ -100,7 +100,7 @@ var errBadCARRequest = errors.New("bad CAR request")
 // recorder remembers the blocks a path resolution fetched, in order, so a
 // CAR response can include them as the proof of the path.
 type recorder struct {
-	g      chunker.BlockGetter
+	g      dag.BlockGetter
 	mu     sync.Mutex // guards blocks: the HAMT reader may fetch concurrently
 	blocks []blocks.Block
 }
@@ -119,7 +119,7 @@ func (r *recorder) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error
 // requested scope covers, depth-first. Headers are sent before the blocks
 // are fetched; a failure after that ends the stream early, which CAR
 // clients detect by the missing blocks.
-func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, root cid.Cid, path []blocks.Block, t target, p carParams) {
+func (h *Handler) serveCAR(w http.ResponseWriter, r *http.Request, g dag.BlockGetter, root cid.Cid, path []blocks.Block, t target, p carParams) {
 	hdr := w.Header()
 	dups := "n"
 	if p.dups {
@@ -175,7 +175,7 @@ var errCARTooLarge = fmt.Errorf("the CAR would hold more than %d blocks", maxCAR
 type carWalk struct {
 	h    *Handler
 	ctx  context.Context
-	g    chunker.BlockGetter
+	g    dag.BlockGetter
 	car  storage.WritableCar
 	p    carParams
 	seen map[cid.Cid]bool // blocks written
@@ -212,7 +212,7 @@ func (cw *carWalk) get(c cid.Cid) (blocks.Block, error) {
 	return cw.g.GetBlock(ctx, c)
 }
 
-// GetBlock is get, for the index's descent: chunker.BlockGetter.
+// GetBlock is get, for the index's descent: dag.BlockGetter.
 func (cw *carWalk) GetBlock(_ context.Context, c cid.Cid) (blocks.Block, error) {
 	return cw.get(c)
 }
@@ -251,7 +251,7 @@ func (cw *carWalk) putDecoded(blk blocks.Block) (*merkledag.ProtoNode, error) {
 	}
 	nd, err := merkledag.DecodeProtobufBlock(blk)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 	}
 	return nd.(*merkledag.ProtoNode), nil
 }
@@ -286,7 +286,7 @@ func (cw *carWalk) entity(blk blocks.Block) error {
 	}
 	nd, err := merkledag.DecodeProtobufBlock(blk)
 	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		return fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 	}
 	fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
 	if err != nil {

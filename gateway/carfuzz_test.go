@@ -18,8 +18,8 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -52,7 +52,7 @@ func FuzzCARSelectors(f *testing.F) {
 	ctx := context.Background()
 	bs, shared := sharedDAG(f, 10)
 	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
-	file, err := chunker.Import(ctx, dag, bytes.NewReader(testutil.Bytes("car-fuzz", 40<<10)), chunker.WithChunkSize(1<<10))
+	file, err := ingest.Import(ctx, dag, bytes.NewReader(testutil.Bytes("car-fuzz", 40<<10)), ingest.WithChunkSize(1<<10))
 	if err != nil {
 		f.Fatal(err)
 	}

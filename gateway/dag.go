@@ -15,7 +15,7 @@ import (
 	"github.com/ipld/go-ipld-prime"
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
 	"github.com/ipld/go-ipld-prime/codec/dagjson"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"github.com/pacman-cdn/pacman/stream"
 )
@@ -134,7 +134,7 @@ func explicitDAG(r *http.Request) (dagAsk, bool) {
 // serveDAG answers a request for block c as a document: a DAG-JSON,
 // DAG-CBOR, JSON or CBOR block as it is stored, or an HTML preview for a
 // browser. A request that names a format the block is not in gets 406.
-func (h *Handler) serveDAG(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, c cid.Cid) (representation, error) {
+func (h *Handler) serveDAG(ctx context.Context, w http.ResponseWriter, r *http.Request, g dag.BlockGetter, c cid.Cid) (representation, error) {
 	blk, err := g.GetBlock(ctx, c)
 	if err != nil {
 		return representation{}, err

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -27,7 +28,7 @@ func newGateway(t testing.TB, n *node.Node, cfg gateway.Config) *httptest.Server
 	if cfg.Logger == nil {
 		cfg.Logger = testutil.Logger(t)
 	}
-	h, err := newSessionHandler(func(ctx context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(ctx context.Context) dag.BlockGetter {
 		return n.NewSession(ctx)
 	}, cfg)
 	if err != nil {
@@ -99,7 +100,7 @@ func TestColdFetchFromSeeders(t *testing.T) {
 	}
 	leecher := testutil.NewNode(t, gw.AddrInfo())
 	waitConnected(t, leecher, 1)
-	ix, err := chunker.NewIndex(64)
+	ix, err := dag.NewIndex(64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func checkRandomRanges(t *testing.T, url string, data []byte, n int) {
 	t.Logf("range seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	size := int64(len(data))
-	leaf := int64(chunker.DefaultChunkSize)
+	leaf := int64(ingest.DefaultChunkSize)
 	type want struct{ start, end int64 }
 	pick := func() (string, want) {
 		switch rng.IntN(6) {

@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/ipfs/boxo/verifcid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
 	"github.com/pacman-cdn/pacman/stream"
 )
@@ -41,9 +41,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "CID uses a hash function or digest size this gateway does not accept"
 	case errors.Is(err, errNoLink):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, chunker.ErrNotFile):
+	case errors.Is(err, dag.ErrNotFile):
 		return http.StatusNotImplemented, "only UnixFS files are served; " + err.Error()
-	case errors.Is(err, chunker.ErrMalformed):
+	case errors.Is(err, dag.ErrMalformed):
 		return http.StatusBadGateway, "the content is malformed: its blocks contradict each other"
 	case errors.Is(err, stream.ErrBusy):
 		return http.StatusServiceUnavailable, stream.ErrBusy.Error()

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/stream"
@@ -198,7 +198,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, err := chunker.NewIndex(cfg.IndexCacheEntries)
+	idx, err := dag.NewIndex(cfg.IndexCacheEntries)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		rec      *recorder
 		carP     carParams
-		resolver chunker.BlockGetter = req
+		resolver dag.BlockGetter = req
 	)
 	if format == formatCAR {
 		if carP, err = parseCARParams(r); err != nil {
@@ -389,7 +389,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rctx, cancel := context.WithTimeout(r.Context(), h.cfg.ResolveTimeout)
 	defer cancel()
-	var files *chunker.Index // a CAR response records every block the path reads
+	var files *dag.Index // a CAR response records every block the path reads
 	if format == formatFile {
 		files = h.streamer.Index
 	}

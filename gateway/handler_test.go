@@ -32,9 +32,10 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"go.uber.org/goleak"
 )
@@ -61,7 +62,7 @@ func newFixture(t testing.TB, cfg gateway.Config) *fixture {
 	ctx := context.Background()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
 	bserv := blockservice.New(bs, nil)
-	dag := merkledag.NewDAGService(bserv)
+	ds := merkledag.NewDAGService(bserv)
 
 	f := &fixture{
 		video: testutil.Bytes("video", 3<<20+5),
@@ -84,14 +85,14 @@ func newFixture(t testing.TB, cfg gateway.Config) *fixture {
 	write("page/index.html", []byte("<html>page</html>"))
 	write("bare/x", []byte("x"))
 	var err error
-	if f.dir, err = chunker.ImportDir(ctx, dag, src); err != nil {
+	if f.dir, err = ingest.ImportDir(ctx, ds, src); err != nil {
 		t.Fatal(err)
 	}
-	if f.videoCID, err = chunker.Import(ctx, dag, bytes.NewReader(f.video)); err != nil {
+	if f.videoCID, err = ingest.Import(ctx, ds, bytes.NewReader(f.video)); err != nil {
 		t.Fatal(err)
 	}
 	f.getter = &faultyGetter{g: bserv}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return f.getter }, cfg)
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return f.getter }, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func newFixture(t testing.TB, cfg gateway.Config) *fixture {
 
 // faultyGetter wraps a block getter with injectable faults and counts.
 type faultyGetter struct {
-	g        chunker.BlockGetter
+	g        dag.BlockGetter
 	mu       sync.Mutex
 	block    map[cid.Cid]bool // blocks whose fetch hangs until ctx ends
 	fetched  map[cid.Cid]int
@@ -444,7 +445,7 @@ func firstLeaf(t *testing.T, f *fixture, name string) cid.Cid {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, _ := chunker.NewIndex(16)
+	ix, _ := dag.NewIndex(16)
 	for leaf, err := range ix.Leaves(ctx, f.store, l.Cid, 0, 1) {
 		if err != nil {
 			t.Fatal(err)
@@ -476,7 +477,7 @@ func TestStallCutsResponseShort(t *testing.T) {
 	verifyNoLeaks(t)
 	f := newFixture(t, gateway.Config{StallTimeout: 200 * time.Millisecond, Readahead: -1})
 	ctx := context.Background()
-	ix, _ := chunker.NewIndex(16)
+	ix, _ := dag.NewIndex(16)
 	var third cid.Cid
 	i := 0
 	for leaf, err := range ix.Leaves(ctx, f.store, f.videoCID, 0, int64(len(f.video))) {
@@ -508,7 +509,7 @@ func TestStallCutsResponseShort(t *testing.T) {
 func TestClientGoneStopsFetching(t *testing.T) {
 	verifyNoLeaks(t)
 	f := newFixture(t, gateway.Config{Readahead: -1})
-	ix, _ := chunker.NewIndex(16)
+	ix, _ := dag.NewIndex(16)
 	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 2<<20, 2<<20+1) {
 		if err != nil {
 			t.Fatal(err)
@@ -557,7 +558,7 @@ func verifyNoLeaks(t *testing.T) {
 // videoLeaves returns the CIDs of the fixture video's leaves, in order.
 func videoLeaves(t *testing.T, f *fixture) []cid.Cid {
 	t.Helper()
-	ix, _ := chunker.NewIndex(16)
+	ix, _ := dag.NewIndex(16)
 	var leaves []cid.Cid
 	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
 		if err != nil {
@@ -595,7 +596,7 @@ func TestReadahead(t *testing.T) {
 
 // localStore is an edge's store holding the given blocks of the fixture.
 type localStore struct {
-	chunker.BlockGetter
+	dag.BlockGetter
 	held map[cid.Cid]bool
 }
 
@@ -628,7 +629,7 @@ func TestReadaheadSkipsLocalLeaves(t *testing.T) {
 	leaves := videoLeaves(t, f)
 	g := &faultyGetter{g: f.store}
 	local := localStore{countingGetter{f.store, g}, map[cid.Cid]bool{leaves[1]: true}}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return g }, gateway.Config{Readahead: 2, Local: local})
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return g }, gateway.Config{Readahead: 2, Local: local})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,7 +655,7 @@ func TestReadaheadSkipsLocalLeaves(t *testing.T) {
 
 // countingGetter reads blocks from g, counting each read in counts.
 type countingGetter struct {
-	g      chunker.BlockGetter
+	g      dag.BlockGetter
 	counts *faultyGetter
 }
 
@@ -680,7 +681,7 @@ func httptestServer(t *testing.T, h http.Handler) string {
 // long before the stall timeout.
 func TestReask(t *testing.T) {
 	f := newFixture(t, gateway.Config{})
-	ix, _ := chunker.NewIndex(16)
+	ix, _ := dag.NewIndex(16)
 	var second cid.Cid
 	i := 0
 	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
@@ -721,7 +722,7 @@ func TestReask(t *testing.T) {
 // newSessionHandler returns an open path gateway whose blocks come from
 // the sessions open returns (a fresh one for each re-ask), over an empty
 // store unless cfg names one.
-func newSessionHandler(open func(context.Context) chunker.BlockGetter, cfg gateway.Config) (*gateway.Handler, error) {
+func newSessionHandler(open func(context.Context) dag.BlockGetter, cfg gateway.Config) (*gateway.Handler, error) {
 	if cfg.Local == nil {
 		cfg.Local = emptyStore()
 	}
@@ -743,8 +744,8 @@ func newSessionHandler(open func(context.Context) chunker.BlockGetter, cfg gatew
 func TestReadaheadDagPbLeaves(t *testing.T) {
 	data := testutil.Bytes("dagpb", 2<<20)
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
-	db, err := (&helpers.DagBuilderParams{Dagserv: dag, Maxlinks: 174}).New(boxochunker.NewSizeSplitter(bytes.NewReader(data), 16<<10))
+	ds := merkledag.NewDAGService(blockservice.New(bs, nil))
+	db, err := (&helpers.DagBuilderParams{Dagserv: ds, Maxlinks: 174}).New(boxochunker.NewSizeSplitter(bytes.NewReader(data), 16<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -753,7 +754,7 @@ func TestReadaheadDagPbLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &faultyGetter{g: blockservice.New(bs, nil)}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return g }, gateway.Config{Readahead: 2})
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return g }, gateway.Config{Readahead: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -841,7 +842,7 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("a browser's preview: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 
-	jsonFile, err := chunker.Import(context.Background(), merkledag.NewDAGService(f.store), bytes.NewReader(data))
+	jsonFile, err := ingest.Import(context.Background(), merkledag.NewDAGService(f.store), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -907,7 +908,7 @@ func TestTAR(t *testing.T) {
 func TestSymlink(t *testing.T) {
 	ctx := context.Background()
 	bs := blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
-	dag := merkledag.NewDAGService(bs)
+	ds := merkledag.NewDAGService(bs)
 	data, err := unixfs.SymlinkData("foo")
 	if err != nil {
 		t.Fatal(err)
@@ -916,18 +917,18 @@ func TestSymlink(t *testing.T) {
 	if err := link.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dag.Add(ctx, link); err != nil {
+	if err := ds.Add(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	file, err := chunker.Import(ctx, dag, strings.NewReader("the file"))
+	file, err := ingest.Import(ctx, ds, strings.NewReader("the file"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := chunker.Directory(ctx, dag, map[string]cid.Cid{"foo": file, "bar": link.Cid()})
+	dir, err := ingest.Directory(ctx, ds, map[string]cid.Cid{"foo": file, "bar": link.Cid()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return bs }, gateway.Config{})
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return bs }, gateway.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -975,7 +976,7 @@ func TestWarmRangesReadOnlyTheirBytes(t *testing.T) {
 	f := newFixture(t, gateway.Config{})
 	leaves := videoLeaves(t, f)
 	local := &readCounter{Local: hedge.LocalBlockstore(f.store.Blockstore()), whole: map[cid.Cid]int{}}
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return f.getter }, gateway.Config{Readahead: -1, Local: local})
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return f.getter }, gateway.Config{Readahead: -1, Local: local})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -81,11 +82,11 @@ func (s *blockCounter) fetchedFrom(src string) int {
 func TestHTTPGatewaySource(t *testing.T) {
 	data := testutil.Bytes("http-source", 5<<20+11)
 	holder := testutil.NewNode(t)
-	root, err := chunker.Import(context.Background(), holder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), holder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	trustless, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return nil },
+	trustless, err := newSessionHandler(func(context.Context) dag.BlockGetter { return nil },
 		gateway.Config{Local: holder.Store()}) // access local: it serves what it holds
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
 	unixfspb "github.com/ipfs/boxo/ipld/unixfs/pb"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 )
 
@@ -93,7 +93,7 @@ func (l listingLinks) crumbs() (string, []crumb, bool) {
 // serveListing answers a directory without index.html with an HTML list
 // of its entries. Unlike file responses, the listing is generated markup
 // that may change with pacman's version, so it is not cached forever.
-func (h *Handler) serveListing(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target, origin listingLinks) error {
+func (h *Handler) serveListing(ctx context.Context, w http.ResponseWriter, r *http.Request, g dag.BlockGetter, t target, origin listingLinks) error {
 	etag := fmt.Sprintf(`"DirIndex-%s_CID-%s"`, listingVersion, t.cid)
 	hdr := w.Header()
 	hdr.Set("Etag", etag)
@@ -108,14 +108,14 @@ func (h *Handler) serveListing(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	nd, err := merkledag.DecodeProtobufBlock(blk)
 	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		return fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 	}
 	links := nd.Links()
 	truncated := false
 	if fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data()); err == nil && fsn.Type() == unixfspb.Data_HAMTShard {
 		shard, err := hamt.NewHamtFromDag(merkledag.NewReadOnlyDagService(nodeGetter{g}), nd)
 		if err != nil {
-			return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+			return fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 		}
 		links = nil
 		errFull := fmt.Errorf("listing full")

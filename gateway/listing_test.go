@@ -10,7 +10,7 @@ import (
 	blockstore "github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 )
 
@@ -23,7 +23,7 @@ func TestListingLinks(t *testing.T) {
 	bs := blockservice.New(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())), nil)
 	roots := sites(t, bs, map[string]string{"ą/ę/file-źł.txt": "x"}, map[string]string{"www/ą/ę/file-źł.txt": "x"})
 	dir, site := roots[0], roots[1]
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return bs }, gateway.Config{
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return bs }, gateway.Config{
 		Subdomains: []string{"gw.test"},
 		Resolvers:  []gateway.Resolver{gateway.IPFSPaths{}, siteHost{site}},
 	})

@@ -20,9 +20,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/plugins/sources/origin"
 )
@@ -49,7 +50,7 @@ func newOriginBed(t *testing.T) *originBed {
 		edge:   blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())),
 		leaves: map[cid.Cid]bool{},
 	}
-	b.full, b.root = memFile(t, b.data, chunker.WithChunkSize(256<<10), chunker.WithMaxLinks(8))
+	b.full, b.root = memFile(t, b.data, ingest.WithChunkSize(256<<10), ingest.WithMaxLinks(8))
 	keys, err := b.full.AllKeysChan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func (p afterOrigin) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, err
 
 // edgeGateway serves the bed's file through a handler that streams leaves
 // from peers (nil: none, the edge is on its own) with the origin behind.
-func (b *originBed) edgeGateway(t *testing.T, peers chunker.BlockGetter, originURL string, after time.Duration, obs *countingObserver) string {
+func (b *originBed) edgeGateway(t *testing.T, peers dag.BlockGetter, originURL string, after time.Duration, obs *countingObserver) string {
 	t.Helper()
 	o := &origin.Source{URL: originURL + "/media/film.mp4?{http.request.uri.query}", After: caddy.Duration(after)}
 	if after == 0 {
@@ -207,7 +208,7 @@ func (f storeFunc) Keep(ctx context.Context, blk blocks.Block) error { return f(
 // localFirst reads the edge's store, then asks peers.
 type localFirst struct {
 	local blockstore.Blockstore
-	peers chunker.BlockGetter
+	peers dag.BlockGetter
 }
 
 func (l localFirst) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
@@ -366,7 +367,7 @@ func TestOriginAnswersChecked(t *testing.T) {
 	obs := &countingObserver{}
 	// Peers hand over each leaf only after the origin was asked for it.
 	spans := map[cid.Cid]string{}
-	ix, err := chunker.NewIndex(16)
+	ix, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}

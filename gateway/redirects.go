@@ -14,7 +14,7 @@ import (
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	redirects "github.com/ipfs/go-ipfs-redirects-file"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
 )
 
@@ -43,7 +43,7 @@ func sitePrefix(r *http.Request, content Content) ([]string, bool) {
 // reports done; otherwise it returns the target to serve in the path's
 // place with its status (200 for a rewrite, or a custom 404, 410 or 451
 // page), or notFound when no rule matches.
-func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, root cid.Cid, prefix []string, notFound error) (t target, status int, done bool, err error) {
+func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *http.Request, g dag.BlockGetter, root cid.Cid, prefix []string, notFound error) (t target, status int, done bool, err error) {
 	site, err := resolvePath(ctx, g, root, prefix, false, nil)
 	if err != nil {
 		return t, 0, false, notFound
@@ -94,7 +94,7 @@ func (h *Handler) siteRedirects(ctx context.Context, w http.ResponseWriter, r *h
 
 // readRedirects reads and parses the _redirects file of the directory
 // site, or returns nil rules when it has none.
-func readRedirects(ctx context.Context, g chunker.BlockGetter, site cid.Cid) ([]redirects.Rule, error) {
+func readRedirects(ctx context.Context, g dag.BlockGetter, site cid.Cid) ([]redirects.Rule, error) {
 	f, err := resolvePath(ctx, g, site, []string{"_redirects"}, false, nil)
 	if errors.Is(err, errNoLink) {
 		return nil, nil

@@ -16,9 +16,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/gateway/contentpath"
+	"github.com/pacman-cdn/pacman/ingest"
 )
 
 // sites imports each map of files as a directory into bs and returns
@@ -37,7 +38,7 @@ func sites(t *testing.T, bs blockservice.BlockService, trees ...map[string]strin
 				t.Fatal(err)
 			}
 		}
-		c, err := chunker.ImportDir(context.Background(), merkledag.NewDAGService(bs), dir)
+		c, err := ingest.ImportDir(context.Background(), merkledag.NewDAGService(bs), dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestRedirectsFile(t *testing.T) {
 		map[string]string{"www/_redirects": rules, "www/404.html": "my 404"},
 	)
 	good, forced, large, wrapped := roots[0], roots[1], roots[2], roots[3]
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter { return bs }, gateway.Config{
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter { return bs }, gateway.Config{
 		Subdomains: []string{"gw.test"},
 		Resolvers:  []gateway.Resolver{gateway.IPFSPaths{}, siteHost{wrapped}},
 	})

@@ -18,7 +18,7 @@ import (
 	"github.com/ipld/go-ipld-prime/datamodel"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 )
 
 // maxPathSegments bounds the directory walk of one request.
@@ -57,7 +57,7 @@ type target struct {
 // nil, holds file nodes already decoded: a path that ends at one of them
 // resolves without reading it again (a warm range request of a file costs
 // no decoding of its root).
-func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segments []string, index bool, files *chunker.Index) (target, error) {
+func resolvePath(ctx context.Context, g dag.BlockGetter, root cid.Cid, segments []string, index bool, files *dag.Index) (target, error) {
 	t := target{cid: root, roots: []cid.Cid{root}}
 	if len(segments) > maxPathSegments {
 		return t, fmt.Errorf("%w: more than %d path segments", errBadPath, maxPathSegments)
@@ -88,11 +88,11 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 		}
 		nd, err := merkledag.DecodeProtobufBlock(blk)
 		if err != nil {
-			return t, fmt.Errorf("%w: decoding %s: %v", chunker.ErrMalformed, t.cid, err)
+			return t, fmt.Errorf("%w: decoding %s: %v", dag.ErrMalformed, t.cid, err)
 		}
 		fsn, err := unixfs.FSNodeFromBytes(nd.(*merkledag.ProtoNode).Data())
 		if err != nil {
-			return t, fmt.Errorf("%w: decoding UnixFS data of %s: %v", chunker.ErrMalformed, t.cid, err)
+			return t, fmt.Errorf("%w: decoding UnixFS data of %s: %v", dag.ErrMalformed, t.cid, err)
 		}
 		var name string
 		switch fsn.Type() {
@@ -131,11 +131,11 @@ func resolvePath(ctx context.Context, g chunker.BlockGetter, root cid.Cid, segme
 }
 
 // findLink looks name up in the directory nd.
-func findLink(ctx context.Context, g chunker.BlockGetter, nd ipld.Node, fsn *unixfs.FSNode, name string) (cid.Cid, error) {
+func findLink(ctx context.Context, g dag.BlockGetter, nd ipld.Node, fsn *unixfs.FSNode, name string) (cid.Cid, error) {
 	if fsn.Type() == unixfspb.Data_HAMTShard {
 		shard, err := hamt.NewHamtFromDag(merkledag.NewReadOnlyDagService(nodeGetter{g}), nd)
 		if err != nil {
-			return cid.Undef, fmt.Errorf("%w: reading sharded directory %s: %v", chunker.ErrMalformed, nd.Cid(), err)
+			return cid.Undef, fmt.Errorf("%w: reading sharded directory %s: %v", dag.ErrMalformed, nd.Cid(), err)
 		}
 		l, err := shard.Find(ctx, name)
 		if errors.Is(err, os.ErrNotExist) {
@@ -156,7 +156,7 @@ func findLink(ctx context.Context, g chunker.BlockGetter, nd ipld.Node, fsn *uni
 
 // nodeGetter adapts a BlockGetter to the ipld.NodeGetter that boxo's HAMT
 // reader needs.
-type nodeGetter struct{ g chunker.BlockGetter }
+type nodeGetter struct{ g dag.BlockGetter }
 
 func (n nodeGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	blk, err := n.g.GetBlock(ctx, c)
@@ -169,7 +169,7 @@ func (n nodeGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	case cid.Raw:
 		return merkledag.DecodeRawBlock(blk)
 	default:
-		return nil, fmt.Errorf("%w: codec 0x%x inside a directory", chunker.ErrMalformed, c.Prefix().Codec)
+		return nil, fmt.Errorf("%w: codec 0x%x inside a directory", dag.ErrMalformed, c.Prefix().Codec)
 	}
 }
 
@@ -192,7 +192,7 @@ func (n nodeGetter) GetMany(ctx context.Context, cids []cid.Cid) <-chan *ipld.No
 // DAG-JSON block c until one names a link, and returns the link's CID with
 // the number of segments used. Paths that end inside the block name no
 // file.
-func dagLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []string) (cid.Cid, int, error) {
+func dagLink(ctx context.Context, g dag.BlockGetter, c cid.Cid, segments []string) (cid.Cid, int, error) {
 	blk, err := g.GetBlock(ctx, c)
 	if err != nil {
 		return cid.Undef, 0, err
@@ -203,7 +203,7 @@ func dagLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []s
 	}
 	nb := basicnode.Prototype.Any.NewBuilder()
 	if err := decode(nb, bytes.NewReader(blk.RawData())); err != nil {
-		return cid.Undef, 0, fmt.Errorf("%w: decoding %s: %v", chunker.ErrMalformed, c, err)
+		return cid.Undef, 0, fmt.Errorf("%w: decoding %s: %v", dag.ErrMalformed, c, err)
 	}
 	n := nb.Build()
 	for i, seg := range segments {
@@ -214,15 +214,15 @@ func dagLink(ctx context.Context, g chunker.BlockGetter, c cid.Cid, segments []s
 		if next.Kind() == datamodel.Kind_Link {
 			l, err := next.AsLink()
 			if err != nil {
-				return cid.Undef, 0, fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+				return cid.Undef, 0, fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 			}
 			cl, ok := l.(cidlink.Link)
 			if !ok {
-				return cid.Undef, 0, fmt.Errorf("%w: link of unknown kind", chunker.ErrMalformed)
+				return cid.Undef, 0, fmt.Errorf("%w: link of unknown kind", dag.ErrMalformed)
 			}
 			return cl.Cid, i + 1, nil
 		}
 		n = next
 	}
-	return cid.Undef, 0, fmt.Errorf("%w: the path ends inside block %s", chunker.ErrNotFile, c)
+	return cid.Undef, 0, fmt.Errorf("%w: the path ends inside block %s", dag.ErrNotFile, c)
 }

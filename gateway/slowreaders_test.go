@@ -17,9 +17,9 @@ import (
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -33,9 +33,9 @@ import (
 func TestSlowReaders(t *testing.T) {
 	big := testutil.Bytes("slow-big", 16<<20)
 	small := testutil.Bytes("slow-small", 1<<20)
-	bs, bigRoot := memFile(t, big, chunker.WithChunkSize(256<<10))
+	bs, bigRoot := memFile(t, big, ingest.WithChunkSize(256<<10))
 	dag := blockservice.New(bs, nil)
-	smallRoot, err := chunker.Import(context.Background(), dagService(dag), bytes.NewReader(small), chunker.WithChunkSize(256<<10))
+	smallRoot, err := ingest.Import(context.Background(), dagService(dag), bytes.NewReader(small), ingest.WithChunkSize(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestSlowReaders(t *testing.T) {
 // in progress.
 func TestStreamsPerClient(t *testing.T) {
 	big := testutil.Bytes("per-client", 8<<20)
-	bs, root := memFile(t, big, chunker.WithChunkSize(256<<10))
+	bs, root := memFile(t, big, ingest.WithChunkSize(256<<10))
 	dag := blockservice.New(bs, nil)
 	h, err := gateway.NewHandler(gateway.Config{
 		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},

@@ -12,7 +12,7 @@ import (
 	unixfile "github.com/ipfs/boxo/ipld/unixfs/file"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 )
 
 // mediaTAR is the media type of TAR responses.
@@ -44,7 +44,7 @@ func (c countingGetter) Get(ctx context.Context, k cid.Cid) (ipld.Node, error) {
 // Symbolic links pointing outside the tree are refused, as the spec says.
 // The archive is streamed, so a failure after the first byte cuts it
 // short; the client notices the TAR is incomplete.
-func (h *Handler) serveTAR(ctx context.Context, w http.ResponseWriter, r *http.Request, g chunker.BlockGetter, t target) error {
+func (h *Handler) serveTAR(ctx context.Context, w http.ResponseWriter, r *http.Request, g dag.BlockGetter, t target) error {
 	etag := `W/"` + t.cid.String() + `.x-tar"`
 	hdr := w.Header()
 	hdr.Set("Etag", etag)
@@ -58,14 +58,14 @@ func (h *Handler) serveTAR(ctx context.Context, w http.ResponseWriter, r *http.R
 	hdr.Add("Vary", "Accept")
 	left := new(atomic.Int64)
 	left.Store(maxTarNodes)
-	dag := merkledag.NewReadOnlyDagService(countingGetter{nodeGetter{g}, left})
-	nd, err := dag.Get(ctx, t.cid)
+	ds := merkledag.NewReadOnlyDagService(countingGetter{nodeGetter{g}, left})
+	nd, err := ds.Get(ctx, t.cid)
 	if err != nil {
 		return err
 	}
-	f, err := unixfile.NewUnixfsFile(ctx, dag, nd)
+	f, err := unixfile.NewUnixfsFile(ctx, ds, nd)
 	if err != nil {
-		return fmt.Errorf("%w: %v", chunker.ErrMalformed, err)
+		return fmt.Errorf("%w: %v", dag.ErrMalformed, err)
 	}
 	defer f.Close()
 	if sl, ok := f.(*files.Symlink); ok && (len(sl.Target) == 0 || sl.Target[0] == '/' || sl.Target == ".." || len(sl.Target) > 2 && sl.Target[:3] == "../") {

@@ -19,7 +19,7 @@ import (
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
 )
 
@@ -247,7 +247,7 @@ func TestOnlyIfCached(t *testing.T) {
 // newFixtureWithLocal serves f's store with it also as the local store.
 func newFixtureWithLocal(t *testing.T, f *fixture) string {
 	t.Helper()
-	h, err := newSessionHandler(func(context.Context) chunker.BlockGetter {
+	h, err := newSessionHandler(func(context.Context) dag.BlockGetter {
 		t.Error("an only-if-cached request opened a network session")
 		return f.getter
 	}, gateway.Config{Local: hedge.LocalBlockstore(f.store.Blockstore())})

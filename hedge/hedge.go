@@ -21,7 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"go.uber.org/zap"
 )
 
@@ -354,7 +354,7 @@ func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (n in
 	return n, nil
 }
 
-// GetBlock returns the block c for the DAG walks: chunker.BlockGetter.
+// GetBlock returns the block c for the DAG walks: dag.BlockGetter.
 func (r *Request) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	return r.Get(ctx, Want{Cid: c, Reason: ForIndex})
 }
@@ -371,7 +371,7 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 		// The multihash is the data itself: no store or peer holds it.
 		dm, err := multihash.Decode(w.Cid.Hash())
 		if err != nil {
-			return nil, fmt.Errorf("%w: identity CID %s: %v", chunker.ErrMalformed, w.Cid, err)
+			return nil, fmt.Errorf("%w: identity CID %s: %v", dag.ErrMalformed, w.Cid, err)
 		}
 		blk, err := blocks.NewBlockWithCid(dm.Digest, w.Cid)
 		if err != nil {

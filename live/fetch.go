@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
 )
 
@@ -38,9 +38,9 @@ func HedgeFetcher(h *hedge.Hedge) Fetcher {
 
 // FetchDAG makes every block of the DAG under root local through g, eight
 // at a time; a DAG of more than maxBlocks blocks is refused.
-func FetchDAG(ctx context.Context, g chunker.BlockGetter, root cid.Cid, maxBlocks int) error {
+func FetchDAG(ctx context.Context, g dag.BlockGetter, root cid.Cid, maxBlocks int) error {
 	var seen atomic.Int64
-	return chunker.Walk(ctx, root, 8, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+	return dag.Walk(ctx, root, 8, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 		if seen.Add(1) > int64(maxBlocks) {
 			return nil, fmt.Errorf("%s has more than %d blocks", root, maxBlocks)
 		}
@@ -48,6 +48,6 @@ func FetchDAG(ctx context.Context, g chunker.BlockGetter, root cid.Cid, maxBlock
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", c, err)
 		}
-		return chunker.Links(blk)
+		return dag.Links(blk)
 	})
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -29,7 +29,7 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatal(err)
 		}
 		dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
-		if _, err := chunker.Import(context.Background(), dag, bytes.NewReader(data)); err != nil {
+		if _, err := ingest.Import(context.Background(), dag, bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.Sync(context.Background()); err != nil {

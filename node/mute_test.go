@@ -13,7 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -31,13 +32,13 @@ func TestMutePeersDoNotStallSeeder(t *testing.T) {
 	defer cancel()
 	seeder := testutil.NewNode(t)
 	bait := testutil.Bytes("mute-bait", 64<<20)
-	baitRoot, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(bait))
+	baitRoot, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(bait))
 	if err != nil {
 		t.Fatal(err)
 	}
 	leaves := leafCIDs(t, seeder, baitRoot, len(bait))
 	wanted := testutil.Bytes("mute-honest", 8<<20)
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(wanted))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(wanted))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestMutePeersDoNotStallSeeder(t *testing.T) {
 // leafCIDs returns the leaves of the file root of size bytes held by n.
 func leafCIDs(t *testing.T, n *node.Node, root cid.Cid, size int) []cid.Cid {
 	t.Helper()
-	ix, err := chunker.NewIndex(16)
+	ix, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}

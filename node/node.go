@@ -10,7 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			// Providers found through routing may name any /http
 			// address, internal services included: HTTP retrieval dials
 			// only the gateways the operator named.
-			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(chunker.MaxBlockSize), httpnet.WithAllowlist(hosts)))
+			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(dag.MaxBlockSize), httpnet.WithAllowlist(hosts)))
 	}
 	caps, err := newUploadCaps(cfg.Upload)
 	if err != nil {

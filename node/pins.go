@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"sync"
 	"time"
 
@@ -91,7 +91,7 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 		return rep, fmt.Errorf("pinning %s: %w", root, err)
 	}
 	var mu sync.Mutex
-	err = chunker.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+	err = dag.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 		blk, size, err := s.keep(ctx, root, c, fetch, complete)
 		if err != nil || size < 0 {
 			return nil, err
@@ -103,7 +103,7 @@ func (s *Store) pin(ctx context.Context, root cid.Cid, fetch fetcher, complete b
 			progress(rep)
 		}
 		mu.Unlock()
-		return chunker.Links(blk)
+		return dag.Links(blk)
 	})
 	if err != nil {
 		if !before {
@@ -218,7 +218,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 	var mu sync.Mutex
 	held := map[string]int{} // by multihash, as blocks are stored: the size
 	for _, root := range roots {
-		err := chunker.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		err := dag.Walk(ctx, root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			mu.Lock()
 			_, seen := held[string(c.Hash())]
 			mu.Unlock()
@@ -234,7 +234,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 				held[string(c.Hash())] = size
 				mu.Unlock()
 			}
-			return chunker.Links(blk)
+			return dag.Links(blk)
 		})
 		if err != nil {
 			return rep, err
@@ -246,7 +246,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 	}
 	errDone := errors.New("every block is reached by another pin")
 	for _, p := range pins {
-		err := chunker.Walk(ctx, p.Root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+		err := dag.Walk(ctx, p.Root, pinWalkers, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 			mu.Lock()
 			delete(held, string(c.Hash()))
 			left := len(held)
@@ -261,7 +261,7 @@ func (s *Store) release(ctx context.Context, roots ...cid.Cid) (PinReport, error
 			if err != nil || size < 0 {
 				return nil, err
 			}
-			return chunker.Links(blk)
+			return dag.Links(blk)
 		})
 		if errors.Is(err, errDone) {
 			return rep, nil

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -31,7 +31,7 @@ func BenchmarkUnpin(b *testing.B) {
 		for j := range 64 {
 			buf.Write(bytes.Repeat([]byte(fmt.Sprintf("%04d-%04d ", i, j)), 1<<20/10+1)[:1<<20])
 		}
-		root, err := chunker.Import(ctx, dag, &buf)
+		root, err := ingest.Import(ctx, dag, &buf)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func BenchmarkUnpin(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	one, err := chunker.Import(ctx, dag, bytes.NewReader(bytes.Repeat([]byte("unpinned "), 4<<20/9)))
+	one, err := ingest.Import(ctx, dag, bytes.NewReader(bytes.Repeat([]byte("unpinned "), 4<<20/9)))
 	if err != nil {
 		b.Fatal(err)
 	}

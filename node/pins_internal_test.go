@@ -10,7 +10,8 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"go.uber.org/zap"
 )
 
@@ -27,7 +28,7 @@ func TestResumePinCutShort(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = seeder.Close() })
 	data := bytes.Repeat([]byte("resume a pin cut short "), 200_000) // 4.4 MiB
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestResumePinCutShort(t *testing.T) {
 		}
 	}
 	var got bytes.Buffer
-	if _, err := chunker.ExportCAR(ctx, blockservice.New(gw.Blockstore(), nil), root, &got); err != nil {
+	if _, err := dag.ExportCAR(ctx, blockservice.New(gw.Blockstore(), nil), root, &got); err != nil {
 		t.Fatalf("the resumed pin is not all held: %v", err)
 	}
 	if st, err := gw.Stats(ctx); err != nil || st.CacheBytes != 0 {

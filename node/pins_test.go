@@ -16,15 +16,16 @@ import (
 	ufsio "github.com/ipfs/boxo/ipld/unixfs/io"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
 
 // dagBlocks counts the blocks of the DAG under root held in bs.
-func dagBlocks(t *testing.T, g chunker.BlockGetter, root cid.Cid) int {
+func dagBlocks(t *testing.T, g dag.BlockGetter, root cid.Cid) int {
 	t.Helper()
-	n, err := chunker.ExportCAR(context.Background(), g, root, io.Discard)
+	n, err := dag.ExportCAR(context.Background(), g, root, io.Discard)
 	if err != nil {
 		t.Fatalf("walking %s: %v", root, err)
 	}
@@ -33,7 +34,7 @@ func dagBlocks(t *testing.T, g chunker.BlockGetter, root cid.Cid) int {
 
 // held reports whether every block of the DAG under root is in n's store.
 func held(n *node.Node, root cid.Cid) bool {
-	_, err := chunker.ExportCAR(context.Background(), blockservice.New(n.Blockstore(), nil), root, io.Discard)
+	_, err := dag.ExportCAR(context.Background(), blockservice.New(n.Blockstore(), nil), root, io.Discard)
 	return err == nil
 }
 
@@ -49,7 +50,7 @@ func TestPinSurvivesEviction(t *testing.T) {
 	data := testutil.Bytes("pinned", 4<<20+5)
 	other := testutil.Bytes("other", 6<<20)
 	seeders, root := testutil.Seeders(t, 1, data)
-	otherRoot, err := chunker.Import(ctx, seeders[0].DAG(), bytes.NewReader(other))
+	otherRoot, err := ingest.Import(ctx, seeders[0].DAG(), bytes.NewReader(other))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestPinSurvivesEviction(t *testing.T) {
 	}
 
 	// Other content goes through the cache, over its limit.
-	if _, err := chunker.ExportCAR(ctx, gw.NewSession(ctx), otherRoot, io.Discard); err != nil {
+	if _, err := dag.ExportCAR(ctx, gw.NewSession(ctx), otherRoot, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	st := waitCache(t, gw, limit)
@@ -136,11 +137,11 @@ func TestUnpinKeepsSharedBlocks(t *testing.T) {
 	dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
 	a := testutil.Bytes("shared", 3<<20)
 	b := append(slices.Clone(a), testutil.Bytes("own", 1<<20)...)
-	ra, err := chunker.Import(ctx, dag, bytes.NewReader(a))
+	ra, err := ingest.Import(ctx, dag, bytes.NewReader(a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := chunker.Import(ctx, dag, bytes.NewReader(b))
+	rb, err := ingest.Import(ctx, dag, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestPinIncomplete(t *testing.T) {
 	s := tempStore(t)
 	data := testutil.Bytes("partial", 3<<20)
 	dag := merkledag.NewDAGService(blockservice.New(s.Blockstore, nil))
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	root, err := ingest.Import(ctx, dag, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +252,11 @@ func TestPinRacesUnpin(t *testing.T) {
 	n := testutil.NewNodeConfig(t, node.Config{})
 	a := testutil.Bytes("race", 4<<20)
 	b := append(slices.Clone(a[:3<<20]), testutil.Bytes("b", 1<<20)...)
-	ra, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(a))
+	ra, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(b))
+	rb, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +334,7 @@ func TestUnpinDuringPin(t *testing.T) {
 	ctx := context.Background()
 	seeder := testutil.NewNode(t)
 	data := testutil.Bytes("unpin-during-pin", 3<<20)
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,14 +376,14 @@ func TestDiscardLeavesPinnedBlocks(t *testing.T) {
 	n := testutil.NewNode(t)
 	a := testutil.Bytes("discard-shared", 3<<20)
 	b := append(slices.Clone(a), testutil.Bytes("discard-own", 2<<20)...)
-	ra, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(a))
+	ra, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(a))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.PinHeld(ctx, ra); err != nil {
 		t.Fatal(err)
 	}
-	rb, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(b)) // never pinned
+	rb, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(b)) // never pinned
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -37,7 +37,7 @@ func TestPrivateSwarm(t *testing.T) {
 	key := swarmKey(t)
 	seeder := testutil.NewNodeConfig(t, node.Config{SwarmKey: key})
 	data := testutil.Bytes("private-swarm", 3<<20)
-	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -80,7 +80,7 @@ func TestAnnounce(t *testing.T) {
 func TestReachWithoutListening(t *testing.T) {
 	seeder := testutil.NewNode(t)
 	data := testutil.Bytes("no-listen", 1<<20)
-	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

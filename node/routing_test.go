@@ -21,7 +21,8 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -57,7 +58,7 @@ func TestDHTFindsProviders(t *testing.T) {
 	}
 	seeder, fetcher := nodes[0], nodes[5]
 	data := testutil.Bytes("dht", 3<<20+17)
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func fetchFile(t *testing.T, n *node.Node, root cid.Cid, size int) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ix, err := chunker.NewIndex(16)
+	ix, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestDelegatedRouting(t *testing.T) {
 	ctx := context.Background()
 	seeder := testutil.NewNode(t)
 	data := testutil.Bytes("delegated", 2<<20+5)
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

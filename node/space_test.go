@@ -9,7 +9,7 @@ import (
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"go.uber.org/zap"
 )
 
@@ -59,7 +59,7 @@ func TestFullDisk(t *testing.T) {
 
 	disk.free.Store(maxReserve + 512<<10) // room for half a MiB
 	time.Sleep(2 * spaceCheckEvery)       // what others write is seen at the next check
-	_, err := chunker.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
+	_, err := ingest.Import(ctx, n.DAG(), bytes.NewReader(bytes.Repeat([]byte("big"), 4<<20)))
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("an import onto a full disk: %v, want ErrNoSpace", err)
 	}

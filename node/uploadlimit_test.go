@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -19,7 +20,7 @@ import (
 func fetchAll(n *node.Node, root cid.Cid, data []byte) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ix, err := chunker.NewIndex(16)
+	ix, err := dag.NewIndex(16)
 	if err != nil {
 		return 0, err
 	}
@@ -69,7 +70,7 @@ func TestUploadLimitTotal(t *testing.T) {
 	const limit = 4 << 20
 	data := testutil.Bytes("upload-total", 16<<20)
 	seeder := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{Total: limit}})
-	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestUploadLimitPerPeer(t *testing.T) {
 	const limit = 2 << 20
 	data := testutil.Bytes("upload-peer", 8<<20)
 	seeder := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{PerPeer: limit}})
-	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestUploadLimitPerAddress(t *testing.T) {
 	const limit = 2 << 20
 	data := testutil.Bytes("upload-address", 4<<20)
 	seeder := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{PerAddress: limit}})
-	root, err := chunker.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	"github.com/multiformats/go-multihash"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -39,7 +39,7 @@ func TestWantFloodSparesHonestPeers(t *testing.T) {
 	defer cancel()
 	seeder := testutil.NewNode(t)
 	data := testutil.Bytes("flooded", 40<<20)
-	root, err := chunker.Import(ctx, seeder.DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(ctx, seeder.DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -28,13 +28,13 @@ func TestWantsFollowHolderSpeed(t *testing.T) {
 	var seeders []*node.Node
 	for _, c := range caps {
 		s := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{Total: c}})
-		if _, err := chunker.Import(context.Background(), s.DAG(), bytes.NewReader(data)); err != nil {
+		if _, err := ingest.Import(context.Background(), s.DAG(), bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 		seeders = append(seeders, s)
 		sum += c
 	}
-	root, err := chunker.Import(context.Background(), testutil.NewNode(t).DAG(), bytes.NewReader(data))
+	root, err := ingest.Import(context.Background(), testutil.NewNode(t).DAG(), bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestLateHolderJoins(t *testing.T) {
 	var root cid.Cid
 	for _, s := range []*node.Node{slow, fast} {
 		var err error
-		if root, err = chunker.Import(context.Background(), s.DAG(), bytes.NewReader(data)); err != nil {
+		if root, err = ingest.Import(context.Background(), s.DAG(), bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
 )
 
@@ -19,7 +19,7 @@ const maxReadaheads = 8
 // blockstore in the background: players read sequentially, so the next
 // request then starts from local blocks.
 type Readahead struct {
-	index   *chunker.Index
+	index   *dag.Index
 	leaves  int
 	timeout time.Duration
 	// slots holds a token per running job; a job that cannot get one is
@@ -35,7 +35,7 @@ type Readahead struct {
 
 // NewReadahead returns a readahead of up to leaves leaves of the files
 // index maps, each job bounded by timeout.
-func NewReadahead(index *chunker.Index, leaves int, timeout time.Duration) *Readahead {
+func NewReadahead(index *dag.Index, leaves int, timeout time.Duration) *Readahead {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Readahead{
 		index:   index,
@@ -89,7 +89,7 @@ func (ra *Readahead) Start(req *hedge.Request, root cid.Cid, from, size int64) {
 // offset from on that the edge does not hold: reading a megabyte to learn
 // it is there would take the cores from the requests being served.
 func (ra *Readahead) fetch(ctx context.Context, req *hedge.Request, root cid.Cid, from, size int64) {
-	var pending []chunker.Leaf
+	var pending []dag.Leaf
 	seen := 0
 	// The budget is in leaves and in bytes: leaves of 1 MiB (the
 	// default) or smaller.

@@ -14,8 +14,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/stream"
 )
 
@@ -43,7 +44,7 @@ func TestReadaheadCloseStopsItsJobs(t *testing.T) {
 	ctx := context.Background()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
 	data := bytes.Repeat([]byte("readahead"), 1<<20)
-	root, err := chunker.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), chunker.WithChunkSize(256<<10))
+	root, err := ingest.Import(ctx, merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), ingest.WithChunkSize(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestReadaheadCloseStopsItsJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := chunker.NewIndex(16)
+	idx, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}

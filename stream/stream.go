@@ -16,7 +16,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
 )
 
@@ -35,7 +35,7 @@ var ErrBusy = errors.New("the gateway is busy: too many leaves in flight; try ag
 // Memory per stream is bounded by the window, never by the file size.
 type RangeStreamer struct {
 	// Index maps ranges to leaves.
-	Index *chunker.Index
+	Index *dag.Index
 	// Window is the number of leaves in flight per stream at its start.
 	// It then adapts between MinWindow and MaxWindow: it grows while
 	// more leaves in flight bring more throughput, and shrinks back when
@@ -97,7 +97,7 @@ type Observer interface {
 // slot is a leaf in the window: fetched concurrently, consumed in order.
 type slot struct {
 	span int
-	leaf chunker.Leaf
+	leaf dag.Leaf
 	done chan struct{}
 	// needed is closed when the stream starts to wait for the leaf.
 	needed chan struct{}
@@ -238,7 +238,7 @@ func (s *RangeStreamer) piece() *[]byte {
 // writeHeld writes bytes [lo, hi) of the held leaf to w, read from the
 // store a piece at a time. A leaf evicted meanwhile is fetched again for
 // the rest.
-func writeHeld(ctx context.Context, g Getter, w io.Writer, leaf chunker.Leaf, lo, hi int64, piece []byte, ah *ahead) error {
+func writeHeld(ctx context.Context, g Getter, w io.Writer, leaf dag.Leaf, lo, hi int64, piece []byte, ah *ahead) error {
 	want := hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size}
 	for lo < hi {
 		n, err := g.ReadAt(ctx, want, piece[:min(hi-lo, int64(len(piece)))], lo)
@@ -250,7 +250,7 @@ func writeHeld(ctx context.Context, g Getter, w io.Writer, leaf chunker.Leaf, lo
 			}
 			data := blk.RawData()
 			if int64(len(data)) != leaf.Size {
-				return fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, leaf.Cid, len(data), leaf.Size)
+				return fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, leaf.Cid, len(data), leaf.Size)
 			}
 			return ah.write(w, data[lo:hi])
 		}
@@ -348,7 +348,7 @@ func (a *ahead) take(ctx context.Context, g Getter, sl *slot) ([]byte, error) {
 		return nil, fmt.Errorf("fetching leaf %s again: %w", sl.leaf.Cid, err)
 	}
 	if data = blk.RawData(); int64(len(data)) != sl.leaf.Size {
-		return nil, fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
+		return nil, fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
 	}
 	return data, nil
 }
@@ -551,7 +551,7 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 	sl.source = hedge.SourceOf(blk)
 	data := blk.RawData()
 	if int64(len(data)) != sl.leaf.Size {
-		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", chunker.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
+		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
 		return
 	}
 	sl.mu.Lock()
@@ -573,7 +573,7 @@ func heldLeaf(ctx context.Context, g Getter, w hedge.Want) (bool, error) {
 		return false, nil // not held, or unreadable: fetch it
 	}
 	if want := min(w.Size, 1); int64(n) != want {
-		return false, fmt.Errorf("%w: leaf %s is not the %d bytes its parent says", chunker.ErrMalformed, w.Cid, w.Size)
+		return false, fmt.Errorf("%w: leaf %s is not the %d bytes its parent says", dag.ErrMalformed, w.Cid, w.Size)
 	}
 	return true, nil
 }

@@ -16,8 +16,9 @@ import (
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 )
 
 // storeGetter serves blocks from a blockstore and counts the leaves asked.
@@ -63,14 +64,14 @@ func (nopObserver) LeavesInFlight(int) {}
 
 // budgetBed imports data into a store and returns it with the file's root
 // and a streamer of a 6-leaf window on a budget of 8 leaves.
-func budgetBed(t *testing.T, data []byte, opts ...chunker.Option) (blockstore.Blockstore, cid.Cid, *RangeStreamer, chan struct{}) {
+func budgetBed(t *testing.T, data []byte, opts ...ingest.Option) (blockstore.Blockstore, cid.Cid, *RangeStreamer, chan struct{}) {
 	t.Helper()
 	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	root, err := chunker.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
+	root, err := ingest.Import(context.Background(), merkledag.NewDAGService(blockservice.New(bs, nil)), bytes.NewReader(data), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := chunker.NewIndex(16)
+	idx, err := dag.NewIndex(16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestStuckClientGivesBudgetBack(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7 / 3)
 	}
-	bs, root, s, budget := budgetBed(t, data, chunker.WithChunkSize(256<<10))
+	bs, root, s, budget := budgetBed(t, data, ingest.WithChunkSize(256<<10))
 	g := &storeGetter{bs: bs}
 	w := &stuckWriter{release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -193,7 +194,7 @@ func TestStartedResponseIsNotCutForBudget(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 11 / 7)
 	}
-	bs, root, s, _ := budgetBed(t, data, chunker.WithChunkSize(256<<10))
+	bs, root, s, _ := budgetBed(t, data, ingest.WithChunkSize(256<<10))
 	s.Budget, s.BudgetWait = make(chan struct{}, 1), 20*time.Millisecond
 	g := &slowGetter{storeGetter: storeGetter{bs: bs}, delay: 80 * time.Millisecond}
 	var out bytes.Buffer

@@ -5,23 +5,27 @@ package testutil
 import (
 	"bytes"
 	"context"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ipfs/boxo/bitswap"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -84,7 +88,7 @@ func Seeders(t testing.TB, k int, data []byte) ([]*node.Node, cid.Cid) {
 	nodes := make([]*node.Node, k)
 	for i := range nodes {
 		nodes[i] = NewNode(t)
-		c, err := chunker.Import(context.Background(), nodes[i].DAG(), bytes.NewReader(data))
+		c, err := ingest.Import(context.Background(), nodes[i].DAG(), bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("importing into seeder %d: %v", i, err)
 		}
@@ -184,4 +188,11 @@ func OpenGateway(n *node.Node, cfg gateway.Config) (*gateway.Handler, error) {
 func Placeholders(r *http.Request) func(string) string {
 	repl := caddyhttp.NewTestReplacer(r)
 	return func(s string) string { return repl.ReplaceAll(s, "") }
+}
+
+// MemStore is an in-memory blockstore, with its block and DAG services.
+func MemStore() (blockstore.Blockstore, blockservice.BlockService, ipld.DAGService) {
+	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
+	bserv := blockservice.New(bs, nil)
+	return bs, bserv, merkledag.NewDAGService(bserv)
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/plugins/policies/allowlist"
 	"github.com/pacman-cdn/pacman/plugins/policies/denylist"
@@ -78,15 +78,15 @@ func TestPolicies(t *testing.T) {
 	}
 	network := newStore() // what peers hold: everything
 	dag := merkledag.NewDAGService(blockservice.New(network, nil))
-	dir, err := chunker.ImportDir(ctx, dag, src)
+	dir, err := ingest.ImportDir(ctx, dag, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	videoCID, err := chunker.Import(ctx, dag, bytes.NewReader(video))
+	videoCID, err := ingest.Import(ctx, dag, bytes.NewReader(video))
 	if err != nil {
 		t.Fatal(err)
 	}
-	smallCID, err := chunker.Import(ctx, dag, bytes.NewReader(small))
+	smallCID, err := ingest.Import(ctx, dag, bytes.NewReader(small))
 	if err != nil {
 		t.Fatal(err)
 	}

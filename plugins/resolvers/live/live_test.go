@@ -27,8 +27,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pacman-cdn/pacman/chunker"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
@@ -342,7 +342,7 @@ func TestLiveRefusesForgedAndReplayed(t *testing.T) {
 	// A stranger peered with the edge announces a segment of its own.
 	stranger := testutil.NewNode(t, b.edge.AddrInfo())
 	strangerRelay := relayOn(t, stranger, &counts{dropped: map[string]int{}})
-	c, err := chunker.Import(context.Background(), stranger.DAG(), strings.NewReader("forged segment"))
+	c, err := ingest.Import(context.Background(), stranger.DAG(), strings.NewReader("forged segment"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,10 +517,10 @@ func ingestOn(t *testing.T, n *node.Node, relay *live.Relay) string {
 	in := &live.Ingest{
 		Relay: relay,
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
-			return chunker.Import(ctx, n.DAG(), r)
+			return ingest.Import(ctx, n.DAG(), r)
 		},
 		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
-			return chunker.Directory(ctx, n.DAG(), entries)
+			return ingest.Directory(ctx, n.DAG(), entries)
 		},
 		Tokens:         []live.Token{{Secret: "all"}, {Secret: "only-b", Streams: []string{"b"}}},
 		MaxSegmentSize: 1 << 20,

@@ -6,7 +6,7 @@ package origin
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/httpurl"
 	"io"
 	"net/http"
@@ -178,7 +178,7 @@ var _ hedge.OriginFetcher = file{}
 // Fetch reads the leaf's byte span from the origin and checks it against
 // the leaf's CID before storing it.
 func (f file) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
-	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > chunker.MaxBlockSize {
+	if w.Cid.Prefix().Codec != cid.Raw || w.Size <= 0 || w.Size > dag.MaxBlockSize {
 		return nil, hedge.ErrNotServed
 	}
 	if err := ctx.Err(); err != nil {

@@ -6,7 +6,7 @@ package trustlessgateway
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/httpurl"
 	"io"
 	"net/http"
@@ -102,12 +102,12 @@ func (s *Source) fetchFrom(ctx context.Context, base string, w hedge.Want) (bloc
 	default:
 		return nil, fmt.Errorf("gateway %s answered %s", base, resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, chunker.MaxBlockSize+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, dag.MaxBlockSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading gateway %s: %w", base, err)
 	}
-	if len(data) > chunker.MaxBlockSize {
-		return nil, fmt.Errorf("gateway %s sent a block over %d bytes", base, chunker.MaxBlockSize)
+	if len(data) > dag.MaxBlockSize {
+		return nil, fmt.Errorf("gateway %s sent a block over %d bytes", base, dag.MaxBlockSize)
 	}
 	blk, err := hedge.Verify(w.Cid, data)
 	if err != nil {

@@ -1,4 +1,4 @@
-package chunker_test
+package dag_test
 
 import (
 	"bytes"
@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // TestWalk walks a file whose 20 leaves are 2 distinct ones repeated: each
@@ -18,11 +20,11 @@ import (
 // error stops the walk and is returned.
 func TestWalk(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	a := bytes.Repeat([]byte("0123456789abcdef"), 16<<10) // 256 KiB
 	b := bytes.Repeat([]byte("fedcba9876543210"), 16<<10)
 	data := bytes.Repeat(append(a, b...), 10)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(256<<10))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data), ingest.WithChunkSize(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +46,13 @@ func TestWalk(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return chunker.Links(blk)
+		return dag.Links(blk)
 	}
-	if err := chunker.Walk(ctx, root, 3, visit); err != nil {
+	if err := dag.Walk(ctx, root, 3, visit); err != nil {
 		t.Fatal(err)
 	}
 	blk, _ := bserv.GetBlock(ctx, root)
-	links, _ := chunker.Links(blk)
+	links, _ := dag.Links(blk)
 	distinct := map[cid.Cid]bool{}
 	for _, l := range links {
 		distinct[l] = true
@@ -72,7 +74,7 @@ func TestWalk(t *testing.T) {
 
 	boom := errors.New("boom")
 	var after atomic.Int64
-	err = chunker.Walk(ctx, root, 3, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+	err = dag.Walk(ctx, root, 3, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
 		if c != root {
 			after.Add(1)
 			return nil, boom

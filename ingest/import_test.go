@@ -1,4 +1,4 @@
-package chunker_test
+package ingest_test
 
 import (
 	"bytes"
@@ -7,13 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ipfs/boxo/blockservice"
-	"github.com/ipfs/boxo/blockstore"
-	"github.com/ipfs/boxo/ipld/merkledag"
-	"github.com/ipfs/go-datastore"
-	dssync "github.com/ipfs/go-datastore/sync"
-	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -43,7 +37,7 @@ func TestImportMatchesKubo(t *testing.T) {
 				t.Skip("imports 1 GiB")
 			}
 			data := testutil.Bytes("pacman-cid-fixture", tc.size)
-			got, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
+			got, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +52,7 @@ func TestImportProgress(t *testing.T) {
 	data := testutil.Bytes("progress", 3<<20+5)
 	var last int64
 	calls := 0
-	_, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data), chunker.WithProgress(func(n int64) {
+	_, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(data), ingest.WithProgress(func(n int64) {
 		if n < last {
 			t.Errorf("progress went back from %d to %d", last, n)
 		}
@@ -74,18 +68,11 @@ func TestImportProgress(t *testing.T) {
 }
 
 func TestImportRejectsBadSettings(t *testing.T) {
-	for _, opt := range []chunker.Option{chunker.WithChunkSize(0), chunker.WithChunkSize(4 << 20), chunker.WithMaxLinks(1)} {
-		if _, err := chunker.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(nil), opt); err == nil {
+	for _, opt := range []ingest.Option{ingest.WithChunkSize(0), ingest.WithChunkSize(4 << 20), ingest.WithMaxLinks(1)} {
+		if _, err := ingest.Import(context.Background(), testutil.DiscardDAG{}, bytes.NewReader(nil), opt); err == nil {
 			t.Error("Import accepted an invalid option")
 		}
 	}
-}
-
-// memStore is an in-memory block service for tests.
-func memStore() (blockstore.Blockstore, blockservice.BlockService, ipld.DAGService) {
-	bs := blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore()))
-	bserv := blockservice.New(bs, nil)
-	return bs, bserv, merkledag.NewDAGService(bserv)
 }
 
 // TestImportDirMatchesKubo checks a directory tree against
@@ -103,8 +90,8 @@ func TestImportDirMatchesKubo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, _, dag := memStore()
-	got, err := chunker.ImportDir(context.Background(), dag, dir)
+	_, _, ds := testutil.MemStore()
+	got, err := ingest.ImportDir(context.Background(), ds, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

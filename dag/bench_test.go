@@ -1,4 +1,4 @@
-package chunker_test
+package dag_test
 
 import (
 	"context"
@@ -11,17 +11,18 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // syntheticDAG stores the internal nodes of a balanced 64 GiB file of
 // 1 MiB raw leaves (65 536 leaves under 64 nodes of 1024 links under a
 // root) and returns the root. The leaves are CIDs only: the index never
 // fetches raw leaves.
-func syntheticDAG(b *testing.B) (cid.Cid, chunker.BlockGetter) {
+func syntheticDAG(b *testing.B) (cid.Cid, dag.BlockGetter) {
 	b.Helper()
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	builder := cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}
 	root := unixfs.NewFSNode(unixfspb.Data_File)
 	rootNode := merkledag.NodeWithData(nil)
@@ -44,7 +45,7 @@ func syntheticDAG(b *testing.B) (cid.Cid, chunker.BlockGetter) {
 			b.Fatal(err)
 		}
 		nd.SetData(data)
-		if err := dag.Add(ctx, nd); err != nil {
+		if err := ds.Add(ctx, nd); err != nil {
 			b.Fatal(err)
 		}
 		if err := rootNode.AddNodeLink("", nd); err != nil {
@@ -57,7 +58,7 @@ func syntheticDAG(b *testing.B) (cid.Cid, chunker.BlockGetter) {
 		b.Fatal(err)
 	}
 	rootNode.SetData(data)
-	if err := dag.Add(ctx, rootNode); err != nil {
+	if err := ds.Add(ctx, rootNode); err != nil {
 		b.Fatal(err)
 	}
 	return rootNode.Cid(), bserv
@@ -71,7 +72,7 @@ func BenchmarkSeek64GiB(b *testing.B) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 1))
 	const size = 64 << 30
-	seek := func(ix *chunker.Index) {
+	seek := func(ix *dag.Index) {
 		off := rng.Int64N(size)
 		for leaf, err := range ix.Leaves(ctx, store, root, off, off+1) {
 			if err != nil || leaf.Offset > off {
@@ -81,12 +82,12 @@ func BenchmarkSeek64GiB(b *testing.B) {
 	}
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
-			ix, _ := chunker.NewIndex(128)
+			ix, _ := dag.NewIndex(128)
 			seek(ix)
 		}
 	})
 	b.Run("warm", func(b *testing.B) {
-		ix, _ := chunker.NewIndex(128)
+		ix, _ := dag.NewIndex(128)
 		for b.Loop() {
 			seek(ix)
 		}

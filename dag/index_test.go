@@ -1,4 +1,4 @@
-package chunker_test
+package dag_test
 
 import (
 	"bytes"
@@ -18,7 +18,8 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,8 +37,8 @@ func (c *countingGetter) GetBlock(ctx context.Context, k cid.Cid) (blocks.Block,
 	return c.g.GetBlock(ctx, k)
 }
 
-func newIndex(t testing.TB) *chunker.Index {
-	ix, err := chunker.NewIndex(1024)
+func mustIndex(t testing.TB) *dag.Index {
+	ix, err := dag.NewIndex(1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +50,13 @@ func newIndex(t testing.TB) *chunker.Index {
 // each range, in order, contiguous, with the right bytes.
 func TestLeavesCoverRanges(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("index", 50_000)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(1000), chunker.WithMaxLinks(4))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data), ingest.WithChunkSize(1000), ingest.WithMaxLinks(4))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := newIndex(t)
+	ix := mustIndex(t)
 	if size, err := ix.Size(ctx, bserv, root); err != nil || size != int64(len(data)) {
 		t.Fatalf("Size = %d, %v; want %d", size, err, len(data))
 	}
@@ -94,14 +95,14 @@ func TestLeavesCoverRanges(t *testing.T) {
 // scan, and that a second seek is served from the node cache.
 func TestSeekCostsDepth(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("seek", 50_000)
 	// 50 leaves under 4-link nodes: root, 2 levels of internal nodes, leaves.
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(1000), chunker.WithMaxLinks(4))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data), ingest.WithChunkSize(1000), ingest.WithMaxLinks(4))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := newIndex(t)
+	ix := mustIndex(t)
 	g := &countingGetter{g: bserv}
 	for range ix.Leaves(ctx, g, root, 37_500, 37_501) {
 	}
@@ -120,15 +121,15 @@ func TestSeekCostsDepth(t *testing.T) {
 // walk: nothing past the break is fetched.
 func TestLeavesStopsEarly(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("early", 50_000)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(1000), chunker.WithMaxLinks(4))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data), ingest.WithChunkSize(1000), ingest.WithMaxLinks(4))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := &countingGetter{g: bserv}
 	n := 0
-	for range newIndex(t).Leaves(ctx, g, root, 0, 50_000) {
+	for range mustIndex(t).Leaves(ctx, g, root, 0, 50_000) {
 		if n++; n == 2 {
 			break
 		}
@@ -142,9 +143,9 @@ func TestLeavesStopsEarly(t *testing.T) {
 // dag-pb leaves wrapping their data) as the gateway conformance fixtures are.
 func TestLeavesOfDagPBLeaves(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("v0", 10_000)
-	params := helpers.DagBuilderParams{Dagserv: dag, Maxlinks: 3}
+	params := helpers.DagBuilderParams{Dagserv: ds, Maxlinks: 3}
 	db, err := params.New(bschunker.NewSizeSplitter(bytes.NewReader(data), 1000))
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestLeavesOfDagPBLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []byte
-	for leaf, err := range newIndex(t).Leaves(ctx, bserv, nd.Cid(), 0, 10_000) {
+	for leaf, err := range mustIndex(t).Leaves(ctx, bserv, nd.Cid(), 0, 10_000) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,9 +171,9 @@ func TestLeavesOfDagPBLeaves(t *testing.T) {
 
 func TestIndexRejects(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	raw := merkledag.NewRawNode([]byte("12345"))
-	if err := dag.Add(ctx, raw); err != nil {
+	if err := ds.Add(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
 	mkNode := func(typ unixfspb.Data_DataType, filesize uint64, sizes []uint64, links ...cid.Cid) cid.Cid {
@@ -203,7 +204,7 @@ func TestIndexRejects(t *testing.T) {
 			}
 			pn.SetData(pbBytes)
 		}
-		if err := dag.Add(ctx, pn); err != nil {
+		if err := ds.Add(ctx, pn); err != nil {
 			t.Fatal(err)
 		}
 		return pn.Cid()
@@ -218,15 +219,15 @@ func TestIndexRejects(t *testing.T) {
 		root cid.Cid
 		want error
 	}{
-		{"directory", dir, chunker.ErrNotFile},
-		{"dag-cbor", cbor, chunker.ErrNotFile},
-		{"links without block sizes", missingSizes, chunker.ErrMalformed},
-		{"file size contradicting block sizes", wrongTotal, chunker.ErrMalformed},
+		{"directory", dir, dag.ErrNotFile},
+		{"dag-cbor", cbor, dag.ErrNotFile},
+		{"links without block sizes", missingSizes, dag.ErrMalformed},
+		{"file size contradicting block sizes", wrongTotal, dag.ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
-			for _, e := range newIndex(t).Leaves(ctx, bserv, tc.root, 0, 10) {
+			for _, e := range mustIndex(t).Leaves(ctx, bserv, tc.root, 0, 10) {
 				if e != nil {
 					err = e
 				}

@@ -1,4 +1,10 @@
-package chunker
+// Package dag is the read side of pacman's UnixFS DAGs: the one
+// BlockGetter, the byte-range → leaf index and its one range descent
+// (Index.Leaves for streams, Index.Blocks for CAR entity bytes), the one
+// bounded, visit-once, cancellable Walk (pins, live prefetch), and CAR
+// export. Package ingest writes the DAGs. It knows nothing of HTTP,
+// libp2p or Caddy.
+package dag
 
 import (
 	"context"

@@ -1,12 +1,13 @@
-// Package chunker turns files into content-addressed UnixFS DAGs and maps
-// byte ranges of such DAGs back to the leaf blocks that hold them.
+// Package ingest turns files, directories, CAR streams and live segments
+// into content-addressed UnixFS DAGs: the write side of pacman's DAGs
+// (package dag is the read side).
 //
 // Imports follow Kubo's unixfs-v1-2025 profile (CIDv1, sha2-256, raw leaves,
 // 1 MiB fixed-size chunks, balanced layout, 1024 links per node), so the same
 // bytes get the same CID here as in any IPFS implementation using it.
 //
 // The package knows nothing of HTTP, libp2p or Caddy.
-package chunker
+package ingest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package chunker
+package ingest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package chunker_test
+package ingest_test
 
 import (
 	"bytes"
@@ -6,7 +6,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/pacman-cdn/pacman/chunker"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -14,22 +15,22 @@ import (
 // into an empty store and reads the file back.
 func TestCARRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("car", 3<<20+77)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var car bytes.Buffer
-	n, err := chunker.ExportCAR(ctx, bserv, root, &car)
+	n, err := dag.ExportCAR(ctx, bserv, root, &car)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 5 { // root + 4 leaves
 		t.Errorf("exported %d blocks, want 5", n)
 	}
-	bs2, bserv2, _ := memStore()
-	roots, m, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes()))
+	bs2, bserv2, _ := testutil.MemStore()
+	roots, m, err := ingest.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestCARRoundTrip(t *testing.T) {
 		t.Fatalf("imported roots %v and %d blocks, want [%s] and %d", roots, m, root, n)
 	}
 	var got []byte
-	for leaf, err := range newIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
+	for leaf, err := range mustIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,14 +58,14 @@ func TestCARRoundTrip(t *testing.T) {
 // without a single leaf in the store.
 func TestExportIndexCAR(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("index-car", 40<<10+3)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data), chunker.WithChunkSize(1024), chunker.WithMaxLinks(8))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data), ingest.WithChunkSize(1024), ingest.WithMaxLinks(8))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var car bytes.Buffer
-	n, err := chunker.ExportIndexCAR(ctx, bserv, root, &car)
+	n, err := dag.ExportIndexCAR(ctx, bserv, root, &car)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +73,13 @@ func TestExportIndexCAR(t *testing.T) {
 	if n != 7 {
 		t.Errorf("exported %d blocks, want the 7 internal nodes", n)
 	}
-	bs2, bserv2, _ := memStore()
-	if _, _, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes())); err != nil {
+	bs2, bserv2, _ := testutil.MemStore()
+	if _, _, err := ingest.ImportCAR(ctx, bs2, bytes.NewReader(car.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	var leaves int
 	var next int64
-	for leaf, err := range newIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
+	for leaf, err := range mustIndex(t).Leaves(ctx, bserv2, root, 0, int64(len(data))) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,20 +101,20 @@ func TestExportIndexCAR(t *testing.T) {
 // import must fail rather than store bytes under a CID they do not match.
 func TestImportCARRejectsCorruptBlock(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("corrupt", 2000)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var car bytes.Buffer
-	if _, err := chunker.ExportCAR(ctx, bserv, root, &car); err != nil {
+	if _, err := dag.ExportCAR(ctx, bserv, root, &car); err != nil {
 		t.Fatal(err)
 	}
 	b := car.Bytes()
 	b[len(b)-10] ^= 0xff
-	bs2, _, _ := memStore()
-	if _, _, err := chunker.ImportCAR(ctx, bs2, bytes.NewReader(b)); err == nil {
+	bs2, _, _ := testutil.MemStore()
+	if _, _, err := ingest.ImportCAR(ctx, bs2, bytes.NewReader(b)); err == nil {
 		t.Fatal("corrupt CAR imported without error")
 	}
 	if has, _ := bs2.Has(ctx, root); has {
@@ -129,8 +130,8 @@ func TestImportConformanceFixtures(t *testing.T) {
 		t.Skipf("fixtures not present: %v", err)
 	}
 	defer f.Close()
-	bs, _, _ := memStore()
-	_, n, err := chunker.ImportCAR(context.Background(), bs, f)
+	bs, _, _ := testutil.MemStore()
+	_, n, err := ingest.ImportCAR(context.Background(), bs, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +144,9 @@ func TestImportConformanceFixtures(t *testing.T) {
 // seek, as it goes to a buffer.
 func TestExportCARToPipe(t *testing.T) {
 	ctx := context.Background()
-	_, bserv, dag := memStore()
+	_, bserv, ds := testutil.MemStore()
 	data := testutil.Bytes("pipe", 2<<20+1)
-	root, err := chunker.Import(ctx, dag, bytes.NewReader(data))
+	root, err := ingest.Import(ctx, ds, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,16 +156,24 @@ func TestExportCARToPipe(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := chunker.ExportCAR(ctx, bserv, root, pw)
+		_, err := dag.ExportCAR(ctx, bserv, root, pw)
 		pw.Close()
 		done <- err
 	}()
-	bs2, _, _ := memStore()
-	roots, _, err := chunker.ImportCAR(ctx, bs2, pr)
+	bs2, _, _ := testutil.MemStore()
+	roots, _, err := ingest.ImportCAR(ctx, bs2, pr)
 	if err := <-done; err != nil {
 		t.Fatalf("exporting to a pipe: %v", err)
 	}
 	if err != nil || len(roots) != 1 || roots[0] != root {
 		t.Fatalf("read back from the pipe: roots %v, %v", roots, err)
 	}
+}
+
+func mustIndex(t testing.TB) *dag.Index {
+	ix, err := dag.NewIndex(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
 }
