@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/internal/testutil"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -27,6 +26,7 @@ import (
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/pacman-cdn/pacman/plugins/sources/origin"
 )

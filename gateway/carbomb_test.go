@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"github.com/pacman-cdn/pacman/hedge"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/pacman-cdn/pacman/hedge"
 	"io"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 )
 
 // carBlocks reads a CAR body and returns its roots and block CIDs in order,

@@ -3,13 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/httpurl"
 	"net"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/pacman-cdn/pacman/httpurl"
 )
 
 // gatewayPeer turns the URL of a trustless gateway (one that answers

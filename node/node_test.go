@@ -3,7 +3,6 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"github.com/pacman-cdn/pacman/hedge"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )

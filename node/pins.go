@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/dag"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
+	"github.com/pacman-cdn/pacman/dag"
 	"go.uber.org/zap"
 )
 

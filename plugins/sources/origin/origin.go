@@ -6,8 +6,6 @@ package origin
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/dag"
-	"github.com/pacman-cdn/pacman/httpurl"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,8 +16,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
 

@@ -6,8 +6,6 @@ package trustlessgateway
 import (
 	"context"
 	"fmt"
-	"github.com/pacman-cdn/pacman/dag"
-	"github.com/pacman-cdn/pacman/httpurl"
 	"io"
 	"net/http"
 	"strings"
@@ -17,7 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	blocks "github.com/ipfs/go-block-format"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
 
