@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pacman-cdn/pacman/dag"
 	"io"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/hedge"
 	"go.uber.org/zap"
 )
@@ -84,10 +84,11 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	if err := s.CloseWrite(); err != nil {
 		return nil, fmt.Errorf("asking fleet member %s: %w", m.id, err)
 	}
-	r := bufio.NewReader(s)
+	// Every byte from the owner is progress: its heartbeats while it
+	// fills the want, and the block on its way over a slow link.
+	r := bufio.NewReader(progressReader{s, w.Progress})
 	code, err := r.ReadByte()
 	for err == nil && code == answerWorking && w.Progress != nil {
-		w.Progress()
 		code, err = r.ReadByte()
 	}
 	if err != nil {
@@ -210,6 +211,21 @@ func (f *Fleet) working(s network.Stream, asked bool) (done func()) {
 		close(quit)
 		<-stopped
 	}
+}
+
+// progressReader calls progress after each read that returns bytes: a
+// block on its way over a slow link is progress too.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 && p.progress != nil {
+		p.progress()
+	}
+	return n, err
 }
 
 func writeFrame(w io.Writer, p []byte) error {
