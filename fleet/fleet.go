@@ -39,6 +39,13 @@ const probeEvery = 2 * time.Second
 // sources. It must verify what it returns.
 type Serve func(ctx context.Context, w hedge.Want) (blocks.Block, error)
 
+// Uploads caps what this edge sends peers: the node's upload caps.
+type Uploads interface {
+	// WaitUpload returns once size bytes to p are within the caps, or
+	// ctx is done.
+	WaitUpload(ctx context.Context, p peer.ID, size int) error
+}
+
 // Config describes a fleet.
 type Config struct {
 	// Host is this edge's libp2p host. Required.
@@ -46,6 +53,9 @@ type Config struct {
 	// Members are the other edges. Each is trusted: it may ask this edge
 	// to fetch from the origin.
 	Members []peer.ID
+	// Uploads, if not nil, caps the blocks sent to members, with
+	// everything else the node uploads. Nil means no cap.
+	Uploads Uploads
 	// Timeout bounds one want to a member. Default 30s.
 	Timeout time.Duration
 	// Logger receives the fleet's logs. Nil means none.

@@ -164,6 +164,15 @@ func (f *Fleet) handle(s network.Stream) {
 	} else {
 		working := f.working(s, req.Progress)
 		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL, Ahead: req.Ahead})
+		if err == nil && f.cfg.Uploads != nil {
+			// The block waits on the node's upload caps like every
+			// other byte it sends; the member hears it is coming.
+			if werr := f.cfg.Uploads.WaitUpload(ctx, from, len(blk.RawData())); werr != nil {
+				working()
+				_ = s.Reset()
+				return
+			}
+		}
 		working()
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))

@@ -102,6 +102,7 @@ type Node struct {
 	router        *router
 	net           bsnetwork.BitSwapNetwork
 	out           *outbox
+	uploads       uploads
 	gate          *wantGate
 	stop          context.CancelFunc // ends the node's background work
 	background    sync.WaitGroup
@@ -225,7 +226,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, caps, hostAddrs(h.Network()),
+	up := uploads{caps: caps, addrOf: hostAddrs(h.Network())}
+	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, up,
 		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
 	gate := newWantGate(out, hostAddrs(h.Network()))
@@ -270,6 +272,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		router:  rt,
 		net:     net,
 		out:     out,
+		uploads: up,
 		gate:    gate,
 		log:     log,
 	}

@@ -51,9 +51,8 @@ var errBacklogged = errors.New("peer is not reading its messages: dropped")
 // messages dropped, within its backlog and the node's.
 type outbox struct {
 	bsnetwork.BitSwapNetwork
-	caps   *uploadCaps          // nil: no upload caps
-	addrOf func(peer.ID) string // a peer's IP address, "" if not known
-	live   func(peer.ID) bool   // whether a peer is connected
+	uploads uploads           // the upload caps
+	live    func(peer.ID) bool // whether a peer is connected
 	ctx    context.Context      // ends when the node closes
 	wg     sync.WaitGroup       // the writers
 	drops  atomic.Int64         // messages dropped
@@ -73,9 +72,8 @@ type peerBox struct {
 	room    chan struct{}             // closed, and replaced, when bytes fall
 }
 
-func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, caps *uploadCaps,
-	addrOf func(peer.ID) string, live func(peer.ID) bool) *outbox {
-	return &outbox{BitSwapNetwork: net, caps: caps, addrOf: addrOf, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
+func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, up uploads, live func(peer.ID) bool) *outbox {
+	return &outbox{BitSwapNetwork: net, uploads: up, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
 }
 
 // hostAddrs returns the IP address of p's first connection on h's
@@ -190,11 +188,7 @@ func (o *outbox) write(p peer.ID, b *peerBox) {
 // is like one lost on the wire: the peer asks again, or asks another.
 func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
 	size := msg.Size()
-	addr := ""
-	if o.caps != nil && o.caps.perAddress.limit > 0 {
-		addr = o.addrOf(p)
-	}
-	if err := o.caps.wait(o.ctx, p, addr, size); err != nil {
+	if err := o.uploads.wait(o.ctx, p, size); err != nil {
 		return ms // the node is closing
 	}
 	ctx, cancel := context.WithTimeout(o.ctx, writeBase+time.Duration(size)*time.Second/minWriteRate)

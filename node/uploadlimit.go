@@ -67,6 +67,31 @@ func (c *uploadCaps) wait(ctx context.Context, p peer.ID, addr string, size int)
 	return waitN(ctx, c.total, size)
 }
 
+// uploads waits, for whatever the node sends a peer (bitswap's answers,
+// the fleet's blocks), on the caps of that peer, of its address and of the
+// node.
+type uploads struct {
+	caps   *uploadCaps          // nil: no upload caps
+	addrOf func(peer.ID) string // a peer's IP address, "" if not known
+}
+
+// wait returns once size bytes to p are within every cap.
+func (u uploads) wait(ctx context.Context, p peer.ID, size int) error {
+	addr := ""
+	if u.caps != nil && u.caps.perAddress.limit > 0 {
+		addr = u.addrOf(p)
+	}
+	return u.caps.wait(ctx, p, addr, size)
+}
+
+// WaitUpload returns once size bytes to p are within the node's upload
+// caps (upload_limit, per peer and per address), or ctx is done. What
+// the node sends peers over its other protocols (the fleet's blocks)
+// waits on it, so a cap caps every block byte the node uploads.
+func (n *Node) WaitUpload(ctx context.Context, p peer.ID, size int) error {
+	return n.uploads.wait(ctx, p, size)
+}
+
 // keyedLimiters is one limiter per key, at the same rate.
 type keyedLimiters[K comparable] struct {
 	limit rate.Limit // 0: no cap
