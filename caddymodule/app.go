@@ -77,7 +77,8 @@ type App struct {
 	// fill.
 	CacheSize int64 `json:"cache_size,omitempty"`
 	// UploadLimit caps, in bytes per second, the block data sent to all
-	// peers together. Default: 0, no cap.
+	// peers together, over bitswap and to fleet members alike. Default:
+	// 0, no cap.
 	UploadLimit int64 `json:"upload_limit,omitempty"`
 	// UploadLimitPerPeer caps, in bytes per second, the block data sent
 	// to any one peer. Default: 0, no cap.
