@@ -28,6 +28,14 @@ func adminFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("address", "localhost:2019", "admin endpoint of a running Caddy, used when it runs the data directory")
 }
 
+// oldAdminFlag keeps --admin, which stat and demo took before they took
+// --address like every other command and `caddy reload`, as a deprecated
+// alias setting the same value.
+func oldAdminFlag(cmd *cobra.Command, address *string) {
+	cmd.Flags().StringVar(address, "admin", *address, "")
+	_ = cmd.Flags().MarkDeprecated("admin", "use --address")
+}
+
 // running is where a command works: the Caddy at address when it runs
 // dataDir (an absolute path), else dataDir opened by the command itself.
 // The command says which on its error stream, once.

@@ -23,6 +23,8 @@ import (
 	"github.com/ipfs/boxo/path"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/names"
@@ -44,7 +46,16 @@ Commands on the blockstore (add, import, export, verify, pin, unpin, ls)
 work in a Caddy that runs the data directory, through its admin endpoint
 (--address), and open the directory themselves when none does.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(addCommand(), importCommand(), exportCommand(), verifyCommand(), pinCommand(), unpinCommand(), lsCommand(), statCommand(), demoCommand(), nameCommand())
+			// A bare `caddy pacman`, or a mistyped subcommand, is a
+			// mistake: say so and exit non-zero, with the usage.
+			cmd.Args = cobra.ArbitraryArgs
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("unknown command %q; see 'caddy pacman --help'", args[0])
+				}
+				return fmt.Errorf("missing a command: %s", cmd.Usage())
+			}
+			cmd.AddCommand(idCommand(), addCommand(), importCommand(), exportCommand(), verifyCommand(), pinCommand(), unpinCommand(), lsCommand(), statCommand(), demoCommand(), nameCommand())
 		},
 	})
 }
@@ -59,6 +70,50 @@ func dataDirFlag(cmd *cobra.Command) *string {
 // which it reads and writes in the directory itself.
 func namesDirFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("data-dir", DefaultDataDir(), "pacman data directory (IPNS records and keys)")
+}
+
+func idCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "id [--data-dir DIR] [--listen MULTIADDR]...",
+		Short: "Prints the node's peer ID and the peer lines other edges need",
+		Long: `
+Prints the peer ID of the node on the data directory, making the directory
+and its identity first if need be (as the node's first start would), and
+one 'peer' line per listen address, ready to paste into the pacman block
+of the other edges' Caddyfiles. Give the listen addresses the Caddyfile
+gives (default: pacman's). An unspecified address (0.0.0.0, ::) must be
+replaced with one the other edges reach this one at.`,
+		Args: cobra.NoArgs,
+	}
+	dir := namesDirFlag(cmd)
+	listen := cmd.Flags().StringArray("listen", DefaultListen, "a libp2p listen address of the node, as in the Caddyfile")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		id, err := node.Identity(*dir)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "peer ID %s\n", id)
+		unspecified := false
+		for _, s := range *listen {
+			ma, err := multiaddr.NewMultiaddr(s)
+			if err != nil {
+				return fmt.Errorf("listen address %q: %w", s, err)
+			}
+			if _, err := ma.ValueForProtocol(multiaddr.P_WEBTRANSPORT); err == nil {
+				continue // for browsers: edges dial TCP and QUIC
+			}
+			if ip, err := manet.ToIP(ma); err == nil && ip.IsUnspecified() {
+				unspecified = true
+			}
+			fmt.Fprintf(out, "peer %s/p2p/%s\n", ma, id)
+		}
+		if unspecified {
+			fmt.Fprintln(cmd.ErrOrStderr(), "id: replace 0.0.0.0 (or ::) with an address the other edges reach this one at")
+		}
+		return nil
+	}
+	return cmd
 }
 
 func addCommand() *cobra.Command {
@@ -385,14 +440,15 @@ it at once. It works while Caddy runs.`,
 
 func statCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "stat [--admin ADDR]",
+		Use:   "stat [--address ADDR]",
 		Short: "Prints the running node's status: peer ID, addresses, peers, store size",
 		Long: `
 Asks a running Caddy's admin endpoint (localhost only by default) for the
 status of its pacman node and prints it.`,
 		Args: cobra.NoArgs,
 	}
-	admin := cmd.Flags().String("admin", "localhost:2019", "address of Caddy's admin endpoint")
+	admin := adminFlag(cmd)
+	oldAdminFlag(cmd, admin)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
 )
 
 // TestAddExportImport adds a file with `pacman add`, exports its DAG with
@@ -141,5 +142,37 @@ func TestPinCommands(t *testing.T) {
 	}
 	if got := ls(); !slices.Equal(got, want) {
 		t.Errorf("ls after the refused pins: %q, want %q", got, want)
+	}
+}
+
+// TestIDCommand: `pacman id` makes the identity of a data directory not
+// yet used, prints the same peer ID every time, which is the one the node
+// then starts with, and one peer line per listen address given.
+func TestIDCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	var out bytes.Buffer
+	if err := runCommand(t, idCommand(), &out, "--data-dir", dir, "--listen", "/ip4/10.0.0.7/tcp/4001", "--listen", "/ip4/10.0.0.7/udp/4001/quic-v1"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	id, ok := strings.CutPrefix(lines[0], "peer ID ")
+	if !ok || len(lines) != 3 {
+		t.Fatalf("id printed %q", out.String())
+	}
+	for i, want := range []string{"peer /ip4/10.0.0.7/tcp/4001/p2p/" + id, "peer /ip4/10.0.0.7/udp/4001/quic-v1/p2p/" + id} {
+		if lines[i+1] != want {
+			t.Errorf("line %d: %q, want %q", i+1, lines[i+1], want)
+		}
+	}
+	out.Reset()
+	if err := runCommand(t, idCommand(), &out, "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "peer ID "+id+"\n") {
+		t.Errorf("a second id printed %q, want peer ID %s", out.String(), id)
+	}
+	n := testutil.NewNodeConfig(t, node.Config{DataDir: dir})
+	if got := n.Host().ID().String(); got != id {
+		t.Errorf("the node started as %s, id said %s", got, id)
 	}
 }

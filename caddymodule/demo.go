@@ -21,7 +21,7 @@ import (
 
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--admin ADDR]",
+		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--address ADDR]",
 		Short: "Runs seeders and an empty gateway on loopback, offline",
 		Long: `
 Starts N seeder nodes on loopback that hold the files or directories (a
@@ -35,7 +35,8 @@ order of the --file flags, and serves until interrupted. Everything lives in a t
 	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
 	seeders := cmd.Flags().Int("seeders", 3, "number of seeder nodes")
 	listen := cmd.Flags().String("listen", "127.0.0.1:8080", "HTTP listen address of the gateway")
-	admin := cmd.Flags().String("admin", "localhost:2019", `Caddy admin endpoint address, or "off"`)
+	admin := cmd.Flags().String("address", "localhost:2019", `Caddy admin endpoint address, or "off"`)
+	oldAdminFlag(cmd, admin)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *seeders < 1 {
 			return fmt.Errorf("--seeders must be at least 1, got %d", *seeders)

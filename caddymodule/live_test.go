@@ -93,7 +93,7 @@ http://localhost:9080 {
 		t.Errorf("segment: status %d, equal %v", resp.StatusCode, bytes.Equal(body, seg))
 	}
 	var stat bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.StatCommand(), &stat, "--admin", "localhost:2999"); err != nil {
+	if err := caddymodule.RunCommand(t, caddymodule.StatCommand(), &stat, "--address", "localhost:2999"); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(stat.String(), "live stream   show: last segment 0, live\n") {

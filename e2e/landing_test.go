@@ -18,7 +18,7 @@ import (
 func TestLandingPageChromium(t *testing.T) {
 	node := needPlayer(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startCaddy(t, nil, "pacman", "demo", "--listen", listen, "--admin", "off")
+	startCaddy(t, nil, "pacman", "demo", "--listen", listen, "--address", "off")
 	waitHTTP(t, "http://"+listen+"/")
 	artifacts := os.Getenv("PACMAN_ARTIFACTS")
 	if artifacts == "" {

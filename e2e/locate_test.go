@@ -65,3 +65,18 @@ func TestCommandsFindTheRunningEdge(t *testing.T) {
 		t.Errorf("an offline add said %q, want %q", said, want)
 	}
 }
+
+// TestPacmanCommandMistakes: a bare `caddy pacman` and a mistyped command
+// fail (they exited 0), saying what is wrong.
+func TestPacmanCommandMistakes(t *testing.T) {
+	notShort(t)
+	for _, args := range [][]string{{"pacman"}, {"pacman", "ad", "f.bin"}} {
+		out, err := exec.Command(caddyBin, args...).CombinedOutput()
+		if err == nil {
+			t.Errorf("caddy %s exited 0:\n%s", strings.Join(args, " "), out)
+		}
+		if !strings.Contains(string(out), "command") {
+			t.Errorf("caddy %s said %q, want it to name the missing or unknown command", strings.Join(args, " "), out)
+		}
+	}
+}

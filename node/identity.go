@@ -8,10 +8,25 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // identityFile is the name, in the data directory, of the node's private key.
 const identityFile = "identity.key"
+
+// Identity returns the peer ID of the node on data directory dir, making
+// the directory and its identity on first use, as the node's first start
+// would: the ID a node will have is known before it ever runs.
+func Identity(dir string) (peer.ID, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("making data directory: %w", err)
+	}
+	key, err := loadOrCreateIdentity(dir)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(key)
+}
 
 // loadOrCreateIdentity returns the node's private key, creating and saving
 // an Ed25519 key on first use so the peer ID survives restarts.
