@@ -51,15 +51,15 @@ var errBacklogged = errors.New("peer is not reading its messages: dropped")
 // messages dropped, within its backlog and the node's.
 type outbox struct {
 	bsnetwork.BitSwapNetwork
-	uploads uploads           // the upload caps
-	live    func(peer.ID) bool // whether a peer is connected
-	ctx    context.Context      // ends when the node closes
-	wg     sync.WaitGroup       // the writers
-	drops  atomic.Int64         // messages dropped
-	mu     sync.Mutex           // guards everything below
-	boxes  map[peer.ID]*peerBox //
-	queued int                  // bytes queued or being written, all peers
-	closed bool                 // no more writers start
+	uploads uploads              // the upload caps
+	live    func(peer.ID) bool   // whether a peer is connected
+	ctx     context.Context      // ends when the node closes
+	wg      sync.WaitGroup       // the writers
+	drops   atomic.Int64         // messages dropped
+	mu      sync.Mutex           // guards everything below
+	boxes   map[peer.ID]*peerBox //
+	queued  int                  // bytes queued or being written, all peers
+	closed  bool                 // no more writers start
 }
 
 // peerBox is one peer's queue.
