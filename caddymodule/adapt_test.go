@@ -479,3 +479,48 @@ func TestNATCaddyfileAdapt(t *testing.T) {
 	}
 }`)
 }
+
+// TestReadmeCaddyfilesAdapt adapts every ```caddyfile block of README.md,
+// so none can rot: a whole Caddyfile as it is, a fragment of a site block
+// (it starts with a directive) inside one. Every block must adapt without
+// warnings but caddy fmt's about layout.
+func TestReadmeCaddyfilesAdapt(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	var cur *strings.Builder
+	for line := range strings.SplitSeq(string(b), "\n") {
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```caddyfile":
+			cur = new(strings.Builder)
+		case cur != nil && strings.TrimSpace(line) == "```":
+			blocks = append(blocks, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	if len(blocks) < 5 {
+		t.Fatalf("found %d caddyfile blocks in README.md", len(blocks))
+	}
+	for i, block := range blocks {
+		body := block
+		if first := strings.Fields(block); len(first) > 1 && first[1] == "{" && !strings.Contains(first[0], ".") && first[0] != "localhost" && !strings.HasPrefix(first[0], ":") {
+			// A directive: the fragment of a site block.
+			body = "example.com {\n" + block + "}\n"
+		}
+		_, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil)
+		if err != nil {
+			t.Errorf("README's caddyfile block %d does not adapt: %v\n%s", i+1, err, block)
+			continue
+		}
+		for _, w := range warnings {
+			// Comments aligned for reading are not caddy fmt's layout.
+			if !strings.Contains(w.Message, "not formatted") {
+				t.Errorf("README's caddyfile block %d: %s", i+1, w)
+			}
+		}
+	}
+}
