@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
@@ -385,5 +386,49 @@ func TestFleetObeysUploadLimit(t *testing.T) {
 	// 6 MiB at 2 MiB/s, less the limiter's burst of a tenth of a second.
 	if took := time.Since(start); took < 2*time.Second {
 		t.Errorf("6 MiB came from an edge capped at 2 MiB/s in %v", took)
+	}
+}
+
+// TestAbsentIsNotFoundAcrossTheFleet: a block no source of the owner may
+// fetch is "not found" to the member that asked, as it is to a lone edge,
+// so both answer the viewer alike (the member said 502 "could not fetch").
+func TestAbsentIsNotFoundAcrossTheFleet(t *testing.T) {
+	a, b := testutil.NewNode(t), testutil.NewNode(t)
+	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := hedge.New(hedge.Config{Local: a.Store()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fa.Close)
+	fa.SetServe(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+		req, err := h.Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer req.Release()
+		return req.Get(ctx, w)
+	})
+	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fb.Close)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(fb.Members()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner never became a member")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	absent := blocks.NewBlock([]byte("held by no one")).Cid()
+	_, err = fb.Members()[0].Fetch(context.Background(), hedge.Want{Cid: absent})
+	if !ipld.IsNotFound(err) {
+		t.Errorf("asking the owner for a block no one holds: %v, want not found", err)
 	}
 }

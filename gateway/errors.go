@@ -15,7 +15,7 @@ var (
 	// errBadPath reports a request path that is not a valid content path.
 	errBadPath = contentpath.ErrBadPath
 	// errNotHeld reports content kept off the network that is not held.
-	errNotHeld = Errorf(http.StatusForbidden, "this gateway serves only content it holds")
+	errNotHeld = Errorf(http.StatusForbidden, "this edge serves only content it, its fleet or its origin holds; a policy (access allowlist or access open) lets it fetch other content from peers")
 	// errDenied reports content a policy refuses.
 	errDenied = Errorf(http.StatusGone, "this content is blocked by the gateway's policy")
 	// errNoContent reports a request no resolver claims.
@@ -48,7 +48,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, stream.ErrBusy):
 		return http.StatusServiceUnavailable, stream.ErrBusy.Error()
 	case errors.Is(err, stream.ErrStalled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, "timed out fetching the content from peers"
+		return http.StatusGatewayTimeout, "timed out fetching the content: no source had it within the route's resolve_timeout, or sent its next block within stall_timeout"
 	default:
 		return http.StatusBadGateway, "could not fetch the content"
 	}

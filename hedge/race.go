@@ -299,7 +299,9 @@ func (r *Request) missing(w Want, errs []error) error {
 	case (cause == nil || ipld.IsNotFound(cause)) && r.notHeld != nil:
 		return fmt.Errorf("%w: %s", r.notHeld, w.Cid)
 	case cause == nil:
-		return fmt.Errorf("%w: %s", errNoSource, w.Cid)
+		// Absent, as far as this edge may look: a fleet member asking
+		// hears "not found", and answers as a lone edge would.
+		return fmt.Errorf("%w: %w", errNoSource, ipld.ErrNotFound{Cid: w.Cid})
 	}
 	return cause
 }

@@ -16,7 +16,7 @@ func init() {
 }
 
 // errNotHeld is the answer for content kept off the open network.
-var errNotHeld = gateway.Errorf(http.StatusForbidden, "this gateway serves only content it holds (access local)")
+var errNotHeld = gateway.Errorf(http.StatusForbidden, "this edge serves only content it, its fleet or its origin holds (access local, the default); access allowlist or access open lets it fetch other content from peers")
 
 // Policy keeps every request off the open network: content the node holds
 // (imported, pinned or cached), its fleet holds, or its origin serves is
