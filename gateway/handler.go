@@ -491,8 +491,13 @@ func (h *Handler) unixfsFile(ctx context.Context, w http.ResponseWriter, r *http
 	if q := r.URL.Query().Get("filename"); q != "" && name == "" {
 		// As on other IPFS gateways: a bare CID can be given a file name,
 		// for its media type and for browsers that save it.
+		// With ?download=true browsers save it rather than show it.
 		name = q
-		w.Header().Set("Content-Disposition", contentDisposition("inline", q))
+		disposition := "inline"
+		if r.URL.Query().Get("download") == "true" {
+			disposition = "attachment"
+		}
+		w.Header().Set("Content-Disposition", contentDisposition(disposition, q))
 	}
 	if name == "" {
 		// A friendly name (a catalog's /videos/movie.mp4) gives its own

@@ -430,6 +430,9 @@ func TestContentType(t *testing.T) {
 	resp, _ = do(t, "GET", f.url[:len(f.url)-len(f.dir.String())]+f.videoCID.String()+"?filename=clip.webm", "Range", "bytes=5-6")
 	wantHeader(t, resp, "Content-Type", "video/webm")
 	wantHeader(t, resp, "Content-Disposition", `inline; filename="clip.webm"`)
+	// ?download=true asks browsers to save it, as on boxo's gateway.
+	resp, _ = do(t, "GET", f.url[:len(f.url)-len(f.dir.String())]+f.videoCID.String()+"?filename=clip.webm&download=true", "Range", "bytes=5-6")
+	wantHeader(t, resp, "Content-Disposition", `attachment; filename="clip.webm"`)
 }
 
 // firstLeaf returns the CID of the first leaf of the file name in f's
