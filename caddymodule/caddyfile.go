@@ -277,6 +277,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			mod := d.Val()
+			if _, err := caddy.GetModule(ns.namespace + "." + mod); err != nil {
+				return d.Errf("%s %q: no such module; the %s are %s", name, mod, ns.namespace, moduleNames(ns.namespace))
+			}
 			unm, err := caddyfile.UnmarshalModule(d, ns.namespace+"."+mod)
 			if err != nil {
 				return err
@@ -314,6 +317,15 @@ var moduleDirectives = map[string]struct{ namespace, inlineKey string }{
 	"resolve": {"pacman.resolvers", "resolver"},
 	"source":  {"pacman.sources", "source"},
 	"policy":  {"pacman.policies", "policy"},
+}
+
+// moduleNames lists the names of the modules registered in namespace.
+func moduleNames(namespace string) string {
+	var names []string
+	for _, m := range caddy.GetModules(namespace) {
+		names = append(names, m.ID.Name())
+	}
+	return strings.Join(names, ", ")
 }
 
 // setOption sets one single-valued subdirective.
