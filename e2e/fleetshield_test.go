@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,7 +53,7 @@ func TestFleetShieldsOriginThroughCaddyfiles(t *testing.T) {
 	for _, access := range []string{"local", "allowlist"} {
 		for _, order := range []string{"together", "one after another"} {
 			t.Run(access+"/"+order, func(t *testing.T) {
-				urls := startFleet(t, 3, access, allow, origin.URL+"/film.mp4", index)
+				urls, admins := startFleet(t, 3, access, allow, origin.URL+"/film.mp4", index)
 				sent.Store(0)
 				get := func(u string) {
 					code, body, err := getBody(u + "/ipfs/" + root)
@@ -75,6 +76,9 @@ func TestFleetShieldsOriginThroughCaddyfiles(t *testing.T) {
 				t.Logf("access %s, %s: the origin sent %.2f× the file", access, order, ratio)
 				if ratio > 1.1 {
 					t.Errorf("access %s, %s: the origin sent %.2f× the file, want ≤ 1.1×", access, order, ratio)
+					for _, a := range admins {
+						t.Logf("edge %s: %s", a, fetchedFigures(a))
+					}
 				}
 			})
 		}
@@ -96,7 +100,7 @@ func (w countingResponse) Write(p []byte) (int, error) {
 // startFleet runs k edges with `caddy run` on Caddyfiles written as the
 // README's fleet section says, each peered with the others and holding the
 // index CAR, and returns their base URLs.
-func startFleet(t *testing.T, k int, access, allowFile, originURL, index string) []string {
+func startFleet(t *testing.T, k int, access, allowFile, originURL, index string) (urls, admins []string) {
 	t.Helper()
 	type member struct {
 		dir       string
@@ -110,7 +114,6 @@ func startFleet(t *testing.T, k int, access, allowFile, originURL, index string)
 		caddyCmd(t, "pacman", "import", "--data-dir", dir, index)
 		ms[i] = member{dir, id, freePort(t), freePort(t), fmt.Sprintf("localhost:%d", freePort(t))}
 	}
-	var urls []string
 	for i, m := range ms {
 		var peers strings.Builder
 		for j, o := range ms {
@@ -146,6 +149,7 @@ http://127.0.0.1:%d {
 		u := fmt.Sprintf("http://127.0.0.1:%d", m.http)
 		waitHTTP(t, u+"/ipfs/")
 		urls = append(urls, u)
+		admins = append(admins, m.admin)
 	}
 	// An operator's edges have long found each other when viewers come:
 	// wait until each is connected to all the others.
@@ -169,5 +173,23 @@ http://127.0.0.1:%d {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return urls
+	return urls, admins
+}
+
+// fetchedFigures returns an edge's pacman_fetched_bytes_total and fleet
+// lines from its metrics, to tell where an excess came from.
+func fetchedFigures(admin string) string {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var lines []string
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(l, "pacman_fetched_bytes_total") || strings.HasPrefix(l, "pacman_fleet_") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }

@@ -24,7 +24,7 @@ const maxAgain = 8
 // delay the sources after it: an owner that is slow but working keeps its
 // members from fetching the same leaf from the origin, and one that only
 // says it works cannot hold them for longer than this.
-const maxPostpone = 2 * time.Second
+const maxPostpone = 5 * time.Second
 
 // step is one source on a want's ladder.
 type step struct {
