@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -524,4 +525,25 @@ func TestReadmeCaddyfilesAdapt(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestUnsetTokenVariable: an ingest token given as an environment variable
+// that is not set says so, naming the variable (it said the token was
+// shorter than 16 characters).
+func TestUnsetTokenVariable(t *testing.T) {
+	dataDir := caddyDataDir(t)
+	cfg := fmt.Sprintf(`{
+	admin localhost:2999
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/0
+	}
+}
+:9080 {
+	pacman_live_ingest /ingest/* {
+		token {env.PACMAN_TEST_UNSET_TOKEN}
+	}
+}
+`, dataDir)
+	caddytest.AssertLoadError(t, cfg, "caddyfile", "the environment variable PACMAN_TEST_UNSET_TOKEN is unset or empty")
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -52,6 +53,9 @@ func (Ingest) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// envPlaceholder matches a token given as an environment variable.
+var envPlaceholder = regexp.MustCompile(`\{env\.([^}]+)\}`)
+
 // Provision sets the handler up over the pacman app's node.
 func (h *Ingest) Provision(ctx caddy.Context) error {
 	app, err := AppFrom(ctx)
@@ -64,7 +68,13 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	tokens := make([]live.Token, len(h.Tokens))
 	for i, t := range h.Tokens {
-		tokens[i] = live.Token{Secret: repl.ReplaceKnown(t.Token, ""), Streams: t.Streams}
+		secret := repl.ReplaceKnown(t.Token, "")
+		if secret == "" {
+			if m := envPlaceholder.FindStringSubmatch(t.Token); m != nil {
+				return fmt.Errorf("pacman_live_ingest: token %s: the environment variable %s is unset or empty", t.Token, m[1])
+			}
+		}
+		tokens[i] = live.Token{Secret: secret, Streams: t.Streams}
 	}
 	e := app.edge
 	h.ingest = &live.Ingest{
