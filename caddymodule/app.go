@@ -157,6 +157,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return &nodeDestructor{Node: e.Node(), edge: e, metrics: metrics, settings: &settings{app: a.exported()}}, nil
 	})
 	if err != nil {
+		// Said first, on its own line: Caddy reports it again at the end
+		// of its chain of every module that was being provisioned.
+		a.log.Error("the pacman node cannot start: "+err.Error(), zap.String("data_dir", a.DataDir))
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
 	a.running = v.(*nodeDestructor)

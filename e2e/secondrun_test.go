@@ -49,6 +49,16 @@ func TestSecondCaddyRunIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "listen address in use") {
 		t.Fatalf("the second caddy run: %v, want it refused for its listen address\n%s", err, out)
 	}
+	// The cause comes first, on pacman's own line, before Caddy's chain
+	// of every module it was provisioning.
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if strings.Contains(line, `"level":"error"`) {
+			if !strings.Contains(line, `"logger":"pacman"`) || !strings.Contains(line, "listen address in use") {
+				t.Errorf("the first error line is not pacman's own, naming the cause:\n%s", line)
+			}
+			break
+		}
+	}
 	msg := string(out[max(0, strings.Index(string(out), "listen address in use")-40):])
 	t.Logf("refused: %s", msg[:min(len(msg), 200)])
 	if resp, err := http.Get(first.URL + "/ipfs/"); err != nil {
