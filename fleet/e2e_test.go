@@ -343,9 +343,6 @@ func TestFleetObeysUploadLimit(t *testing.T) {
 	const capped = 2 << 20
 	a := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{Total: capped}})
 	b := testutil.NewNode(t)
-	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
 	var leaves []blocks.Block
 	for i := range 6 {
 		blk := blocks.NewBlock(testutil.Bytes(fmt.Sprintf("capped %d", i), 1<<20))
@@ -354,25 +351,7 @@ func TestFleetObeysUploadLimit(t *testing.T) {
 		}
 		leaves = append(leaves, blk)
 	}
-	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}, Uploads: a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fa.Close)
-	fa.SetServe(func(ctx context.Context, w hedge.Want) (blocks.Block, error) { return a.Blockstore().Get(ctx, w.Cid) })
-	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fb.Close)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(fb.Members()) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the capped edge never became a member")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	member := fb.Members()[0]
+	member := askerOf(t, a, b, a, func(ctx context.Context, w hedge.Want) (blocks.Block, error) { return a.Blockstore().Get(ctx, w.Cid) })
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, blk := range leaves {
@@ -394,19 +373,11 @@ func TestFleetObeysUploadLimit(t *testing.T) {
 // so both answer the viewer alike (the member said 502 "could not fetch").
 func TestAbsentIsNotFoundAcrossTheFleet(t *testing.T) {
 	a, b := testutil.NewNode(t), testutil.NewNode(t)
-	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
 	h, err := hedge.New(hedge.Config{Local: a.Store()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fa.Close)
-	fa.SetServe(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+	member := askerOf(t, a, b, nil, func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 		req, err := h.Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
 		if err != nil {
 			return nil, err
@@ -414,6 +385,27 @@ func TestAbsentIsNotFoundAcrossTheFleet(t *testing.T) {
 		defer req.Release()
 		return req.Get(ctx, w)
 	})
+	absent := blocks.NewBlock([]byte("held by no one")).Cid()
+	_, err = member.Fetch(context.Background(), hedge.Want{Cid: absent})
+	if !ipld.IsNotFound(err) {
+		t.Errorf("asking the owner for a block no one holds: %v, want not found", err)
+	}
+}
+
+// askerOf makes a the fleet member that serves through serve (capped by
+// up, if not nil) and b the member that asks it, and returns a as b sees
+// it, once b counts it live.
+func askerOf(t *testing.T, a, b *node.Node, up fleet.Uploads, serve fleet.Serve) hedge.Fetcher {
+	t.Helper()
+	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}, Uploads: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fa.Close)
+	fa.SetServe(serve)
 	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
 	if err != nil {
 		t.Fatal(err)
@@ -422,13 +414,9 @@ func TestAbsentIsNotFoundAcrossTheFleet(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for len(fb.Members()) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatal("the owner never became a member")
+			t.Fatal("the serving edge never became a live member")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	absent := blocks.NewBlock([]byte("held by no one")).Cid()
-	_, err = fb.Members()[0].Fetch(context.Background(), hedge.Want{Cid: absent})
-	if !ipld.IsNotFound(err) {
-		t.Errorf("asking the owner for a block no one holds: %v, want not found", err)
-	}
+	return fb.Members()[0]
 }
