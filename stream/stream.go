@@ -243,14 +243,9 @@ func writeHeld(ctx context.Context, g Getter, w io.Writer, leaf dag.Leaf, lo, hi
 	for lo < hi {
 		n, err := g.ReadAt(ctx, want, piece[:min(hi-lo, int64(len(piece)))], lo)
 		if ipld.IsNotFound(err) {
-			want.Reason = hedge.ForRefetch
-			blk, err := g.Get(ctx, want)
+			data, err := refetch(ctx, g, leaf)
 			if err != nil {
-				return fmt.Errorf("fetching leaf %s again: %w", leaf.Cid, err)
-			}
-			data := blk.RawData()
-			if int64(len(data)) != leaf.Size {
-				return fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, leaf.Cid, len(data), leaf.Size)
+				return err
 			}
 			return ah.write(w, data[lo:hi])
 		}
@@ -343,14 +338,7 @@ func (a *ahead) take(ctx context.Context, g Getter, sl *slot) ([]byte, error) {
 	if !evicted {
 		return data, nil
 	}
-	blk, err := g.Get(ctx, hedge.Want{Cid: sl.leaf.Cid, Offset: sl.leaf.Offset, Size: sl.leaf.Size, Reason: hedge.ForRefetch})
-	if err != nil {
-		return nil, fmt.Errorf("fetching leaf %s again: %w", sl.leaf.Cid, err)
-	}
-	if data = blk.RawData(); int64(len(data)) != sl.leaf.Size {
-		return nil, fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
-	}
-	return data, nil
+	return refetch(ctx, g, sl.leaf)
 }
 
 // giveBack returns sl's budget token, if it holds one.
@@ -549,14 +537,32 @@ func (s *RangeStreamer) fetchLeaf(ctx context.Context, g Getter, sl *slot) {
 		return
 	}
 	sl.source = hedge.SourceOf(blk)
-	data := blk.RawData()
-	if int64(len(data)) != sl.leaf.Size {
-		sl.err = fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, sl.leaf.Cid, len(data), sl.leaf.Size)
+	data, err := sized(sl.leaf, blk)
+	if err != nil {
+		sl.err = err
 		return
 	}
 	sl.mu.Lock()
 	sl.data = data
 	sl.mu.Unlock()
+}
+
+// sized returns blk's bytes if leaf holds as many as its parent says.
+func sized(leaf dag.Leaf, blk blocks.Block) ([]byte, error) {
+	data := blk.RawData()
+	if int64(len(data)) != leaf.Size {
+		return nil, fmt.Errorf("%w: leaf %s holds %d bytes, its parent says %d", dag.ErrMalformed, leaf.Cid, len(data), leaf.Size)
+	}
+	return data, nil
+}
+
+// refetch fetches a leaf again: one found held and evicted since.
+func refetch(ctx context.Context, g Getter, leaf dag.Leaf) ([]byte, error) {
+	blk, err := g.Get(ctx, hedge.Want{Cid: leaf.Cid, Offset: leaf.Offset, Size: leaf.Size, Reason: hedge.ForRefetch})
+	if err != nil {
+		return nil, fmt.Errorf("fetching leaf %s again: %w", leaf.Cid, err)
+	}
+	return sized(leaf, blk)
 }
 
 // heldLeaf reports whether w names a raw leaf the edge holds, checking
