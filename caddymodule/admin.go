@@ -45,6 +45,10 @@ type nodeStatus struct {
 	CacheBytes  int64    `json:"cache_bytes"`
 	Evictions   uint64   `json:"evictions"`
 	BytesSeeded uint64   `json:"bytes_seeded"`
+	// FleetReceived and FleetSent are the block bytes received from and
+	// sent to fleet members (seeding counts bitswap's alone).
+	FleetReceived int64 `json:"fleet_received"`
+	FleetSent     int64 `json:"fleet_sent"`
 	// Reprovides counts completed announcement rounds; LastReprovide is
 	// when the last ran, zero if none has.
 	Reprovides    uint64    `json:"reprovides"`
@@ -76,6 +80,7 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		for _, p := range n.Host().Network().Peers() {
 			s.Peers = append(s.Peers, p.String())
 		}
+		s.FleetReceived, s.FleetSent = d.edge.Fleet().Counts()
 		s.Live = d.edge.Live().Streams().List()
 		out = append(out, s)
 		return true

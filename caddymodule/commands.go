@@ -475,8 +475,9 @@ status of its pacman node and prints it.`,
 			for _, a := range n.Listen {
 				fmt.Fprintf(out, "listening on  %s\n", a)
 			}
-			fmt.Fprintf(out, "peers         %d\nstore         %s\ncache         %s fetched, %d evicted\nseeded        %s\n",
-				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(uint64(n.CacheBytes)), n.Evictions, humanize.IBytes(n.BytesSeeded))
+			fmt.Fprintf(out, "peers         %d\nstore         %s\ncache         %s fetched, %d evicted\nseeded        %s\nfleet         %s received, %s sent\n",
+				len(n.Peers), humanize.IBytes(n.StoreBytes), humanize.IBytes(uint64(n.CacheBytes)), n.Evictions, humanize.IBytes(n.BytesSeeded),
+				humanize.IBytes(uint64(n.FleetReceived)), humanize.IBytes(uint64(n.FleetSent)))
 			last := "never"
 			if !n.LastReprovide.IsZero() {
 				last = n.LastReprovide.Format(time.RFC3339)

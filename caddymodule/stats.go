@@ -45,6 +45,8 @@ type nodeFigures struct {
 	Fetched        map[string]float64 `json:"fetched"`
 	Peers          int                `json:"peers"`
 	BytesSeeded    uint64             `json:"bytes_seeded"`
+	FleetReceived  int64              `json:"fleet_received"`
+	FleetSent      int64              `json:"fleet_sent"`
 	CacheBytes     int64              `json:"cache_bytes"`
 	Evictions      uint64             `json:"evictions"`
 	StoreBytes     uint64             `json:"store_bytes"`
@@ -59,7 +61,9 @@ func figures(ctx context.Context, d *nodeDestructor) (nodeFigures, error) {
 		return nodeFigures{}, err
 	}
 	m := d.metrics
+	received, sent := d.edge.Fleet().Counts()
 	return nodeFigures{
+		FleetReceived: received, FleetSent: sent,
 		Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"),
 		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
 		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),

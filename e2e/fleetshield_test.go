@@ -72,6 +72,32 @@ func TestFleetShieldsOriginThroughCaddyfiles(t *testing.T) {
 						get(u)
 					}
 				}
+				// What crossed between members shows in each edge's
+				// status, as `caddy pacman stat` and the dashboard show
+				// it (they said "seeded 0 B" for a fleet's traffic).
+				var received, given int64
+				for _, a := range admins {
+					var st []struct {
+						FleetReceived int64 `json:"fleet_received"`
+						FleetSent     int64 `json:"fleet_sent"`
+					}
+					resp, err := http.Get("http://" + a + "/pacman/stat")
+					if err != nil {
+						t.Fatal(err)
+					}
+					err = json.NewDecoder(resp.Body).Decode(&st)
+					resp.Body.Close()
+					if err != nil || len(st) != 1 {
+						t.Fatalf("the status of %s: %v %v", a, st, err)
+					}
+					received += st[0].FleetReceived
+					given += st[0].FleetSent
+				}
+				// A member that gave up on an answer (another source won)
+				// does not count what its owner had sent.
+				if received == 0 || given < received {
+					t.Errorf("the edges' status says %d bytes received from the fleet and %d sent to it; want some, and no more received than sent", received, given)
+				}
 				ratio := float64(sent.Load()) / float64(len(data))
 				t.Logf("access %s, %s: the origin sent %.2f× the file", access, order, ratio)
 				if ratio > 1.1 {
