@@ -54,9 +54,10 @@ type Handler struct {
 	// MaxStreamsPerClient bounds the requests one client address has in
 	// progress at once; more get 429 with Retry-After. Default: 64.
 	MaxStreamsPerClient int `json:"max_streams_per_client,omitempty"`
-	// MaxNetworkRequests bounds the requests in progress for content the
-	// edge does not hold that a policy lets on the open network; more get
-	// 503 with Retry-After. Default 128.
+	// MaxNetworkRequests bounds the requests resolving content the edge
+	// does not hold that a policy lets on the open network; more get 503
+	// with Retry-After. A request counts until its path is resolved (to
+	// its end for CAR and TAR). Default 128.
 	MaxNetworkRequests int `json:"max_network_requests,omitempty"`
 	// Readahead is the number of leaves past the end of each served range
 	// made local for the player's next request: those not stored yet are

@@ -23,6 +23,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -71,12 +72,13 @@ type Config struct {
 	// MaxStreamsPerClient bounds the requests one client address has in
 	// progress at once; more get 429 with Retry-After. Default 64.
 	MaxStreamsPerClient int
-	// MaxNetworkRequests bounds the requests in progress whose root the
-	// edge does not hold and that a policy lets on the open network:
-	// each costs peer searches and sessions until it resolves or times
-	// out, and nothing else bounds what a flood of unknown CIDs costs.
-	// More get 503 with Retry-After. Requests for held content are never
-	// counted. Default 128.
+	// MaxNetworkRequests bounds the requests resolving content the edge
+	// does not hold that a policy lets on the open network: each costs
+	// peer searches and sessions until it resolves or times out, and
+	// nothing else bounds what a flood of unknown CIDs costs. A request
+	// counts until its path is resolved (to the end for CAR and TAR), so
+	// slow readers do not hold the count. More get 503 with Retry-After.
+	// Requests for held content are never counted. Default 128.
 	MaxNetworkRequests int
 	// Readahead is the number of leaves past the end of a served range
 	// made local for the player's next request: those the edge does not
@@ -356,10 +358,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// RFC 9111 §5.2.1.7: answer from what is stored, or not at all.
 		target.StoreOnly, notHeld = true, errNotCached
 	}
+	resolving := func() {} // gives back the network token, once
 	if network && !target.StoreOnly && target.Made == nil && !h.holds(r.Context(), root) {
 		select {
 		case h.network <- struct{}{}:
-			defer func() { <-h.network }()
+			var once sync.Once
+			resolving = func() { once.Do(func() { <-h.network }) }
+			defer resolving()
 		default:
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "too many requests for content this edge does not hold: try again shortly")
@@ -477,6 +482,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep.started, rep.resolved, rep.ttl, rep.status = start, time.Since(start), content.TTL, status
+	// Resolved: from here the leaf budget and the client's share of
+	// streams bound what the response costs, so a slow reader does not
+	// keep the token. (CAR and TAR responses walk the DAG from the
+	// network to their end, and keep it.)
+	resolving()
 	h.serve(w, r, rep)
 }
 

@@ -172,3 +172,61 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestSlowReadersOfContentNotHeld: clients that ask for content the edge
+// does not hold and then never read keep no network-request count once
+// their path is resolved, so a fresh request for other content not held
+// is still served. Before, each of them held one of MaxNetworkRequests for
+// its whole response, and 20 of them on a cap of 8 left every other
+// request of content not held a 503.
+func TestSlowReadersOfContentNotHeld(t *testing.T) {
+	big := testutil.Bytes("slow-not-held-big", 16<<20)
+	small := testutil.Bytes("slow-not-held-small", 1<<20)
+	bs, bigRoot := memFile(t, big, ingest.WithChunkSize(256<<10))
+	dag := blockservice.New(bs, nil)
+	smallRoot, err := ingest.Import(context.Background(), dagService(dag), bytes.NewReader(small), ingest.WithChunkSize(256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := gateway.NewHandler(gateway.Config{
+		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},
+		Policies:            []gateway.Policy{testutil.OpenPolicy{}},
+		Sources:             []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })},
+		Local:               emptyStore(),
+		Readahead:           -1,
+		MaxStreamsPerClient: 1000,
+		MaxNetworkRequests:  8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for range 20 {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
+	}
+	time.Sleep(500 * time.Millisecond)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := range 3 {
+		req, _ := http.NewRequest("GET", srv.URL+"/ipfs/"+smallRoot.String(), nil)
+		req.Header.Set("Range", "bytes=1000-300999")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d behind 20 slow readers of content not held: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, small[1000:301000]) {
+			t.Fatalf("request %d behind 20 slow readers of content not held: status %d, %d bytes (%q); want 206 and the 300000 bytes",
+				i, resp.StatusCode, len(body), body[:min(len(body), 200)])
+		}
+	}
+}
