@@ -15,8 +15,14 @@ import (
 // continues its streams: the same sequence numbers are never announced
 // twice with other segments, and an event's recording lists every segment
 // announced, not only those since the last start.
+//
+// An event's end is announced once its recording is stored, and the
+// recording holds its segments from then on: appending the end replaces
+// what the journal kept of the stream, so an ended event costs one line,
+// which keeps its name from naming a second event.
 type Journal interface {
-	// Append records s; it is durable when Append returns.
+	// Append records s, which the end of an event replaces the stream's
+	// record with; it is durable when Append returns.
 	Append(stream string, s Signed) error
 	// Read returns the announcements recorded of stream, in the order
 	// they were appended.
@@ -33,13 +39,29 @@ type memJournal struct {
 }
 
 func (j *memJournal) Append(stream string, s Signed) error {
+	end, err := ends(s)
+	if err != nil {
+		return err
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.streams == nil {
 		j.streams = map[string][]Signed{}
 	}
+	if end {
+		j.streams[stream] = nil
+	}
 	j.streams[stream] = append(j.streams[stream], s)
 	return nil
+}
+
+// ends reports whether s announces the end of an event.
+func ends(s Signed) (bool, error) {
+	var a Announcement
+	if err := json.Unmarshal(s.Payload, &a); err != nil {
+		return false, fmt.Errorf("journal: decoding an announcement: %w", err)
+	}
+	return a.End, nil
 }
 
 func (j *memJournal) Read(stream string) ([]Signed, error) {
@@ -82,9 +104,17 @@ func (j *FileJournal) Append(stream string, s Signed) error {
 	if err != nil {
 		return fmt.Errorf("journal: encoding an announcement: %w", err)
 	}
+	end, err := ends(s)
+	if err != nil {
+		return err
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	f, err := os.OpenFile(filepath.Join(j.dir, stream+".jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	name := filepath.Join(j.dir, stream+".jsonl")
+	if end {
+		return j.replace(name, append(line, '\n'))
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -93,6 +123,34 @@ func (j *FileJournal) Append(stream string, s Signed) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
+}
+
+// replace makes data the whole of the file name, durably: a crash leaves
+// either the old file or the new one.
+func (j *FileJournal) replace(name string, data []byte) error {
+	tmp, err := os.CreateTemp(j.dir, ".replace-*")
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err = errors.Join(err, tmp.Close()); err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("journal: %w", err)
+	}
+	d, err := os.Open(j.dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := errors.Join(d.Sync(), d.Close()); err != nil {
+		return fmt.Errorf("journal: syncing its directory: %w", err)
+	}
+	return nil
 }
 
 // Streams implements Journal.

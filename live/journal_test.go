@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -48,5 +49,46 @@ func TestFileJournal(t *testing.T) {
 	}
 	if err := j.Append("../x", got[0]); err == nil {
 		t.Error("a journal for stream ../x")
+	}
+}
+
+// TestJournalEndReplaces: appending an event's end leaves that line
+// alone, in the file and in memory; the stream is still listed.
+func TestJournalEndReplaces(t *testing.T) {
+	dir := t.TempDir()
+	fj, err := NewFileJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := newKey(t)
+	for _, j := range []Journal{fj, &memJournal{}} {
+		for seq := range uint64(5) {
+			s, err := Sign(key, segmentAt(seq, time.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Append("s", s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		end := segmentAt(4, time.Now())
+		end.End, end.VOD, end.CID = true, end.CID, cid.Undef
+		s, err := Sign(key, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Append("s", s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := j.Read("s")
+		if err != nil || len(got) != 1 || string(got[0].Payload) != string(s.Payload) {
+			t.Errorf("%T after the end: %d announcements (%v), want the end alone", j, len(got), err)
+		}
+		if streams, err := j.Streams(); err != nil || len(streams) != 1 {
+			t.Errorf("%T streams after the end: %v %v", j, streams, err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".replace-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -74,10 +74,17 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("%q is not a segment of stream %s", file, name))
 	}
 	c, ok := s.relay.Streams().Segment(name, seq)
-	if !ok {
-		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no segment %d", name, seq))
+	if ok {
+		return gateway.Content{Root: c, TTL: segmentTTL}, true, nil
 	}
-	return gateway.Content{Root: c, TTL: segmentTTL}, true, nil
+	if vod, ended := s.relay.Streams().End(name); ended {
+		// The recording holds every segment of an ended event, those
+		// no longer in memory too (after a restart, or past the
+		// history kept), under the names its playlist gives them.
+		return gateway.Content{Root: vod, Segments: []string{file}, TTL: segmentTTL,
+			Path: "/ipfs/" + vod.String() + "/" + file}, true, nil
+	}
+	return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no segment %d", name, seq))
 }
 
 // playlist resolves a stream's playlist, holding a blocking reload until

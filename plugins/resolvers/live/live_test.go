@@ -665,9 +665,33 @@ func TestLivePublisherKilledResumes(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, _, ingest = start()
+	n, relay, ingest = start()
 	if got := put(ingest, "k/index6.ts", seg(6)); got != http.StatusConflict {
 		t.Errorf("a segment for the ended stream after a restart: %d, want 409", got)
+	}
+	// The end replaced the event's journal: one line, whatever its
+	// length, and the recording serves its segments under their live
+	// URLs.
+	journal, err := os.ReadFile(filepath.Join(dir, "live", "k.jsonl"))
+	if err != nil || bytes.Count(journal, []byte("\n")) != 1 {
+		t.Errorf("the ended event's journal holds %d lines (%v), want its end alone", bytes.Count(journal, []byte("\n")), err)
+	}
+	if got, ok := relay.Streams().End("k"); !ok || got != vod {
+		t.Fatalf("after a restart the event's end is %s (%v), want %s", got, ok, vod)
+	}
+	gw, err := testutil.OpenGateway(n, gateway.Config{Resolvers: []gateway.Resolver{
+		liveres.New(relay, liveres.Options{Prefix: "/live/", Playlist: live.PlaylistOptions{Window: 3}, MaxHold: 3}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	for i, want := range [][]byte{seg(0), seg(1), seg(2), seg(4), seg(5)} {
+		resp, got := get(t, fmt.Sprintf("%s/live/k/%d.ts", srv.URL, i))
+		if resp.StatusCode != 200 || !bytes.Equal(got, want) {
+			t.Errorf("/live/k/%d.ts after the restart: status %d, equal %v", i, resp.StatusCode, bytes.Equal(got, want))
+		}
 	}
 }
 
