@@ -1,8 +1,10 @@
 // Package caddymodule is the thin Caddy glue of pacman: the pacman app that
 // keeps the running edge (package edge) across reloads, the
 // http.handlers.pacman handler that serves content through package
-// gateway, their Caddyfile syntax, metrics, and the `caddy pacman`
-// subcommands. It translates configuration; the edge does the work.
+// gateway, the live ingest handler, their Caddyfile syntax and metrics.
+// It translates configuration; the edge does the work. The admin routes
+// and the dashboard are in caddymodule/admin, the `caddy pacman`
+// commands in caddymodule/cli.
 package caddymodule
 
 import (
@@ -114,7 +116,7 @@ type App struct {
 
 	edge    *edge.Edge
 	metrics *nodeMetrics
-	running *nodeDestructor
+	running *Running
 	log     *zap.Logger
 	routes  *edge.Routes
 }
@@ -154,7 +156,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return &nodeDestructor{Node: e.Node(), edge: e, metrics: metrics, settings: &settings{app: a.exported()}}, nil
+		return &Running{edge: e, metrics: metrics, settings: &settings{app: a.exported()}}, nil
 	})
 	if err != nil {
 		// Said first, on its own line: Caddy reports it again at the end
@@ -162,7 +164,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.log.Error("the pacman node cannot start: "+err.Error(), zap.String("data_dir", a.DataDir))
 		return fmt.Errorf("starting pacman node: %w", err)
 	}
-	a.running = v.(*nodeDestructor)
+	a.running = v.(*Running)
 	a.edge, a.metrics = a.running.edge, a.running.metrics
 	trusted := make([]peer.ID, len(a.LiveTrust))
 	for i, s := range a.LiveTrust {
@@ -365,19 +367,6 @@ func (a *App) Cleanup() error {
 	return err
 }
 
-// nodeDestructor lets the usage pool stop an edge; it carries what lives
-// as long as the edge: its metrics and the settings it started with.
-type nodeDestructor struct {
-	// Node is the edge's node, for the admin routes.
-	*node.Node
-	edge     *edge.Edge
-	settings *settings
-	metrics  *nodeMetrics
-}
-
-// Destruct stops the edge.
-func (d *nodeDestructor) Destruct() error { return d.edge.Close() }
-
 // Interface guards.
 var (
 	_ caddy.App          = (*App)(nil)
@@ -393,3 +382,7 @@ func (a *App) exported() App {
 	c.Peers = slices.Clone(a.Peers)
 	return c
 }
+
+// Running returns the running edge this config uses, for pacman's own
+// dashboard; plugins take what they need through the methods above.
+func (a *App) Running() *Running { return a.running }

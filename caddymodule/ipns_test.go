@@ -15,7 +15,6 @@ import (
 	"github.com/ipfs/boxo/path"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -74,10 +73,10 @@ http://localhost:9080 {
 	}
 	other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	var out bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "put", "--data-dir", dir, "/ipns/"+name.String(), write("/ipfs/"+root.String(), 1, other)); err == nil {
+	if err := testutil.Pacman(t, &out, "name", "put", "--data-dir", dir, "/ipns/"+name.String(), write("/ipfs/"+root.String(), 1, other)); err == nil {
 		t.Error("name put kept a record signed by another key")
 	}
-	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "put", "--data-dir", dir, "/ipns/"+id.String(), write("/ipfs/"+root.String(), 1, key)); err != nil {
+	if err := testutil.Pacman(t, &out, "name", "put", "--data-dir", dir, "/ipns/"+id.String(), write("/ipfs/"+root.String(), 1, key)); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := fetch(t, url)
@@ -115,14 +114,14 @@ http://localhost:9080 {
 
 	// A name published while Caddy runs, with a key the data dir keeps.
 	out.Reset()
-	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "publish", "--data-dir", dir, "--key", "site", "/ipfs/"+root.String()); err != nil {
+	if err := testutil.Pacman(t, &out, "name", "publish", "--data-dir", dir, "--key", "site", "/ipfs/"+root.String()); err != nil {
 		t.Fatal(err)
 	}
 	published := strings.Fields(out.String())[0] // /ipns/{name} -> /ipfs/…
 	if resp, body := fetch(t, "http://localhost:9080"+published); resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Cache-Control") != "public, max-age=300" {
 		t.Errorf("GET %s: status %d, equal %v, Cache-Control %q (want the default TTL, 5m)", published, resp.StatusCode, bytes.Equal(body, data), resp.Header.Get("Cache-Control"))
 	}
-	if err := caddymodule.RunCommand(t, caddymodule.NameCommand(), &out, "publish", "--data-dir", dir, "--key", "../x", "/ipfs/"+root.String()); err == nil {
+	if err := testutil.Pacman(t, &out, "name", "publish", "--data-dir", dir, "--key", "../x", "/ipfs/"+root.String()); err == nil {
 		t.Error("a key name outside the key directory was taken")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
-	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
@@ -93,7 +92,7 @@ http://localhost:9080 {
 		t.Errorf("segment: status %d, equal %v", resp.StatusCode, bytes.Equal(body, seg))
 	}
 	var stat bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.StatCommand(), &stat, "--address", "localhost:2999"); err != nil {
+	if err := testutil.Pacman(t, &stat, "stat", "--address", "localhost:2999"); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(stat.String(), "live stream   show: last segment 0, live\n") {
@@ -103,7 +102,7 @@ http://localhost:9080 {
 	// The event ends: its recording is pinned, so an operator sees it in
 	// ls and can unpin it to free the disk.
 	var ls bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.LsCommand(), &ls, "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
+	if err := testutil.Pacman(t, &ls, "ls", "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
 		t.Fatal(err)
 	}
 	before := strings.Fields(ls.String())
@@ -113,7 +112,7 @@ http://localhost:9080 {
 		t.Fatalf("DELETE of the playlist: %v %v", resp, err)
 	}
 	ls.Reset()
-	if err := caddymodule.RunCommand(t, caddymodule.LsCommand(), &ls, "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
+	if err := testutil.Pacman(t, &ls, "ls", "--address", "localhost:2999", "--data-dir", dataDir); err != nil {
 		t.Fatal(err)
 	}
 	if after := strings.Fields(ls.String()); len(after) != len(before)+1 {

@@ -173,7 +173,7 @@ func TestServeThroughCaddy(t *testing.T) {
 
 	// `caddy pacman stat` reads the node's status from the admin endpoint.
 	var stat bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.StatCommand(), &stat, "--address", "localhost:2999"); err != nil {
+	if err := testutil.Pacman(t, &stat, "stat", "--address", "localhost:2999"); err != nil {
 		t.Fatal(err)
 	}
 	if out := stat.String(); !strings.Contains(out, "peer ID       "+after.Host().ID().String()) || !strings.Contains(out, "peers         2") {

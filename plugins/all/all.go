@@ -4,8 +4,11 @@
 package all
 
 import (
-	// The pacman app, handler, Caddyfile and commands.
+	// The pacman app, handlers and Caddyfile; the admin routes and the
+	// dashboard; the commands.
 	_ "github.com/pacman-cdn/pacman/caddymodule"
+	_ "github.com/pacman-cdn/pacman/caddymodule/admin"
+	_ "github.com/pacman-cdn/pacman/caddymodule/cli"
 	// Policies.
 	_ "github.com/pacman-cdn/pacman/plugins/policies/allowlist"
 	_ "github.com/pacman-cdn/pacman/plugins/policies/denylist"

@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/caddymodule/admin"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
@@ -54,11 +56,11 @@ type running struct {
 func locate(cmd *cobra.Command, address, dir string) (running, error) {
 	a := running{address: address, cmd: cmd.Name(), say: cmd.ErrOrStderr(), told: new(bool)}
 	if dir != "" {
-		a.dataDir = absDir(dir)
+		a.dataDir = admin.AbsDir(dir)
 		return a, nil
 	}
-	a.dataDir = DefaultDataDir()
-	var ans runningAnswer
+	a.dataDir = caddymodule.DefaultDataDir()
+	var ans admin.RunningAnswer
 	ok, err := a.getJSON(cmd.Context(), "/pacman/running", &ans)
 	switch {
 	case err != nil:
@@ -76,16 +78,9 @@ func locate(cmd *cobra.Command, address, dir string) (running, error) {
 // its answer into v. It reports false, with no error, when no Caddy
 // answers or the route is not there (a Caddy without pacman).
 func (a running) getJSON(ctx context.Context, route string, v any) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.address+route, nil)
-	if err != nil {
+	resp, ok, err := a.send(ctx, http.MethodGet, route, nil)
+	if !ok || err != nil {
 		return false, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("asking the Caddy at %s: %w", a.address, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -95,6 +90,23 @@ func (a running) getJSON(ctx context.Context, route string, v any) (bool, error)
 		return false, fmt.Errorf("the answer of the Caddy at %s: %w", a.address, err)
 	}
 	return true, nil
+}
+
+// send sends a request to the Caddy's admin endpoint. It reports false,
+// with no error, when nothing listens there.
+func (a running) send(ctx context.Context, method, target string, body io.Reader) (*http.Response, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.address+target, body)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("asking the Caddy at %s: %w", a.address, err)
+	}
+	return resp, true, nil
 }
 
 // via says, once, that the command works through the Caddy.
@@ -125,17 +137,10 @@ func (a running) do(ctx context.Context, method, route string, q url.Values, bod
 	if q == nil {
 		q = url.Values{}
 	}
-	q.Set("data_dir", absDir(a.dataDir))
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.address+route+"?"+q.Encode(), body)
-	if err != nil {
+	q.Set("data_dir", admin.AbsDir(a.dataDir))
+	resp, ok, err := a.send(ctx, method, route+"?"+q.Encode(), body)
+	if !ok || err != nil {
 		return nil, false, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("asking the Caddy at %s: %w", a.address, err)
 	}
 	if resp.StatusCode/100 == 2 {
 		a.via()
@@ -150,7 +155,7 @@ func (a running) do(ctx context.Context, method, route string, q url.Values, bod
 	if isAPIErr {
 		msg = []byte(apiErr.Error)
 	}
-	if resp.StatusCode == http.StatusNotFound && (!isAPIErr || strings.Contains(apiErr.Error, errNotRunning.Error())) {
+	if resp.StatusCode == http.StatusNotFound && (!isAPIErr || strings.Contains(apiErr.Error, admin.ErrNotRunning.Error())) {
 		// A Caddy without pacman (no such route), or not running this
 		// directory.
 		return nil, false, nil

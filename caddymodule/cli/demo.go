@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
 )
@@ -165,7 +166,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 		"admin":   admin,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
 		"apps": map[string]any{
-			"pacman": App{
+			"pacman": caddymodule.App{
 				DataDir: dataDir,
 				Listen:  []string{"/ip4/127.0.0.1/tcp/0"},
 				Peers:   peers,

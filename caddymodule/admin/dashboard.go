@@ -1,9 +1,10 @@
-package caddymodule
+package admin
 
 import (
 	"context"
 	_ "embed"
 
+	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/live"
 )
 
@@ -14,18 +15,18 @@ import (
 //go:embed dashboard.html
 var dashboardPage []byte
 
-// nodeDashboard is one node as pacman_stats reports it.
-type nodeDashboard struct {
-	DataDir string        `json:"data_dir"`
-	PeerID  string        `json:"peer_id"`
-	Figures nodeFigures   `json:"figures"`
-	Peers   []peerFigures `json:"peers"`
-	Live    []live.Info   `json:"live,omitempty"`
+// Dashboard is one edge as pacman_stats reports it.
+type Dashboard struct {
+	DataDir string              `json:"data_dir"`
+	PeerID  string              `json:"peer_id"`
+	Figures caddymodule.Figures `json:"figures"`
+	Peers   []PeerFigures       `json:"peers"`
+	Live    []live.Info         `json:"live,omitempty"`
 }
 
-// peerFigures is one connected peer: where it is connected, whether only
+// PeerFigures is one connected peer: where it is connected, whether only
 // through a relay, and the bytes per second to and from it.
-type peerFigures struct {
+type PeerFigures struct {
 	ID       string  `json:"id"`
 	Addr     string  `json:"addr"`
 	Relayed  bool    `json:"relayed,omitempty"`
@@ -36,14 +37,15 @@ type peerFigures struct {
 }
 
 // dashboardOf reads one node's figures, peers and live streams.
-func dashboardOf(ctx context.Context, dataDir string, d *nodeDestructor) (nodeDashboard, error) {
-	nd := nodeDashboard{DataDir: dataDir, PeerID: d.Host().ID().String(), Live: d.edge.Live().Streams().List()}
+func dashboardOf(ctx context.Context, dataDir string, r *caddymodule.Running) (Dashboard, error) {
+	e := r.Edge()
+	nd := Dashboard{DataDir: dataDir, PeerID: e.Node().Host().ID().String(), Live: e.Live().Streams().List()}
 	var err error
-	if nd.Figures, err = figures(ctx, d); err != nil {
+	if nd.Figures, err = r.Figures(ctx); err != nil {
 		return nd, err
 	}
-	for _, p := range d.Peers() {
-		nd.Peers = append(nd.Peers, peerFigures{
+	for _, p := range e.Node().Peers() {
+		nd.Peers = append(nd.Peers, PeerFigures{
 			ID: p.ID.String(), Addr: p.Addr.String(), Relayed: p.Limited,
 			RateIn: p.RateIn, RateOut: p.RateOut, TotalIn: p.TotalIn, TotalOut: p.TotalOut,
 		})

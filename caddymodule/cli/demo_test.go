@@ -1,4 +1,4 @@
-package caddymodule_test
+package cli_test
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/caddymodule/cli"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	_ "github.com/pacman-cdn/pacman/plugins/all"
 )
@@ -122,7 +122,7 @@ func TestDemoMedia(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := caddymodule.RunCommand(t, caddymodule.AddCommand(), &out, "--address", args[4], added); err != nil {
+	if err := testutil.Pacman(t, &out, "add", "--address", args[4], added); err != nil {
 		t.Fatal(err)
 	}
 	get := func(u string) (*http.Response, []byte) {
@@ -206,7 +206,7 @@ func startDemo(t *testing.T, files []string) (string, *bufio.Scanner, io.Reader,
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- caddymodule.RunDemo(ctx, files, 2, listen, admin, pw)
+		done <- cli.RunDemo(ctx, files, 2, listen, admin, pw)
 		pw.Close()
 	}()
 	return listen, bufio.NewScanner(pr), pr, cancel, done

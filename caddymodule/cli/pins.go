@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/caddymodule/admin"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
 )
@@ -96,7 +97,7 @@ func eachPin(cmd *cobra.Command, args []string, address, dir, route string,
 		})
 	}
 	for i, c := range roots {
-		var rep pinAnswer
+		var rep admin.PinAnswer
 		ok, err := a.json(cmd.Context(), http.MethodPost, route, url.Values{"cid": {c.String()}}, nil, &rep)
 		switch {
 		case err != nil:
@@ -130,7 +131,7 @@ directory answers, as for pin.`,
 		if err != nil {
 			return err
 		}
-		var out struct{ Pins []pinEntry }
+		var out struct{ Pins []admin.PinEntry }
 		ok, err := at.json(cmd.Context(), http.MethodGet, "/pacman/ls", nil, nil, &out)
 		if err != nil {
 			return err
@@ -138,7 +139,7 @@ directory answers, as for pin.`,
 		if !ok {
 			err = at.offline(cmd.Context(), func(ctx context.Context, s *node.Store) error {
 				pins, err := s.Pins(ctx)
-				out.Pins = pinList(pins)
+				out.Pins = admin.PinList(pins)
 				return err
 			})
 			if err != nil {

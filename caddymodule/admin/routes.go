@@ -1,4 +1,8 @@
-package caddymodule
+// Package admin serves pacman on Caddy's admin endpoint (/pacman/stat and
+// the store's routes, through which the `caddy pacman` commands work in a
+// running Caddy) and the operator's dashboard (http.handlers.pacman_stats).
+// It reads the edges the pacman app runs.
+package admin
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -35,8 +40,8 @@ func (adminStat) Routes() []caddy.AdminRoute {
 	return append(storeRoutes(), caddy.AdminRoute{Pattern: "/pacman/stat", Handler: caddy.AdminHandlerFunc(serveStat)})
 }
 
-// nodeStatus is one node's status as /pacman/stat reports it.
-type nodeStatus struct {
+// Status is one node's status as /pacman/stat reports it.
+type Status struct {
 	DataDir     string   `json:"data_dir"`
 	PeerID      string   `json:"peer_id"`
 	Listen      []string `json:"listen"`
@@ -63,16 +68,16 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	var out []nodeStatus
+	var out []Status
 	var err error
-	nodes.Range(func(key, value any) bool {
-		d := value.(*nodeDestructor)
-		n := d.Node
+	caddymodule.EachRunning(func(dataDir string, r *caddymodule.Running) bool {
+		e := r.Edge()
+		n := e.Node()
 		var st node.Stats
 		if st, err = n.Stats(ctx); err != nil {
 			return false
 		}
-		s := nodeStatus{DataDir: key.(string), PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, CacheBytes: st.CacheBytes, Evictions: st.Evictions, BytesSeeded: st.BytesSeeded,
+		s := Status{DataDir: dataDir, PeerID: n.Host().ID().String(), StoreBytes: st.StoreBytes, CacheBytes: st.CacheBytes, Evictions: st.Evictions, BytesSeeded: st.BytesSeeded,
 			Reprovides: st.Reprovides, LastReprovide: st.LastReprovide}
 		for _, a := range n.Host().Addrs() {
 			s.Listen = append(s.Listen, a.String())
@@ -80,8 +85,8 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		for _, p := range n.Host().Network().Peers() {
 			s.Peers = append(s.Peers, p.String())
 		}
-		s.FleetReceived, s.FleetSent = d.edge.Fleet().Counts()
-		s.Live = d.edge.Live().Streams().List()
+		s.FleetReceived, s.FleetSent = e.Fleet().Counts()
+		s.Live = e.Live().Streams().List()
 		out = append(out, s)
 		return true
 	})

@@ -1,4 +1,4 @@
-package caddymodule
+package admin
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
@@ -43,16 +44,16 @@ const bodyIdle = time.Minute
 // stat; the command sends an absolute one). A node not running there is
 // 404, so the command opens the directory itself.
 func storeRoutes() []caddy.AdminRoute {
-	route := func(pattern, method string, fn func(http.ResponseWriter, *http.Request, *nodeDestructor) error) caddy.AdminRoute {
+	route := func(pattern, method string, fn func(http.ResponseWriter, *http.Request, *node.Node) error) caddy.AdminRoute {
 		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			if r.Method != method {
 				return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use %s", method)}
 			}
-			d, err := runningAt(r.URL.Query().Get("data_dir"))
+			nd, err := runningAt(r.URL.Query().Get("data_dir"))
 			if err != nil {
 				return err
 			}
-			return fn(w, r, d)
+			return fn(w, r, nd)
 		})}
 	}
 	return []caddy.AdminRoute{
@@ -67,31 +68,32 @@ func storeRoutes() []caddy.AdminRoute {
 	}
 }
 
-// errNotRunning says no node of this Caddy uses a data directory.
-var errNotRunning = errors.New("no pacman node runs on this data directory here")
+// ErrNotRunning says no node of this Caddy uses a data directory: the
+// command asking opens the directory itself.
+var ErrNotRunning = errors.New("no pacman node runs on this data directory here")
 
 // runningAt returns the node whose data directory is dir.
-func runningAt(dir string) (*nodeDestructor, error) {
+func runningAt(dir string) (*node.Node, error) {
 	want, err := os.Stat(dir)
 	if err != nil {
-		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %v", errNotRunning, err)}
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %v", ErrNotRunning, err)}
 	}
-	var found *nodeDestructor
-	nodes.Range(func(key, value any) bool {
-		if fi, err := os.Stat(key.(string)); err == nil && os.SameFile(fi, want) {
-			found = value.(*nodeDestructor)
+	var found *node.Node
+	caddymodule.EachRunning(func(dataDir string, r *caddymodule.Running) bool {
+		if fi, err := os.Stat(dataDir); err == nil && os.SameFile(fi, want) {
+			found = r.Edge().Node()
 			return false
 		}
 		return true
 	})
 	if found == nil {
-		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %s", errNotRunning, dir)}
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %s", ErrNotRunning, dir)}
 	}
 	return found, nil
 }
 
-// runningAnswer is the answer of GET /pacman/running.
-type runningAnswer struct {
+// RunningAnswer is the answer of GET /pacman/running.
+type RunningAnswer struct {
 	DataDirs []string `json:"data_dirs"`
 }
 
@@ -101,9 +103,9 @@ func adminRunning(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use GET")}
 	}
-	out := runningAnswer{DataDirs: []string{}}
-	nodes.Range(func(key, _ any) bool {
-		out.DataDirs = append(out.DataDirs, absDir(key.(string)))
+	out := RunningAnswer{DataDirs: []string{}}
+	caddymodule.EachRunning(func(dataDir string, _ *caddymodule.Running) bool {
+		out.DataDirs = append(out.DataDirs, AbsDir(dataDir))
 		return true
 	})
 	slices.Sort(out.DataDirs)
@@ -137,14 +139,14 @@ func (w *idleWriter) Write(p []byte) (int, error) {
 }
 
 // adminAdd imports the body as one file, announces it and answers its CID.
-func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+func adminAdd(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
 	rc := http.NewResponseController(w)
-	dag := merkledag.NewDAGService(blockservice.New(d.Blockstore(), nil))
+	dag := merkledag.NewDAGService(blockservice.New(nd.Blockstore(), nil))
 	c, err := ingest.Import(r.Context(), dag, idleBody{r.Body, rc})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing %q: %w", r.URL.Query().Get("name"), err)}
 	}
-	if err := pinHeld(r.Context(), d, c); err != nil {
+	if err := pinHeld(r.Context(), nd, c); err != nil {
 		return err
 	}
 	return answer(w, map[string]any{"cid": c.String()})
@@ -152,21 +154,21 @@ func adminAdd(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 
 // adminImport imports the blocks of the CAR in the body, checking each
 // against its CID, and announces its roots.
-func adminImport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+func adminImport(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
 	rc := http.NewResponseController(w)
-	roots, n, err := ingest.ImportCAR(r.Context(), d.Blockstore(), idleBody{r.Body, rc})
+	roots, n, err := ingest.ImportCAR(r.Context(), nd.Blockstore(), idleBody{r.Body, rc})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: importStatus(err), Err: fmt.Errorf("importing the CAR: %w", err)}
 	}
 	for _, c := range roots {
-		if err := pinHeld(r.Context(), d, c); err != nil {
+		if err := pinHeld(r.Context(), nd, c); err != nil {
 			return err
 		}
 	}
 	// Pins are on disk when they return; a CAR without roots is
 	// synced here.
 	if len(roots) == 0 {
-		if err := d.Sync(r.Context()); err != nil {
+		if err := nd.Sync(r.Context()); err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 		}
 	}
@@ -187,15 +189,15 @@ func importStatus(err error) int {
 }
 
 // pinHeld pins imported content and tells routing.
-func pinHeld(ctx context.Context, d *nodeDestructor, c cid.Cid) error {
-	if _, err := d.PinHeld(ctx, c); err != nil {
+func pinHeld(ctx context.Context, nd *node.Node, c cid.Cid) error {
+	if _, err := nd.PinHeld(ctx, c); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
 	return nil
 }
 
-// pinAnswer is what /pacman/pin and /pacman/unpin answer.
-type pinAnswer struct {
+// PinAnswer is what /pacman/pin and /pacman/unpin answer.
+type PinAnswer struct {
 	CID string `json:"cid"`
 	node.PinReport
 }
@@ -203,7 +205,7 @@ type pinAnswer struct {
 // adminPin pins the DAG under cid, fetching from peers what the store
 // lacks. A pin that makes no progress for bodyIdle is cut, as is one whose
 // command went away; either is undone.
-func adminPin(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+func adminPin(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
 	root, err := cidParam(r)
 	if err != nil {
 		return err
@@ -212,48 +214,49 @@ func adminPin(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
 	// it began reading it: each block moves that on.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(bodyIdle))
-	rep, err := d.Pin(r.Context(), root, func(node.PinReport) { _ = rc.SetReadDeadline(time.Now().Add(bodyIdle)) })
+	rep, err := nd.Pin(r.Context(), root, func(node.PinReport) { _ = rc.SetReadDeadline(time.Now().Add(bodyIdle)) })
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
 	}
-	return answer(w, pinAnswer{root.String(), rep})
+	return answer(w, PinAnswer{root.String(), rep})
 }
 
 // adminUnpin removes the pin of cid.
-func adminUnpin(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+func adminUnpin(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
 	root, err := cidParam(r)
 	if err != nil {
 		return err
 	}
-	rep, err := d.Unpin(r.Context(), root)
+	rep, err := nd.Unpin(r.Context(), root)
 	if errors.Is(err, node.ErrNotPinned) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
-	return answer(w, pinAnswer{root.String(), rep})
+	return answer(w, PinAnswer{root.String(), rep})
 }
 
 // adminLs lists the pins.
-func adminLs(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
-	pins, err := d.Pins(r.Context())
+func adminLs(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
+	pins, err := nd.Pins(r.Context())
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
-	return answer(w, map[string]any{"pins": pinList(pins)})
+	return answer(w, map[string]any{"pins": PinList(pins)})
 }
 
-// pinEntry is a pin as /pacman/ls answers it.
-type pinEntry struct {
+// PinEntry is a pin as /pacman/ls answers it.
+type PinEntry struct {
 	CID        string `json:"cid"`
 	Incomplete bool   `json:"incomplete,omitempty"`
 }
 
-func pinList(pins []node.Pinned) []pinEntry {
-	out := make([]pinEntry, len(pins))
+// PinList is pins as /pacman/ls answers them.
+func PinList(pins []node.Pinned) []PinEntry {
+	out := make([]PinEntry, len(pins))
 	for i, p := range pins {
-		out[i] = pinEntry{p.Root.String(), p.Incomplete}
+		out[i] = PinEntry{p.Root.String(), p.Incomplete}
 	}
 	return out
 }
@@ -269,13 +272,13 @@ func cidParam(r *http.Request) (cid.Cid, error) {
 }
 
 // adminExport streams the DAG under cid, from the store alone, as a CARv1.
-func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
+func adminExport(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
 	q := r.URL.Query()
 	root, err := cidParam(r)
 	if err != nil {
 		return err
 	}
-	if ok, err := d.Blockstore().Has(r.Context(), root); err != nil || !ok {
+	if ok, err := nd.Blockstore().Has(r.Context(), root); err != nil || !ok {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%s is not in the store", root)}
 	}
 	export := dag.ExportCAR
@@ -284,7 +287,7 @@ func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 	}
 	w.Header().Set("Content-Type", "application/vnd.ipld.car; version=1")
 	out := &idleWriter{w: w, rc: http.NewResponseController(w)}
-	if _, err = export(r.Context(), blockservice.New(d.Blockstore(), nil), root, out); err != nil && out.n > 0 {
+	if _, err = export(r.Context(), blockservice.New(nd.Blockstore(), nil), root, out); err != nil && out.n > 0 {
 		// Past the first byte an error cannot be a status: the
 		// connection is cut, so the command sees the CAR end early
 		// rather than an error appended to it.
@@ -294,8 +297,8 @@ func adminExport(w http.ResponseWriter, r *http.Request, d *nodeDestructor) erro
 }
 
 // adminVerify checks every stored block against its CID.
-func adminVerify(w http.ResponseWriter, r *http.Request, d *nodeDestructor) error {
-	rep, err := d.Verify(r.Context(), r.URL.Query().Get("repair") == "1")
+func adminVerify(w http.ResponseWriter, r *http.Request, nd *node.Node) error {
+	rep, err := nd.Verify(r.Context(), r.URL.Query().Get("repair") == "1")
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
@@ -307,8 +310,9 @@ func answer(w http.ResponseWriter, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// absDir returns dir as an absolute path, for the admin routes.
-func absDir(dir string) string {
+// AbsDir returns dir as an absolute path: the form in which commands send
+// a data directory and the admin routes answer one.
+func AbsDir(dir string) string {
 	if abs, err := filepath.Abs(dir); err == nil {
 		return abs
 	}

@@ -1,4 +1,8 @@
-package caddymodule
+// Package cli is the `caddy pacman` command: add, import, export,
+// verify, pin, unpin and ls work through the Caddy that runs the data
+// directory (its admin routes, package admin) or open the directory
+// themselves when none does; id, name, stat and the offline demo.
+package cli
 
 import (
 	"context"
@@ -25,6 +29,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/caddymodule/admin"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/names"
@@ -63,13 +69,13 @@ work in a Caddy that runs the data directory, through its admin endpoint
 // dataDirFlag adds --data-dir to a command that works through a running
 // Caddy when one runs the directory (see locate).
 func dataDirFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("data-dir", "", "pacman data directory (blockstore and identity); default: the one the Caddy at --address runs, else "+DefaultDataDir())
+	return cmd.Flags().String("data-dir", "", "pacman data directory (blockstore and identity); default: the one the Caddy at --address runs, else "+caddymodule.DefaultDataDir())
 }
 
 // namesDirFlag adds --data-dir to a command on the IPNS records and keys,
 // which it reads and writes in the directory itself.
 func namesDirFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("data-dir", DefaultDataDir(), "pacman data directory (IPNS records and keys)")
+	return cmd.Flags().String("data-dir", caddymodule.DefaultDataDir(), "pacman data directory (IPNS records and keys)")
 }
 
 func idCommand() *cobra.Command {
@@ -86,7 +92,7 @@ replaced with one the other edges reach this one at.`,
 		Args: cobra.NoArgs,
 	}
 	dir := namesDirFlag(cmd)
-	listen := cmd.Flags().StringArray("listen", DefaultListen, "a libp2p listen address of the node, as in the Caddyfile")
+	listen := cmd.Flags().StringArray("listen", caddymodule.DefaultListen, "a libp2p listen address of the node, as in the Caddyfile")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		id, err := node.Identity(*dir)
 		if err != nil {
@@ -447,25 +453,25 @@ Asks a running Caddy's admin endpoint (localhost only by default) for the
 status of its pacman node and prints it.`,
 		Args: cobra.NoArgs,
 	}
-	admin := adminFlag(cmd)
-	oldAdminFlag(cmd, admin)
+	address := adminFlag(cmd)
+	oldAdminFlag(cmd, address)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*admin+"/pacman/stat", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*address+"/pacman/stat", nil)
 		if err != nil {
 			return err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return fmt.Errorf("asking Caddy's admin endpoint at %s (is Caddy running?): %w", *admin, err)
+			return fmt.Errorf("asking Caddy's admin endpoint at %s (is Caddy running?): %w", *address, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			return fmt.Errorf("admin endpoint answered %s: %s", resp.Status, body)
 		}
-		var nodes []nodeStatus
+		var nodes []admin.Status
 		if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
 			return fmt.Errorf("reading the status: %w", err)
 		}
