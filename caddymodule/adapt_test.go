@@ -200,6 +200,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad reachability":     {"{\n pacman {\n  reachability sometimes\n }\n}\n:8080", "want auto, public or private"},
 		"bad relay":            {"{\n pacman {\n  relay_client /ip4/1.2.3.4/tcp/1\n }\n}\n:8080", "static relay"},
 		"bad announce":         {"{\n pacman {\n  announce nowhere\n }\n}\n:8080", `announce \"nowhere\"`},
+		"origin_pull arity":    {":8080 {\n pacman {\n  resolve origin_pull\n }\n}", "wrong argument count"},
+		"origin_pull url":      {":8080 {\n pacman {\n  resolve origin_pull bucket.example.com\n }\n}", "want an http:// or https:// URL"},
+		"bad max_pulls":        {":8080 {\n pacman {\n  resolve origin_pull https://o.example {\n   max_pulls 0\n  }\n }\n}", "max_pulls: want a count of at least 1"},
+		"bad max_pull_size":    {":8080 {\n pacman {\n  resolve origin_pull https://o.example {\n   max_pull_size huge\n  }\n }\n}", "max_pull_size: want a size"},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
 	for name, tc := range cases {
@@ -546,4 +550,72 @@ func TestUnsetTokenVariable(t *testing.T) {
 }
 `, dataDir)
 	caddytest.AssertLoadError(t, cfg, "caddyfile", "the environment variable PACMAN_TEST_UNSET_TOKEN is unset or empty")
+}
+
+// TestOriginPullCaddyfileAdapt: the origin_pull resolver, as README's "In
+// front of an existing origin" writes it.
+func TestOriginPullCaddyfileAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `media.example.com {
+	pacman /videos/* {
+		resolve origin_pull https://bucket.example.com {
+			revalidate 30s
+			max_pulls 2
+			max_pull_size 4GiB
+		}
+	}
+}`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":443"
+					],
+					"routes": [
+						{
+							"match": [
+								{
+									"host": [
+										"media.example.com"
+									]
+								}
+							],
+							"handle": [
+								{
+									"handler": "subroute",
+									"routes": [
+										{
+											"handle": [
+												{
+													"handler": "pacman",
+													"resolvers": [
+														{
+															"max_pull_size": 4294967296,
+															"max_pulls": 2,
+															"origin": "https://bucket.example.com",
+															"resolver": "origin_pull",
+															"revalidate": 30000000000
+														}
+													]
+												}
+											],
+											"match": [
+												{
+													"path": [
+														"/videos/*"
+													]
+												}
+											]
+										}
+									]
+								}
+							],
+							"terminal": true
+						}
+					]
+				}
+			}
+		}
+	}
+}`)
 }

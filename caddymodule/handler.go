@@ -113,6 +113,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, r := range resolvers {
+		if o, ok := r.(originResolver); ok {
+			sources = append(sources, o.Source())
+		}
+	}
 	e := app.edge
 	h.gw, err = gateway.NewHandler(gateway.Config{
 		Resolvers:           resolvers,
@@ -143,6 +148,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.closers = append(h.closers, app.AddRoute(h.gw))
 	return nil
+}
+
+// originResolver is a resolver whose files are also on an origin, from
+// which the route fetches their leaves (origin_pull).
+type originResolver interface {
+	// Source returns the origin.
+	Source() hedge.Source
 }
 
 // loadModules loads the list of modules in field, or the module def when

@@ -336,6 +336,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if content.Serve != nil {
+		content.Serve.ServeHTTP(w, r)
+		return
+	}
 	if named != r {
 		content.Site = true // a subdomain origin
 	}

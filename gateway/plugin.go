@@ -42,6 +42,11 @@ type Content struct {
 	// Block, if set, is Root's block, made by the resolver (a live
 	// playlist): it is served as if the store held it, and never stored.
 	Block blocks.Block
+	// Serve, if set, answers the request instead of the gateway, and the
+	// fields above are unset: the URL names no CID yet (a file of an
+	// origin_pull origin not pulled yet), and the resolver proxies it
+	// from where it is. Policies, which rule on CIDs, do not apply.
+	Serve http.Handler
 }
 
 // RecordResolver is a Resolver of mutable names that can also answer with

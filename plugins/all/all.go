@@ -21,6 +21,7 @@ import (
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipfs"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/ipns"
 	_ "github.com/pacman-cdn/pacman/plugins/resolvers/live"
+	_ "github.com/pacman-cdn/pacman/plugins/resolvers/originpull"
 
 	// Sources.
 	_ "github.com/pacman-cdn/pacman/plugins/sources/bitswap"

@@ -124,7 +124,7 @@ func (s *Source) Open(t hedge.Target) (hedge.Fetcher, func(), error) {
 	case t.Path != "" && s.appendPath:
 		// The path as the client sent it, escaped: an escaped ? or #
 		// in a name stays in the path.
-		if unsafePath(t.Path) {
+		if !httpurl.SafePath(t.Path) {
 			return nil, nil, nil
 		}
 		u = s.base + strings.TrimPrefix(t.Path, "/")
@@ -147,20 +147,7 @@ func (s *Source) builds(u string) bool {
 		return false
 	}
 	pu, err := url.Parse(u)
-	return err == nil && pu.Scheme == s.origin.Scheme && pu.Host == s.origin.Host && !unsafePath(pu.EscapedPath())
-}
-
-// unsafePath reports a path that could name a file outside the one
-// requested on some origin: a . or .. segment, escaped or not, or a
-// segment with an escaped slash in it.
-func unsafePath(p string) bool {
-	for _, seg := range strings.Split(p, "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, "/\\") {
-			return true
-		}
-	}
-	return false
+	return err == nil && pu.Scheme == s.origin.Scheme && pu.Host == s.origin.Host && httpurl.SafePath(pu.EscapedPath())
 }
 
 // file is the origin's copy of the file one request streams.

@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pacman-cdn/pacman/internal/testutil"
+)
+
+// TestOriginPullThroughCaddy: an edge whose Caddyfile names only an
+// existing origin (README's "In front of an existing origin"), with no
+// CID and no import. The first request, a range, is proxied byte-exact;
+// the file is pulled once meanwhile and then served under the CID
+// `caddy pacman add` gives the same bytes, with nothing more from the
+// origin; a file replaced at the origin is served new within revalidate.
+func TestOriginPullThroughCaddy(t *testing.T) {
+	notShort(t)
+	v1, v2 := testutil.Bytes("pull-v1", 20<<20+77), testutil.Bytes("pull-v2", 9<<20+5)
+	var (
+		sent atomic.Int64
+		mu   sync.Mutex
+		file = v1
+		etag = `"v1"`
+	)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/videos/movie.mp4" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		data, tag := file, etag
+		mu.Unlock()
+		w.Header().Set("ETag", tag)
+		w.Header().Set("Content-Type", "video/mp4")
+		http.ServeContent(countingResponse{w, &sent}, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(origin.Close)
+	cidOf := func(data []byte) string {
+		src := filepath.Join(t.TempDir(), "movie.mp4")
+		if err := os.WriteFile(src, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return addContent(t, t.TempDir(), src)
+	}
+
+	dir, _ := newDataDir(t)
+	port := freePort(t)
+	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
+	admin localhost:%d
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/%d
+	}
+}
+
+http://127.0.0.1:%d {
+	pacman /videos/* {
+		resolve origin_pull %s {
+			revalidate 1s
+		}
+	}
+}
+`, freePort(t), dir, freePort(t), port, origin.URL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startCaddy(t, nil, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	url := fmt.Sprintf("http://127.0.0.1:%d/videos/movie.mp4", port)
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port)) // not the file: nothing asks the origin yet
+	if sent.Load() != 0 {
+		t.Fatalf("the origin sent %d bytes before any request", sent.Load())
+	}
+
+	get := func(rng string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		return resp, body.Bytes()
+	}
+	resp, body := get("bytes=5000000-5999999")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, v1[5000000:6000000]) {
+		t.Fatalf("the first request, cold: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, v1[5000000:6000000]))
+	}
+	waitETag := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req, _ := http.NewRequest(http.MethodHead, url, nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.Header.Get("ETag") == `"`+want+`"` {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not served from %s within 30 s", want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitETag(cidOf(v1))
+	pulled := sent.Load()
+	if max := int64(len(v1)) + 1000000 + 4096; pulled > max {
+		t.Errorf("cold range and pull took %d bytes from the origin, want at most the range and one file (%d)", pulled, max)
+	}
+	for range 2 {
+		if resp, body := get(""); resp.StatusCode != 200 || !bytes.Equal(body, v1) {
+			t.Errorf("warm GET: status %d, equal %v", resp.StatusCode, bytes.Equal(body, v1))
+		}
+		if resp, body := get("bytes=-1000"); resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, v1[len(v1)-1000:]) {
+			t.Errorf("warm suffix range: status %d, equal %v", resp.StatusCode, bytes.Equal(body, v1[len(v1)-1000:]))
+		}
+	}
+	if extra := sent.Load() - pulled; extra > 0 {
+		t.Errorf("warm requests took %d bytes from the origin, want none", extra)
+	}
+
+	mu.Lock()
+	file, etag = v2, `"v2"`
+	mu.Unlock()
+	time.Sleep(1100 * time.Millisecond)
+	if resp, body := get(""); resp.StatusCode != 200 || !bytes.Equal(body, v2) {
+		t.Errorf("after the origin's file changed: status %d, equal to the new file %v", resp.StatusCode, bytes.Equal(body, v2))
+	}
+	waitETag(cidOf(v2))
+}

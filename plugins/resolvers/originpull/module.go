@@ -1,0 +1,156 @@
+package originpull
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
+	"github.com/pacman-cdn/pacman/plugins/sources/origin"
+)
+
+func init() {
+	caddy.RegisterModule(Resolver{})
+}
+
+// Resolver is pacman.resolvers.origin_pull: every URL of the route is the
+// file at the same path on Origin, served from the first request with no
+// import step (see the package's doc for the life of a URL). The route
+// also fetches the leaves of a pulled file that the cache has evicted
+// from Origin, by their byte range, each checked against its CID.
+type Resolver struct {
+	// Origin is the origin's base URL; the request's path is appended to
+	// it. Required.
+	Origin string `json:"origin,omitempty"`
+	// Revalidate is how long the origin's word on a URL holds before a
+	// conditional request asks again. Default: 1m.
+	Revalidate caddy.Duration `json:"revalidate,omitempty"`
+	// MaxPulls bounds the files pulled at once. Default: 4.
+	MaxPulls int `json:"max_pulls,omitempty"`
+	// MaxPullSize is the largest file pulled, in bytes; larger ones are
+	// only proxied. Default: 8 GiB.
+	MaxPullSize int64 `json:"max_pull_size,omitempty"`
+
+	puller *Puller
+	source *origin.Source
+}
+
+// CaddyModule returns the Caddy module information.
+func (Resolver) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "pacman.resolvers.origin_pull",
+		New: func() caddy.Module { return new(Resolver) },
+	}
+}
+
+// Provision starts the puller on the app's store.
+func (r *Resolver) Provision(ctx caddy.Context) error {
+	app, err := caddymodule.AppFrom(ctx)
+	if err != nil {
+		return err
+	}
+	bs := app.Blockstore()
+	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
+	r.puller, err = New(Config{
+		Origin: r.Origin,
+		Dir:    filepath.Join(app.DataDir, "origin_pull"),
+		Import: func(ctx context.Context, body io.Reader) (cid.Cid, error) {
+			return ingest.Import(ctx, dag, body)
+		},
+		Has: func(ctx context.Context, c cid.Cid) bool {
+			held, err := bs.Has(ctx, c)
+			return err == nil && held
+		},
+		Revalidate:  time.Duration(r.Revalidate),
+		MaxPulls:    r.MaxPulls,
+		MaxPullSize: r.MaxPullSize,
+		Log:         ctx.Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	r.source = &origin.Source{URL: r.Origin}
+	return r.source.Init()
+}
+
+// Resolve implements gateway.Resolver.
+func (r *Resolver) Resolve(req *http.Request) (gateway.Content, bool, error) {
+	return r.puller.Resolve(req)
+}
+
+// Source is the origin the route fetches evicted leaves from.
+func (r *Resolver) Source() hedge.Source { return r.source }
+
+// Cleanup stops the pulls under way.
+func (r *Resolver) Cleanup() error {
+	if r.puller != nil {
+		r.puller.Close()
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads
+//
+//	resolve origin_pull <url> {
+//		revalidate    <duration>
+//		max_pulls     <n>
+//		max_pull_size <size, e.g. 4GiB>
+//	}
+func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if !d.Args(&r.Origin) || d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		switch name {
+		case "revalidate":
+			if err := caddyargs.Duration(d, &r.Revalidate); err != nil {
+				return err
+			}
+			continue
+		case "max_pulls", "max_pull_size":
+		default:
+			return d.Errf("unknown subdirective %q", name)
+		}
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return d.ArgErr()
+		}
+		if name == "max_pulls" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("max_pulls: want a count of at least 1, got %q", v)
+			}
+			r.MaxPulls = n
+			continue
+		}
+		n, err := humanize.ParseBytes(v)
+		if err != nil || n == 0 || n > 1<<62 {
+			return d.Errf("max_pull_size: want a size such as 4GiB, got %q", v)
+		}
+		r.MaxPullSize = int64(n)
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ gateway.Resolver      = (*Resolver)(nil)
+	_ caddy.Provisioner     = (*Resolver)(nil)
+	_ caddy.CleanerUpper    = (*Resolver)(nil)
+	_ caddyfile.Unmarshaler = (*Resolver)(nil)
+)

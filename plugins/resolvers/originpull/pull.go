@@ -1,0 +1,384 @@
+// Package originpull is the pacman.resolvers.origin_pull module: it puts
+// an edge in front of an existing HTTP origin (a bucket, a plain web
+// server) with no CIDs to hand out and no import step.
+//
+// The life of a URL:
+//   - cold: the edge knows no CID for it. The request, Range and all, is
+//     proxied from the origin as it arrives, and the whole file is pulled
+//     once in the background with the importer `caddy pacman add` uses;
+//   - warm: the pull has kept the file's CID and the origin's validators.
+//     The URL is served like /ipfs/{cid}, from the store, with the CID as
+//     its ETag and the origin's max-age;
+//   - revalidated: at most every Revalidate, a conditional request asks
+//     the origin whether the file changed. A changed file is cold again
+//     until its new version is pulled, and a file gone from the origin is
+//     404. A response is served from the CID it started with to its end,
+//     so none mixes old and new bytes.
+package originpull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/httpurl"
+	"go.uber.org/zap"
+)
+
+// Config configures a Puller.
+type Config struct {
+	// Origin is the origin's base URL: a request's path is appended to
+	// it. Required.
+	Origin string
+	// Dir keeps the records of the URLs pulled. Required.
+	Dir string
+	// Import stores a file's bytes as a UnixFS DAG and returns its root,
+	// as `caddy pacman add` does. Required.
+	Import func(ctx context.Context, r io.Reader) (cid.Cid, error)
+	// Has reports whether the store holds block c. Required.
+	Has func(ctx context.Context, c cid.Cid) bool
+	// Client makes the origin requests. Default: one that follows
+	// redirects only on the origin's own host.
+	Client *http.Client
+	// Revalidate is how long the origin's word on a URL holds before it
+	// is asked again. Default 1m.
+	Revalidate time.Duration
+	// MaxPulls bounds the files pulled at once; a URL that finds them all
+	// busy is proxied, and pulled on a later request. Default 4.
+	MaxPulls int
+	// MaxPullSize is the largest file pulled; larger ones are only
+	// proxied. Default 8 GiB.
+	MaxPullSize int64
+	// Log says what the puller did. Default: nothing.
+	Log *zap.Logger
+}
+
+// Puller resolves the URLs of one origin: warm ones to their CIDs, cold
+// ones to a proxy of the origin while it pulls them.
+type Puller struct {
+	cfg     Config
+	base    string   // the origin's URL, ending in /
+	origin  *url.URL // its scheme and host
+	records *records
+	pulls   chan struct{} // one token per pull running
+
+	ctx    context.Context // ends at Close, and with it every pull
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the pulls
+
+	mu       sync.Mutex // guards the maps below
+	pulling  map[string]bool
+	checking map[string]*check
+	// unpulled are URLs the origin said not to keep (no-store, private,
+	// too large), and when it said so: they are proxied until
+	// Revalidate has passed.
+	unpulled map[string]time.Time
+}
+
+// check is one revalidation of a URL that requests wait on.
+type check struct {
+	done chan struct{}
+	rec  Record
+	ok   bool
+	err  error
+}
+
+// errGone says the origin no longer has a URL's file.
+var errGone = errors.New("gone from the origin")
+
+// New returns a puller of cfg.Origin.
+func New(cfg Config) (*Puller, error) {
+	u, err := httpurl.Parse(cfg.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("origin_pull: %w", err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("origin_pull: %q: the origin is a base URL, with no query or fragment", cfg.Origin)
+	}
+	if cfg.Dir == "" || cfg.Import == nil || cfg.Has == nil {
+		return nil, fmt.Errorf("origin_pull: a records directory, an importer and the store are required")
+	}
+	if cfg.Revalidate == 0 {
+		cfg.Revalidate = time.Minute
+	}
+	if cfg.MaxPulls == 0 {
+		cfg.MaxPulls = 4
+	}
+	if cfg.MaxPullSize == 0 {
+		cfg.MaxPullSize = 8 << 30
+	}
+	if cfg.Revalidate < 0 || cfg.MaxPulls < 0 || cfg.MaxPullSize < 0 {
+		return nil, fmt.Errorf("origin_pull: revalidate, max_pulls and max_pull_size must not be negative")
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != u.Scheme || req.URL.Host != u.Host || len(via) >= 5 {
+				return fmt.Errorf("the origin redirected to %s: only its own host is followed", req.URL.Redacted())
+			}
+			return nil
+		}}
+	}
+	rs, err := openRecords(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Puller{
+		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs,
+		pulls: make(chan struct{}, cfg.MaxPulls), ctx: ctx, cancel: cancel,
+		pulling: map[string]bool{}, checking: map[string]*check{}, unpulled: map[string]time.Time{},
+	}, nil
+}
+
+// Close stops the pulls under way and waits for them; what they stored is
+// the cache's to evict.
+func (p *Puller) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// Resolve implements gateway.Resolver: every request is the origin's.
+func (p *Puller) Resolve(r *http.Request) (gateway.Content, bool, error) {
+	path := r.URL.EscapedPath()
+	if !httpurl.SafePath(path) {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "the path names a file outside the origin's")
+	}
+	u := p.base + strings.TrimPrefix(path, "/")
+	rec, ok := p.records.get(u)
+	if ok && time.Since(rec.Checked) >= p.cfg.Revalidate {
+		var err error
+		if rec, ok, err = p.revalidate(r.Context(), rec); errors.Is(err, errGone) {
+			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "not found at the origin")
+		}
+	}
+	if ok && p.cfg.Has(r.Context(), rec.Root) {
+		ttl := p.cfg.Revalidate
+		if rec.MaxAge > 0 {
+			ttl = rec.MaxAge
+		}
+		return gateway.Content{Root: rec.Root, TTL: max(ttl, time.Second), Path: "/ipfs/" + rec.Root.String()}, true, nil
+	}
+	if r.Method == http.MethodGet {
+		p.pull(u)
+	}
+	return gateway.Content{Serve: p.proxy(u)}, true, nil
+}
+
+// revalidate asks the origin whether rec still holds, once for all the
+// requests that find it stale together. It returns the record that holds
+// now and true, false if the file changed, or errGone. An origin that
+// cannot answer leaves the record as it is for another Revalidate.
+func (p *Puller) revalidate(ctx context.Context, rec Record) (Record, bool, error) {
+	p.mu.Lock()
+	if c, ok := p.checking[rec.URL]; ok {
+		p.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.rec, c.ok, c.err
+		case <-ctx.Done():
+			return rec, true, nil
+		}
+	}
+	c := &check{done: make(chan struct{})}
+	p.checking[rec.URL] = c
+	p.mu.Unlock()
+	c.rec, c.ok, c.err = p.ask(ctx, rec)
+	p.mu.Lock()
+	delete(p.checking, rec.URL)
+	p.mu.Unlock()
+	close(c.done)
+	return c.rec, c.ok, c.err
+}
+
+// ask sends rec's conditional request.
+func (p *Puller) ask(ctx context.Context, rec Record) (Record, bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rec.URL, nil)
+	if err != nil {
+		return rec, true, err
+	}
+	if rec.ETag != "" {
+		req.Header.Set("If-None-Match", rec.ETag)
+	} else if rec.LastModified != "" {
+		req.Header.Set("If-Modified-Since", rec.LastModified)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := p.cfg.Client.Do(req)
+	if err != nil {
+		p.cfg.Log.Warn("origin did not answer a revalidation: serving what the edge holds", zap.String("url", rec.URL), zap.Error(err))
+		return p.keep(rec)
+	}
+	resp.Body.Close() // a changed file is pulled afresh
+	switch {
+	case resp.StatusCode == http.StatusNotModified,
+		resp.StatusCode == http.StatusOK && sameValidators(rec, resp.Header):
+		if ma, ok := maxAge(resp.Header); ok {
+			rec.MaxAge = ma
+		}
+		return p.keep(rec)
+	case resp.StatusCode == http.StatusOK:
+		p.cfg.Log.Info("origin file changed: pulling it again", zap.String("url", rec.URL), zap.Stringer("was", rec.Root))
+		return rec, false, p.records.drop(rec.URL)
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		p.cfg.Log.Info("origin file gone", zap.String("url", rec.URL), zap.Stringer("was", rec.Root))
+		return rec, false, errors.Join(errGone, p.records.drop(rec.URL))
+	default:
+		p.cfg.Log.Warn("origin answered a revalidation with an error: serving what the edge holds", zap.String("url", rec.URL), zap.Int("status", resp.StatusCode))
+		return p.keep(rec)
+	}
+}
+
+// keep records that rec held when asked now.
+func (p *Puller) keep(rec Record) (Record, bool, error) {
+	rec.Checked = time.Now()
+	if err := p.records.put(rec); err != nil {
+		p.cfg.Log.Warn("keeping a revalidated record", zap.Error(err))
+	}
+	return rec, true, nil
+}
+
+// sameValidators reports whether h names the bytes rec was pulled from: an
+// origin that ignores conditional requests answers 200 for them.
+func sameValidators(rec Record, h http.Header) bool {
+	if etag := h.Get("ETag"); etag != "" || rec.ETag != "" {
+		return etag == rec.ETag && !strings.HasPrefix(etag, "W/")
+	}
+	return rec.LastModified != "" && h.Get("Last-Modified") == rec.LastModified
+}
+
+// maxAge returns the max-age of h's Cache-Control.
+func maxAge(h http.Header) (time.Duration, bool) {
+	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+		if strings.EqualFold(name, "max-age") {
+			if s, err := strconv.ParseUint(strings.Trim(value, `"`), 10, 32); err == nil {
+				return time.Duration(s) * time.Second, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// unkept reports a response the origin says must not be kept for others.
+func unkept(h http.Header) bool {
+	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
+		switch strings.ToLower(strings.TrimSpace(strings.SplitN(d, "=", 2)[0])) {
+		case "no-store", "private":
+			return true
+		}
+	}
+	return false
+}
+
+// pull starts pulling u in the background, unless it is being pulled,
+// the origin said not to, or every pull is busy.
+func (p *Puller) pull(u string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if at, ok := p.unpulled[u]; ok {
+		if time.Since(at) < p.cfg.Revalidate {
+			return
+		}
+		delete(p.unpulled, u)
+	}
+	if p.pulling[u] || p.ctx.Err() != nil {
+		return
+	}
+	select {
+	case p.pulls <- struct{}{}:
+	default:
+		return // all busy: a later request pulls it
+	}
+	p.pulling[u] = true
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		rec, err := p.fetch(u)
+		p.mu.Lock()
+		delete(p.pulling, u)
+		if errors.Is(err, errUnkept) {
+			if len(p.unpulled) >= rememberedRecords {
+				clear(p.unpulled)
+			}
+			p.unpulled[u] = time.Now()
+		}
+		p.mu.Unlock()
+		<-p.pulls
+		switch {
+		case errors.Is(err, errUnkept):
+			p.cfg.Log.Info("not pulled: only proxied", zap.String("url", u), zap.Error(err))
+		case err != nil:
+			p.cfg.Log.Warn("pulling from the origin failed: the URL stays proxied", zap.String("url", u), zap.Error(err))
+		default:
+			p.cfg.Log.Info("pulled from the origin", zap.String("url", u), zap.Stringer("cid", rec.Root), zap.Int64("bytes", rec.Size))
+		}
+	}()
+}
+
+// errUnkept says the origin's file is one not to pull.
+var errUnkept = errors.New("the origin's file is not to be kept")
+
+// fetch pulls u whole and records it.
+func (p *Puller) fetch(u string) (Record, error) {
+	req, err := http.NewRequestWithContext(p.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return Record{}, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := p.cfg.Client.Do(req)
+	if err != nil {
+		return Record{}, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return Record{}, fmt.Errorf("origin answered %s", resp.Status)
+	case unkept(resp.Header):
+		return Record{}, fmt.Errorf("%w: Cache-Control %q", errUnkept, resp.Header.Get("Cache-Control"))
+	case resp.ContentLength > p.cfg.MaxPullSize:
+		return Record{}, fmt.Errorf("%w: %d bytes, over max_pull_size %d", errUnkept, resp.ContentLength, p.cfg.MaxPullSize)
+	}
+	body := &countingReader{r: io.LimitReader(resp.Body, p.cfg.MaxPullSize+1)}
+	root, err := p.cfg.Import(p.ctx, body)
+	switch {
+	case err != nil:
+		// A body shorter than its Content-Length ends here too
+		// (io.ErrUnexpectedEOF): nothing is recorded.
+		return Record{}, fmt.Errorf("importing %d bytes: %w", body.n, err)
+	case body.n > p.cfg.MaxPullSize:
+		return Record{}, fmt.Errorf("%w: over max_pull_size %d", errUnkept, p.cfg.MaxPullSize)
+	case resp.ContentLength >= 0 && body.n != resp.ContentLength:
+		return Record{}, fmt.Errorf("the origin sent %d bytes of the %d it announced", body.n, resp.ContentLength)
+	}
+	rec := Record{URL: u, Root: root, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Size: body.n, Checked: time.Now()}
+	rec.MaxAge, _ = maxAge(resp.Header)
+	return rec, p.records.put(rec)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Interface guard.
+var _ gateway.Resolver = (*Puller)(nil)
