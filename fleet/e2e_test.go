@@ -335,6 +335,35 @@ func TestSlowOwnerIsNotDoubled(t *testing.T) {
 	}
 }
 
+// TestOwnerSaysAtOnceItHasTheWant: an owner says it is working on a
+// member's want as it takes it, not a heartbeat later, so a member whose
+// origin_after is near or under the heartbeat does not ask the origin for
+// a leaf the owner is already fetching (CI saw 1.12× the file from the
+// origin on a loaded machine). Here the owner's fetch ends before its
+// first heartbeat would be due: the member heard of it while it ran.
+func TestOwnerSaysAtOnceItHasTheWant(t *testing.T) {
+	a, b := testutil.NewNode(t), testutil.NewNode(t)
+	blk := blocks.NewBlock(testutil.Bytes("ack", 1<<20))
+	heard := make(chan struct{})
+	var once sync.Once
+	var heardWhileServing atomic.Bool
+	member := askerOf(t, a, b, nil, func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+		select {
+		case <-heard:
+			heardWhileServing.Store(true)
+		case <-time.After(80 * time.Millisecond): // under the 100 ms heartbeat
+		}
+		return blk, nil
+	})
+	got, err := member.Fetch(context.Background(), hedge.Want{Cid: blk.Cid(), Progress: func() { once.Do(func() { close(heard) }) }})
+	if err != nil || !bytes.Equal(got.RawData(), blk.RawData()) {
+		t.Fatalf("fetch: %v", err)
+	}
+	if !heardWhileServing.Load() {
+		t.Error("the member heard nothing from the owner while it fetched the want")
+	}
+}
+
 // TestFleetObeysUploadLimit: blocks an edge sends its members wait on its
 // upload_limit like bitswap's answers do (they went out uncapped, 1.07–
 // 1.13× the cap in issue 22's runs): 6 MiB asked of an edge capped at

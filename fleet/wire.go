@@ -192,16 +192,26 @@ func (f *Fleet) handle(s network.Stream) {
 	}
 }
 
-// working says answerWorking on s every heartbeat, if the member asked
-// for progress, until the returned function is called; that function
-// returns once nothing more is written.
+// working says answerWorking on s at once and then every heartbeat, if
+// the member asked for progress, until the returned function is called;
+// that function returns once nothing more is written. The first is said
+// as the want is taken: a member waits on an owner that has its want from
+// then on, not from its first heartbeat.
 func (f *Fleet) working(s network.Stream, asked bool) (done func()) {
 	if !asked {
 		return func() {}
 	}
 	quit, stopped := make(chan struct{}), make(chan struct{})
+	say := func() error {
+		_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
+		_, err := s.Write([]byte{answerWorking})
+		return err
+	}
 	go func() {
 		defer close(stopped)
+		if say() != nil {
+			return
+		}
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
 		for {
@@ -209,8 +219,7 @@ func (f *Fleet) working(s network.Stream, asked bool) (done func()) {
 			case <-quit:
 				return
 			case <-tick.C:
-				_ = s.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
-				if _, err := s.Write([]byte{answerWorking}); err != nil {
+				if say() != nil {
 					return
 				}
 			}
