@@ -335,6 +335,24 @@ func TestSlowOwnerIsNotDoubled(t *testing.T) {
 	}
 }
 
+// TestMembersHoldingAreAskedBeforeTheOrigin: a leaf's owner that lacks
+// it asks the other members for what they hold before its origin, so a
+// file one member holds whole (pulled, or imported there) costs the
+// origin nothing when another member's viewer reads it. Before, each
+// leaf owned by an edge without it came from the origin.
+func TestMembersHoldingAreAskedBeforeTheOrigin(t *testing.T) {
+	data := testutil.Bytes("held by one", 8<<20+3)
+	o := newSlowOrigin(t, data, 0)
+	edges, root := newFleet(t, 3, data, o)
+	if c, err := ingest.Import(context.Background(), edges[2].node.DAG(), bytes.NewReader(data)); err != nil || c != root {
+		t.Fatalf("importing the file into one member: %s, %v", c, err)
+	}
+	get(t, edges[0].url, data)
+	if n := o.requests.Load(); n != 0 {
+		t.Errorf("the origin was asked %d times for a file a member holds whole, want none", n)
+	}
+}
+
 // TestOwnerSaysAtOnceItHasTheWant: an owner says it is working on a
 // member's want as it takes it, not a heartbeat later, so a member whose
 // origin_after is near or under the heartbeat does not ask the origin for

@@ -71,12 +71,24 @@ func (r *Request) ladder(w Want) []step {
 			steps = append(steps, step{name: SourceFleet, fetcher: FirstOf(members...), fallback: !own})
 		}
 	}
+	// An edge about to fill a miss from its origin for the fleet (as the
+	// block's owner, or for the member that asked it) first asks the
+	// other members for what they hold: a member may have it from another
+	// owner, or from a whole file it pulled. The origin is asked as soon
+	// as they all say no, or after its own delay.
+	held := false
+	if owned && !ahead && (w.reason() == ForFleet || (fleet != nil && own)) && r.h.cfg.Fleet != nil {
+		if others := r.h.cfg.Fleet.Members(); len(others) > 0 {
+			held = true
+			steps = append(steps, step{name: SourceFleet, fetcher: heldOnly(FirstOf(others...))})
+		}
+	}
 	for _, o := range r.rungs {
 		if ahead && o.rung.Owned {
 			continue
 		}
 		after := o.rung.After
-		if o.rung.Owned && own && (fleet != nil || w.reason() == ForFleet) {
+		if o.rung.Owned && own && !held && (fleet != nil || w.reason() == ForFleet) {
 			after = 0
 		}
 		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src, kept: o.rung.Kept})
@@ -304,6 +316,15 @@ func (r *Request) missing(w Want, errs []error) error {
 		return fmt.Errorf("%w: %w", errNoSource, ipld.ErrNotFound{Cid: w.Cid})
 	}
 	return cause
+}
+
+// heldOnly asks f for what the fleet members it asks hold, never for a
+// fetch from their origin (Want.Ahead).
+func heldOnly(f Fetcher) Fetcher {
+	return FetcherFunc(func(ctx context.Context, w Want) (blocks.Block, error) {
+		w.Ahead = true
+		return f.Fetch(ctx, w)
+	})
 }
 
 // FirstOf asks every fetcher at once and returns the first block; it
