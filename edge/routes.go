@@ -74,15 +74,22 @@ func (s *serving) refuses(c cid.Cid) bool {
 
 // serveFleet answers a member's want through the first route whose
 // trusted sources have the block: the store, then the origin it serves.
-// Until a configuration is served, wants are not found.
+// A want made ahead of need (Want.Ahead: a member's readahead, or an
+// owner asking who holds a block before its origin) is answered from the
+// store alone, at once. Until a configuration is served, wants are not
+// found.
 func (s *serving) serveFleet(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	err := error(ipld.ErrNotFound{Cid: w.Cid})
 	rs := s.routes.Load()
 	if rs == nil {
 		return nil, err
 	}
+	var notHeld error
+	if w.Ahead {
+		notHeld = ipld.ErrNotFound{Cid: w.Cid}
+	}
 	for _, r := range rs.all() {
-		req, oerr := r.Hedge().Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
+		req, oerr := r.Hedge().Open(hedge.Target{OriginURL: w.OriginURL, StoreOnly: w.Ahead}, false, notHeld)
 		if oerr != nil {
 			err = oerr
 			continue

@@ -62,9 +62,10 @@ type Want struct {
 	// block: the sources' delays run from then. Nil means it is needed
 	// now.
 	Needed <-chan struct{}
-	// Ahead marks a fleet member's want made ahead of need (its
-	// readahead): it is served from what the fleet holds, never from the
-	// origin.
+	// Ahead marks a want made ahead of need, of a fleet member (its
+	// readahead) or of an owner asking the members who holds a block
+	// before it asks its origin: it is served from what the fleet holds,
+	// never from the origin, and a member asked answers from its store.
 	Ahead bool
 	// Progress, if not nil, is called by a fetcher each time it learns
 	// that the block is on its way (a fleet owner filling it from the

@@ -37,6 +37,10 @@ type step struct {
 	kept bool
 	// fallback steps are asked only when every step before has failed.
 	fallback bool
+	// gate marks the step that asks the members for what they hold;
+	// gated steps (the owned sources behind it) are asked at once when
+	// it fails, and at their delay otherwise.
+	gate, gated bool
 }
 
 // ladder lists who is asked for w, and when: the fleet's owner of the
@@ -80,7 +84,7 @@ func (r *Request) ladder(w Want) []step {
 	if owned && !ahead && (w.reason() == ForFleet || (fleet != nil && own)) && r.h.cfg.Fleet != nil {
 		if others := r.h.cfg.Fleet.Members(); len(others) > 0 {
 			held = true
-			steps = append(steps, step{name: SourceFleet, fetcher: heldOnly(FirstOf(others...))})
+			steps = append(steps, step{name: SourceFleet, fetcher: heldOnly(FirstOf(others...)), gate: true})
 		}
 	}
 	for _, o := range r.rungs {
@@ -91,7 +95,8 @@ func (r *Request) ladder(w Want) []step {
 		if o.rung.Owned && own && !held && (fleet != nil || w.reason() == ForFleet) {
 			after = 0
 		}
-		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src, kept: o.rung.Kept})
+		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src, kept: o.rung.Kept,
+			gated: held && o.rung.Owned})
 	}
 	slices.SortStableFunc(steps, func(a, b step) int {
 		if a.fallback != b.fallback {
@@ -140,8 +145,9 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	needed := w.Needed
 	waiting := needed == nil
 	begin := time.Now()
+	opened := false // the gate step failed: its gated steps are due
 	due := func(st step) bool {
-		return !st.fallback && (st.after == 0 || (waiting && time.Since(begin) >= st.after))
+		return !st.fallback && (st.after == 0 || (st.gated && opened) || (waiting && time.Since(begin) >= st.after))
 	}
 	// A step's signs of progress move begin on, up to maxPostpone past
 	// when the viewer began to wait.
@@ -245,6 +251,7 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 			}
 			r.failed(w, name, a.err)
 			errs = append(errs, a.err)
+			opened = opened || steps[a.step].gate
 		}
 	}
 }

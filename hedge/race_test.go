@@ -223,3 +223,48 @@ func TestProgressPostponesLaterSources(t *testing.T) {
 		t.Errorf("an owner that never delivers held the origin back %v, want its delay after the 5s bound", took)
 	}
 }
+
+// ownFleet is a fleet in which this edge owns every block, and whose
+// other members hold none.
+type ownFleet struct{}
+
+func (ownFleet) Owner(cid.Cid) hedge.Fetcher { return nil }
+
+func (ownFleet) Members() []hedge.Fetcher {
+	return []hedge.Fetcher{hedge.FetcherFunc(func(_ context.Context, w hedge.Want) (blocks.Block, error) {
+		if !w.Ahead {
+			return nil, errors.New("a member was asked to fetch, not for what it holds")
+		}
+		return nil, errors.New("not held")
+	})}
+}
+
+// TestOriginFollowsMembersThatHoldNothing: an owner asks the other members
+// for what they hold before its origin, and asks the origin the moment
+// they all say no, even while another source (peers, under an allow
+// list) is still looking: not at the origin's delay. The first version
+// of the members' step waited the delay out, and made an allow-listed
+// fleet 2-3 times slower.
+func TestOriginFollowsMembersThatHoldNothing(t *testing.T) {
+	blk := blocks.NewBlock([]byte("a leaf no member holds"))
+	empty := hedge.LocalBlockstore(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())))
+	peers := source{rung: hedge.Rung{Name: "peers"}, delay: time.Hour, answer: func(hedge.Want) (blocks.Block, error) { return blk, nil }}
+	origin := source{rung: hedge.Rung{Name: "origin", After: 2 * time.Second, Owned: true}, answer: func(hedge.Want) (blocks.Block, error) { return blk, nil }}
+	h, err := hedge.New(hedge.Config{Local: empty, Sources: []hedge.Source{peers, origin}, Fleet: ownFleet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := h.Open(hedge.Target{Root: blk.Cid()}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Release()
+	start := time.Now()
+	got, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid(), Needed: closed()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); hedge.SourceOf(got) != "origin" || took > time.Second {
+		t.Errorf("the block came from %s after %v; want the origin's, once the members said no", hedge.SourceOf(got), took)
+	}
+}
