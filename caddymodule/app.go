@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/edge"
+	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/httpurl"
@@ -338,6 +339,10 @@ func (a *App) Names() *names.Network { return a.edge.Names() }
 
 // Live returns the edge's live relay.
 func (a *App) Live() *live.Relay { return a.edge.Live() }
+
+// Fleet returns the edges this one shares its origins with, for resolvers
+// that share what they learn of an origin's names (origin_pull).
+func (a *App) Fleet() *fleet.Fleet { return a.edge.Fleet() }
 
 // Metrics returns the observer of the edge's blocks and streams.
 func (a *App) Metrics() interface {

@@ -128,6 +128,20 @@ func (w countingResponse) Write(p []byte) (int, error) {
 // index CAR, and returns their base URLs.
 func startFleet(t *testing.T, k int, access, allowFile, originURL, index string) (urls, admins []string) {
 	t.Helper()
+	policy := "access local"
+	if access == "allowlist" {
+		policy = "access allowlist\n\t\tallow_file " + allowFile
+	}
+	return startEdges(t, k, func(dir string) { caddyCmd(t, "pacman", "import", "--data-dir", dir, index) },
+		fmt.Sprintf("pacman /ipfs/* {\n\t\t%s\n\t\torigin %s\n\t\torigin_after 300ms\n\t}", policy, originURL), "/ipfs/")
+}
+
+// startEdges runs k edges peered with each other, each with `caddy run`
+// on a Caddyfile whose site holds route, after prepare has filled its
+// data directory; it returns their base URLs and admin addresses once
+// they answer at probe and each is connected to all the others.
+func startEdges(t *testing.T, k int, prepare func(dataDir string), route, probe string) (urls, admins []string) {
+	t.Helper()
 	type member struct {
 		dir       string
 		id        peer.ID
@@ -137,7 +151,9 @@ func startFleet(t *testing.T, k int, access, allowFile, originURL, index string)
 	ms := make([]member, k)
 	for i := range ms {
 		dir, id := newDataDir(t)
-		caddyCmd(t, "pacman", "import", "--data-dir", dir, index)
+		if prepare != nil {
+			prepare(dir)
+		}
 		ms[i] = member{dir, id, freePort(t), freePort(t), fmt.Sprintf("localhost:%d", freePort(t))}
 	}
 	for i, m := range ms {
@@ -146,10 +162,6 @@ func startFleet(t *testing.T, k int, access, allowFile, originURL, index string)
 			if j != i {
 				fmt.Fprintf(&peers, "\t\tpeer /ip4/127.0.0.1/tcp/%d/p2p/%s\n", o.p2p, o.id)
 			}
-		}
-		policy := "access local"
-		if access == "allowlist" {
-			policy = "access allowlist\n\t\tallow_file " + allowFile
 		}
 		caddyfile := fmt.Sprintf(`{
 	admin %s
@@ -160,20 +172,16 @@ func startFleet(t *testing.T, k int, access, allowFile, originURL, index string)
 }
 
 http://127.0.0.1:%d {
-	pacman /ipfs/* {
-		%s
-		origin %s
-		origin_after 300ms
-	}
+	%s
 }
-`, m.admin, m.dir, m.p2p, peers.String(), m.http, policy, originURL)
+`, m.admin, m.dir, m.p2p, peers.String(), m.http, route)
 		path := filepath.Join(t.TempDir(), "Caddyfile")
 		if err := os.WriteFile(path, []byte(caddyfile), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		startCaddy(t, nil, "run", "--config", path, "--adapter", "caddyfile")
 		u := fmt.Sprintf("http://127.0.0.1:%d", m.http)
-		waitHTTP(t, u+"/ipfs/")
+		waitHTTP(t, u+probe)
 		urls = append(urls, u)
 		admins = append(admins, m.admin)
 	}

@@ -140,3 +140,65 @@ http://127.0.0.1:%d {
 	}
 	waitETag(cidOf(v2))
 }
+
+// TestFleetOriginPullThroughCaddyfiles: three peered edges, each with the
+// one origin_pull line. A URL's first request, to any edge, is proxied;
+// the member that owns the URL pulls it once for the fleet, every edge
+// then serves it under its CID, and the origin sends the proxied response
+// and the one pull, and nothing for the other edges' viewers or a second
+// round.
+func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
+	notShort(t)
+	data := testutil.Bytes("fleet-pull", 24<<20+11)
+	var sent atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/videos/film.mp4" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", `"film"`)
+		http.ServeContent(countingResponse{w, &sent}, r, "film.mp4", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(origin.Close)
+	src := filepath.Join(t.TempDir(), "film.mp4")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := `"` + addContent(t, t.TempDir(), src) + `"`
+	urls, _ := startEdges(t, 3, nil, "pacman /videos/* {\n\t\tresolve origin_pull "+origin.URL+"\n\t}", "/")
+
+	code, body, err := getBody(urls[0] + "/videos/film.mp4")
+	if err != nil || code != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("the first GET, cold: %d, equal %v, %v", code, bytes.Equal(body, data), err)
+	}
+	for _, u := range urls {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req, _ := http.NewRequest(http.MethodHead, u+"/videos/film.mp4", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.Header.Get("ETag") == want {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not serve the file under %s within 30 s", u, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for round := range 2 {
+		for _, u := range urls {
+			code, body, err := getBody(u + "/videos/film.mp4")
+			if err != nil || code != 200 || !bytes.Equal(body, data) {
+				t.Errorf("round %d through %s: %d, equal %v, %v", round, u, code, bytes.Equal(body, data), err)
+			}
+		}
+	}
+	ratio := float64(sent.Load()) / float64(len(data))
+	t.Logf("the origin sent %.3f× the file", ratio)
+	if ratio > 2.05 {
+		t.Errorf("the origin sent %.2f× the file, want the proxied response and one pull (2×)", ratio)
+	}
+}

@@ -4,7 +4,8 @@
 // move only their own share. An edge that misses a block asks its owner
 // over a libp2p protocol; the owner fills the miss from the origin once
 // for the whole fleet. Only members may ask, and every answer is checked
-// against the block's CID.
+// against the block's CID. Names (an origin's URLs) have owners too: a
+// member asks a name's owner what it knows of it (Ask, AddAnswerer).
 package fleet
 
 import (
@@ -76,7 +77,8 @@ type Fleet struct {
 
 	probes probes
 
-	counts counts
+	counts    counts
+	answerers answerers
 }
 
 // probes are the times members were last probed, and the probes' context.
@@ -114,6 +116,7 @@ func New(cfg Config) (*Fleet, error) {
 		}
 	}
 	cfg.Host.SetStreamHandler(Protocol, f.handle)
+	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
 	return f, nil
 }
 
@@ -129,6 +132,7 @@ func (f *Fleet) SetServe(s Serve) {
 func (f *Fleet) Close() {
 	f.probes.cancel()
 	f.cfg.Host.RemoveStreamHandler(Protocol)
+	f.cfg.Host.RemoveStreamHandler(NameProtocol)
 }
 
 // live returns the members connected now that speak the protocol, and
@@ -177,15 +181,15 @@ func (f *Fleet) probe(p peer.ID) {
 	}()
 }
 
-// owner returns the member of ids that owns c: the highest weight of
-// hash(member, c).
-func owner(ids []peer.ID, c cid.Cid) peer.ID {
+// owner returns the member of ids that owns key (a block's multihash, a
+// name's hash): the highest weight of hash(member, key).
+func owner(ids []peer.ID, key []byte) peer.ID {
 	var best peer.ID
 	var bestW uint64
 	for _, p := range ids {
 		h := sha256.New()
 		h.Write([]byte(p))
-		h.Write(c.Hash())
+		h.Write(key)
 		w := binary.BigEndian.Uint64(h.Sum(nil))
 		if best == "" || w > bestW {
 			best, bestW = p, w
@@ -199,7 +203,7 @@ func (f *Fleet) Owner(c cid.Cid) hedge.Fetcher {
 	if len(f.members) == 0 {
 		return nil
 	}
-	if p := owner(f.live(), c); p != f.self {
+	if p := owner(f.live(), c.Hash()); p != f.self {
 		return member{f, p}
 	}
 	return nil

@@ -21,7 +21,7 @@ func TestOwnerRendezvous(t *testing.T) {
 	owned := map[peer.ID]int{}
 	before := make([]peer.ID, n)
 	for i, c := range cids {
-		before[i] = owner(ids, c)
+		before[i] = owner(ids, c.Hash())
 		owned[before[i]]++
 	}
 	for _, id := range ids {
@@ -31,7 +31,7 @@ func TestOwnerRendezvous(t *testing.T) {
 	}
 	moved := 0
 	for i, c := range cids {
-		after := owner(ids[:2], c)
+		after := owner(ids[:2], c.Hash())
 		if before[i] != ids[2] && after != before[i] {
 			t.Fatalf("block %d moved from %s to %s though its owner stayed", i, before[i], after)
 		}

@@ -30,7 +30,9 @@ func init() {
 // file at the same path on Origin, served from the first request with no
 // import step (see the package's doc for the life of a URL). The route
 // also fetches the leaves of a pulled file that the cache has evicted
-// from Origin, by their byte range, each checked against its CID.
+// from Origin, by their byte range, each checked against its CID. In a
+// fleet, the member that owns a URL pulls it for all: the others ask it
+// for the URL's CID, and take the blocks from the members that hold them.
 type Resolver struct {
 	// Origin is the origin's base URL; the request's path is appended to
 	// it. Required.
@@ -44,8 +46,9 @@ type Resolver struct {
 	// only proxied. Default: 8 GiB.
 	MaxPullSize int64 `json:"max_pull_size,omitempty"`
 
-	puller *Puller
-	source *origin.Source
+	puller   *Puller
+	source   *origin.Source
+	unanswer func() // stops answering the fleet's questions
 }
 
 // CaddyModule returns the Caddy module information.
@@ -77,11 +80,13 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 		Revalidate:  time.Duration(r.Revalidate),
 		MaxPulls:    r.MaxPulls,
 		MaxPullSize: r.MaxPullSize,
+		Fleet:       app.Fleet(),
 		Log:         ctx.Logger(),
 	})
 	if err != nil {
 		return err
 	}
+	r.unanswer = app.Fleet().AddAnswerer(r.puller.Answer)
 	r.source = &origin.Source{URL: r.Origin}
 	return r.source.Init()
 }
@@ -96,6 +101,9 @@ func (r *Resolver) Source() hedge.Source { return r.source }
 
 // Cleanup stops the pulls under way.
 func (r *Resolver) Cleanup() error {
+	if r.unanswer != nil {
+		r.unanswer()
+	}
 	if r.puller != nil {
 		r.puller.Close()
 	}

@@ -18,6 +18,7 @@ package originpull
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,8 +59,20 @@ type Config struct {
 	// MaxPullSize is the largest file pulled; larger ones are only
 	// proxied. Default 8 GiB.
 	MaxPullSize int64
+	// Fleet, if set, is the edges that share this one's origin: the
+	// member that owns a URL pulls it once for all of them, and tells the
+	// others its CID.
+	Fleet Fleet
 	// Log says what the puller did. Default: nothing.
 	Log *zap.Logger
+}
+
+// Fleet is the edges that share an origin (package fleet's Fleet).
+type Fleet interface {
+	// Ask asks the member that owns name what it knows of it; asked is
+	// false when this edge owns it or is alone, known false when the
+	// owner does not know it.
+	Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error)
 }
 
 // Puller resolves the URLs of one origin: warm ones to their CIDs, cold
@@ -157,23 +170,82 @@ func (p *Puller) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	}
 	u := p.base + strings.TrimPrefix(path, "/")
 	rec, ok := p.records.get(u)
+	held := ok && p.cfg.Has(r.Context(), rec.Root)
+	pullHere := true
+	if !held && p.cfg.Fleet != nil {
+		// The URL's owner may have pulled it for the fleet: its
+		// blocks then come from the members that hold them.
+		var told bool
+		if rec, told, pullHere = p.ask(r.Context(), u); told {
+			ok, held = true, true
+		} else {
+			ok = false
+		}
+	}
 	if ok && time.Since(rec.Checked) >= p.cfg.Revalidate {
 		var err error
 		if rec, ok, err = p.revalidate(r.Context(), rec); errors.Is(err, errGone) {
 			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "not found at the origin")
 		}
 	}
-	if ok && p.cfg.Has(r.Context(), rec.Root) {
+	if ok && held {
 		ttl := p.cfg.Revalidate
 		if rec.MaxAge > 0 {
 			ttl = rec.MaxAge
 		}
 		return gateway.Content{Root: rec.Root, TTL: max(ttl, time.Second), Path: "/ipfs/" + rec.Root.String()}, true, nil
 	}
-	if r.Method == http.MethodGet {
+	if r.Method == http.MethodGet && pullHere {
 		p.pull(u)
 	}
 	return gateway.Content{Serve: p.proxy(u)}, true, nil
+}
+
+// askTimeout bounds the question to a URL's owner, which a cold request
+// waits on.
+const askTimeout = 2 * time.Second
+
+// ask asks the fleet member that owns u for its record. told reports a
+// record it has pulled; pullHere that this edge must pull u itself: it
+// owns u, or the owner did not answer. An owner that does not know u
+// pulls it, for the fleet.
+func (p *Puller) ask(ctx context.Context, u string) (rec Record, told, pullHere bool) {
+	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+	defer cancel()
+	answer, asked, known, err := p.cfg.Fleet.Ask(ctx, u)
+	switch {
+	case !asked:
+		return Record{}, false, true
+	case err != nil:
+		p.cfg.Log.Debug("the URL's owner did not answer: pulling it here", zap.String("url", u), zap.Error(err))
+		return Record{}, false, true
+	case !known:
+		return Record{}, false, false
+	}
+	if json.Unmarshal(answer, &rec) != nil || rec.URL != u || !rec.Root.Defined() || rec.Size < 0 {
+		p.cfg.Log.Warn("a fleet member answered a URL with a malformed record: pulling it here", zap.String("url", u))
+		return Record{}, false, true
+	}
+	if err := p.records.put(rec); err != nil {
+		p.cfg.Log.Warn("keeping a fleet member's record", zap.Error(err))
+	}
+	return rec, true, false
+}
+
+// Answer answers a fleet member's question about a URL of this origin:
+// its record, once the file is pulled and held here. A URL not known yet
+// is pulled, for the fleet.
+func (p *Puller) Answer(ctx context.Context, u string) ([]byte, bool) {
+	path, ok := strings.CutPrefix(u, p.base)
+	if !ok || !httpurl.SafePath("/"+path) {
+		return nil, false
+	}
+	if rec, ok := p.records.get(u); ok && p.cfg.Has(ctx, rec.Root) {
+		data, err := json.Marshal(rec)
+		return data, err == nil
+	}
+	p.pull(u)
+	return nil, false
 }
 
 // revalidate asks the origin whether rec still holds, once for all the
@@ -194,7 +266,7 @@ func (p *Puller) revalidate(ctx context.Context, rec Record) (Record, bool, erro
 	c := &check{done: make(chan struct{})}
 	p.checking[rec.URL] = c
 	p.mu.Unlock()
-	c.rec, c.ok, c.err = p.ask(ctx, rec)
+	c.rec, c.ok, c.err = p.conditional(ctx, rec)
 	p.mu.Lock()
 	delete(p.checking, rec.URL)
 	p.mu.Unlock()
@@ -202,8 +274,8 @@ func (p *Puller) revalidate(ctx context.Context, rec Record) (Record, bool, erro
 	return c.rec, c.ok, c.err
 }
 
-// ask sends rec's conditional request.
-func (p *Puller) ask(ctx context.Context, rec Record) (Record, bool, error) {
+// conditional sends rec's conditional request.
+func (p *Puller) conditional(ctx context.Context, rec Record) (Record, bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rec.URL, nil)

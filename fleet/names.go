@@ -1,0 +1,116 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// NameProtocol is the libp2p protocol of a member's question about a name
+// (an origin URL) to the member that owns it.
+const NameProtocol = "/pacman/fleet/name/1.0.0"
+
+// maxAnswer bounds an answer about a name.
+const maxAnswer = 16 << 10
+
+// Answerer answers a member's question about name, and reports false when
+// it does not know the name. The answer is the answerer's own encoding.
+type Answerer func(ctx context.Context, name string) ([]byte, bool)
+
+// answerers are the functions that answer names, tried in turn.
+type answerers struct {
+	mu   sync.RWMutex // guards list
+	list []*Answerer
+}
+
+// AddAnswerer makes a answer members' questions about names, after those
+// added before it; the returned function removes it.
+func (f *Fleet) AddAnswerer(a Answerer) (remove func()) {
+	p := &a
+	f.answerers.mu.Lock()
+	f.answerers.list = append(f.answerers.list, p)
+	f.answerers.mu.Unlock()
+	return func() {
+		f.answerers.mu.Lock()
+		f.answerers.list = slices.DeleteFunc(f.answerers.list, func(q *Answerer) bool { return q == p })
+		f.answerers.mu.Unlock()
+	}
+}
+
+// Ask asks the live member that owns name what it knows of it. It reports
+// asked false when this edge owns the name (or is alone); known false
+// when the owner does not know it.
+func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error) {
+	if len(f.members) == 0 {
+		return nil, false, false, nil
+	}
+	sum := sha256.Sum256([]byte(name))
+	p := owner(f.live(), sum[:])
+	if p == f.self {
+		return nil, false, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	s, err := f.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "fleet"), p, NameProtocol)
+	if err != nil {
+		return nil, true, false, fmt.Errorf("asking fleet member %s about %s: %w", p, name, err)
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if err := writeFrame(s, []byte(name)); err != nil {
+		return nil, true, false, fmt.Errorf("asking fleet member %s: %w", p, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, true, false, fmt.Errorf("asking fleet member %s: %w", p, err)
+	}
+	r := bufio.NewReader(s)
+	code, err := r.ReadByte()
+	if err != nil {
+		return nil, true, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
+	}
+	if code != answerBlock {
+		return nil, true, false, nil
+	}
+	answer, err = readFrame(r, maxAnswer)
+	if err != nil {
+		return nil, true, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
+	}
+	return answer, true, true, nil
+}
+
+// handleName answers one member's question about a name: answerBlock and
+// the answer, or answerNotFound.
+func (f *Fleet) handleName(s network.Stream) {
+	defer s.Close()
+	if !f.members[s.Conn().RemotePeer()] {
+		_ = s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	name, err := readFrame(bufio.NewReader(s), maxRequest)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	f.answerers.mu.RLock()
+	list := slices.Clone(f.answerers.list)
+	f.answerers.mu.RUnlock()
+	for _, a := range list {
+		if answer, ok := (*a)(ctx, string(name)); ok && len(answer) <= maxAnswer {
+			if _, err := s.Write([]byte{answerBlock}); err == nil {
+				_ = writeFrame(s, answer)
+			}
+			return
+		}
+	}
+	_, _ = s.Write([]byte{answerNotFound})
+}

@@ -1,0 +1,153 @@
+package originpull
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pacman-cdn/pacman/fleet"
+	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
+	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/node"
+	"github.com/pacman-cdn/pacman/plugins/sources/origin"
+)
+
+// newFleetEdges runs k edges in one fleet, each a puller of o behind a
+// gateway that takes blocks from the fleet and the origin, as the Caddy
+// module wires them.
+func newFleetEdges(t *testing.T, k int, o *webOrigin) []*edge {
+	nodes := make([]*node.Node, k)
+	for i := range nodes {
+		nodes[i] = testutil.NewNode(t)
+	}
+	for i, n := range nodes {
+		for _, m := range nodes[i+1:] {
+			if err := n.Host().Connect(context.Background(), m.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	edges := make([]*edge, k)
+	fleets := make([]*fleet.Fleet, k)
+	for i, n := range nodes {
+		var members []peer.ID
+		for j, m := range nodes {
+			if j != i {
+				members = append(members, m.Host().ID())
+			}
+		}
+		f, err := fleet.New(fleet.Config{Host: n.Host(), Members: members, Logger: testutil.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.Close)
+		fleets[i] = f
+		p, err := New(Config{
+			Origin: o.srv.URL,
+			Dir:    t.TempDir(),
+			Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
+			Has: func(ctx context.Context, c cid.Cid) bool {
+				held, err := n.Blockstore().Has(ctx, c)
+				return err == nil && held
+			},
+			Revalidate: time.Hour,
+			Fleet:      f,
+			Log:        testutil.Logger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		t.Cleanup(f.AddAnswerer(p.Answer))
+		src := &origin.Source{URL: o.srv.URL}
+		if err := src.Init(); err != nil {
+			t.Fatal(err)
+		}
+		gw, err := gateway.NewHandler(gateway.Config{
+			Resolvers: []gateway.Resolver{p},
+			Sources:   []hedge.Source{src},
+			Fleet:     f,
+			Local:     n.Store(),
+			Store:     n,
+			Logger:    testutil.Logger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.SetServe(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+			req, err := gw.Hedge().Open(hedge.Target{OriginURL: w.OriginURL}, false, nil)
+			if err != nil {
+				return nil, err
+			}
+			defer req.Release()
+			return req.Get(ctx, w)
+		})
+		srv := httptest.NewServer(gw)
+		t.Cleanup(srv.Close)
+		edges[i] = &edge{p: p, n: n, url: srv.URL}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, f := range fleets {
+		for len(f.Members()) < k-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("an edge sees %d live members, want %d", len(f.Members()), k-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return edges
+}
+
+// TestFleetPullsOnce: in a fleet of three, a URL is pulled once, by the
+// member that owns it, whichever edge its first request came to; the
+// others learn its CID from that member and take its blocks from the
+// members that hold them. The origin sends the first, proxied, response
+// and one pull, and nothing for the other edges' viewers.
+func TestFleetPullsOnce(t *testing.T) {
+	o := newOrigin(t)
+	data := testutil.Bytes("fleet pull", 6<<20+99)
+	o.set("/v/film.mp4", originFile{data: data, etag: `"f1"`})
+	edges := newFleetEdges(t, 3, o)
+
+	if resp, body := get(t, edges[0].url+"/v/film.mp4"); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("cold GET: status %d, equal %v", resp.StatusCode, bytes.Equal(body, data))
+	}
+	for _, e := range edges {
+		e.waitWarm(t, "/v/film.mp4", data)
+	}
+	for _, e := range edges {
+		if resp, body := get(t, e.url+"/v/film.mp4"); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Errorf("warm GET through %s: status %d, equal %v", e.url, resp.StatusCode, bytes.Equal(body, data))
+		}
+	}
+	t.Logf("the origin sent %.3f× the file", float64(o.sent.Load())/float64(len(data)))
+	if sent, max := o.sent.Load(), 2*int64(len(data)); sent > max {
+		t.Errorf("the origin sent %.2f× the file, want the proxied response and one pull (2×)", float64(sent)/float64(len(data)))
+	}
+	pulled := 0
+	for _, e := range edges {
+		if _, err := e.n.Blockstore().Has(context.Background(), cidOf(t, data)); err == nil {
+			if rec, ok := e.p.records.get(e.p.base + "v/film.mp4"); ok && rec.Root == cidOf(t, data) {
+				pulled++
+			}
+		}
+	}
+	if pulled != 3 {
+		t.Errorf("%d edges know the URL's CID, want 3", pulled)
+	}
+	before := o.sent.Load()
+	for _, e := range edges {
+		get(t, e.url+"/v/film.mp4")
+	}
+	if extra := o.sent.Load() - before; extra != 0 {
+		t.Errorf("a second round took %d bytes from the origin, want none", extra)
+	}
+}
