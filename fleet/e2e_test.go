@@ -467,3 +467,64 @@ func askerOf(t *testing.T, a, b *node.Node, up fleet.Uploads, serve fleet.Serve)
 	}
 	return fb.Members()[0]
 }
+
+// TestNameQuestions: a member asks a name's owner what it knows of it
+// and hears the owner's answerer; a removed answerer no longer answers;
+// an edge that is not a member is refused without a byte.
+func TestNameQuestions(t *testing.T) {
+	a, b, c := testutil.NewNode(t), testutil.NewNode(t), testutil.NewNode(t)
+	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{b.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fa.Close)
+	remove := fa.AddAnswerer(func(_ context.Context, name string) ([]byte, bool) {
+		return []byte("record of " + name), strings.HasPrefix(name, "https://origin/")
+	})
+	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fb.Close)
+	for deadline := time.Now().Add(10 * time.Second); len(fb.Members()) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a never became a live member")
+		}
+	}
+	// A name b does not own: with two members, one of a few will be a's.
+	var name string
+	for i := range 64 {
+		n := fmt.Sprintf("https://origin/%d", i)
+		if _, asked, _, _ := fb.Ask(context.Background(), n); asked {
+			name = n
+			break
+		}
+	}
+	if name == "" {
+		t.Fatal("b owns every name: a is not a live member")
+	}
+	answer, asked, known, err := fb.Ask(context.Background(), name)
+	if err != nil || !asked || !known || string(answer) != "record of "+name {
+		t.Errorf("asking the owner about %s: %q, asked %v, known %v, %v", name, answer, asked, known, err)
+	}
+	remove()
+	if _, _, known, err := fb.Ask(context.Background(), name); known || err != nil {
+		t.Errorf("after the answerer left: known %v, %v", known, err)
+	}
+	if err := c.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Host().NewStream(context.Background(), a.Host().ID(), fleet.NameProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Fprintf(s, "\x10https://origin/1")
+	_ = s.CloseWrite()
+	if got, _ := io.ReadAll(s); len(got) != 0 {
+		t.Errorf("a non-member heard %q", got)
+	}
+}
