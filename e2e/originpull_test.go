@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,7 +53,7 @@ func TestOriginPullThroughCaddy(t *testing.T) {
 	}
 
 	dir, _ := newDataDir(t)
-	port := freePort(t)
+	port, admin := freePort(t), freePort(t)
 	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
 	admin localhost:%d
@@ -69,7 +70,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, freePort(t), dir, freePort(t), port, origin.URL), 0o644); err != nil {
+`, admin, dir, freePort(t), port, origin.URL), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startCaddy(t, nil, "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -129,6 +130,23 @@ http://127.0.0.1:%d {
 	}
 	if extra := sent.Load() - pulled; extra > 0 {
 		t.Errorf("warm requests took %d bytes from the origin, want none", extra)
+	}
+	// The metrics say what the origin sent, and why.
+	resp, err := http.Get(fmt.Sprintf("http://localhost:%d/metrics", admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`pacman_origin_pull_bytes_total{reason="proxy"} 1e+06`,
+		fmt.Sprintf(`pacman_origin_pull_bytes_total{reason="pull"} %g`, float64(len(v1))),
+		`pacman_origin_pull_pulls_total{result="pulled"} 1`,
+		`pacman_origin_pull_pulling 0`,
+	} {
+		if !bytes.Contains(metrics, []byte(line+"\n")) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 
 	mu.Lock()

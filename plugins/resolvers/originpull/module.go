@@ -2,6 +2,7 @@ package originpull
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -65,6 +66,10 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	obs, err := newMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("origin_pull: registering its metrics: %w", err)
+	}
 	bs := app.Blockstore()
 	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
 	r.puller, err = New(Config{
@@ -81,6 +86,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 		MaxPulls:    r.MaxPulls,
 		MaxPullSize: r.MaxPullSize,
 		Fleet:       app.Fleet(),
+		Observer:    obs,
 		Log:         ctx.Logger(),
 	})
 	if err != nil {

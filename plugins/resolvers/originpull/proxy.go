@@ -61,7 +61,9 @@ func (p *Puller) proxy(u string) http.Handler {
 		}
 		buf := copyBuffers.Get().(*[]byte)
 		defer copyBuffers.Put(buf)
-		if _, err := io.CopyBuffer(w, resp.Body, *buf); err != nil && r.Context().Err() == nil {
+		n, err := io.CopyBuffer(w, resp.Body, *buf)
+		p.cfg.Observer.OriginBytes("proxy", n)
+		if err != nil && r.Context().Err() == nil {
 			// Cut short: the client sees a body shorter than its
 			// Content-Length, never other bytes.
 			p.cfg.Log.Warn("proxying from the origin was cut short", zap.String("url", u), zap.Error(err))

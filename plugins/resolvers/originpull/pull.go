@@ -63,9 +63,29 @@ type Config struct {
 	// member that owns a URL pulls it once for all of them, and tells the
 	// others its CID.
 	Fleet Fleet
+	// Observer, if set, learns what the puller takes from the origin.
+	Observer Observer
 	// Log says what the puller did. Default: nothing.
 	Log *zap.Logger
 }
+
+// Observer learns what a puller takes from its origin, for metrics. Its
+// methods are called on serving goroutines and must be quick.
+type Observer interface {
+	// OriginBytes counts body bytes from the origin, by reason: "proxy"
+	// for cold responses, "pull" for pulls.
+	OriginBytes(reason string, n int64)
+	// Pulled counts a pull as it starts (result "") and as it ends, with
+	// its result: "pulled", "not_kept" (private, no-store, too large) or
+	// "failed".
+	Pulled(result string)
+}
+
+// nopObserver observes nothing.
+type nopObserver struct{}
+
+func (nopObserver) OriginBytes(string, int64) {}
+func (nopObserver) Pulled(string)             {}
 
 // Fleet is the edges that share an origin (package fleet's Fleet).
 type Fleet interface {
@@ -134,6 +154,9 @@ func New(cfg Config) (*Puller, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -376,6 +399,7 @@ func (p *Puller) pull(u string) {
 	}
 	p.pulling[u] = true
 	p.wg.Add(1)
+	p.cfg.Observer.Pulled("")
 	go func() {
 		defer p.wg.Done()
 		rec, err := p.fetch(u)
@@ -391,10 +415,13 @@ func (p *Puller) pull(u string) {
 		<-p.pulls
 		switch {
 		case errors.Is(err, errUnkept):
+			p.cfg.Observer.Pulled("not_kept")
 			p.cfg.Log.Info("not pulled: only proxied", zap.String("url", u), zap.Error(err))
 		case err != nil:
+			p.cfg.Observer.Pulled("failed")
 			p.cfg.Log.Warn("pulling from the origin failed: the URL stays proxied", zap.String("url", u), zap.Error(err))
 		default:
+			p.cfg.Observer.Pulled("pulled")
 			p.cfg.Log.Info("pulled from the origin", zap.String("url", u), zap.Stringer("cid", rec.Root), zap.Int64("bytes", rec.Size))
 		}
 	}()
@@ -425,6 +452,7 @@ func (p *Puller) fetch(u string) (Record, error) {
 	}
 	body := &countingReader{r: io.LimitReader(resp.Body, p.cfg.MaxPullSize+1)}
 	root, err := p.cfg.Import(p.ctx, body)
+	p.cfg.Observer.OriginBytes("pull", body.n)
 	switch {
 	case err != nil:
 		// A body shorter than its Content-Length ends here too
