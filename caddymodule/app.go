@@ -344,6 +344,11 @@ func (a *App) Live() *live.Relay { return a.edge.Live() }
 // that share what they learn of an origin's names (origin_pull).
 func (a *App) Fleet() *fleet.Fleet { return a.edge.Fleet() }
 
+// AddPurger makes p mark stale what a resolver knows of names under a
+// prefix when an operator purges them (caddy pacman purge), until the
+// returned function is called.
+func (a *App) AddPurger(p fleet.Purger) (remove func()) { return a.edge.AddPurger(p) }
+
 // Metrics returns the observer of the edge's blocks and streams.
 func (a *App) Metrics() interface {
 	gateway.Observer

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,15 +168,22 @@ http://127.0.0.1:%d {
 // round.
 func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
 	notShort(t)
-	data := testutil.Bytes("fleet-pull", 24<<20+11)
-	var sent atomic.Int64
+	data, v2 := testutil.Bytes("fleet-pull", 24<<20+11), testutil.Bytes("fleet-pull v2", 3<<20+1)
+	var (
+		sent atomic.Int64
+		mu   sync.Mutex
+		file = data
+	)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/videos/film.mp4" {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("ETag", `"film"`)
-		http.ServeContent(countingResponse{w, &sent}, r, "film.mp4", time.Time{}, bytes.NewReader(data))
+		mu.Lock()
+		f := file
+		mu.Unlock()
+		w.Header().Set("ETag", fmt.Sprintf(`"%d"`, len(f)))
+		http.ServeContent(countingResponse{w, &sent}, r, "film.mp4", time.Time{}, bytes.NewReader(f))
 	}))
 	t.Cleanup(origin.Close)
 	src := filepath.Join(t.TempDir(), "film.mp4")
@@ -183,7 +191,7 @@ func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `"` + addContent(t, t.TempDir(), src) + `"`
-	urls, _ := startEdges(t, 3, nil, "pacman /videos/* {\n\t\tresolve origin_pull "+origin.URL+"\n\t}", "/")
+	urls, admins := startEdges(t, 3, nil, "pacman /videos/* {\n\t\tresolve origin_pull "+origin.URL+"\n\t}", "/")
 
 	code, body, err := getBody(urls[0] + "/videos/film.mp4")
 	if err != nil || code != 200 || !bytes.Equal(body, data) {
@@ -218,5 +226,22 @@ func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
 	t.Logf("the origin sent %.3f× the file", ratio)
 	if ratio > 2.05 {
 		t.Errorf("the origin sent %.2f× the file, want the proxied response and one pull (2×)", ratio)
+	}
+
+	// The file changes at the origin; revalidate is a minute, but the
+	// operator purges the folder through one edge, and the whole fleet
+	// serves the new file at once.
+	mu.Lock()
+	file = v2
+	mu.Unlock()
+	out := caddyCmd(t, "pacman", "purge", "--address", admins[1], origin.URL+"/videos/")
+	if !strings.Contains(out, "purged 1 URLs here and 2 on 2 fleet members") {
+		t.Errorf("caddy pacman purge said %q", out)
+	}
+	for _, u := range urls {
+		code, body, err := getBody(u + "/videos/film.mp4")
+		if err != nil || code != 200 || !bytes.Equal(body, v2) {
+			t.Errorf("after the purge, through %s: %d, %d bytes, the new file %v, %v", u, code, len(body), bytes.Equal(body, v2), err)
+		}
 	}
 }

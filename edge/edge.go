@@ -52,6 +52,7 @@ type Edge struct {
 	// stopAnnouncing ends the announcing of names, if the node routes.
 	stopAnnouncing context.CancelFunc
 	serving        serving
+	purgers        purgers
 	log            *zap.Logger
 }
 
@@ -90,6 +91,7 @@ func (e *Edge) start(cfg Config) error {
 		return err
 	}
 	e.fleet.SetServe(e.serving.serveFleet)
+	e.fleet.SetPurge(e.purgeHere)
 	fetch, err := e.liveFetcher(cfg.Observer)
 	if err != nil {
 		return err

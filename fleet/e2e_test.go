@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
@@ -469,8 +471,9 @@ func askerOf(t *testing.T, a, b *node.Node, up fleet.Uploads, serve fleet.Serve)
 }
 
 // TestNameQuestions: a member asks a name's owner what it knows of it
-// and hears the owner's answerer; a removed answerer no longer answers;
-// an edge that is not a member is refused without a byte.
+// and hears the owner's answerer; a removed answerer no longer answers; a
+// purge reaches the members' purgers; an edge that is not a member is
+// refused without a byte, for questions and purges alike.
 func TestNameQuestions(t *testing.T) {
 	a, b, c := testutil.NewNode(t), testutil.NewNode(t), testutil.NewNode(t)
 	if err := b.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
@@ -514,17 +517,32 @@ func TestNameQuestions(t *testing.T) {
 	if _, _, known, err := fb.Ask(context.Background(), name); known || err != nil {
 		t.Errorf("after the answerer left: known %v, %v", known, err)
 	}
+	// A purge told to the members reaches a's purger.
+	var (
+		mu     sync.Mutex
+		purged []string
+	)
+	heard := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(purged) }
+	fa.SetPurge(func(prefix string) int { mu.Lock(); purged = append(purged, prefix); mu.Unlock(); return 7 })
+	if members, marked := fb.Purge(context.Background(), "https://origin/v/"); members != 1 || marked != 7 || !slices.Equal(heard(), []string{"https://origin/v/"}) {
+		t.Errorf("a purge told %d members, %d marked, a heard %q", members, marked, heard())
+	}
 	if err := c.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Host().NewStream(context.Background(), a.Host().ID(), fleet.NameProtocol)
-	if err != nil {
-		t.Fatal(err)
+	for _, proto := range []protocol.ID{fleet.NameProtocol, fleet.PurgeProtocol} {
+		s, err := c.Host().NewStream(context.Background(), a.Host().ID(), proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(s, "\x10https://origin/1")
+		_ = s.CloseWrite()
+		if got, _ := io.ReadAll(s); len(got) != 0 {
+			t.Errorf("%s: a non-member heard %q", proto, got)
+		}
+		s.Close()
 	}
-	defer s.Close()
-	fmt.Fprintf(s, "\x10https://origin/1")
-	_ = s.CloseWrite()
-	if got, _ := io.ReadAll(s); len(got) != 0 {
-		t.Errorf("a non-member heard %q", got)
+	if len(heard()) != 1 {
+		t.Errorf("a non-member's purge reached the purger: %q", heard())
 	}
 }

@@ -79,6 +79,7 @@ type Fleet struct {
 
 	counts    counts
 	answerers answerers
+	purge     purge
 }
 
 // probes are the times members were last probed, and the probes' context.
@@ -117,6 +118,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	cfg.Host.SetStreamHandler(Protocol, f.handle)
 	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
+	cfg.Host.SetStreamHandler(PurgeProtocol, f.handlePurge)
 	return f, nil
 }
 
@@ -133,6 +135,7 @@ func (f *Fleet) Close() {
 	f.probes.cancel()
 	f.cfg.Host.RemoveStreamHandler(Protocol)
 	f.cfg.Host.RemoveStreamHandler(NameProtocol)
+	f.cfg.Host.RemoveStreamHandler(PurgeProtocol)
 }
 
 // live returns the members connected now that speak the protocol, and

@@ -18,6 +18,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/caddymodule"
 	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/httpurl"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -39,6 +40,7 @@ const bodyIdle = time.Minute
 //	POST /pacman/unpin?data_dir=DIR&cid=CID → {"cid": …, "blocks": n, "bytes": n}
 //	GET  /pacman/ls?data_dir=DIR         → {"pins": [{"cid": …, "incomplete": true}, …]}
 //	GET  /pacman/running                 → {"data_dirs": […]}, the directories run here
+//	POST /pacman/purge?data_dir=DIR&prefix=URL → {"here": n, "members": n, "there": n}
 //
 // DIR names the data directory of the node to use (as a path the node can
 // stat; the command sends an absolute one). A node not running there is
@@ -49,11 +51,11 @@ func storeRoutes() []caddy.AdminRoute {
 			if r.Method != method {
 				return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use %s", method)}
 			}
-			nd, err := runningAt(r.URL.Query().Get("data_dir"))
+			run, err := runningAt(r.URL.Query().Get("data_dir"))
 			if err != nil {
 				return err
 			}
-			return fn(w, r, nd)
+			return fn(w, r, run.Edge().Node())
 		})}
 	}
 	return []caddy.AdminRoute{
@@ -65,23 +67,52 @@ func storeRoutes() []caddy.AdminRoute {
 		route("/pacman/pin", http.MethodPost, adminPin),
 		route("/pacman/unpin", http.MethodPost, adminUnpin),
 		route("/pacman/ls", http.MethodGet, adminLs),
+		{Pattern: "/pacman/purge", Handler: caddy.AdminHandlerFunc(adminPurge)},
 	}
+}
+
+// PurgeAnswer is what /pacman/purge answers: the names marked stale on
+// this edge, the fleet members told, and the names they marked.
+type PurgeAnswer struct {
+	Here    int `json:"here"`
+	Members int `json:"members"`
+	There   int `json:"there"`
+}
+
+// adminPurge marks stale, on the edge and every live fleet member, what
+// they know of the names (origin_pull's URLs) under ?prefix=: the next
+// request for each revalidates it.
+func adminPurge(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use POST")}
+	}
+	prefix := r.URL.Query().Get("prefix")
+	if _, err := httpurl.Parse(prefix); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("prefix: %w", err)}
+	}
+	run, err := runningAt(r.URL.Query().Get("data_dir"))
+	if err != nil {
+		return err
+	}
+	var ans PurgeAnswer
+	ans.Here, ans.Members, ans.There = run.Edge().Purge(r.Context(), prefix)
+	return answer(w, ans)
 }
 
 // ErrNotRunning says no node of this Caddy uses a data directory: the
 // command asking opens the directory itself.
 var ErrNotRunning = errors.New("no pacman node runs on this data directory here")
 
-// runningAt returns the node whose data directory is dir.
-func runningAt(dir string) (*node.Node, error) {
+// runningAt returns the edge whose data directory is dir.
+func runningAt(dir string) (*caddymodule.Running, error) {
 	want, err := os.Stat(dir)
 	if err != nil {
 		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("%w: %v", ErrNotRunning, err)}
 	}
-	var found *node.Node
+	var found *caddymodule.Running
 	caddymodule.EachRunning(func(dataDir string, r *caddymodule.Running) bool {
 		if fi, err := os.Stat(dataDir); err == nil && os.SameFile(fi, want) {
-			found = r.Edge().Node()
+			found = r
 			return false
 		}
 		return true

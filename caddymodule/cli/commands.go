@@ -42,7 +42,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "pacman",
-		Usage: "add|import|export|verify|pin|unpin|ls|stat|name|demo ...",
+		Usage: "add|import|export|verify|pin|unpin|ls|purge|stat|name|demo ...",
 		Short: "Manages pacman content and runs the offline demo",
 		Long: `
 Adds files to the pacman blockstore, imports and exports CAR files, pins
@@ -61,7 +61,7 @@ work in a Caddy that runs the data directory, through its admin endpoint
 				}
 				return fmt.Errorf("missing a command: %s", cmd.Usage())
 			}
-			cmd.AddCommand(idCommand(), addCommand(), importCommand(), exportCommand(), verifyCommand(), pinCommand(), unpinCommand(), lsCommand(), statCommand(), demoCommand(), nameCommand())
+			cmd.AddCommand(idCommand(), addCommand(), importCommand(), exportCommand(), verifyCommand(), pinCommand(), unpinCommand(), lsCommand(), purgeCommand(), statCommand(), demoCommand(), nameCommand())
 		},
 	})
 }

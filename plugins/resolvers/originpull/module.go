@@ -49,7 +49,7 @@ type Resolver struct {
 
 	puller   *Puller
 	source   *origin.Source
-	unanswer func() // stops answering the fleet's questions
+	remove   func() // stops answering the fleet's questions and purges
 }
 
 // CaddyModule returns the Caddy module information.
@@ -92,7 +92,8 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	r.unanswer = app.Fleet().AddAnswerer(r.puller.Answer)
+	unanswer, unpurge := app.Fleet().AddAnswerer(r.puller.Answer), app.AddPurger(r.puller.Purge)
+	r.remove = func() { unanswer(); unpurge() }
 	r.source = &origin.Source{URL: r.Origin}
 	return r.source.Init()
 }
@@ -107,8 +108,8 @@ func (r *Resolver) Source() hedge.Source { return r.source }
 
 // Cleanup stops the pulls under way.
 func (r *Resolver) Cleanup() error {
-	if r.unanswer != nil {
-		r.unanswer()
+	if r.remove != nil {
+		r.remove()
 	}
 	if r.puller != nil {
 		r.puller.Close()

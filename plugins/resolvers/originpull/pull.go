@@ -193,23 +193,21 @@ func (p *Puller) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	}
 	u := p.base + strings.TrimPrefix(path, "/")
 	rec, ok := p.records.get(u)
-	held := ok && p.cfg.Has(r.Context(), rec.Root)
-	pullHere := true
-	if !held && p.cfg.Fleet != nil {
-		// The URL's owner may have pulled it for the fleet: its
-		// blocks then come from the members that hold them.
-		var told bool
-		if rec, told, pullHere = p.ask(r.Context(), u); told {
-			ok, held = true, true
-		} else {
-			ok = false
-		}
-	}
 	if ok && time.Since(rec.Checked) >= p.cfg.Revalidate {
 		var err error
 		if rec, ok, err = p.revalidate(r.Context(), rec); errors.Is(err, errGone) {
 			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "not found at the origin")
 		}
+	}
+	held := ok && p.cfg.Has(r.Context(), rec.Root)
+	pullHere := true
+	if !held && p.cfg.Fleet != nil {
+		// The URL's owner may have pulled it for the fleet (it
+		// revalidates what it tells): its blocks then come from the
+		// members that hold them.
+		var told bool
+		rec, told, pullHere = p.ask(r.Context(), u)
+		ok, held = told, told
 	}
 	if ok && held {
 		ttl := p.cfg.Revalidate
@@ -255,17 +253,36 @@ func (p *Puller) ask(ctx context.Context, u string) (rec Record, told, pullHere 
 	return rec, true, false
 }
 
+// Purge marks stale the records of this origin's URLs that start with
+// prefix (a URL, or a part of one), so that the next request for each
+// revalidates it, and returns how many it marked.
+func (p *Puller) Purge(prefix string) int {
+	if !strings.HasPrefix(prefix, p.base) && !strings.HasPrefix(p.base, prefix) {
+		return 0
+	}
+	n, err := p.records.stale(prefix)
+	if err != nil {
+		p.cfg.Log.Warn("purging", zap.String("prefix", prefix), zap.Error(err))
+	}
+	return n
+}
+
 // Answer answers a fleet member's question about a URL of this origin:
-// its record, once the file is pulled and held here. A URL not known yet
-// is pulled, for the fleet.
+// its record, revalidated if stale, once the file is pulled and held
+// here. A URL not known yet, or changed, is pulled, for the fleet.
 func (p *Puller) Answer(ctx context.Context, u string) ([]byte, bool) {
 	path, ok := strings.CutPrefix(u, p.base)
 	if !ok || !httpurl.SafePath("/"+path) {
 		return nil, false
 	}
-	if rec, ok := p.records.get(u); ok && p.cfg.Has(ctx, rec.Root) {
-		data, err := json.Marshal(rec)
-		return data, err == nil
+	if rec, ok := p.records.get(u); ok {
+		if time.Since(rec.Checked) >= p.cfg.Revalidate {
+			rec, ok, _ = p.revalidate(ctx, rec)
+		}
+		if ok && p.cfg.Has(ctx, rec.Root) {
+			data, err := json.Marshal(rec)
+			return data, err == nil
+		}
 	}
 	p.pull(u)
 	return nil, false

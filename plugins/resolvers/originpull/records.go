@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,4 +118,27 @@ func (rs *records) drop(u string) error {
 		return fmt.Errorf("origin_pull: forgetting %s: %w", u, err)
 	}
 	return nil
+}
+
+// stale marks stale every record whose URL starts with prefix, so that
+// the next request for it revalidates, and returns how many it marked.
+func (rs *records) stale(prefix string) (int, error) {
+	names, err := filepath.Glob(filepath.Join(rs.dir, "*.json"))
+	if err != nil {
+		return 0, fmt.Errorf("origin_pull: %w", err)
+	}
+	n := 0
+	for _, name := range names {
+		var rec Record
+		data, err := os.ReadFile(name)
+		if err != nil || json.Unmarshal(data, &rec) != nil || !strings.HasPrefix(rec.URL, prefix) || rec.Checked.IsZero() {
+			continue
+		}
+		rec.Checked = time.Time{}
+		if err := rs.put(rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -1,0 +1,102 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// PurgeProtocol is the libp2p protocol of a member's word that names
+// under a prefix must be revalidated.
+const PurgeProtocol = "/pacman/fleet/purge/1.0.0"
+
+// Purger marks stale what an edge knows of the names under prefix, and
+// returns how many it marked.
+type Purger func(prefix string) int
+
+// purge is how this edge purges on a member's word.
+type purge struct {
+	mu sync.RWMutex // guards fn
+	fn Purger
+}
+
+// SetPurge sets how this edge purges on a member's word; until it is
+// called, members' purges mark nothing.
+func (f *Fleet) SetPurge(fn Purger) {
+	f.purge.mu.Lock()
+	f.purge.fn = fn
+	f.purge.mu.Unlock()
+}
+
+// Purge tells every live member to purge prefix, at once, and returns how
+// many did and the names they marked.
+func (f *Fleet) Purge(ctx context.Context, prefix string) (members, marked int) {
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, p := range f.live() {
+		if p == f.self {
+			continue
+		}
+		wg.Go(func() {
+			if n, ok := f.tellPurge(ctx, p, prefix); ok {
+				mu.Lock()
+				members++
+				marked += n
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return members, marked
+}
+
+// tellPurge tells p to purge prefix and returns what it marked.
+func (f *Fleet) tellPurge(ctx context.Context, p peer.ID, prefix string) (int, bool) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	s, err := f.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "fleet"), p, PurgeProtocol)
+	if err != nil {
+		return 0, false
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if writeFrame(s, []byte(prefix)) != nil || s.CloseWrite() != nil {
+		return 0, false
+	}
+	n, err := binary.ReadUvarint(bufio.NewReader(s))
+	return int(min(n, 1<<31)), err == nil
+}
+
+// handlePurge purges on a member's word and answers the names marked.
+func (f *Fleet) handlePurge(s network.Stream) {
+	defer s.Close()
+	if !f.members[s.Conn().RemotePeer()] {
+		_ = s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	prefix, err := readFrame(bufio.NewReader(s), maxRequest)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	n := 0
+	f.purge.mu.RLock()
+	fn := f.purge.fn
+	f.purge.mu.RUnlock()
+	if fn != nil {
+		n = fn(string(prefix))
+	}
+	var b [binary.MaxVarintLen64]byte
+	_, _ = s.Write(b[:binary.PutUvarint(b[:], uint64(n))])
+}
