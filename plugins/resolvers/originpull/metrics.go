@@ -12,6 +12,7 @@ type metrics struct {
 	bytes   *prometheus.CounterVec
 	pulls   *prometheus.CounterVec
 	pulling prometheus.Gauge
+	changed prometheus.Counter
 }
 
 // newMetrics registers the metrics on reg, or takes those another route
@@ -33,6 +34,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "origin_pull_pulling",
 			Help:      "Files being pulled from origins now.",
 		}),
+		changed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_changed_total",
+			Help:      "Pulled files the origin changed under the same validators: a leaf fetched by range did not match its CID, none of its bytes was served, and the file is pulled again.",
+		}),
 	}
 	var err error
 	if m.bytes, err = register(reg, m.bytes); err != nil {
@@ -42,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.pulling, err = register(reg, m.pulling); err != nil {
+		return nil, err
+	}
+	if m.changed, err = register(reg, m.changed); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -74,6 +83,9 @@ func (m *metrics) Pulled(result string) {
 	m.pulling.Dec()
 	m.pulls.WithLabelValues(result).Inc()
 }
+
+// Changed implements Observer.
+func (m *metrics) Changed() { m.changed.Inc() }
 
 // Interface guard.
 var _ Observer = (*metrics)(nil)

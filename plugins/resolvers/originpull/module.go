@@ -47,9 +47,9 @@ type Resolver struct {
 	// only proxied. Default: 8 GiB.
 	MaxPullSize int64 `json:"max_pull_size,omitempty"`
 
-	puller   *Puller
-	source   *origin.Source
-	remove   func() // stops answering the fleet's questions and purges
+	puller *Puller
+	source leafSource
+	remove func() // stops answering the fleet's questions and purges
 }
 
 // CaddyModule returns the Caddy module information.
@@ -94,8 +94,9 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	}
 	unanswer, unpurge := app.Fleet().AddAnswerer(r.puller.Answer), app.AddPurger(r.puller.Purge)
 	r.remove = func() { unanswer(); unpurge() }
-	r.source = &origin.Source{URL: r.Origin}
-	return r.source.Init()
+	src := &origin.Source{URL: r.Origin}
+	r.source = leafSource{src, r.puller}
+	return src.Init()
 }
 
 // Resolve implements gateway.Resolver.

@@ -79,6 +79,9 @@ type Observer interface {
 	// its result: "pulled", "not_kept" (private, no-store, too large) or
 	// "failed".
 	Pulled(result string)
+	// Changed counts a pulled file the origin changed under the same
+	// validators (a leaf fetched by range did not match its CID).
+	Changed()
 }
 
 // nopObserver observes nothing.
@@ -86,6 +89,7 @@ type nopObserver struct{}
 
 func (nopObserver) OriginBytes(string, int64) {}
 func (nopObserver) Pulled(string)             {}
+func (nopObserver) Changed()                  {}
 
 // Fleet is the edges that share an origin (package fleet's Fleet).
 type Fleet interface {

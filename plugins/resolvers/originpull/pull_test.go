@@ -15,9 +15,11 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/gateway"
+	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
+	"github.com/pacman-cdn/pacman/plugins/sources/origin"
 )
 
 // webOrigin is a plain web server whose files can change, counting the
@@ -362,4 +364,93 @@ func TestClientLeavesProxy(t *testing.T) {
 	if sent := o.sent.Load(); sent > 24<<20 {
 		t.Errorf("the origin sent %d MiB after the client left at 1 MiB", sent>>20)
 	}
+}
+
+// TestSameValidatorsOtherBytes: an origin that changes a pulled file's
+// bytes but not its ETag is caught at the first leaf fetched from it by
+// range: no byte of it is served under the old CID, the change is
+// counted, and the URL is pulled again as it is now.
+func TestSameValidatorsOtherBytes(t *testing.T) {
+	o := newOrigin(t)
+	v1 := testutil.Bytes("same etag 1", 4<<20)
+	v2 := testutil.Bytes("same etag 2", 4<<20)
+	o.set("/f.bin", originFile{data: v1, etag: `"same"`})
+	n := testutil.NewNode(t)
+	obs := &countingObserver{}
+	p, err := New(Config{
+		Origin: o.srv.URL, Dir: t.TempDir(), Revalidate: time.Hour, Observer: obs,
+		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
+		Has: func(ctx context.Context, c cid.Cid) bool {
+			held, err := n.Blockstore().Has(ctx, c)
+			return err == nil && held
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	src := &origin.Source{URL: o.srv.URL}
+	if err := src.Init(); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := testutil.OpenGateway(n, gateway.Config{Resolvers: []gateway.Resolver{p}, Sources: []hedge.Source{leafSource{src, p}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	e := &edge{p: p, n: n, url: srv.URL}
+	get(t, e.url+"/f.bin")
+	e.waitWarm(t, "/f.bin", v1)
+
+	// The cache evicts the file's last leaf; the origin's bytes change
+	// under the same ETag.
+	root, err := n.DAG().Get(context.Background(), cidOf(t, v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := root.Links()[len(root.Links())-1].Cid
+	if err := n.Blockstore().DeleteBlock(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	o.set("/f.bin", originFile{data: v2, etag: `"same"`})
+	resp, err := http.Get(e.url + "/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(body, v1[:len(body)]) {
+		t.Errorf("served bytes other than the CID's: %d bytes, first difference at %d", len(body), firstDiff(body, v1))
+	}
+	if len(body) == len(v1) {
+		t.Errorf("the whole old file was served, with its last leaf evicted and the origin changed")
+	}
+	if obs.changes() != 1 {
+		t.Errorf("%d changes counted, want 1", obs.changes())
+	}
+	if resp, body := get(t, e.url+"/f.bin"); resp.StatusCode != 200 || !bytes.Equal(body, v2) {
+		t.Errorf("the next request: status %d, the new bytes %v", resp.StatusCode, bytes.Equal(body, v2))
+	}
+	e.waitWarm(t, "/f.bin", v2)
+}
+
+// countingObserver counts the changes a puller observes.
+type countingObserver struct {
+	mu      sync.Mutex
+	changed int
+}
+
+func (*countingObserver) OriginBytes(string, int64) {}
+func (*countingObserver) Pulled(string)             {}
+func (c *countingObserver) Changed()                { c.mu.Lock(); c.changed++; c.mu.Unlock() }
+func (c *countingObserver) changes() int            { c.mu.Lock(); defer c.mu.Unlock(); return c.changed }
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
