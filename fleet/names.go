@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -54,22 +53,11 @@ func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, asked, kno
 	if p == f.self {
 		return nil, false, false, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-	defer cancel()
-	s, err := f.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "fleet"), p, NameProtocol)
+	r, done, err := f.ask(ctx, p, NameProtocol, []byte(name))
 	if err != nil {
-		return nil, true, false, fmt.Errorf("asking fleet member %s about %s: %w", p, name, err)
+		return nil, true, false, err
 	}
-	defer s.Close()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if err := writeFrame(s, []byte(name)); err != nil {
-		return nil, true, false, fmt.Errorf("asking fleet member %s: %w", p, err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, true, false, fmt.Errorf("asking fleet member %s: %w", p, err)
-	}
-	r := bufio.NewReader(s)
+	defer done()
 	code, err := r.ReadByte()
 	if err != nil {
 		return nil, true, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
@@ -87,20 +75,11 @@ func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, asked, kno
 // handleName answers one member's question about a name: answerBlock and
 // the answer, or answerNotFound.
 func (f *Fleet) handleName(s network.Stream) {
-	defer s.Close()
-	if !f.members[s.Conn().RemotePeer()] {
-		_ = s.Reset()
+	ctx, name, done, ok := f.accept(s)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	name, err := readFrame(bufio.NewReader(s), maxRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
+	defer done()
 	f.answerers.mu.RLock()
 	list := slices.Clone(f.answerers.list)
 	f.answerers.mu.RUnlock()

@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"sync"
@@ -58,38 +57,22 @@ func (f *Fleet) Purge(ctx context.Context, prefix string) (members, marked int) 
 
 // tellPurge tells p to purge prefix and returns what it marked.
 func (f *Fleet) tellPurge(ctx context.Context, p peer.ID, prefix string) (int, bool) {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-	defer cancel()
-	s, err := f.cfg.Host.NewStream(network.WithAllowLimitedConn(ctx, "fleet"), p, PurgeProtocol)
+	r, done, err := f.ask(ctx, p, PurgeProtocol, []byte(prefix))
 	if err != nil {
 		return 0, false
 	}
-	defer s.Close()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if writeFrame(s, []byte(prefix)) != nil || s.CloseWrite() != nil {
-		return 0, false
-	}
-	n, err := binary.ReadUvarint(bufio.NewReader(s))
+	defer done()
+	n, err := binary.ReadUvarint(r)
 	return int(min(n, 1<<31)), err == nil
 }
 
 // handlePurge purges on a member's word and answers the names marked.
 func (f *Fleet) handlePurge(s network.Stream) {
-	defer s.Close()
-	if !f.members[s.Conn().RemotePeer()] {
-		_ = s.Reset()
+	_, prefix, done, ok := f.accept(s)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	prefix, err := readFrame(bufio.NewReader(s), maxRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
+	defer done()
 	n := 0
 	f.purge.mu.RLock()
 	fn := f.purge.fn
