@@ -403,9 +403,9 @@ func listenable(cfg Config, log *zap.Logger) []multiaddr.Multiaddr {
 type Stats struct {
 	// Peers is the number of connected peers.
 	Peers int
-	// BytesSeeded is the block data bitswap has sent to peers.
+	// BytesSeeded is the block data bitswap has written to peers.
 	BytesSeeded uint64
-	// BlocksSeeded is the number of blocks bitswap has sent to peers.
+	// BlocksSeeded is the number of blocks bitswap has written to peers.
 	BlocksSeeded uint64
 	// StoreBytes is the blockstore's size on disk.
 	StoreBytes uint64
@@ -435,11 +435,10 @@ func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	if ps, err := n.router.provider.Stat(); err == nil {
 		st.Reprovides, st.LastReprovide = ps.TotalReprovides, ps.LastRun
 	}
-	bs, err := n.bitswap.Stat()
-	if err != nil {
-		return st, fmt.Errorf("reading bitswap stats: %w", err)
-	}
-	st.BytesSeeded, st.BlocksSeeded = bs.DataSent, bs.BlocksSent
+	// Bitswap's own DataSent counts an answer when it is queued; the
+	// outbox counts it when it is written.
+	st.BytesSeeded, st.BlocksSeeded = n.out.sentBytes.Load(), n.out.sentBlocks.Load()
+	var err error
 	if st.StoreBytes, err = n.store.ds.DiskUsage(ctx); err != nil {
 		return st, fmt.Errorf("reading store size: %w", err)
 	}

@@ -51,15 +51,18 @@ var errBacklogged = errors.New("peer is not reading its messages: dropped")
 // messages dropped, within its backlog and the node's.
 type outbox struct {
 	bsnetwork.BitSwapNetwork
-	uploads uploads              // the upload caps
-	live    func(peer.ID) bool   // whether a peer is connected
-	ctx     context.Context      // ends when the node closes
-	wg      sync.WaitGroup       // the writers
-	drops   atomic.Int64         // messages dropped
-	mu      sync.Mutex           // guards everything below
-	boxes   map[peer.ID]*peerBox //
-	queued  int                  // bytes queued or being written, all peers
-	closed  bool                 // no more writers start
+	uploads uploads            // the upload caps
+	live    func(peer.ID) bool // whether a peer is connected
+	ctx     context.Context    // ends when the node closes
+	wg      sync.WaitGroup     // the writers
+	drops   atomic.Int64       // messages dropped
+	// sentBytes and sentBlocks are the block bytes and blocks written to
+	// peers: seeding, counted as it crosses, not as it is queued.
+	sentBytes, sentBlocks atomic.Uint64
+	mu                    sync.Mutex           // guards everything below
+	boxes                 map[peer.ID]*peerBox //
+	queued                int                  // bytes queued or being written, all peers
+	closed                bool                 // no more writers start
 }
 
 // peerBox is one peer's queue.
@@ -205,6 +208,10 @@ func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMe
 		}
 		err := ms.SendMsg(ctx, msg)
 		if err == nil {
+			for _, b := range msg.Blocks() {
+				o.sentBytes.Add(uint64(len(b.RawData())))
+				o.sentBlocks.Add(1)
+			}
 			return ms
 		}
 		_ = ms.Reset()

@@ -138,3 +138,42 @@ func TestUploadLimitPerAddress(t *testing.T) {
 	wg.Wait()
 	checkRate(t, "two peer IDs at one address", 2*len(data), time.Since(start), limit)
 }
+
+// TestSeededCountsWhatCrossed: what a capped seeder reports seeded is
+// what it has written, at its cap, not what bitswap has queued for it
+// (the figure ran seconds ahead of the bytes, issue 22).
+func TestSeededCountsWhatCrossed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 4 s of rate-limited transfer")
+	}
+	const limit = 2 << 20
+	data := testutil.Bytes("seeded", 8<<20)
+	seeder := testutil.NewNodeConfig(t, node.Config{Upload: node.UploadLimits{Total: limit}})
+	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leecher := testutil.NewNode(t, seeder.AddrInfo())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := fetchAll(leecher, root, data); done <- err }()
+	time.Sleep(time.Second)
+	st, err := seeder.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At 2 MiB/s, with the limiter's burst of a tenth of a second.
+	if most := uint64(float64(limit)*time.Since(start).Seconds()) + 512<<10; st.BytesSeeded > most {
+		t.Errorf("%.1f s into a fetch capped at 2 MiB/s the seeder says it seeded %.1f MiB", time.Since(start).Seconds(), float64(st.BytesSeeded)/(1<<20))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err = seeder.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BytesSeeded < uint64(len(data)) {
+		t.Errorf("after the fetch the seeder says it seeded %d bytes of %d", st.BytesSeeded, len(data))
+	}
+}
