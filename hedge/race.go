@@ -122,11 +122,13 @@ func (r *Request) ahead(w Want) bool {
 	return w.reason() == ForReadahead && f != nil && len(f.Members()) > 0
 }
 
-// answer is one step's reply.
+// answer is one step's reply. stored, if not nil, yields the error of
+// keeping blk, once it is kept.
 type answer struct {
-	step int
-	blk  blocks.Block
-	err  error
+	step   int
+	blk    blocks.Block
+	err    error
+	stored <-chan error
 }
 
 // race asks the ladder's steps for w, each at its delay or as soon as all
@@ -169,10 +171,17 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 				defer release()
 			}
 			blk, err := f.Fetch(ctx, sw)
-			if err == nil && !steps[i].kept {
-				err = r.keep(ctx, blk)
+			if err != nil || steps[i].kept {
+				answers <- answer{step: i, blk: blk, err: err}
+				return
 			}
-			answers <- answer{i, blk, err}
+			// Answered before it is kept, and kept before the answer is
+			// served: keeping wakes the node's own sessions waiting for
+			// the block, whose answer must not come first and claim the
+			// block as theirs.
+			stored := make(chan error, 1)
+			answers <- answer{step: i, blk: blk, stored: stored}
+			stored <- r.keep(ctx, blk)
 		}()
 	}
 	timer := time.NewTimer(time.Hour)
@@ -239,6 +248,9 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 		case a := <-answers:
 			pending--
 			name := steps[a.step].name
+			if a.err == nil && a.stored != nil {
+				a.err = <-a.stored
+			}
 			if a.err == nil {
 				blk := r.fetched(w, name, a.blk)
 				if pending > 0 {
@@ -284,6 +296,9 @@ func (r *Request) fetched(w Want, name string, blk blocks.Block) blocks.Block {
 func (r *Request) drain(w Want, steps []step, answers <-chan answer, pending int) {
 	for range pending {
 		if a := <-answers; a.err == nil {
+			if a.stored != nil {
+				<-a.stored
+			}
 			r.fetched(w, steps[a.step].name, a.blk)
 		}
 	}
@@ -344,7 +359,7 @@ func FirstOf(fs ...Fetcher) Fetcher {
 		for i, f := range fs {
 			go func() {
 				blk, err := f.Fetch(ctx, w)
-				answers <- answer{i, blk, err}
+				answers <- answer{step: i, blk: blk, err: err}
 			}()
 		}
 		var errs []error

@@ -268,3 +268,64 @@ func TestOriginFollowsMembersThatHoldNothing(t *testing.T) {
 		t.Errorf("the block came from %s after %v; want the origin's, once the members said no", hedge.SourceOf(got), took)
 	}
 }
+
+// notifyingStore is a store whose Keep wakes the node's own sessions
+// waiting for the block, as the node's bitswap does, and takes a while.
+type notifyingStore struct {
+	kept chan struct{}
+	once sync.Once
+}
+
+func (s *notifyingStore) Keep(context.Context, blocks.Block) error {
+	s.once.Do(func() { close(s.kept) })
+	time.Sleep(20 * time.Millisecond)
+	return nil
+}
+
+// TestKeptBlockIsTheFetchersOwn: a block the origin fetched is counted as
+// the origin's, though keeping it wakes a peer session waiting for it,
+// which then answers with the same block (CI saw an origin leaf counted
+// as the peers' in TestOriginThroughCaddy). The winner is kept before it
+// is served.
+func TestKeptBlockIsTheFetchersOwn(t *testing.T) {
+	blk := blocks.NewBlock([]byte("a leaf the origin fetches"))
+	empty := hedge.LocalBlockstore(blockstore.NewBlockstore(dssync.MutexWrap(datastore.NewMapDatastore())))
+	for range 5 {
+		st := &notifyingStore{kept: make(chan struct{})}
+		peers := hedge.FetcherFunc(func(ctx context.Context, w hedge.Want) (blocks.Block, error) {
+			select {
+			case <-st.kept:
+				return blk, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+		sessions := sessionSource{rung: hedge.Rung{Name: "peers", Kept: true}, f: peers}
+		origin := source{rung: hedge.Rung{Name: "origin", After: 10 * time.Millisecond}, answer: func(hedge.Want) (blocks.Block, error) { return blk, nil }}
+		h, err := hedge.New(hedge.Config{Local: empty, Sources: []hedge.Source{sessions, origin}, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := h.Open(hedge.Target{Root: blk.Cid()}, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := req.Get(context.Background(), hedge.Want{Cid: blk.Cid(), Needed: closed()})
+		req.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src := hedge.SourceOf(got); src != "origin" {
+			t.Fatalf("the origin's block was counted as %q's", src)
+		}
+	}
+}
+
+// sessionSource is a source of one fetcher that keeps its own blocks.
+type sessionSource struct {
+	rung hedge.Rung
+	f    hedge.Fetcher
+}
+
+func (s sessionSource) Rung() hedge.Rung                                 { return s.rung }
+func (s sessionSource) Open(hedge.Target) (hedge.Fetcher, func(), error) { return s.f, nil, nil }
