@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -149,5 +150,63 @@ func TestFleetPullsOnce(t *testing.T) {
 	}
 	if extra := o.sent.Load() - before; extra != 0 {
 		t.Errorf("a second round took %d bytes from the origin, want none", extra)
+	}
+}
+
+// TestOwnerKilledMidPull: the member that owns a URL dies while it pulls
+// it. The live members left own the URL between them now: the next
+// request makes one of them pull it, and both serve it under one CID.
+func TestOwnerKilledMidPull(t *testing.T) {
+	o := newOrigin(t)
+	data := testutil.Bytes("killed mid-pull", 4<<20+1)
+	o.set("/v/film.mp4", originFile{data: data, etag: `"k"`, rate: 2 << 20})
+	edges := newFleetEdges(t, 3, o)
+	go func() { // cold: the owner starts pulling
+		if resp, err := http.Get(edges[0].url + "/v/film.mp4"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	u := edges[0].p.base + "v/film.mp4"
+	var owner int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		owner = -1
+		for i, e := range edges {
+			e.p.mu.Lock()
+			if e.p.pulling[u] {
+				owner = i
+			}
+			e.p.mu.Unlock()
+		}
+		if owner >= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no edge started pulling")
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // part-way through
+	edges[owner].p.Close()
+	if err := edges[owner].n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var left []*edge
+	for i, e := range edges {
+		if i != owner {
+			left = append(left, e)
+		}
+	}
+	for _, e := range left {
+		get(t, e.url+"/v/film.mp4")
+	}
+	want := cidOf(t, data)
+	for _, e := range left {
+		e.waitWarm(t, "/v/film.mp4", data)
+		if resp, body := get(t, e.url+"/v/film.mp4"); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Errorf("after the owner died, through %s: status %d, equal %v", e.url, resp.StatusCode, bytes.Equal(body, data))
+		}
+		if rec, ok := e.p.records.get(u); !ok || rec.Root != want {
+			t.Errorf("an edge left records %v (%v), want %s", rec.Root, ok, want)
+		}
 	}
 }

@@ -40,6 +40,8 @@ type originFile struct {
 	cacheControl string
 	lie          int
 	noRange      bool
+	// rate, if set, is the bytes per second a whole-file answer is sent at.
+	rate int
 }
 
 func newOrigin(t *testing.T) *webOrigin {
@@ -65,6 +67,14 @@ func newOrigin(t *testing.T) *webOrigin {
 		case f.noRange:
 			w.Header().Set("Content-Type", "video/mp4")
 			cw.Write(f.data)
+		case f.rate > 0 && r.Header.Get("Range") == "":
+			w.Header().Set("Content-Length", fmt.Sprint(len(f.data)))
+			for off := 0; off < len(f.data); off += 64 << 10 {
+				if _, err := cw.Write(f.data[off:min(off+64<<10, len(f.data))]); err != nil {
+					return
+				}
+				time.Sleep(time.Second * time.Duration(64<<10) / time.Duration(f.rate))
+			}
 		default:
 			http.ServeContent(cw, r, r.URL.Path, time.Time{}, bytes.NewReader(f.data))
 		}
