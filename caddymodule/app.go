@@ -349,13 +349,23 @@ func (a *App) Fleet() *fleet.Fleet { return a.edge.Fleet() }
 // returned function is called.
 func (a *App) AddPurger(p fleet.Purger) (remove func()) { return a.edge.AddPurger(p) }
 
-// Metrics returns the observer of the edge's blocks and streams.
-func (a *App) Metrics() interface {
+// Observer is what the edge's metrics observe: the gateway's streams, the
+// hedge's blocks, and what origin_pull takes from its origins (its
+// Observer's methods).
+type Observer interface {
 	gateway.Observer
 	hedge.Observer
-} {
-	return a.metrics
+	// OriginBytes counts body bytes from an origin, by reason.
+	OriginBytes(reason string, n int64)
+	// Pulled counts a pull as it starts (result "") and as it ends.
+	Pulled(result string)
+	// Changed counts a pulled file changed under the same validators.
+	Changed()
 }
+
+// Metrics returns the observer of the edge's blocks, streams and pulls,
+// which live as long as the edge, across reloads.
+func (a *App) Metrics() Observer { return a.metrics }
 
 // AppFrom returns the pacman app of the config ctx belongs to, starting it
 // if need be: plugins take what they use of the edge from it (Blockstore,

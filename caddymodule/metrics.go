@@ -25,6 +25,10 @@ type nodeMetrics struct {
 	rejected       *prometheus.CounterVec
 	liveHeld       *prometheus.HistogramVec
 	liveDropped    *prometheus.CounterVec
+	pullBytes      *prometheus.CounterVec
+	pulls          *prometheus.CounterVec
+	pulling        prometheus.Gauge
+	pullChanged    prometheus.Counter
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -77,8 +81,46 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "live_dropped_total",
 			Help:      "Live announcements refused, by reason: rate (a peer over its gossip rate, ignored unread), untrusted (a key not in live_trust), forged (a signature that does not verify), malformed, stale (too old) or replayed.",
 		}, []string{"reason"}),
+		pullBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_bytes_total",
+			Help:      "Body bytes origin_pull took from its origins, by reason: proxy (cold responses) or pull (whole files pulled). Leaves fetched by range are pacman_fetched_bytes_total{source=\"origin\"}.",
+		}, []string{"reason"}),
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_pulls_total",
+			Help:      "Pulls of whole files that ended, by result: pulled, not_kept (private, no-store or over max_pull_size) or failed.",
+		}, []string{"result"}),
+		pulling: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_pulling",
+			Help:      "Files being pulled from origins now.",
+		}),
+		pullChanged: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_changed_total",
+			Help:      "Pulled files the origin changed under the same validators: a leaf fetched by range did not match its CID, none of its bytes was served, and the file is pulled again.",
+		}),
 	}
 }
+
+// OriginBytes implements originpull.Observer.
+func (m *nodeMetrics) OriginBytes(reason string, n int64) {
+	m.pullBytes.WithLabelValues(reason).Add(float64(n))
+}
+
+// Pulled implements originpull.Observer.
+func (m *nodeMetrics) Pulled(result string) {
+	if result == "" {
+		m.pulling.Inc()
+		return
+	}
+	m.pulling.Dec()
+	m.pulls.WithLabelValues(result).Inc()
+}
+
+// Changed implements originpull.Observer.
+func (m *nodeMetrics) Changed() { m.pullChanged.Inc() }
 
 // Held implements live.Observer.
 func (m *nodeMetrics) Held(stream string, since time.Duration) {
@@ -122,6 +164,10 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node, f *fleet.
 		m.rejected,
 		m.liveHeld,
 		m.liveDropped,
+		m.pullBytes,
+		m.pulls,
+		m.pulling,
+		m.pullChanged,
 		statsCollector{n, f},
 	}
 	for _, c := range collectors {

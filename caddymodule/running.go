@@ -56,6 +56,10 @@ type Figures struct {
 	// and Stalls the responses cut for a late block.
 	LeavesInFlight float64 `json:"leaves_in_flight"`
 	Stalls         float64 `json:"stalls"`
+	// OriginPull are the bytes origin_pull took from its origins, by
+	// reason (proxy, pull), and Pulling the files being pulled now.
+	OriginPull map[string]float64 `json:"origin_pull"`
+	Pulling    float64            `json:"pulling"`
 }
 
 // Figures reads the edge's figures.
@@ -71,6 +75,7 @@ func (r *Running) Figures(ctx context.Context) (Figures, error) {
 		Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"),
 		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
 		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),
+		OriginPull: sumBy(m.pullBytes, "reason"), Pulling: value(m.pulling),
 	}, nil
 }
 

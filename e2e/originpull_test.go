@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,6 +66,9 @@ func TestOriginPullThroughCaddy(t *testing.T) {
 }
 
 http://127.0.0.1:%d {
+	route /stats {
+		pacman_stats
+	}
 	pacman /videos/* {
 		resolve origin_pull %s {
 			revalidate 1s
@@ -147,6 +151,21 @@ http://127.0.0.1:%d {
 	} {
 		if !bytes.Contains(metrics, []byte(line+"\n")) {
 			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	// So does the dashboard.
+	var dash struct {
+		Figures struct {
+			OriginPull map[string]float64 `json:"origin_pull"`
+		} `json:"figures"`
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats", port)); err != nil {
+		t.Error(err)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(&dash)
+		resp.Body.Close()
+		if err != nil || dash.Figures.OriginPull["proxy"] != 1e6 || dash.Figures.OriginPull["pull"] != float64(len(v1)) {
+			t.Errorf("the dashboard's origin_pull figures: %v, %v; want 1e6 proxied and the file pulled", dash.Figures.OriginPull, err)
 		}
 	}
 

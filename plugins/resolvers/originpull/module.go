@@ -2,7 +2,6 @@ package originpull
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -66,10 +65,6 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	obs, err := newMetrics(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("origin_pull: registering its metrics: %w", err)
-	}
 	bs := app.Blockstore()
 	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
 	r.puller, err = New(Config{
@@ -86,7 +81,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 		MaxPulls:    r.MaxPulls,
 		MaxPullSize: r.MaxPullSize,
 		Fleet:       app.Fleet(),
-		Observer:    obs,
+		Observer:    app.Metrics(),
 		Log:         ctx.Logger(),
 	})
 	if err != nil {
@@ -163,8 +158,9 @@ func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Interface guards.
+// Interface guards; the app's metrics observe what pullers take.
 var (
+	_ Observer              = caddymodule.Observer(nil)
 	_ gateway.Resolver      = (*Resolver)(nil)
 	_ caddy.Provisioner     = (*Resolver)(nil)
 	_ caddy.CleanerUpper    = (*Resolver)(nil)
