@@ -70,15 +70,38 @@ func need(t *testing.T, tool string) string {
 	return p
 }
 
-// freePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// handedOut are the ports freePort has returned in this test binary: the
+// kernel can give a port just closed to the next listener, and two
+// servers on one port (Caddy binds with SO_REUSEPORT) would share its
+// requests (CI saw a quickstart's HTTP and admin ports alike).
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePort returns a TCP port free on 127.0.0.1 at the time of the call,
+// and never one it returned before.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
+	}
+	t.Fatal("no fresh free port in 100 tries")
+	return 0
 }
 
 // pacman is a running caddy with the pacman app and handler.
