@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -31,19 +32,8 @@ import (
 // connection's own cost. Each write must still be taken within the stall
 // timeout, and once the slow streams are cut, requests are served. One address may not hold more than its share of streams.
 func TestSlowReaders(t *testing.T) {
-	big := testutil.Bytes("slow-big", 16<<20)
-	small := testutil.Bytes("slow-small", 1<<20)
-	bs, bigRoot := memFile(t, big, ingest.WithChunkSize(256<<10))
-	dag := blockservice.New(bs, nil)
-	smallRoot, err := ingest.Import(context.Background(), dagService(dag), bytes.NewReader(small), ingest.WithChunkSize(256<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := gateway.NewHandler(gateway.Config{
-		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},
-		Policies:            []gateway.Policy{testutil.OpenPolicy{}},
-		Sources:             []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })},
-		Local:               emptyStore(),
+	// 200 clients that ask for the big file and never read a byte.
+	url, smallRoot, small := slowBed(t, "slow", 200, gateway.Config{
 		Window:              4,
 		MaxWindow:           4,
 		MaxLeavesInFlight:   8,
@@ -53,31 +43,11 @@ func TestSlowReaders(t *testing.T) {
 		MaxStreamsPerClient: 1000,
 		MaxNetworkRequests:  1000, // this test is about the leaf budget
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	addr := srv.Listener.Addr().String()
-
-	// 200 clients that ask for the big file and never read a byte.
-	for range 200 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
-	}
-	time.Sleep(500 * time.Millisecond)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func() (*http.Response, []byte, time.Duration) {
 		start := time.Now()
-		req, _ := http.NewRequest("GET", srv.URL+"/ipfs/"+smallRoot.String(), nil)
+		req, _ := http.NewRequest("GET", url+"/ipfs/"+smallRoot.String(), nil)
 		req.Header.Set("Range", "bytes=0-300000")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -180,43 +150,14 @@ func firstDiff(a, b []byte) int {
 // its whole response, and 20 of them on a cap of 8 left every other
 // request of content not held a 503.
 func TestSlowReadersOfContentNotHeld(t *testing.T) {
-	big := testutil.Bytes("slow-not-held-big", 16<<20)
-	small := testutil.Bytes("slow-not-held-small", 1<<20)
-	bs, bigRoot := memFile(t, big, ingest.WithChunkSize(256<<10))
-	dag := blockservice.New(bs, nil)
-	smallRoot, err := ingest.Import(context.Background(), dagService(dag), bytes.NewReader(small), ingest.WithChunkSize(256<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := gateway.NewHandler(gateway.Config{
-		Resolvers:           []gateway.Resolver{gateway.IPFSPaths{}},
-		Policies:            []gateway.Policy{testutil.OpenPolicy{}},
-		Sources:             []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })},
-		Local:               emptyStore(),
+	url, smallRoot, small := slowBed(t, "slow-not-held", 20, gateway.Config{
 		Readahead:           -1,
 		MaxStreamsPerClient: 1000,
 		MaxNetworkRequests:  8,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	for range 20 {
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
-	}
-	time.Sleep(500 * time.Millisecond)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for i := range 3 {
-		req, _ := http.NewRequest("GET", srv.URL+"/ipfs/"+smallRoot.String(), nil)
+		req, _ := http.NewRequest("GET", url+"/ipfs/"+smallRoot.String(), nil)
 		req.Header.Set("Range", "bytes=1000-300999")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -229,4 +170,43 @@ func TestSlowReadersOfContentNotHeld(t *testing.T) {
 				i, resp.StatusCode, len(body), body[:min(len(body), 200)])
 		}
 	}
+}
+
+// slowBed serves, through a gateway configured by cfg over an empty store,
+// a 16 MiB file and a 1 MiB one held by a peer session, and opens readers
+// clients that ask for the big file and never read a byte. It returns
+// the server's URL, the small file's CID and its bytes.
+func slowBed(t *testing.T, name string, readers int, cfg gateway.Config) (url string, smallRoot cid.Cid, small []byte) {
+	t.Helper()
+	big := testutil.Bytes(name+"-big", 16<<20)
+	small = testutil.Bytes(name+"-small", 1<<20)
+	bs, bigRoot := memFile(t, big, ingest.WithChunkSize(256<<10))
+	dag := blockservice.New(bs, nil)
+	smallRoot, err := ingest.Import(context.Background(), dagService(dag), bytes.NewReader(small), ingest.WithChunkSize(256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resolvers = []gateway.Resolver{gateway.IPFSPaths{}}
+	cfg.Policies = []gateway.Policy{testutil.OpenPolicy{}}
+	cfg.Sources = []hedge.Source{testutil.PeerSessions(func(context.Context) hedge.Getter { return dag })}
+	cfg.Local = emptyStore()
+	h, err := gateway.NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for range readers {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		fmt.Fprintf(c, "GET /ipfs/%s HTTP/1.1\r\nHost: x\r\n\r\n", bigRoot)
+	}
+	time.Sleep(500 * time.Millisecond)
+	return srv.URL, smallRoot, small
 }

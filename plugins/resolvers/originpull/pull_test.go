@@ -445,16 +445,25 @@ func TestSameValidatorsOtherBytes(t *testing.T) {
 	e.waitWarm(t, "/f.bin", v2)
 }
 
-// countingObserver counts the changes a puller observes.
+// countingObserver counts the files pulled and the changes pullers
+// observe.
 type countingObserver struct {
-	mu      sync.Mutex
-	changed int
+	mu              sync.Mutex
+	pulled, changed int
 }
 
 func (*countingObserver) OriginBytes(string, int64) {}
-func (*countingObserver) Pulled(string)             {}
 func (c *countingObserver) Changed()                { c.mu.Lock(); c.changed++; c.mu.Unlock() }
 func (c *countingObserver) changes() int            { c.mu.Lock(); defer c.mu.Unlock(); return c.changed }
+func (c *countingObserver) pulls() int              { c.mu.Lock(); defer c.mu.Unlock(); return c.pulled }
+
+func (c *countingObserver) Pulled(result string) {
+	if result == "pulled" {
+		c.mu.Lock()
+		c.pulled++
+		c.mu.Unlock()
+	}
+}
 
 func firstDiff(a, b []byte) int {
 	for i := range min(len(a), len(b)) {
