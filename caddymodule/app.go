@@ -120,6 +120,8 @@ type App struct {
 	running *Running
 	log     *zap.Logger
 	routes  *edge.Routes
+	ctx     caddy.Context
+	ports   []string // the keys of the port locks this config holds
 }
 
 // CaddyModule returns the Caddy module information.
@@ -139,7 +141,7 @@ func DefaultDataDir() string { return filepath.Join(caddy.AppDataDir(), "pacman"
 // Provision starts the node, or takes the one a previous config started on
 // the same data directory.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.log = ctx.Logger()
+	a.log, a.ctx = ctx.Logger(), ctx
 	a.routes = new(edge.Routes)
 	if a.DataDir == "" {
 		a.DataDir = DefaultDataDir()
@@ -318,6 +320,10 @@ func (a *App) Stop() error { return nil }
 // starts a new config before it stops the old one, so members are never
 // left unanswered across a reload.
 func (a *App) Start() error {
+	if err := a.holdPorts(); err != nil {
+		a.log.Error("the pacman node cannot start: "+err.Error(), zap.String("data_dir", a.DataDir))
+		return err
+	}
 	a.edge.Serve(a.routes)
 	return nil
 }
@@ -380,6 +386,7 @@ func AppFrom(ctx caddy.Context) (*App, error) {
 
 // Cleanup releases this config's use of the node; the last user stops it.
 func (a *App) Cleanup() error {
+	a.releasePorts()
 	if a.edge == nil {
 		return nil
 	}
