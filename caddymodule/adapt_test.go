@@ -178,6 +178,8 @@ const adaptedJSON = `{
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]struct{ cfg, err string }{
 		"unknown subdirective": {":8080 {\n pacman {\n  nope 1\n }\n}", `unknown subdirective \"nope\"`},
+		"removed reask_after":  {":8080 {\n pacman {\n  reask_after 2s\n }\n}", "reask_after is gone: the node asks another holder as soon as a peer is late"},
+		"removed, in a module": {":8080 {\n pacman {\n  source bitswap {\n   reask_after 2s\n  }\n }\n}", "reask_after is gone"},
 		"non-integer window":   {":8080 {\n pacman {\n  window many\n }\n}", `window: \"many\" is not an integer`},
 		"bad duration":         {":8080 {\n pacman {\n  stall_timeout soon\n }\n}", "stall_timeout: "},
 		"missing value":        {":8080 {\n pacman {\n  window\n }\n}", "wrong argument count"},

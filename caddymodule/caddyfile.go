@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
 
 func init() {
@@ -255,7 +256,6 @@ func parseRate(s string) (int64, error) {
 //		deny_file       <path>                 # policy deny_list <path>
 //		origin          <url>                  # source origin <url>
 //		origin_after    <duration>             #   { after <duration> }
-//		reask_after     <duration>             # source bitswap { reask_after <duration> }
 //		session_idle    <duration>             # source bitswap { session_idle <duration> }
 //	}
 func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -332,7 +332,7 @@ func moduleNames(namespace string) string {
 func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val string) error {
 	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges, "max_streams_per_client": &h.MaxStreamsPerClient, "max_network_requests": &h.MaxNetworkRequests}
 	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout, "budget_wait": &h.BudgetWait,
-		"origin_after": &short.originAfter, "reask_after": &short.reaskAfter, "session_idle": &short.sessionIdle}
+		"origin_after": &short.originAfter, "session_idle": &short.sessionIdle}
 	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin}
 	if p, ok := ints[name]; ok {
 		n, err := strconv.Atoi(val)
@@ -357,14 +357,14 @@ func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val
 		}
 		return nil
 	}
-	return d.Errf("unknown subdirective %q", name)
+	return caddyargs.Unknown(d, name)
 }
 
 // shorthands are the subdirectives that stand for modules, as they were
 // spelt before resolvers, sources and policies were modules.
 type shorthands struct {
-	access, allowFile, denyFile, origin  string
-	originAfter, reaskAfter, sessionIdle caddy.Duration
+	access, allowFile, denyFile, origin string
+	originAfter, sessionIdle            caddy.Duration
 }
 
 // apply adds the modules the shorthands stand for: the access policy (and
@@ -392,11 +392,8 @@ func (s shorthands) apply(h *Handler) error {
 			h.PoliciesRaw = append(h.PoliciesRaw, module(map[string]any{"policy": "deny_list", "file": s.denyFile}))
 		}
 	}
-	if s.reaskAfter != 0 || s.sessionIdle != 0 || (s.origin != "" && len(h.SourcesRaw) == 0) {
+	if s.sessionIdle != 0 || (s.origin != "" && len(h.SourcesRaw) == 0) {
 		bs := map[string]any{"source": "bitswap"}
-		if s.reaskAfter != 0 {
-			bs["reask_after"] = s.reaskAfter
-		}
 		if s.sessionIdle != 0 {
 			bs["session_idle"] = s.sessionIdle
 		}

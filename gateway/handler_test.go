@@ -679,51 +679,8 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// TestReask: a leaf the request's session never delivers is asked for
-// again through a fresh session after ReaskAfter, and the stream completes
-// long before the stall timeout.
-func TestReask(t *testing.T) {
-	f := newFixture(t, gateway.Config{})
-	ix, _ := dag.NewIndex(16)
-	var second cid.Cid
-	i := 0
-	for leaf, err := range ix.Leaves(context.Background(), f.store, f.videoCID, 0, int64(len(f.video))) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i++; i == 2 {
-			second = leaf.Cid
-		}
-	}
-	stuck := &faultyGetter{g: f.store}
-	stuck.hang(second)
-	var opened atomic.Int64
-	sessions := hedge.NewSessions(hedge.Rung{Name: "peers", Again: 100 * time.Millisecond}, func(context.Context) hedge.Getter {
-		if opened.Add(1) == 1 {
-			return stuck // the request's own session: never delivers leaf 2
-		}
-		return f.store
-	}, 16, time.Minute)
-	h, err := newSessionHandler(nil, gateway.Config{Sources: []hedge.Source{sessions}, StallTimeout: 20 * time.Second, Readahead: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := httptestServer(t, h) + "/ipfs/" + f.videoCID.String()
-	start := time.Now()
-	resp, body := do(t, "GET", url)
-	if resp.StatusCode != 200 || !bytes.Equal(body, f.video) {
-		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v: the re-ask did not rescue the stuck leaf", d)
-	}
-	if opened.Load() < 2 {
-		t.Error("no fresh session was opened")
-	}
-}
-
 // newSessionHandler returns an open path gateway whose blocks come from
-// the sessions open returns (a fresh one for each re-ask), over an empty
+// the sessions open returns, over an empty
 // store unless cfg names one.
 func newSessionHandler(open func(context.Context) dag.BlockGetter, cfg gateway.Config) (*gateway.Handler, error) {
 	if cfg.Local == nil {

@@ -116,9 +116,6 @@ type Target struct {
 	// source that fetches from the origin may fetch only from URLs it
 	// would have built itself.
 	OriginURL string
-	// Fresh asks for a fetcher of its own rather than a shared one: the
-	// shared one was late.
-	Fresh bool
 	// StoreOnly reads the store alone, asking no source and no fleet
 	// member (RFC 9111 only-if-cached).
 	StoreOnly bool
@@ -136,9 +133,6 @@ type Rung struct {
 	// asked too. A source is asked at once when every source asked
 	// before it has failed.
 	After time.Duration
-	// Again, if positive, asks the source again through a fresh fetcher
-	// each time Again passes without an answer.
-	Again time.Duration
 	// Trusted marks the operator's own sources (an origin), asked even
 	// when the policy keeps a request off the open network.
 	Trusted bool

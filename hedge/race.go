@@ -17,9 +17,6 @@ import (
 // moves on to the next source at once and never reports it as the cause.
 var ErrNotServed = errors.New("the source does not serve this block")
 
-// maxAgain bounds the fresh fetchers one want opens.
-const maxAgain = 8
-
 // maxPostpone bounds how much a source's signs of progress (Want.Progress)
 // delay the sources after it: an owner that is slow but working keeps its
 // members from fetching the same leaf from the origin, and one that only
@@ -30,9 +27,7 @@ const maxPostpone = 5 * time.Second
 type step struct {
 	name    string
 	after   time.Duration
-	again   time.Duration
 	fetcher Fetcher
-	src     Source // to open fresh fetchers; nil for fleet steps
 	// kept steps store what they fetch themselves (see Rung.Kept).
 	kept bool
 	// fallback steps are asked only when every step before has failed.
@@ -95,7 +90,7 @@ func (r *Request) ladder(w Want) []step {
 		if o.rung.Owned && own && !held && (fleet != nil || w.reason() == ForFleet) {
 			after = 0
 		}
-		steps = append(steps, step{name: o.rung.Name, after: after, again: o.rung.Again, fetcher: o.fetcher, src: o.src, kept: o.rung.Kept,
+		steps = append(steps, step{name: o.rung.Name, after: after, fetcher: o.fetcher, kept: o.rung.Kept,
 			gated: held && o.rung.Owned})
 	}
 	slices.SortStableFunc(steps, func(a, b step) int {
@@ -140,7 +135,7 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	answers := make(chan answer, len(steps)+maxAgain) // buffered: losers never block
+	answers := make(chan answer, len(steps)) // buffered: losers never block
 	// Delays run from when a viewer waits for the block, not from when it
 	// was asked for: a leaf deep in a stream's window is not late while
 	// the leaves before it are still being written.
@@ -161,16 +156,13 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 		}
 	}
 	started := begin
-	pending, next, agains, agained := 0, 0, 0, false
-	ask := func(i int, f Fetcher, release func()) {
+	pending, next := 0, 0
+	ask := func(i int) {
 		pending++
 		sw := w
 		sw.Progress = progress
 		go func() {
-			if release != nil {
-				defer release()
-			}
-			blk, err := f.Fetch(ctx, sw)
+			blk, err := steps[i].fetcher.Fetch(ctx, sw)
 			if err != nil || steps[i].kept {
 				answers <- answer{step: i, blk: blk, err: err}
 				return
@@ -186,15 +178,12 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	again := time.NewTicker(time.Hour)
-	defer again.Stop()
 	var errs []error
 	for {
 		// Ask every step that is due, and the next one if nothing is
 		// pending.
 		for next < len(steps) && (due(steps[next]) || pending == 0) {
-			ask(next, steps[next].fetcher, nil)
-			agained = agained || steps[next].again > 0
+			ask(next)
 			next++
 		}
 		if pending == 0 {
@@ -203,23 +192,13 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 		if waiting && next < len(steps) && !steps[next].fallback {
 			timer.Reset(steps[next].after - time.Since(begin))
 		}
-		if waiting && agained {
-			// Re-asks tick from the viewer's wait too.
-			agained = false
-			for _, st := range steps[:next] {
-				if st.again > 0 {
-					again.Reset(st.again)
-					break
-				}
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-needed:
 			// A viewer waits for it now: the delays start.
 			waiting, needed, begin = true, nil, time.Now()
-			started, agained = begin, true
+			started = begin
 		case <-progressed:
 			// A source asked is slow but says the block is on its way:
 			// the sources after it wait from now.
@@ -230,21 +209,6 @@ func (r *Request) race(ctx context.Context, w Want) (blocks.Block, error) {
 				}
 			}
 		case <-timer.C:
-		case <-again.C:
-			// The sources asked are late: ask again through fresh
-			// fetchers of those that can open one.
-			for i := range next {
-				st := steps[i]
-				if st.again <= 0 || st.src == nil || agains >= maxAgain {
-					continue
-				}
-				f, release, err := st.src.Open(Target{Root: r.target.Root, Path: r.target.Path, Expand: r.target.Expand, OriginURL: r.target.OriginURL, Fresh: true})
-				if err != nil || f == nil {
-					continue
-				}
-				agains++
-				ask(i, f, release)
-			}
 		case a := <-answers:
 			pending--
 			name := steps[a.step].name

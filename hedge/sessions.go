@@ -19,7 +19,6 @@ type Getter interface {
 // Sessions is a Source over per-file block sessions, such as bitswap's: a
 // player's consecutive requests for one file, and the readahead after
 // them, share the session that has learnt which peers deliver the file.
-// A late block is asked for again through a fresh session, every Again.
 type Sessions struct {
 	rung  Rung
 	cache *sessionCache
@@ -39,13 +38,10 @@ func (s *Sessions) Rung() Rung {
 	return r
 }
 
-// Open implements Source: the session cached for t.Root, or a fresh one
-// of its own when t.Fresh.
+// Open implements Source: the session cached for t.Root. Its node decides
+// when a peer is late and asks another holder; a session is never
+// abandoned for a fresh one.
 func (s *Sessions) Open(t Target) (Fetcher, func(), error) {
-	if t.Fresh {
-		ctx, cancel := context.WithCancel(context.Background())
-		return getterFetcher{s.cache.open(ctx)}, cancel, nil
-	}
 	cs := s.cache.acquire(t.Root)
 	return getterFetcher{cs.getter}, cs.release, nil
 }

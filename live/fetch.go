@@ -21,7 +21,7 @@ const OwnerFirst = 250 * time.Millisecond
 // publisher then sends each block to a fleet about once, not once per
 // edge.
 func PeerSessions(open func(ctx context.Context) hedge.Getter) *hedge.Sessions {
-	return hedge.NewSessions(hedge.Rung{Name: "peers", After: OwnerFirst, Again: 2 * time.Second, Owned: true}, open, 64, time.Minute)
+	return hedge.NewSessions(hedge.Rung{Name: "peers", After: OwnerFirst, Owned: true}, open, 64, time.Minute)
 }
 
 // HedgeFetcher returns a Fetcher that makes DAGs local through h.

@@ -302,17 +302,21 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 }
 
 // dontHaveTimeouts is when bitswap gives up on a peer's answer to a want
-// and asks another. Its default floor, 50 ms or twice the message latency,
-// suits idle peers: a peer whose upload is busy (capped, or serving many)
-// answers later than that while delivering steadily, and each early
-// give-up fetches the block twice. With 4 seeders capped at 10 MB/s, a
-// third of the bytes received were such duplicates; with a 300 ms floor
-// and three times the latency, none. Peers that never answer are also
-// caught by the gateway's re-asks.
+// and asks another: by the node's one rule (lateAfter), as the scheduler
+// does. Bitswap's own timeout is slack times the peer's latency plus its
+// processing time, within a floor and a ceiling, so the rule's slack,
+// floor and ceiling map onto it; before it has measured a peer it waits
+// what the scheduler gives a peer that has delivered nothing yet.
+// Bitswap's default floor, 50 ms, suits idle peers: a peer whose upload is
+// busy (capped, or serving many) answers later than that while delivering
+// steadily, and each early give-up fetches the block twice (with 4 seeders
+// capped at 10 MB/s, a third of the bytes received were such duplicates).
 func dontHaveTimeouts() *bsclient.DontHaveTimeoutConfig {
 	cfg := bsclient.DefaultDontHaveTimeoutConfig()
-	cfg.MinTimeout = 300 * time.Millisecond
-	cfg.MessageLatencyMultiplier = 3
+	cfg.MinTimeout, cfg.MaxTimeout = askFloor, askCeiling
+	cfg.MessageLatencyMultiplier, cfg.PingLatencyMultiplier = askSlack, askSlack
+	cfg.MaxExpectedWantProcessTime = askSlack * firstBlockGuess
+	cfg.DontHaveTimeout = lateAfter(2 * firstBlockGuess)
 	return cfg
 }
 

@@ -329,10 +329,19 @@ func (l *line) eta() time.Duration {
 	return time.Duration(l.outstanding+1) * l.perBlock
 }
 
+// lateAfter is the node's one rule for when a peer is late: an answer
+// expected within expected is late after askSlack times that, never sooner
+// than askFloor nor later than askCeiling. The scheduler's want-blocks
+// follow it, and so do bitswap's own through their DONT_HAVE timeouts
+// (dontHaveTimeouts); a late peer is asked only when no other holder is.
+func lateAfter(expected time.Duration) time.Duration {
+	return min(max(askSlack*expected, askFloor), askCeiling)
+}
+
 // patience is how long a want-block just sent to l may take before
 // another holder is asked as well.
 func (l *line) patience() time.Duration {
-	return min(max(askSlack*(l.eta()+l.roundTrip), askFloor), askCeiling)
+	return lateAfter(l.eta() + l.roundTrip)
 }
 
 // patience is l's patience, except that a holder that has delivered
@@ -350,7 +359,7 @@ func (s *scheduler) patience(l *line) time.Duration {
 			pace = min(pace, o.perBlock)
 		}
 	}
-	return min(max(2*askSlack*pace, askFloor), askCeiling)
+	return lateAfter(2 * pace)
 }
 
 func signal(c chan struct{}) {

@@ -29,7 +29,7 @@ func Durations(d *caddyfile.Dispenser, durations map[string]*caddy.Duration) err
 	for d.NextBlock(0) {
 		dst, ok := durations[d.Val()]
 		if !ok {
-			return d.Errf("unknown subdirective %q", d.Val())
+			return Unknown(d, d.Val())
 		}
 		if err := Duration(d, dst); err != nil {
 			return err
@@ -46,7 +46,16 @@ func None(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		return d.Errf("unknown subdirective %q", d.Val())
+		return Unknown(d, d.Val())
 	}
 	return nil
+}
+
+// Unknown is the error for a subdirective name that the module does not
+// have. A subdirective pacman used to have says what replaced it.
+func Unknown(d *caddyfile.Dispenser, name string) error {
+	if name == "reask_after" {
+		return d.Errf("reask_after is gone: the node asks another holder as soon as a peer is late, by how long that peer takes (README, Sources); remove the line")
+	}
+	return d.Errf("unknown subdirective %q", name)
 }

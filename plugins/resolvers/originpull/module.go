@@ -135,7 +135,7 @@ func (r *Resolver) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			continue
 		case "max_pulls", "max_pull_size":
 		default:
-			return d.Errf("unknown subdirective %q", name)
+			return caddyargs.Unknown(d, name)
 		}
 		var v string
 		if !d.Args(&v) || d.NextArg() {

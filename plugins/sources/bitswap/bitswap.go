@@ -26,10 +26,6 @@ const sessions = 1024
 // and their readahead share it. It is on the open network: policies decide
 // which requests may use it.
 type Source struct {
-	// ReaskAfter is how long a block may take before it is asked for
-	// again through a fresh session, racing the first ask, so a peer that
-	// claims blocks and never sends them stalls no viewer. Default: 2s.
-	ReaskAfter caddy.Duration `json:"reask_after,omitempty"`
 	// SessionIdle is how long a file's session (which knows the peers
 	// that deliver it) is kept after its last request. Default: 1m.
 	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
@@ -51,13 +47,10 @@ func (s *Source) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.ReaskAfter == 0 {
-		s.ReaskAfter = caddy.Duration(2 * time.Second)
-	}
 	if s.SessionIdle == 0 {
 		s.SessionIdle = caddy.Duration(time.Minute)
 	}
-	s.Sessions = hedge.NewSessions(hedge.Rung{Name: "peers", Again: time.Duration(s.ReaskAfter)},
+	s.Sessions = hedge.NewSessions(hedge.Rung{Name: "peers"},
 		app.PeerSession,
 		sessions, time.Duration(s.SessionIdle))
 	return nil
@@ -65,8 +58,8 @@ func (s *Source) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (s *Source) Validate() error {
-	if s.ReaskAfter < 0 || s.SessionIdle < 0 {
-		return fmt.Errorf("bitswap: reask_after and session_idle must not be negative")
+	if s.SessionIdle < 0 {
+		return fmt.Errorf("bitswap: session_idle must not be negative")
 	}
 	return nil
 }
@@ -82,7 +75,6 @@ func (s *Source) Cleanup() error {
 // UnmarshalCaddyfile reads
 //
 //	source bitswap {
-//		reask_after  <duration>
 //		session_idle <duration>
 //	}
 func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -90,7 +82,7 @@ func (s *Source) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return caddyargs.Durations(d, map[string]*caddy.Duration{"reask_after": &s.ReaskAfter, "session_idle": &s.SessionIdle})
+	return caddyargs.Durations(d, map[string]*caddy.Duration{"session_idle": &s.SessionIdle})
 }
 
 // Interface guards.
