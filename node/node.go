@@ -17,9 +17,11 @@ import (
 
 	"github.com/ipfs/boxo/bitswap"
 	bsclient "github.com/ipfs/boxo/bitswap/client"
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/bitswap/network/httpnet"
+	"github.com/ipfs/boxo/bitswap/tracer"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
@@ -36,6 +38,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/node/internal/guard"
+	"github.com/pacman-cdn/pacman/node/internal/scheduler"
+	"github.com/pacman-cdn/pacman/node/internal/uploadcap"
 	"go.uber.org/zap"
 )
 
@@ -96,13 +101,13 @@ type Node struct {
 	bitswap       *bitswap.Bitswap
 	blocks        blockservice.BlockService
 	peering       *peering.PeeringService
-	guard         *junkGuard
-	wants         *scheduler
+	guard         *guard.Guard
+	wants         *scheduler.Scheduler
 	cache         *cache
 	router        *router
 	net           bsnetwork.BitSwapNetwork
 	out           *outbox
-	uploads       uploads
+	uploads       *uploadcap.Caps
 	gate          *wantGate
 	stop          context.CancelFunc // ends the node's background work
 	background    sync.WaitGroup
@@ -169,7 +174,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		pu, _ := url.Parse(u) // gatewayPeer parsed it
 		hosts = append(hosts, pu.Hostname())
 	}
-	guard := newJunkGuard(log, gateways)
+	junk := guard.New(log, gateways)
 	// Blocks arrive one stream per message, and yamux lets a new stream
 	// carry only 256 KiB before the receiver's first window update: a
 	// 1 MiB leaf would wait several round trips. Granting 4 MiB up front
@@ -191,7 +196,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.BandwidthReporter(bw),
 		libp2p.Muxer(yamux.ID, &muxer),
 		libp2p.ResourceManager(rm),
-		libp2p.ConnectionGater(guard),
+		libp2p.ConnectionGater(junk),
 		libp2p.ListenAddrs(listen...),
 		libp2p.UserAgent("pacman"),
 	}
@@ -209,9 +214,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	built.Store(&h)
 
 	// The bitswap engine lives as long as the node, not as long as ctx.
-	guard.mu.Lock()
-	guard.drop = func(p peer.ID) { _ = h.Network().ClosePeer(p) }
-	guard.mu.Unlock()
+	junk.SetDrop(func(p peer.ID) { _ = h.Network().ClosePeer(p) })
 	var exchangeNet bsnetwork.BitSwapNetwork = bsnet.NewFromIpfsHost(h)
 	if len(gateways) > 0 {
 		exchangeNet = bsnetwork.New(h.Peerstore(), exchangeNet,
@@ -220,14 +223,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			// only the gateways the operator named.
 			httpnet.New(h, httpnet.WithUserAgent("pacman"), httpnet.WithMaxBlockSize(dag.MaxBlockSize), httpnet.WithAllowlist(hosts)))
 	}
-	caps, err := newUploadCaps(cfg.Upload)
+	up, err := uploadcap.New(cfg.Upload.Total, cfg.Upload.PerPeer, cfg.Upload.PerAddress, hostAddrs(h.Network()))
 	if err != nil {
 		_ = h.Close()
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	up := uploads{caps: caps, addrOf: hostAddrs(h.Network())}
-	out := newOutbox(bg, guardedNetwork{exchangeNet, guard}, up,
+	out := newOutbox(bg, junk.Network(exchangeNet), up,
 		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
 	gate := newWantGate(out, hostAddrs(h.Network()))
@@ -242,15 +244,15 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if rt.routing != nil {
 		finder = rt.routing
 	}
-	wants := newScheduler(bg, net, guard, log)
+	wants := scheduler.New(bg, net, junk, log)
 	bs := bitswap.New(context.Background(), net, finder, store.Blockstore,
-		bitswap.WithTracer(tracers{guard, wants}),
+		bitswap.WithTracer(tracers{junk, wants}),
 		bitswap.ProviderSearchDelay(time.Second),
 		// Index nodes (up to ~41 KB for 1024 links) are sent in answer to
 		// a want-have, saving a fetching peer the round trip of a
 		// want-block: a cold seek's root arrives in one round trip.
 		bitswap.WithWantHaveReplaceSize(64<<10),
-		bitswap.WithClientOption(bsclient.WithDontHaveTimeoutConfig(dontHaveTimeouts())),
+		bitswap.WithClientOption(bsclient.WithDontHaveTimeoutConfig(scheduler.DontHaveTimeouts())),
 		bitswap.MaxOutstandingBytesPerPeer(8<<20),
 		bitswap.EngineBlockstoreWorkerCount(32),
 		bitswap.WithPeerBlockRequestFilter(func(_ peer.ID, c cid.Cid) bool {
@@ -264,9 +266,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bw:      bw,
 		store:   store,
 		bitswap: bs,
-		blocks:  blockservice.New(store.Blockstore, guardedExchange{guardedFetcher{bs, guard}, bs}),
+		blocks:  blockservice.New(store.Blockstore, junk.Exchange(bs)),
 		peering: peering.NewPeeringService(h),
-		guard:   guard,
+		guard:   junk,
 		wants:   wants,
 		cache:   cache,
 		router:  rt,
@@ -276,7 +278,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		gate:    gate,
 		log:     log,
 	}
-	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.disconnected})
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: wants.Disconnected})
 	if err := n.peering.Start(); err != nil {
 		// The deferred cleanup closes the cache and the store.
 		stop()
@@ -289,7 +291,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	for _, p := range gateways {
 		n.background.Go(func() { n.keepGatewayConnected(bg, p) })
 	}
-	n.background.Go(func() { guard.watch(bg) })
+	n.background.Go(func() { junk.Watch(bg) })
 	if cfg.Reach.HolePunching {
 		n.background.Go(func() { n.retryPunches(bg) })
 	}
@@ -301,23 +303,24 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-// dontHaveTimeouts is when bitswap gives up on a peer's answer to a want
-// and asks another: by the node's one rule (lateAfter), as the scheduler
-// does. Bitswap's own timeout is slack times the peer's latency plus its
-// processing time, within a floor and a ceiling, so the rule's slack,
-// floor and ceiling map onto it; before it has measured a peer it waits
-// what the scheduler gives a peer that has delivered nothing yet.
-// Bitswap's default floor, 50 ms, suits idle peers: a peer whose upload is
-// busy (capped, or serving many) answers later than that while delivering
-// steadily, and each early give-up fetches the block twice (with 4 seeders
-// capped at 10 MB/s, a third of the bytes received were such duplicates).
-func dontHaveTimeouts() *bsclient.DontHaveTimeoutConfig {
-	cfg := bsclient.DefaultDontHaveTimeoutConfig()
-	cfg.MinTimeout, cfg.MaxTimeout = askFloor, askCeiling
-	cfg.MessageLatencyMultiplier, cfg.PingLatencyMultiplier = askSlack, askSlack
-	cfg.MaxExpectedWantProcessTime = askSlack * firstBlockGuess
-	cfg.DontHaveTimeout = lateAfter(2 * firstBlockGuess)
-	return cfg
+// UploadLimits caps the block bytes the node sends to peers, in bytes per
+// second. Zero means no cap.
+type UploadLimits struct {
+	// Total caps the upload to all peers together.
+	Total int64
+	// PerPeer caps the upload to each peer ID.
+	PerPeer int64
+	// PerAddress caps the upload to all the peers at one IP address
+	// together: peer IDs cost nothing to make, addresses do.
+	PerAddress int64
+}
+
+// WaitUpload returns once size bytes to p are within the node's upload
+// caps (upload_limit, per peer and per address), or ctx is done. What
+// the node sends peers over its other protocols (the fleet's blocks)
+// waits on it, so a cap caps every block byte the node uploads.
+func (n *Node) WaitUpload(ctx context.Context, p peer.ID, size int) error {
+	return n.uploads.Wait(ctx, p, size)
 }
 
 // DAG returns a DAG service over the node's blocks, fetching from peers what
@@ -373,7 +376,7 @@ func (n *Node) Close() error {
 func (n *Node) close() error {
 	n.stop()
 	n.background.Wait()
-	n.wants.wait()
+	n.wants.Wait()
 	n.out.close()
 	n.peering.Stop()
 	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
@@ -447,4 +450,19 @@ func (n *Node) Stats(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("reading store size: %w", err)
 	}
 	return st, nil
+}
+
+// tracers shows bitswap's messages to each tracer in turn.
+type tracers []tracer.Tracer
+
+func (ts tracers) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+	for _, t := range ts {
+		t.MessageReceived(p, msg)
+	}
+}
+
+func (ts tracers) MessageSent(p peer.ID, msg bsmsg.BitSwapMessage) {
+	for _, t := range ts {
+		t.MessageSent(p, msg)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/pacman-cdn/pacman/node/internal/uploadcap"
 )
 
 const (
@@ -51,7 +52,7 @@ var errBacklogged = errors.New("peer is not reading its messages: dropped")
 // messages dropped, within its backlog and the node's.
 type outbox struct {
 	bsnetwork.BitSwapNetwork
-	uploads uploads            // the upload caps
+	uploads *uploadcap.Caps    // the upload caps
 	live    func(peer.ID) bool // whether a peer is connected
 	ctx     context.Context    // ends when the node closes
 	wg      sync.WaitGroup     // the writers
@@ -75,7 +76,7 @@ type peerBox struct {
 	room    chan struct{}             // closed, and replaced, when bytes fall
 }
 
-func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, up uploads, live func(peer.ID) bool) *outbox {
+func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, up *uploadcap.Caps, live func(peer.ID) bool) *outbox {
 	return &outbox{BitSwapNetwork: net, uploads: up, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
 }
 
@@ -191,7 +192,7 @@ func (o *outbox) write(p peer.ID, b *peerBox) {
 // is like one lost on the wire: the peer asks again, or asks another.
 func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
 	size := msg.Size()
-	if err := o.uploads.wait(o.ctx, p, size); err != nil {
+	if err := o.uploads.Wait(o.ctx, p, size); err != nil {
 		return ms // the node is closing
 	}
 	ctx, cancel := context.WithTimeout(o.ctx, writeBase+time.Duration(size)*time.Second/minWriteRate)

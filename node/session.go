@@ -11,6 +11,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/pacman-cdn/pacman/node/internal/scheduler"
 	"go.uber.org/zap"
 )
 
@@ -36,7 +37,7 @@ const (
 type Session struct {
 	n       *Node
 	fetch   exchange.Fetcher
-	holders holders
+	holders scheduler.Holders
 }
 
 // NewSession returns a session that lasts as long as ctx. Every GetBlock
@@ -58,17 +59,15 @@ func (s *Session) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	if !ipld.IsNotFound(err) {
 		return nil, fmt.Errorf("reading block %s: %w", c, err)
 	}
-	s.n.guard.want(c)
-	w := s.n.wants.join(c, &s.holders)
-	blk, err = s.n.wants.fetch(ctx, w, &s.holders, func(ctx context.Context) (blocks.Block, error) {
+	s.n.guard.Want(c)
+	blk, err = s.n.wants.Get(ctx, c, &s.holders, func(ctx context.Context) (blocks.Block, error) {
 		return s.fetch.GetBlock(ctx, c)
 	})
-	s.n.wants.leave(w, &s.holders)
 	if err != nil {
 		return nil, err
 	}
 	src := SourcePeers
-	if s.n.guard.cameViaHTTP(c) {
+	if s.n.guard.CameViaHTTP(c) {
 		src = SourceHTTP
 	}
 	if err := s.n.Keep(ctx, blk); err != nil {

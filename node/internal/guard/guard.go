@@ -1,4 +1,8 @@
-package node
+// Package guard is the node's defence against peers that lie or sit on
+// wants: it drops peers that send blocks nobody asked for, marks mute the
+// ones that claim blocks and send nothing, and refuses banned peers'
+// connections. The scheduler asks it which peers not to ask.
+package guard
 
 import (
 	"context"
@@ -41,12 +45,12 @@ const (
 	mutedFor = time.Minute
 )
 
-// junkGuard watches bitswap traffic and drops peers that send blocks the
+// Guard watches bitswap traffic and drops peers that send blocks the
 // node never asked for: every block is verified against its CID anyway, so
 // junk is never stored or served, but a peer sending it wastes bandwidth
 // and, in a session, the time of the viewer waiting for the real block.
 // It is a bitswap tracer and a libp2p connection gater.
-type junkGuard struct {
+type Guard struct {
 	log *zap.Logger
 
 	// gateways are the HTTP gateways' peer IDs; set before bitswap runs.
@@ -73,10 +77,12 @@ type strikes struct {
 	last time.Time
 }
 
-func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
+// New returns a guard that knows gateways, the HTTP gateways bitswap asks
+// as peers, for what they are.
+func New(log *zap.Logger, gateways []peer.AddrInfo) *Guard {
 	wanted, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil)  // size > 0
 	viaHTTP, _ := simplelru.NewLRU[string, struct{}](rememberedWants, nil) // size > 0
-	g := &junkGuard{
+	g := &Guard{
 		log: log, wanted: wanted, viaHTTP: viaHTTP,
 		strikes: map[peer.ID]strikes{}, banned: map[peer.ID]time.Time{}, muted: map[peer.ID]time.Time{}, gateways: map[peer.ID]bool{},
 		waiting: map[peer.ID]map[string]time.Time{}, answered: map[peer.ID]time.Time{},
@@ -87,8 +93,8 @@ func newJunkGuard(log *zap.Logger, gateways []peer.AddrInfo) *junkGuard {
 	return g
 }
 
-// cameViaHTTP reports whether block c was received from an HTTP gateway.
-func (g *junkGuard) cameViaHTTP(c cid.Cid) bool {
+// CameViaHTTP reports whether block c was received from an HTTP gateway.
+func (g *Guard) CameViaHTTP(c cid.Cid) bool {
 	if len(g.gateways) == 0 {
 		return false
 	}
@@ -97,23 +103,30 @@ func (g *junkGuard) cameViaHTTP(c cid.Cid) bool {
 	return g.viaHTTP.Contains(string(c.Hash()))
 }
 
-// want remembers that the node asks peers for c. Sessions call it before
+// Want remembers that the node asks peers for c. Sessions call it before
 // they ask, so a fast answer cannot arrive before the want is known (the
 // bitswap tracer reports sent wants only after sending them).
-func (g *junkGuard) want(c cid.Cid) {
+func (g *Guard) Want(c cid.Cid) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.wanted.Add(string(c.Hash()), struct{}{})
 }
 
+// SetDrop sets how a peer's connections are closed, once the host runs.
+func (g *Guard) SetDrop(drop func(peer.ID)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.drop = drop
+}
+
 // MessageSent is part of the bitswap tracer, which reports only the
 // server's messages; the client's wants reach wantsSent through
 // guardedNetwork.
-func (g *junkGuard) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+func (g *Guard) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
 
 // wantsSent records the want-blocks sent to p, and forgets cancelled ones,
 // for the mute check; wants as such are recorded by want.
-func (g *junkGuard) wantsSent(p peer.ID, msg bsmsg.BitSwapMessage) {
+func (g *Guard) wantsSent(p peer.ID, msg bsmsg.BitSwapMessage) {
 	entries := msg.Wantlist()
 	if len(entries) == 0 {
 		return
@@ -142,7 +155,7 @@ func (g *junkGuard) wantsSent(p peer.ID, msg bsmsg.BitSwapMessage) {
 // answer notes that p answered its want-blocks for cids, with the block or
 // DONT_HAVE. Only answers to wants count: a peer sending blocks nobody
 // asked it for makes no progress. The caller holds g.mu.
-func (g *junkGuard) answer(p peer.ID, cids []cid.Cid) {
+func (g *Guard) answer(p peer.ID, cids []cid.Cid) {
 	w := g.waiting[p]
 	for _, c := range cids {
 		k := string(c.Hash())
@@ -158,7 +171,7 @@ func (g *junkGuard) answer(p peer.ID, cids []cid.Cid) {
 // peers no want waits on (an answer older than every want counts for
 // nothing). Peers that never come back cost nothing then, however many
 // come and go. The caller holds g.mu.
-func (g *junkGuard) forget(now time.Time) {
+func (g *Guard) forget(now time.Time) {
 	for p, until := range g.banned {
 		if now.After(until) {
 			delete(g.banned, p)
@@ -186,7 +199,7 @@ func (g *junkGuard) forget(now time.Time) {
 // connections: bitswap sends each peer a want once however many sessions
 // want it, so only a new connection ends a want it sits on. They may
 // connect again at once.
-func (g *junkGuard) checkMute(now time.Time) {
+func (g *Guard) checkMute(now time.Time) {
 	var mute []peer.ID
 	g.mu.Lock()
 	for p, w := range g.waiting {
@@ -218,8 +231,8 @@ func (g *junkGuard) checkMute(now time.Time) {
 	}
 }
 
-// watch runs the mute check every second until ctx ends.
-func (g *junkGuard) watch(ctx context.Context) {
+// Watch runs the mute check every second until ctx ends.
+func (g *Guard) Watch(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -233,7 +246,7 @@ func (g *junkGuard) watch(ctx context.Context) {
 }
 
 // MessageReceived counts the blocks p sent that nobody asked for.
-func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+func (g *Guard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	blks := msg.Blocks()
 	if dontHaves := msg.DontHaves(); len(dontHaves) > 0 {
 		g.mu.Lock()
@@ -287,8 +300,8 @@ func (g *junkGuard) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	}
 }
 
-// isBanned reports whether p is refused, forgetting expired bans.
-func (g *junkGuard) isBanned(p peer.ID) bool {
+// IsBanned reports whether p is refused, forgetting expired bans.
+func (g *Guard) IsBanned(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until, ok := g.banned[p]
@@ -299,8 +312,8 @@ func (g *junkGuard) isBanned(p peer.ID) bool {
 	return ok
 }
 
-// isMuted reports whether p was lately mute, forgetting expired marks.
-func (g *junkGuard) isMuted(p peer.ID) bool {
+// IsMuted reports whether p was lately mute, forgetting expired marks.
+func (g *Guard) IsMuted(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until, ok := g.muted[p]
@@ -312,27 +325,38 @@ func (g *junkGuard) isMuted(p peer.ID) bool {
 }
 
 // InterceptPeerDial refuses to dial banned peers.
-func (g *junkGuard) InterceptPeerDial(p peer.ID) bool { return !g.isBanned(p) }
+func (g *Guard) InterceptPeerDial(p peer.ID) bool { return !g.IsBanned(p) }
 
 // InterceptAddrDial allows every address.
-func (g *junkGuard) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return true }
+func (g *Guard) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return true }
 
 // InterceptAccept allows every inbound connection until its peer is known.
-func (g *junkGuard) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+func (g *Guard) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
 // InterceptSecured refuses connections from banned peers.
-func (g *junkGuard) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.isBanned(p)
+func (g *Guard) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.IsBanned(p)
 }
 
 // InterceptUpgraded allows every upgraded connection.
-func (g *junkGuard) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+func (g *Guard) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// Network returns net with the client's outgoing wants shown to the guard.
+func (g *Guard) Network(net bsnetwork.BitSwapNetwork) bsnetwork.BitSwapNetwork {
+	return guardedNetwork{net, g}
+}
+
+// Exchange returns bs with every want recorded by the guard before peers
+// are asked.
+func (g *Guard) Exchange(bs *bitswap.Bitswap) exchange.SessionExchange {
+	return guardedExchange{guardedFetcher{bs, g}, bs}
+}
 
 // guardedNetwork is the bitswap network with the client's outgoing wants
 // shown to the guard.
 type guardedNetwork struct {
 	bsnetwork.BitSwapNetwork
-	g *junkGuard
+	g *Guard
 }
 
 func (n guardedNetwork) NewMessageSender(ctx context.Context, p peer.ID, opts *bsnetwork.MessageSenderOpts) (bsnetwork.MessageSender, error) {
@@ -347,7 +371,7 @@ func (n guardedNetwork) NewMessageSender(ctx context.Context, p peer.ID, opts *b
 type guardedSender struct {
 	bsnetwork.MessageSender
 	p peer.ID
-	g *junkGuard
+	g *Guard
 }
 
 func (s guardedSender) SendMsg(ctx context.Context, msg bsmsg.BitSwapMessage) error {
@@ -358,17 +382,17 @@ func (s guardedSender) SendMsg(ctx context.Context, msg bsmsg.BitSwapMessage) er
 // guardedFetcher records every want with the guard before asking peers.
 type guardedFetcher struct {
 	exchange.Fetcher
-	g *junkGuard
+	g *Guard
 }
 
 func (f guardedFetcher) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	f.g.want(c)
+	f.g.Want(c)
 	return f.Fetcher.GetBlock(ctx, c)
 }
 
 func (f guardedFetcher) GetBlocks(ctx context.Context, cs []cid.Cid) (<-chan blocks.Block, error) {
 	for _, c := range cs {
-		f.g.want(c)
+		f.g.Want(c)
 	}
 	return f.Fetcher.GetBlocks(ctx, cs)
 }

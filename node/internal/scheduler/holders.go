@@ -1,4 +1,4 @@
-package node
+package scheduler
 
 import (
 	"sync"
@@ -7,8 +7,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// holders are the peers a session knows to hold its content.
-type holders struct {
+// Holders are the peers a session knows to hold its content.
+type Holders struct {
 	mu        sync.Mutex
 	m         map[peer.ID]*holding
 	cands     []peer.ID // the candidates, nil until needed again
@@ -23,7 +23,7 @@ type holding struct {
 // candidates returns the peers worth asking: every peer that delivered a
 // block, and those that announced one unless they refused many since.
 // The slice is shared: callers must not change it.
-func (h *holders) candidates() []peer.ID {
+func (h *Holders) candidates() []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.cands == nil {
@@ -44,7 +44,7 @@ func (hd *holding) candidate() bool {
 // toProbe returns, at most once per probeEvery and once h has heard from
 // any peer, the connected peers that h has heard neither a block nor a
 // HAVE from and that have not refused often.
-func (h *holders) toProbe(connected func() []peer.ID, now time.Time) []peer.ID {
+func (h *Holders) toProbe(connected func() []peer.ID, now time.Time) []peer.ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.m) == 0 || now.Sub(h.lastProbe) < probeEvery {
@@ -62,7 +62,7 @@ func (h *holders) toProbe(connected func() []peer.ID, now time.Time) []peer.ID {
 	return ps
 }
 
-func (h *holders) has(p peer.ID, delivered bool) {
+func (h *Holders) has(p peer.ID, delivered bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hd := h.entry(p)
@@ -77,7 +77,7 @@ func (h *holders) has(p peer.ID, delivered bool) {
 	}
 }
 
-func (h *holders) lacks(p peer.ID) {
+func (h *Holders) lacks(p peer.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hd := h.entry(p)
@@ -89,7 +89,7 @@ func (h *holders) lacks(p peer.ID) {
 }
 
 // entry returns p's holding, adding it. The caller holds h.mu.
-func (h *holders) entry(p peer.ID) *holding {
+func (h *Holders) entry(p peer.ID) *holding {
 	hd := h.m[p]
 	if hd == nil {
 		if h.m == nil {

@@ -1,4 +1,9 @@
-package node
+// Package scheduler sends the node's want-blocks straight to the peers
+// known to hold their content, one queue for every session, each want to
+// the holder expected to deliver it soonest, and decides by one rule
+// (lateAfter) when a holder is late. Bitswap's own wants follow the same
+// rule through DontHaveTimeouts.
+package scheduler
 
 import (
 	"cmp"
@@ -9,10 +14,10 @@ import (
 	"sync"
 	"time"
 
+	bsclient "github.com/ipfs/boxo/bitswap/client"
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	pb "github.com/ipfs/boxo/bitswap/message/pb"
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
-	"github.com/ipfs/boxo/bitswap/tracer"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -52,7 +57,14 @@ const (
 	lateAnswers = 5 * time.Second
 )
 
-// scheduler sends the want-blocks of sessions straight to the peers known to
+// Guard says which peers are not to be asked: banned ones not at all,
+// mute ones only when no other holder is left.
+type Guard interface {
+	IsBanned(peer.ID) bool
+	IsMuted(peer.ID) bool
+}
+
+// Scheduler sends the want-blocks of sessions straight to the peers known to
 // hold their content. Wants wait in one queue, most urgent first, and each
 // goes to the holder expected to deliver it soonest once that holder has
 // room: every peer is kept only as busy as its round trip needs, so each
@@ -65,13 +77,13 @@ const (
 // HAVEs, through bitswap or from the scheduler). Until it knows one, and
 // when all it knows have refused a block, its wants go through bitswap,
 // which looks for providers.
-type scheduler struct {
+type Scheduler struct {
 	// newSender opens a message stream to a peer; peers lists the
 	// connected peers and connected tells whether a peer is.
 	newSender func(context.Context, peer.ID) (bsnetwork.MessageSender, error)
 	peers     func() []peer.ID
 	connected func(peer.ID) bool
-	guard     *junkGuard
+	guard     Guard
 	log       *zap.Logger
 	ctx       context.Context // ends when the node closes
 	wg        sync.WaitGroup  // the senders
@@ -89,7 +101,7 @@ type scheduler struct {
 
 // late is who wanted a delivered block, and when it came.
 type late struct {
-	learners []*holders
+	learners []*Holders
 	at       time.Time
 }
 
@@ -103,8 +115,8 @@ type want struct {
 	asked    map[peer.ID]time.Time
 	probed   []peer.ID // sent a want-have
 	refused  map[peer.ID]bool
-	learners map[*holders]int // sessions learning holders from answers
-	from     *holders         // the holders it is asked of
+	learners map[*Holders]int // sessions learning holders from answers
+	from     *Holders         // the holders it is asked of
 	queued   bool             // in the scheduler's queue
 	stuck    bool             // no holder left to ask
 }
@@ -133,7 +145,7 @@ type entry struct {
 	cancel   bool
 }
 
-func newScheduler(ctx context.Context, net bsnetwork.BitSwapNetwork, guard *junkGuard, log *zap.Logger) *scheduler {
+func New(ctx context.Context, net bsnetwork.BitSwapNetwork, guard Guard, log *zap.Logger) *Scheduler {
 	hn := net.Host().Network()
 	return newSchedulerOver(ctx, guard, log,
 		func(ctx context.Context, p peer.ID) (bsnetwork.MessageSender, error) {
@@ -145,12 +157,12 @@ func newScheduler(ctx context.Context, net bsnetwork.BitSwapNetwork, guard *junk
 		func(p peer.ID) bool { return hn.Connectedness(p) == network.Connected })
 }
 
-// newSchedulerOver returns a scheduler sending through newSender to the
+// newSchedulerOver returns a Scheduler sending through newSender to the
 // peers that peers lists and connected accepts.
-func newSchedulerOver(ctx context.Context, guard *junkGuard, log *zap.Logger,
+func newSchedulerOver(ctx context.Context, guard Guard, log *zap.Logger,
 	newSender func(context.Context, peer.ID) (bsnetwork.MessageSender, error),
-	peers func() []peer.ID, connected func(peer.ID) bool) *scheduler {
-	return &scheduler{
+	peers func() []peer.ID, connected func(peer.ID) bool) *Scheduler {
+	return &Scheduler{
 		newSender: newSender, peers: peers, connected: connected,
 		guard: guard, log: log, ctx: ctx,
 		pending: map[string]*want{}, lines: map[peer.ID]*line{}, recent: map[string]late{},
@@ -159,11 +171,11 @@ func newSchedulerOver(ctx context.Context, guard *junkGuard, log *zap.Logger,
 
 // wait returns once every sender has stopped, after the node's context
 // ended.
-func (s *scheduler) wait() { s.wg.Wait() }
+func (s *Scheduler) Wait() { s.wg.Wait() }
 
 // join registers a session waiting for c and returns the want; leave must
 // follow.
-func (s *scheduler) join(c cid.Cid, h *holders) *want {
+func (s *Scheduler) join(c cid.Cid, h *Holders) *want {
 	k := string(c.Hash())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -174,7 +186,7 @@ func (s *scheduler) join(c cid.Cid, h *holders) *want {
 			c: c, priority: math.MaxInt32 - s.seq,
 			done: make(chan struct{}), changed: make(chan struct{}, 1),
 			asked: map[peer.ID]time.Time{}, refused: map[peer.ID]bool{},
-			learners: map[*holders]int{},
+			learners: map[*Holders]int{},
 		}
 		s.pending[k] = w
 	}
@@ -184,7 +196,7 @@ func (s *scheduler) join(c cid.Cid, h *holders) *want {
 
 // leave unregisters a session from w; the last to leave an unanswered
 // want cancels it at the peers asked.
-func (s *scheduler) leave(w *want, h *holders) {
+func (s *Scheduler) leave(w *want, h *Holders) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w.learners[h]--
@@ -204,7 +216,7 @@ func (s *scheduler) leave(w *want, h *holders) {
 
 // cancelAsks sends cancels to the peers w was asked or probed of, but not
 // to except. The caller holds s.mu.
-func (s *scheduler) cancelAsks(w *want, except peer.ID) {
+func (s *Scheduler) cancelAsks(w *want, except peer.ID) {
 	for _, p := range w.probed {
 		if _, asked := w.asked[p]; !asked && p != except {
 			if l := s.lines[p]; l != nil {
@@ -228,7 +240,7 @@ func (s *scheduler) cancelAsks(w *want, except peer.ID) {
 // queued already or, with another, of one more holder; and, once per
 // probeEvery, sends a want-have for w to the connected peers h knows
 // nothing about.
-func (s *scheduler) schedule(w *want, h *holders, another bool) {
+func (s *Scheduler) schedule(w *want, h *Holders, another bool) {
 	probe := h.toProbe(s.peers, time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,7 +248,7 @@ func (s *scheduler) schedule(w *want, h *holders, another bool) {
 		return
 	}
 	for _, p := range probe {
-		if s.guard.isBanned(p) || w.refused[p] {
+		if s.guard.IsBanned(p) || w.refused[p] {
 			continue
 		}
 		w.probed = append(w.probed, p)
@@ -257,7 +269,7 @@ func (s *scheduler) schedule(w *want, h *holders, another bool) {
 // dispatch asks, most urgent first, each queued want of the holder
 // expected to deliver it soonest among those with room, and marks stuck
 // the wants no holder is left for. The caller holds s.mu.
-func (s *scheduler) dispatch() {
+func (s *Scheduler) dispatch() {
 	kept := s.queue[:0]
 	for _, w := range s.queue {
 		if w.blk != nil || !w.queued {
@@ -286,16 +298,16 @@ func (s *scheduler) dispatch() {
 // soonest, if any, and how many holders are left to ask at all. A holder
 // lately mute, or late with an ask, is chosen only when no other is left.
 // The caller holds s.mu.
-func (s *scheduler) choose(w *want) (*line, int) {
+func (s *Scheduler) choose(w *want) (*line, int) {
 	var best, bestMuted *line
 	left, others := 0, 0
 	for _, p := range w.from.candidates() {
-		if w.refused[p] || !w.asked[p].IsZero() || s.guard.isBanned(p) || !s.connected(p) {
+		if w.refused[p] || !w.asked[p].IsZero() || s.guard.IsBanned(p) || !s.connected(p) {
 			continue
 		}
 		left++
 		l := s.line(p)
-		muted := l.late || s.guard.isMuted(p)
+		muted := l.late || s.guard.IsMuted(p)
 		if !muted {
 			others++
 		}
@@ -333,7 +345,7 @@ func (l *line) eta() time.Duration {
 // expected within expected is late after askSlack times that, never sooner
 // than askFloor nor later than askCeiling. The scheduler's want-blocks
 // follow it, and so do bitswap's own through their DONT_HAVE timeouts
-// (dontHaveTimeouts); a late peer is asked only when no other holder is.
+// (DontHaveTimeouts); a late peer is asked only when no other holder is.
 func lateAfter(expected time.Duration) time.Duration {
 	return min(max(askSlack*expected, askFloor), askCeiling)
 }
@@ -349,7 +361,7 @@ func (l *line) patience() time.Duration {
 // fastest that has (firstBlockGuess if none has), whatever it was asked
 // since: a peer that claims blocks and sits on them costs a stream about
 // askFloor, not seconds. The caller holds s.mu.
-func (s *scheduler) patience(l *line) time.Duration {
+func (s *Scheduler) patience(l *line) time.Duration {
 	if l.roundTrip > 0 {
 		return l.patience()
 	}
@@ -371,7 +383,7 @@ func signal(c chan struct{}) {
 
 // line returns p's line, starting its sender if needed. The caller holds
 // s.mu.
-func (s *scheduler) line(p peer.ID) *line {
+func (s *Scheduler) line(p peer.ID) *line {
 	l := s.lines[p]
 	if l == nil {
 		l = &line{p: p, perBlock: firstBlockGuess, wake: make(chan struct{}, 1)}
@@ -382,7 +394,7 @@ func (s *scheduler) line(p peer.ID) *line {
 }
 
 // enqueue queues e for l's sender. The caller holds s.mu.
-func (s *scheduler) enqueue(l *line, e entry) {
+func (s *Scheduler) enqueue(l *line, e entry) {
 	l.queue = append(l.queue, e)
 	select {
 	case l.wake <- struct{}{}:
@@ -392,7 +404,7 @@ func (s *scheduler) enqueue(l *line, e entry) {
 
 // send delivers l's queued entries, as many as are queued in each message,
 // until the node closes or l stays idle for senderIdle.
-func (s *scheduler) send(l *line) {
+func (s *Scheduler) send(l *line) {
 	var ms bsnetwork.MessageSender
 	defer func() {
 		if ms != nil {
@@ -456,7 +468,7 @@ func (s *scheduler) send(l *line) {
 
 // unreachable treats the want-blocks in queue as refused by p, so their
 // sessions ask someone else.
-func (s *scheduler) unreachable(p peer.ID, queue []entry) {
+func (s *Scheduler) unreachable(p peer.ID, queue []entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range queue {
@@ -469,7 +481,7 @@ func (s *scheduler) unreachable(p peer.ID, queue []entry) {
 
 // disconnected is a libp2p network notification: the wants asked of a peer
 // whose last connection closed go to other holders.
-func (s *scheduler) disconnected(net network.Network, conn network.Conn) {
+func (s *Scheduler) Disconnected(net network.Network, conn network.Conn) {
 	p := conn.RemotePeer()
 	if net.Connectedness(p) == network.Connected {
 		return
@@ -485,7 +497,7 @@ func (s *scheduler) disconnected(net network.Network, conn network.Conn) {
 }
 
 // refuse records that p will not send c. The caller holds s.mu.
-func (s *scheduler) refuse(p peer.ID, c cid.Cid) {
+func (s *Scheduler) refuse(p peer.ID, c cid.Cid) {
 	w := s.pending[string(c.Hash())]
 	if w == nil {
 		return
@@ -504,9 +516,9 @@ func (s *scheduler) refuse(p peer.ID, c cid.Cid) {
 }
 
 // MessageReceived is a bitswap tracer hook: it teaches sessions who holds
-// their blocks, delivers blocks the scheduler asked for and moves wants a
+// their blocks, delivers blocks the Scheduler asked for and moves wants a
 // peer refused to other holders.
-func (s *scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
+func (s *Scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	blks, haves, dontHaves := msg.Blocks(), msg.Haves(), msg.DontHaves()
 	if len(blks) == 0 && len(haves) == 0 && len(dontHaves) == 0 {
 		return
@@ -582,7 +594,7 @@ func (s *scheduler) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 
 // forget drops the delivered blocks older than lateAnswers. The caller
 // holds s.mu.
-func (s *scheduler) forget(now time.Time) {
+func (s *Scheduler) forget(now time.Time) {
 	i := 0
 	for ; i < len(s.order); i++ {
 		k := s.order[i]
@@ -595,27 +607,40 @@ func (s *scheduler) forget(now time.Time) {
 }
 
 // MessageSent is part of the bitswap tracer; sent wants need no notice.
-func (s *scheduler) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
+func (s *Scheduler) MessageSent(peer.ID, bsmsg.BitSwapMessage) {}
 
-// tracers shows bitswap's messages to each tracer in turn.
-type tracers []tracer.Tracer
-
-func (ts tracers) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
-	for _, t := range ts {
-		t.MessageReceived(p, msg)
-	}
+// Get returns block c, asked of the holders in h (a session's, which
+// learn from the answers) or, when none is left, of fallback (bitswap,
+// which looks for providers).
+func (s *Scheduler) Get(ctx context.Context, c cid.Cid, h *Holders, fallback func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
+	w := s.join(c, h)
+	defer s.leave(w, h)
+	return s.fetch(ctx, w, h, fallback)
 }
 
-func (ts tracers) MessageSent(p peer.ID, msg bsmsg.BitSwapMessage) {
-	for _, t := range ts {
-		t.MessageSent(p, msg)
-	}
+// DontHaveTimeouts is when bitswap gives up on a peer's answer to a want
+// and asks another: by the scheduler's rule (lateAfter). Bitswap's own
+// timeout is slack times the peer's latency plus its processing time,
+// within a floor and a ceiling, so the rule's slack, floor and ceiling map
+// onto it; before it has measured a peer it waits what the scheduler gives
+// a peer that has delivered nothing yet. Bitswap's default floor, 50 ms,
+// suits idle peers: a peer whose upload is busy (capped, or serving many)
+// answers later than that while delivering steadily, and each early
+// give-up fetches the block twice (with 4 seeders capped at 10 MB/s, a
+// third of the bytes received were such duplicates).
+func DontHaveTimeouts() *bsclient.DontHaveTimeoutConfig {
+	cfg := bsclient.DefaultDontHaveTimeoutConfig()
+	cfg.MinTimeout, cfg.MaxTimeout = askFloor, askCeiling
+	cfg.MessageLatencyMultiplier, cfg.PingLatencyMultiplier = askSlack, askSlack
+	cfg.MaxExpectedWantProcessTime = askSlack * firstBlockGuess
+	cfg.DontHaveTimeout = lateAfter(2 * firstBlockGuess)
+	return cfg
 }
 
 // fetch waits for w, queued for the holders in h, asking one more each
 // time the last asked misses its time, and falls back to fallback
 // (bitswap) when none is left.
-func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
+func (s *Scheduler) fetch(ctx context.Context, w *want, h *Holders, fallback func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
 	type result struct {
 		blk blocks.Block
 		err error
@@ -671,7 +696,7 @@ func (s *scheduler) fetch(ctx context.Context, w *want, h *holders, fallback fun
 // deliver. Without it, each want the holder let fall to another freed room
 // that the next want filled, and a mute peer held two leaves of every
 // window for their whole patience until it was caught.
-func (s *scheduler) missed(w *want) {
+func (s *Scheduler) missed(w *want) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	latest, at := latestAsk(w)
@@ -694,7 +719,7 @@ func latestAsk(w *want) (latest peer.ID, at time.Time) {
 // state returns how long the latest ask of w may take (0 if none is
 // outstanding), whether w waits for a holder with room and whether no
 // holder is left.
-func (s *scheduler) state(w *want) (time.Duration, bool, bool) {
+func (s *Scheduler) state(w *want) (time.Duration, bool, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	latest, at := latestAsk(w)

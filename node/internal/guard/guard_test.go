@@ -1,4 +1,4 @@
-package node
+package guard
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 // dropped and marked muted once the wants are older than muteAfter, but not
 // refused.
 func TestMuteCheck(t *testing.T) {
-	g := newJunkGuard(zap.NewNop(), nil)
+	g := New(zap.NewNop(), nil)
 	var dropped []peer.ID
 	g.drop = func(p peer.ID) { dropped = append(dropped, p) }
 	busy, silent, junk := peer.ID("busy"), peer.ID("silent"), peer.ID("junk")
@@ -37,7 +37,7 @@ func TestMuteCheck(t *testing.T) {
 	// The busy peer sends a block whose want to it was cancelled (another
 	// peer was first): still progress, while b stays queued.
 	late := blocks.NewBlock([]byte("wanted elsewhere"))
-	g.want(late.Cid())
+	g.Want(late.Cid())
 	delivered := bsmsg.New(false)
 	delivered.AddBlock(late)
 	g.MessageReceived(busy, delivered)
@@ -50,10 +50,10 @@ func TestMuteCheck(t *testing.T) {
 	if len(dropped) != 2 || !want[dropped[0]] || !want[dropped[1]] {
 		t.Fatalf("dropped %v, want the silent and the junk-only peer", dropped)
 	}
-	if !g.isMuted(silent) || g.isMuted(busy) {
-		t.Errorf("muted: silent %v, busy %v", g.isMuted(silent), g.isMuted(busy))
+	if !g.IsMuted(silent) || g.IsMuted(busy) {
+		t.Errorf("muted: silent %v, busy %v", g.IsMuted(silent), g.IsMuted(busy))
 	}
-	if g.isBanned(silent) {
+	if g.IsBanned(silent) {
 		t.Error("a mute peer is refused; it should only be asked last")
 	}
 }
@@ -61,14 +61,14 @@ func TestMuteCheck(t *testing.T) {
 // TestJunkStrikes: a peer sending blocks nobody asked for is dropped at
 // the third and refused; blocks that were asked for never count.
 func TestJunkStrikes(t *testing.T) {
-	g := newJunkGuard(zap.NewNop(), nil)
+	g := New(zap.NewNop(), nil)
 	var dropped []peer.ID
 	done := make(chan struct{}, 1)
 	g.drop = func(p peer.ID) { dropped = append(dropped, p); done <- struct{}{} }
 	liar, honest := peer.ID("liar"), peer.ID("honest")
 	for i := range 5 {
 		wanted := blocks.NewBlock([]byte{byte(i)})
-		g.want(wanted.Cid())
+		g.Want(wanted.Cid())
 		ok := bsmsg.New(false)
 		ok.AddBlock(wanted)
 		g.MessageReceived(honest, ok)
@@ -86,8 +86,8 @@ func TestJunkStrikes(t *testing.T) {
 	if len(dropped) != 1 || dropped[0] != liar {
 		t.Fatalf("dropped %v, want only the liar", dropped)
 	}
-	if !g.isBanned(liar) || g.isBanned(honest) {
-		t.Errorf("banned: liar %v, honest %v", g.isBanned(liar), g.isBanned(honest))
+	if !g.IsBanned(liar) || g.IsBanned(honest) {
+		t.Errorf("banned: liar %v, honest %v", g.IsBanned(liar), g.IsBanned(honest))
 	}
 	if g.InterceptPeerDial(liar) {
 		t.Error("the liar may be dialled again")
@@ -98,7 +98,7 @@ func TestJunkStrikes(t *testing.T) {
 // come back (strikes, bans, mutes, answer times) is dropped once it has
 // run out, so a churn of fake peers cannot grow it.
 func TestJunkGuardForgetsGonePeers(t *testing.T) {
-	g := newJunkGuard(zap.NewNop(), nil)
+	g := New(zap.NewNop(), nil)
 	g.drop = func(peer.ID) {}
 	now := time.Now()
 	for i := range 1000 {

@@ -1,8 +1,9 @@
-package node
+package scheduler
 
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,27 +37,51 @@ func (r recordingSender) SendMsg(_ context.Context, msg bsmsg.BitSwapMessage) er
 func (recordingSender) Reset() error       { return nil }
 func (recordingSender) SupportsHave() bool { return true }
 
+// mutes is a Guard that bans nobody and mutes the peers it is told to.
+type mutes struct {
+	mu    sync.Mutex
+	muted map[peer.ID]bool
+}
+
+func (g *mutes) mute(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.muted == nil {
+		g.muted = map[peer.ID]bool{}
+	}
+	g.muted[p] = true
+}
+
+func (*mutes) IsBanned(peer.ID) bool { return false }
+
+func (g *mutes) IsMuted(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.muted[p]
+}
+
 // schedulerBed is a scheduler over two recorded holders: a fast one (a
 // block every 10 ms, 20 ms away: room for 4 want-blocks) and a slow one
 // (100 ms per block, 120 ms away: room for 3).
 type schedulerBed struct {
 	ctx        context.Context // ends with the test
-	s          *scheduler
-	h          *holders
+	s          *Scheduler
+	h          *Holders
+	guard      *mutes
 	fast, slow peer.ID
 	sent       chan sentEntry
 }
 
 func newSchedulerBed(t *testing.T) *schedulerBed {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &schedulerBed{ctx: ctx, h: &holders{}, fast: "fast", slow: "slow", sent: make(chan sentEntry, 1024)}
-	b.s = newSchedulerOver(ctx, newJunkGuard(zap.NewNop(), nil), zap.NewNop(),
+	b := &schedulerBed{ctx: ctx, h: &Holders{}, guard: &mutes{}, fast: "fast", slow: "slow", sent: make(chan sentEntry, 1024)}
+	b.s = newSchedulerOver(ctx, b.guard, zap.NewNop(),
 		func(_ context.Context, p peer.ID) (bsnetwork.MessageSender, error) {
 			return recordingSender{p, b.sent}, nil
 		},
 		func() []peer.ID { return []peer.ID{b.fast, b.slow} },
 		func(peer.ID) bool { return true })
-	t.Cleanup(func() { cancel(); b.s.wait() })
+	t.Cleanup(func() { cancel(); b.s.Wait() })
 	b.h.has(b.fast, true)
 	b.h.has(b.slow, true)
 	b.h.lastProbe = time.Now() // both known: nothing to probe
@@ -279,9 +304,7 @@ func TestSchedulerAsksAnotherWhenLate(t *testing.T) {
 // holder left, it is asked rather than given up on.
 func TestSchedulerAsksMutedLast(t *testing.T) {
 	b := newSchedulerBed(t)
-	b.s.guard.mu.Lock()
-	b.s.guard.muted[b.fast] = time.Now().Add(time.Minute)
-	b.s.guard.mu.Unlock()
+	b.guard.mute(b.fast)
 	blks := testBlocks(2)
 	w, done := b.fetch(t, blks[0], noFallback)
 	if b.askedOf(w, b.fast) || !b.askedOf(w, b.slow) {
