@@ -37,8 +37,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/pacman-cdn/pacman/dag"
 	"github.com/pacman-cdn/pacman/node/internal/guard"
+	"github.com/pacman-cdn/pacman/node/internal/outbox"
 	"github.com/pacman-cdn/pacman/node/internal/scheduler"
 	"github.com/pacman-cdn/pacman/node/internal/uploadcap"
 	"go.uber.org/zap"
@@ -106,7 +108,7 @@ type Node struct {
 	cache         *cache
 	router        *router
 	net           bsnetwork.BitSwapNetwork
-	out           *outbox
+	out           *outbox.Outbox
 	uploads       *uploadcap.Caps
 	gate          *wantGate
 	stop          context.CancelFunc // ends the node's background work
@@ -229,9 +231,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	out := newOutbox(bg, junk.Network(exchangeNet), up,
+	out := outbox.New(bg, junk.Network(exchangeNet), up,
 		func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected })
-	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.disconnected})
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: out.Disconnected})
 	gate := newWantGate(out, hostAddrs(h.Network()))
 	net := bsnetwork.BitSwapNetwork(gate)
 	rt, err := newRouter(ctx, h, store, cfg.Routing)
@@ -377,7 +379,7 @@ func (n *Node) close() error {
 	n.stop()
 	n.background.Wait()
 	n.wants.Wait()
-	n.out.close()
+	n.out.Close()
 	n.peering.Stop()
 	errs := []error{n.router.close(), n.bitswap.Close(), n.host.Close()}
 	n.cache.close()
@@ -437,14 +439,14 @@ type Stats struct {
 func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Peers: len(n.host.Network().Peers())}
 	st.CacheBytes, st.Evictions = n.cache.stats()
-	st.SeedDropped = uint64(n.out.drops.Load())
+	st.SeedDropped = uint64(n.out.Dropped())
 	st.WantsCut = uint64(n.gate.cut.Load())
 	if ps, err := n.router.provider.Stat(); err == nil {
 		st.Reprovides, st.LastReprovide = ps.TotalReprovides, ps.LastRun
 	}
 	// Bitswap's own DataSent counts an answer when it is queued; the
 	// outbox counts it when it is written.
-	st.BytesSeeded, st.BlocksSeeded = n.out.sentBytes.Load(), n.out.sentBlocks.Load()
+	st.BytesSeeded, st.BlocksSeeded = n.out.Sent()
 	var err error
 	if st.StoreBytes, err = n.store.ds.DiskUsage(ctx); err != nil {
 		return st, fmt.Errorf("reading store size: %w", err)
@@ -464,5 +466,18 @@ func (ts tracers) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 func (ts tracers) MessageSent(p peer.ID, msg bsmsg.BitSwapMessage) {
 	for _, t := range ts {
 		t.MessageSent(p, msg)
+	}
+}
+
+// hostAddrs returns the IP address of p's first connection on h's
+// network, or "".
+func hostAddrs(net network.Network) func(peer.ID) string {
+	return func(p peer.ID) string {
+		for _, c := range net.ConnsToPeer(p) {
+			if ip, err := manet.ToIP(c.RemoteMultiaddr()); err == nil {
+				return ip.String()
+			}
+		}
+		return ""
 	}
 }

@@ -1,4 +1,8 @@
-package node
+// Package outbox writes the bitswap server's messages to peers from
+// goroutines of its own, each peer within a backlog and every write under
+// a deadline and the upload caps, so a peer that does not read holds no
+// server worker.
+package outbox
 
 import (
 	"context"
@@ -12,7 +16,6 @@ import (
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/pacman-cdn/pacman/node/internal/uploadcap"
 )
 
@@ -40,7 +43,7 @@ const (
 // what it was sent.
 var errBacklogged = errors.New("peer is not reading its messages: dropped")
 
-// outbox sends the bitswap server's messages. Bitswap's server writes each
+// Outbox sends the bitswap server's messages. Bitswap's server writes each
 // message synchronously from one of its 16 workers, so a peer that asks for
 // blocks and never reads held a worker per message until the write timed
 // out, after a minute or more: three such peers stalled a seeder for
@@ -50,7 +53,7 @@ var errBacklogged = errors.New("peer is not reading its messages: dropped")
 // before its first window update). A server worker only ever queues: a peer
 // that reads is kept as busy as it reads, and a peer that does not has its
 // messages dropped, within its backlog and the node's.
-type outbox struct {
+type Outbox struct {
 	bsnetwork.BitSwapNetwork
 	uploads *uploadcap.Caps    // the upload caps
 	live    func(peer.ID) bool // whether a peer is connected
@@ -76,26 +79,15 @@ type peerBox struct {
 	room    chan struct{}             // closed, and replaced, when bytes fall
 }
 
-func newOutbox(ctx context.Context, net bsnetwork.BitSwapNetwork, up *uploadcap.Caps, live func(peer.ID) bool) *outbox {
-	return &outbox{BitSwapNetwork: net, uploads: up, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
-}
-
-// hostAddrs returns the IP address of p's first connection on h's
-// network, or "".
-func hostAddrs(net network.Network) func(peer.ID) string {
-	return func(p peer.ID) string {
-		for _, c := range net.ConnsToPeer(p) {
-			if ip, err := manet.ToIP(c.RemoteMultiaddr()); err == nil {
-				return ip.String()
-			}
-		}
-		return ""
-	}
+// New returns an outbox over net, writing under the caps up (nil: none)
+// to peers while live says they are connected, until ctx ends.
+func New(ctx context.Context, net bsnetwork.BitSwapNetwork, up *uploadcap.Caps, live func(peer.ID) bool) *Outbox {
+	return &Outbox{BitSwapNetwork: net, uploads: up, live: live, ctx: ctx, boxes: map[peer.ID]*peerBox{}}
 }
 
 // SendMessage queues msg for p and returns; it is written later, or
 // dropped with errBacklogged when p does not read.
-func (o *outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
+func (o *Outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
 	size := msg.Size()
 	var deadline *time.Timer
 	defer func() {
@@ -150,7 +142,7 @@ func (o *outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMe
 }
 
 // write sends b's messages until its queue is empty.
-func (o *outbox) write(p peer.ID, b *peerBox) {
+func (o *Outbox) write(p peer.ID, b *peerBox) {
 	o.mu.Lock()
 	for len(b.queue) > 0 && o.ctx.Err() == nil {
 		msg := b.queue[0]
@@ -190,7 +182,7 @@ func (o *outbox) write(p peer.ID, b *peerBox) {
 // send writes msg to p on ms, or on a new kept stream when ms is nil, and
 // returns the stream to keep, or nil when it failed. A message lost here
 // is like one lost on the wire: the peer asks again, or asks another.
-func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
+func (o *Outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
 	size := msg.Size()
 	if err := o.uploads.Wait(o.ctx, p, size); err != nil {
 		return ms // the node is closing
@@ -228,7 +220,7 @@ func (o *outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMe
 
 // forget drops b's kept streams and the box itself. The caller holds o.mu,
 // and b has no writer.
-func (o *outbox) forget(p peer.ID, b *peerBox) {
+func (o *Outbox) forget(p peer.ID, b *peerBox) {
 	for _, ms := range b.idle {
 		_ = ms.Reset()
 	}
@@ -236,10 +228,10 @@ func (o *outbox) forget(p peer.ID, b *peerBox) {
 	delete(o.boxes, p)
 }
 
-// disconnected is a libp2p network notification: a peer whose last
+// Disconnected is a libp2p network notification: a peer whose last
 // connection closed loses its kept streams once no message is being
 // written to it.
-func (o *outbox) disconnected(net network.Network, conn network.Conn) {
+func (o *Outbox) Disconnected(net network.Network, conn network.Conn) {
 	p := conn.RemotePeer()
 	if net.Connectedness(p) == network.Connected {
 		return
@@ -251,9 +243,9 @@ func (o *outbox) disconnected(net network.Network, conn network.Conn) {
 	}
 }
 
-// close waits for the writers, once the node's context has ended, and
+// Close waits for the writers, once the node's context has ended, and
 // resets every kept stream.
-func (o *outbox) close() {
+func (o *Outbox) Close() {
 	o.mu.Lock()
 	o.closed = true
 	o.mu.Unlock()
@@ -264,3 +256,10 @@ func (o *outbox) close() {
 		o.forget(p, b)
 	}
 }
+
+// Dropped is how many messages were dropped for peers that did not read.
+func (o *Outbox) Dropped() int64 { return o.drops.Load() }
+
+// Sent is the block bytes and blocks written to peers: seeding, counted as
+// it crosses, not as it is queued.
+func (o *Outbox) Sent() (bytes, blocks uint64) { return o.sentBytes.Load(), o.sentBlocks.Load() }
