@@ -5,7 +5,9 @@
 // ports starts without a word and the kernel shares the port's connections
 // between two processes with two stores. Each port a pacman serves is held
 // by an advisory lock file, taken when its config starts and released when
-// the last config of the process that uses it stops.
+// the last config of the process that uses it stops. A port is one per
+// network namespace: pacmans in two namespaces (containers, `ip netns
+// exec`) that share the temporary directory do not see each other.
 package portlock
 
 import (
@@ -23,6 +25,17 @@ var ErrPortInUse = errors.New("HTTP port served by another pacman")
 // sees the same temporary directory.
 func Dir() string { return filepath.Join(os.TempDir(), "pacman-ports") }
 
+// netns names the network namespace this process is in ("" where there
+// are none): the same port in two namespaces is two ports, though the
+// processes share a temporary directory.
+func netns() string {
+	link, err := os.Readlink("/proc/self/ns/net") // net:[4026531840]
+	if err != nil {
+		return ""
+	}
+	return "-" + strings.Trim(strings.TrimPrefix(link, "net:"), "[]")
+}
+
 // Lock is one held port.
 type Lock struct {
 	f *os.File
@@ -39,7 +52,7 @@ func Take(dir, network string, port uint, who string) (*Lock, error) {
 	// Every user's pacman shares the directory, each keeping its own files,
 	// like /tmp.
 	_ = os.Chmod(dir, 0o777|os.ModeSticky)
-	path := filepath.Join(dir, fmt.Sprintf("%s-%d", network, port))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d%s", network, port, netns()))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("port lock %s: %w", path, err)
