@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -517,6 +518,42 @@ func TestNameQuestions(t *testing.T) {
 	if _, _, known, err := fb.Ask(context.Background(), name); known || err != nil {
 		t.Errorf("after the answerer left: known %v, %v", known, err)
 	}
+	// The owner streams a name's body as it has it; one that ends short
+	// is an error at the member, never a shorter body.
+	body := bytes.Repeat([]byte("body bytes "), 100000)
+	fa.AddBodyServer(func(_ context.Context, n string) ([]byte, io.ReadCloser, bool) {
+		r := io.Reader(bytes.NewReader(body))
+		if strings.HasSuffix(n, "?cut") {
+			r = io.MultiReader(io.LimitReader(bytes.NewReader(body), 500000), errReader{})
+		}
+		return []byte("head of " + n), io.NopCloser(r), strings.HasPrefix(n, "https://origin/")
+	})
+	head, rc, asked, found, err := fb.Body(context.Background(), name)
+	if err != nil || !asked || !found || string(head) != "head of "+name {
+		t.Fatalf("asking the owner for %s's body: head %q, asked %v, found %v, %v", name, head, asked, found, err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Errorf("the body: %d bytes of %d, %v", len(got), len(body), err)
+	}
+	var cut string
+	for i := range 64 {
+		n := fmt.Sprintf("https://origin/%d?cut", i)
+		if _, _, asked, _, _ := fb.Body(context.Background(), n); asked {
+			cut = n
+			break
+		}
+	}
+	if _, rc, _, found, err := fb.Body(context.Background(), cut); err != nil || !found {
+		t.Errorf("a body cut short: found %v, %v", found, err)
+	} else {
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err == nil {
+			t.Errorf("a body cut short after %d bytes read as whole", len(got))
+		}
+	}
 	// A purge told to the members reaches a's purger.
 	var (
 		mu     sync.Mutex
@@ -530,7 +567,7 @@ func TestNameQuestions(t *testing.T) {
 	if err := c.Host().Connect(context.Background(), a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	for _, proto := range []protocol.ID{fleet.NameProtocol, fleet.PurgeProtocol} {
+	for _, proto := range []protocol.ID{fleet.NameProtocol, fleet.PurgeProtocol, fleet.BodyProtocol} {
 		s, err := c.Host().NewStream(context.Background(), a.Host().ID(), proto)
 		if err != nil {
 			t.Fatal(err)
@@ -546,3 +583,8 @@ func TestNameQuestions(t *testing.T) {
 		t.Errorf("a non-member's purge reached the purger: %q", heard())
 	}
 }
+
+// errReader fails every read.
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("the origin went away") }

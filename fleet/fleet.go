@@ -5,7 +5,9 @@
 // over a libp2p protocol; the owner fills the miss from the origin once
 // for the whole fleet. Only members may ask, and every answer is checked
 // against the block's CID. Names (an origin's URLs) have owners too: a
-// member asks a name's owner what it knows of it (Ask, AddAnswerer).
+// member asks a name's owner what it knows of it (Ask, AddAnswerer), and
+// for the body it is taking from the origin, as it arrives (Body,
+// AddBodyServer).
 package fleet
 
 import (
@@ -78,8 +80,11 @@ type Fleet struct {
 	probes probes
 
 	counts    counts
-	answerers answerers
-	purge     purge
+	answerers registry[Answerer]
+	bodies    registry[BodyServer]
+	// bodiesServing holds one token per body streamed to a member.
+	bodiesServing chan struct{}
+	purge         purge
 }
 
 // probes are the times members were last probed, and the probes' context.
@@ -109,6 +114,7 @@ func New(cfg Config) (*Fleet, error) {
 		serving: make(chan struct{}, maxServing),
 		log:     cfg.Logger,
 	}
+	f.bodiesServing = make(chan struct{}, maxBodies)
 	f.probes.ctx, f.probes.cancel = context.WithCancel(context.Background())
 	f.probes.last = make(map[peer.ID]time.Time)
 	for _, p := range cfg.Members {
@@ -118,6 +124,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	cfg.Host.SetStreamHandler(Protocol, f.handle)
 	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
+	cfg.Host.SetStreamHandler(BodyProtocol, f.handleBody)
 	cfg.Host.SetStreamHandler(PurgeProtocol, f.handlePurge)
 	return f, nil
 }
@@ -135,6 +142,7 @@ func (f *Fleet) Close() {
 	f.probes.cancel()
 	f.cfg.Host.RemoveStreamHandler(Protocol)
 	f.cfg.Host.RemoveStreamHandler(NameProtocol)
+	f.cfg.Host.RemoveStreamHandler(BodyProtocol)
 	f.cfg.Host.RemoveStreamHandler(PurgeProtocol)
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"slices"
-	"sync"
 
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -21,25 +19,9 @@ const maxAnswer = 16 << 10
 // it does not know the name. The answer is the answerer's own encoding.
 type Answerer func(ctx context.Context, name string) ([]byte, bool)
 
-// answerers are the functions that answer names, tried in turn.
-type answerers struct {
-	mu   sync.RWMutex // guards list
-	list []*Answerer
-}
-
 // AddAnswerer makes a answer members' questions about names, after those
 // added before it; the returned function removes it.
-func (f *Fleet) AddAnswerer(a Answerer) (remove func()) {
-	p := &a
-	f.answerers.mu.Lock()
-	f.answerers.list = append(f.answerers.list, p)
-	f.answerers.mu.Unlock()
-	return func() {
-		f.answerers.mu.Lock()
-		f.answerers.list = slices.DeleteFunc(f.answerers.list, func(q *Answerer) bool { return q == p })
-		f.answerers.mu.Unlock()
-	}
-}
+func (f *Fleet) AddAnswerer(a Answerer) (remove func()) { return f.answerers.add(a) }
 
 // Ask asks the live member that owns name what it knows of it. It reports
 // asked false when this edge owns the name (or is alone); known false
@@ -80,11 +62,8 @@ func (f *Fleet) handleName(s network.Stream) {
 		return
 	}
 	defer done()
-	f.answerers.mu.RLock()
-	list := slices.Clone(f.answerers.list)
-	f.answerers.mu.RUnlock()
-	for _, a := range list {
-		if answer, ok := (*a)(ctx, string(name)); ok && len(answer) <= maxAnswer {
+	for _, a := range f.answerers.all() {
+		if answer, ok := a(ctx, string(name)); ok && len(answer) <= maxAnswer {
 			if _, err := s.Write([]byte{answerBlock}); err == nil {
 				_ = writeFrame(s, answer)
 			}

@@ -88,7 +88,8 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 		return err
 	}
 	unanswer, unpurge := app.Fleet().AddAnswerer(r.puller.Answer), app.AddPurger(r.puller.Purge)
-	r.remove = func() { unanswer(); unpurge() }
+	unserve := app.Fleet().AddBodyServer(r.puller.ServeBody)
+	r.remove = func() { unanswer(); unpurge(); unserve() }
 	src := &origin.Source{URL: r.Origin}
 	r.source = leafSource{src, r.puller}
 	return src.Init()

@@ -3,9 +3,13 @@
 // server) with no CIDs to hand out and no import step.
 //
 // The life of a URL:
-//   - cold: the edge knows no CID for it. The request, Range and all, is
-//     proxied from the origin as it arrives, and the whole file is pulled
-//     once in the background with the importer `caddy pacman add` uses;
+//   - cold: the edge knows no CID for it. The whole file is pulled once in
+//     the background with the importer `caddy pacman add` uses, and the
+//     cold requests, Range and all, are served from the pull's body as it
+//     arrives (a spool), so viewers who start a file together cost the
+//     origin one copy of it. A request the spool cannot serve soon (a seek
+//     far past what has arrived, a conditional request, several ranges) is
+//     proxied from the origin;
 //   - warm: the pull has kept the file's CID and the origin's validators.
 //     The URL is served like /ipfs/{cid}, from the store, with the CID as
 //     its ETag and the origin's max-age;
@@ -97,6 +101,9 @@ type Fleet interface {
 	// false when this edge owns it or is alone, known false when the
 	// owner does not know it.
 	Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error)
+	// Body asks the member that owns name for the body it is pulling,
+	// as it arrives; found is false when it has none.
+	Body(ctx context.Context, name string) (head []byte, body io.ReadCloser, asked, found bool, err error)
 }
 
 // Puller resolves the URLs of one origin: warm ones to their CIDs, cold
@@ -106,14 +113,22 @@ type Puller struct {
 	base    string   // the origin's URL, ending in /
 	origin  *url.URL // its scheme and host
 	records *records
+	spools  string        // the directory of the pulls' spooled bodies
 	pulls   chan struct{} // one token per pull running
 
 	ctx    context.Context // ends at Close, and with it every pull
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the pulls
 
-	mu       sync.Mutex // guards the maps below
-	pulling  map[string]bool
+	mu sync.Mutex // guards the maps below
+	// pulling are the pulls under way, each with its body as it
+	// arrives, which cold requests for the URL read.
+	pulling map[string]*spool
+	// relays are the bodies streamed from the URLs' owners as they pull
+	// them, which cold requests here read; relaying holds one token
+	// per relay.
+	relays   map[string]*spool
+	relaying chan struct{}
 	checking map[string]*check
 	// unpulled are URLs the origin said not to keep (no-store, private,
 	// too large), and when it said so: they are proxied until
@@ -174,11 +189,15 @@ func New(cfg Config) (*Puller, error) {
 	if err != nil {
 		return nil, err
 	}
+	spools, err := spoolDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Puller{
-		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs,
+		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs, spools: spools,
 		pulls: make(chan struct{}, cfg.MaxPulls), ctx: ctx, cancel: cancel,
-		pulling: map[string]bool{}, checking: map[string]*check{}, unpulled: map[string]time.Time{},
+		pulling: map[string]*spool{}, relays: map[string]*spool{}, relaying: make(chan struct{}, cfg.MaxPulls), checking: map[string]*check{}, unpulled: map[string]time.Time{},
 	}, nil
 }
 
@@ -220,10 +239,40 @@ func (p *Puller) Resolve(r *http.Request) (gateway.Content, bool, error) {
 		}
 		return gateway.Content{Root: rec.Root, TTL: max(ttl, time.Second), Path: "/ipfs/" + rec.Root.String()}, true, nil
 	}
-	if r.Method == http.MethodGet && pullHere {
-		p.pull(u)
+	if r.Method == http.MethodGet {
+		if pullHere {
+			p.pull(u)
+		} else {
+			p.relay(u) // the owner pulls it
+		}
 	}
-	return gateway.Content{Serve: p.proxy(u)}, true, nil
+	return gateway.Content{Serve: p.cold(u)}, true, nil
+}
+
+// cold answers a request for u, which the edge does not hold: from the
+// body of u's pull as it arrives (the pull here, or the owner's relayed),
+// if one is under way and can serve the request soon, else from the
+// origin.
+func (p *Puller) cold(u string) http.Handler {
+	proxy := p.proxy(u)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		sp := p.pulling[u]
+		if sp == nil {
+			sp = p.relays[u]
+		}
+		if sp != nil {
+			sp.acquire()
+		}
+		p.mu.Unlock()
+		if sp != nil {
+			defer sp.release()
+			if sp.serve(w, r) {
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	})
 }
 
 // askTimeout bounds the question to a URL's owner, which a cold request
@@ -410,22 +459,23 @@ func (p *Puller) pull(u string) {
 		}
 		delete(p.unpulled, u)
 	}
-	if p.pulling[u] || p.ctx.Err() != nil {
+	if p.pulling[u] != nil || p.ctx.Err() != nil {
 		return
 	}
-	select {
-	case p.pulls <- struct{}{}:
-	default:
-		return // all busy: a later request pulls it
+	sp := p.newSpool(p.pulls, u) // all busy: a later request pulls it
+	if sp == nil {
+		return
 	}
-	p.pulling[u] = true
+	p.pulling[u] = sp
 	p.wg.Add(1)
 	p.cfg.Observer.Pulled("")
 	go func() {
 		defer p.wg.Done()
-		rec, err := p.fetch(u)
+		rec, err := p.fetch(u, sp)
+		sp.end(err)
 		p.mu.Lock()
 		delete(p.pulling, u)
+		sp.release()
 		if errors.Is(err, errUnkept) {
 			if len(p.unpulled) >= rememberedRecords {
 				clear(p.unpulled)
@@ -451,8 +501,8 @@ func (p *Puller) pull(u string) {
 // errUnkept says the origin's file is one not to pull.
 var errUnkept = errors.New("the origin's file is not to be kept")
 
-// fetch pulls u whole and records it.
-func (p *Puller) fetch(u string) (Record, error) {
+// fetch pulls u whole into sp and the store, and records it.
+func (p *Puller) fetch(u string, sp *spool) (Record, error) {
 	req, err := http.NewRequestWithContext(p.ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Record{}, err
@@ -471,7 +521,8 @@ func (p *Puller) fetch(u string) (Record, error) {
 	case resp.ContentLength > p.cfg.MaxPullSize:
 		return Record{}, fmt.Errorf("%w: %d bytes, over max_pull_size %d", errUnkept, resp.ContentLength, p.cfg.MaxPullSize)
 	}
-	body := &countingReader{r: io.LimitReader(resp.Body, p.cfg.MaxPullSize+1)}
+	sp.open(resp.Header, resp.ContentLength)
+	body := &countingReader{r: io.TeeReader(io.LimitReader(resp.Body, p.cfg.MaxPullSize+1), sp)}
 	root, err := p.cfg.Import(p.ctx, body)
 	p.cfg.Observer.OriginBytes("pull", body.n)
 	switch {

@@ -1,0 +1,249 @@
+package originpull
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/pacman-cdn/pacman/gateway/headers"
+	"go.uber.org/zap"
+)
+
+// spoolAhead is how far past what a pull has received a range may start
+// and still wait for the pull; a range further on (a seek) is proxied
+// from the origin, so that its first byte is no later than a proxy's.
+const spoolAhead = 8 << 20
+
+// spool is the body of a pull under way, kept in a file as it arrives, so
+// that cold requests for the same URL read it there instead of each
+// asking the origin: the origin sends the file once however many viewers
+// start it together, as a shield's request collapsing does. The file is
+// unlinked once made and closed with its last reader.
+type spool struct {
+	// ready is closed once the origin's answer is known: usable, header
+	// and size are set before.
+	ready  chan struct{}
+	usable bool        // the body is spooled; false: proxy instead
+	header http.Header // the origin's headers a response carries
+	size   int64       // the body's length, -1 if the origin did not say
+
+	mu      sync.Mutex // guards everything below
+	f       *os.File
+	written int64
+	ended   bool
+	err     error         // why the body ended short, once ended
+	grew    chan struct{} // closed, and replaced, when written grows or the body ends
+	refs    int           // the pull and the readers; the last closes f
+}
+
+// newSpool makes a spool in dir, held by the pull that fills it.
+func newSpool(dir string) (*spool, error) {
+	f, err := os.CreateTemp(dir, "pull-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return &spool{ready: make(chan struct{}), f: f, grew: make(chan struct{}), refs: 1, size: -1}, nil
+}
+
+// open says the origin's body is spooled, with its headers and length.
+func (s *spool) open(h http.Header, size int64) {
+	s.header = http.Header{}
+	for _, name := range answered {
+		if v := h.Values(name); len(v) > 0 {
+			s.header[name] = v
+		}
+	}
+	s.usable, s.size = true, size
+	close(s.ready)
+}
+
+// Write appends b to the spooled body.
+func (s *spool) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	off := s.written
+	s.mu.Unlock()
+	n, err := s.f.WriteAt(b, off) // only the pull writes
+	s.mu.Lock()
+	s.written += int64(n)
+	close(s.grew)
+	s.grew = make(chan struct{})
+	s.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("spool: %w", err)
+	}
+	return n, nil
+}
+
+// end says the body is whole (err nil) or ends short with err. A spool
+// never opened tells its readers to proxy.
+func (s *spool) end(err error) {
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended, s.err = true, err
+	close(s.grew)
+	s.grew = make(chan struct{})
+}
+
+// acquire takes a reader's reference.
+func (s *spool) acquire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs++
+}
+
+// release drops a reference; the last closes the file.
+func (s *spool) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		s.f.Close()
+	}
+}
+
+// received returns how much of the body has arrived.
+func (s *spool) received() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
+}
+
+// wait returns once the body has arrived past off or ended: how much has
+// arrived, and whether it ended (with its error).
+func (s *spool) wait(ctx context.Context, off int64) (int64, bool, error) {
+	for {
+		s.mu.Lock()
+		written, ended, err, grew := s.written, s.ended, s.err, s.grew
+		s.mu.Unlock()
+		if written > off || ended {
+			return written, ended, err
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return written, false, ctx.Err()
+		}
+	}
+}
+
+// serve answers r from s, or returns false, having written nothing, when
+// the origin must answer it: the pull keeps no body, the request is
+// conditional, or asks for ranges s cannot serve soon (several, a length
+// the origin did not give, or one far past what has arrived).
+func (s *spool) serve(w http.ResponseWriter, r *http.Request) bool {
+	select {
+	case <-s.ready:
+	case <-r.Context().Done():
+		return true // the client left
+	}
+	if !s.usable {
+		return false
+	}
+	for _, h := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	start, length, status := int64(0), s.size, http.StatusOK
+	if spec := r.Header.Get("Range"); spec != "" {
+		if s.size < 0 {
+			return false
+		}
+		ranges, ignore, err := headers.ParseRange(spec, s.size, 1)
+		switch {
+		case err != nil:
+			return false // the origin says 416, or serves several
+		case !ignore:
+			start, length, status = ranges[0].Start, ranges[0].Length, http.StatusPartialContent
+		}
+	}
+	if start > s.received()+spoolAhead {
+		return false
+	}
+	for name, v := range s.header {
+		w.Header()[name] = v
+	}
+	w.Header().Del("Content-Range")
+	w.Header().Del("Content-Length")
+	w.Header().Set("Accept-Ranges", "bytes")
+	if length >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	}
+	if status == http.StatusPartialContent {
+		w.Header().Set("Content-Range", headers.Range{Start: start, Length: length}.ContentRange(s.size))
+	}
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return true
+	}
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	for off := start; length < 0 || off < start+length; {
+		avail, ended, err := s.wait(r.Context(), off)
+		if avail <= off {
+			if ended && err == nil && length < 0 {
+				return true // the whole body, of a length not given
+			}
+			if r.Context().Err() == nil {
+				// Cut short: the client sees a body shorter than its
+				// Content-Length, never other bytes.
+				panic(http.ErrAbortHandler)
+			}
+			return true
+		}
+		n := min(avail-off, int64(len(*buf)))
+		if length >= 0 {
+			n = min(n, start+length-off)
+		}
+		if _, err := s.f.ReadAt((*buf)[:n], off); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		if _, err := w.Write((*buf)[:n]); err != nil {
+			return true // the client left
+		}
+		off += n
+	}
+	return true
+}
+
+// newSpool takes one of tokens and makes a spool for u, or returns nil
+// when every token is taken or no spool can be made: u is proxied.
+func (p *Puller) newSpool(tokens chan struct{}, u string) *spool {
+	select {
+	case tokens <- struct{}{}:
+	default:
+		return nil
+	}
+	sp, err := newSpool(p.spools)
+	if err != nil {
+		<-tokens
+		p.cfg.Log.Warn("cannot spool a pull: the URL is proxied", zap.String("url", u), zap.Error(err))
+		return nil
+	}
+	return sp
+}
+
+// spoolDir returns the spools' directory under the records', emptied of
+// what a crash left.
+func spoolDir(dir string) (string, error) {
+	d := filepath.Join(dir, "spool")
+	if err := os.RemoveAll(d); err != nil {
+		return "", fmt.Errorf("origin_pull: clearing spools: %w", err)
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("origin_pull: %w", err)
+	}
+	return d, nil
+}
