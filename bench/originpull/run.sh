@@ -2,19 +2,21 @@
 # origin_pull in front of an origin: three `caddy run` edges, each with
 # only `resolve origin_pull`, either peered as one fleet or each alone,
 # and a 256 MiB file on the origin. One full GET through the first edge,
-# then one through each of the others, then one more through all three.
+# then one through each of the others, then one more through all three;
+# or, with "together", one cold GET through each edge at the same moment.
 # Prints the origin's egress as a multiple of the file.
-#   bash bench/originpull/run.sh fleet
-#   bash bench/originpull/run.sh alone      # the baseline
+#   bash bench/originpull/run.sh fleet [together]
+#   bash bench/originpull/run.sh alone [together]     # the baseline
 set -euo pipefail
 mode=${1:?fleet or alone}
+shape=${2:-one after another}
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
-trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; wait; rm -rf "$work"' EXIT
 go build -o "$work/caddy" ./cmd/caddy
 go build -o "$work/origin" ./bench/originpull/origin
 "$work/origin" -addr 127.0.0.1:9901 & echo $! >"$work/origin.pid"
-for i in 0 1 2; do "$work/caddy" pacman id --data-dir "$work/d$i" | head -1 | awk '{print $NF}' >"$work/id$i"; done
+for i in 0 1 2; do "$work/caddy" pacman id --data-dir "$work/d$i" | awk 'NR == 1 { print $NF }' >"$work/id$i"; done
 for i in 0 1 2; do
 	peers=""
 	if [ "$mode" = fleet ]; then
@@ -45,8 +47,12 @@ settle() {
 	while sleep 1; b=$(curl -s localhost:9901/count); [ "$a" != "$b" ]; do a=$b; done
 }
 get() { curl -s -o /dev/null -w "%{http_code} " "http://127.0.0.1:$((8100 + $1))/videos/film.mp4"; }
-get 0; settle
-get 1; get 2; settle
-get 0; get 1; get 2; settle
+if [ "$shape" = together ]; then
+	get 0 & a=$!; get 1 & b=$!; get 2 & c=$!; wait $a $b $c; settle
+else
+	get 0; settle
+	get 1; get 2; settle
+	get 0; get 1; get 2; settle
+fi
 echo
-awk -v n="$(curl -s localhost:9901/count)" -v m="$mode" 'BEGIN { printf "%s: the origin sent %.3fx the file\n", m, n / (256 * 1048576) }'
+awk -v n="$(curl -s localhost:9901/count)" -v m="$mode" -v s="$shape" 'BEGIN { printf "%s, %s: the origin sent %.3fx the file\n", m, s, n / (256 * 1048576) }'
