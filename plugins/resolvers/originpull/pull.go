@@ -522,13 +522,16 @@ func (p *Puller) fetch(u string, sp *spool) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %d bytes, over max_pull_size %d", errUnkept, resp.ContentLength, p.cfg.MaxPullSize)
 	}
 	sp.open(resp.Header, resp.ContentLength)
-	body := &countingReader{r: io.TeeReader(io.LimitReader(resp.Body, p.cfg.MaxPullSize+1), sp)}
+	rest := newResumingBody(p.ctx, p, u, resp)
+	defer rest.Close()
+	body := &countingReader{r: io.TeeReader(io.LimitReader(rest, p.cfg.MaxPullSize+1), sp)}
 	root, err := p.cfg.Import(p.ctx, body)
 	p.cfg.Observer.OriginBytes("pull", body.n)
 	switch {
 	case err != nil:
-		// A body shorter than its Content-Length ends here too
-		// (io.ErrUnexpectedEOF): nothing is recorded.
+		// A body shorter than its Content-Length, that could not be
+		// resumed, ends here too (io.ErrUnexpectedEOF): nothing is
+		// recorded.
 		return Record{}, fmt.Errorf("importing %d bytes: %w", body.n, err)
 	case body.n > p.cfg.MaxPullSize:
 		return Record{}, fmt.Errorf("%w: over max_pull_size %d", errUnkept, p.cfg.MaxPullSize)

@@ -42,6 +42,9 @@ type originFile struct {
 	noRange      bool
 	// rate, if set, is the bytes per second a whole-file answer is sent at.
 	rate int
+	// cutAfter, if set, ends every whole-file answer's connection after
+	// that many bytes.
+	cutAfter int
 }
 
 func newOrigin(t *testing.T) *webOrigin {
@@ -61,6 +64,11 @@ func newOrigin(t *testing.T) *webOrigin {
 			w.Header().Set("Cache-Control", f.cacheControl)
 		}
 		switch {
+		case f.cutAfter > 0 && r.Header.Get("Range") == "":
+			w.Header().Set("Content-Length", fmt.Sprint(len(f.data)))
+			cw.Write(f.data[:f.cutAfter])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
 		case f.lie > 0:
 			w.Header().Set("Content-Length", fmt.Sprint(len(f.data)+f.lie))
 			cw.Write(f.data)
@@ -288,6 +296,26 @@ func TestColdViewersShareOnePull(t *testing.T) {
 	if sent := o.sent.Load(); sent != int64(len(data))+seek {
 		t.Errorf("the origin sent %.2f× the file, want one pull and the far seek (%.2f×)",
 			float64(sent)/float64(len(data)), float64(int64(len(data))+seek)/float64(len(data)))
+	}
+}
+
+// TestPullResumesACutBody: a pull whose connection the origin cuts goes on
+// with a Range request for the rest, conditional on the ETag it started
+// with, and the viewer reading it meanwhile gets the whole file. Before, the
+// pull failed, the viewer's body was cut, and the URL stayed cold.
+func TestPullResumesACutBody(t *testing.T) {
+	o := newOrigin(t)
+	data := testutil.Bytes("cut", 6<<20+7)
+	o.set("/v/cut.mp4", originFile{data: data, etag: `"c1"`, cutAfter: 2 << 20})
+	e := newEdge(t, o, t.TempDir(), time.Hour, 0)
+
+	resp, body := get(t, e.url+"/v/cut.mp4")
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("the viewer of a pull cut short: status %d, %d bytes of %d, equal %v", resp.StatusCode, len(body), len(data), bytes.Equal(body, data))
+	}
+	e.waitWarm(t, "/v/cut.mp4", data)
+	if sent := o.sent.Load(); sent > int64(len(data))+(1<<20) {
+		t.Errorf("the origin sent %.2f× the file, want it once and what the cut lost", float64(sent)/float64(len(data)))
 	}
 }
 
