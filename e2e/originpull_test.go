@@ -268,3 +268,81 @@ func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsPulls: `caddy reload` while a new file is pulled, with
+// the route's origin_pull unchanged, leaves the pull running: the viewer
+// reading it gets the whole file, and the origin sends it once. Before,
+// the reload cancelled the pull and cut the viewer's body short.
+func TestReloadKeepsPulls(t *testing.T) {
+	notShort(t)
+	data := testutil.Bytes("reload", 24<<20)
+	var sent atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"r1"`)
+		if r.Header.Get("Range") != "" {
+			http.ServeContent(countingResponse{w, &sent}, r, "", time.Time{}, bytes.NewReader(data))
+			return
+		}
+		// The whole file at 8 MiB/s: the pull takes 3 s.
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		cw := countingResponse{w, &sent}
+		for off := 0; off < len(data); off += 256 << 10 {
+			if _, err := cw.Write(data[off : off+256<<10]); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(origin.Close)
+	dir, _ := newDataDir(t)
+	port, admin, p2p := freePort(t), freePort(t), freePort(t)
+	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+	write := func(extra string) {
+		if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
+	admin localhost:%d
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/%d
+	}
+}
+
+http://127.0.0.1:%d {
+	%s
+	pacman /videos/* {
+		resolve origin_pull %s
+	}
+}
+`, admin, dir, p2p, port, extra, origin.URL), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	startCaddy(t, nil, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+
+	type result struct {
+		body []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/videos/film.mp4", port))
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		done <- result{body, err}
+	}()
+	time.Sleep(time.Second) // a third of the pull
+	write("respond /health 200")
+	caddyCmd(t, "reload", "--config", caddyfile, "--adapter", "caddyfile", "--address", fmt.Sprintf("localhost:%d", admin))
+	r := <-done
+	if r.err != nil || !bytes.Equal(r.body, data) {
+		t.Fatalf("the viewer across the reload: %d bytes of %d, %v", len(r.body), len(data), r.err)
+	}
+	if ratio := float64(sent.Load()) / float64(len(data)); ratio > 1.05 {
+		t.Errorf("the origin sent %.2f× the file, want one pull across the reload", ratio)
+	}
+}

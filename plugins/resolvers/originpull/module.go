@@ -2,6 +2,7 @@ package originpull
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -26,6 +27,21 @@ func init() {
 	caddy.RegisterModule(Resolver{})
 }
 
+// pullers holds the running puller of each origin, data directory and
+// settings: a config reload provisions the new config before it cleans
+// up the old, so pulls under way, and the cold responses read from them,
+// go on across a reload that leaves the route's origin_pull as it was.
+var pullers = caddy.NewUsagePool()
+
+// pooled is a Puller in the pool.
+type pooled struct{ *Puller }
+
+// Destruct stops the pulls under way once no config uses the puller.
+func (p pooled) Destruct() error {
+	p.Close()
+	return nil
+}
+
 // Resolver is pacman.resolvers.origin_pull: every URL of the route is the
 // file at the same path on Origin, served from the first request with no
 // import step (see the package's doc for the life of a URL). The route
@@ -47,6 +63,7 @@ type Resolver struct {
 	MaxPullSize int64 `json:"max_pull_size,omitempty"`
 
 	puller *Puller
+	key    string // the puller's in pullers
 	source leafSource
 	remove func() // stops answering the fleet's questions and purges
 }
@@ -67,26 +84,32 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	}
 	bs := app.Blockstore()
 	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
-	r.puller, err = New(Config{
-		Origin: r.Origin,
-		Dir:    filepath.Join(app.DataDir, "origin_pull"),
-		Import: func(ctx context.Context, body io.Reader) (cid.Cid, error) {
-			return ingest.Import(ctx, dag, body)
-		},
-		Has: func(ctx context.Context, c cid.Cid) bool {
-			held, err := bs.Has(ctx, c)
-			return err == nil && held
-		},
-		Revalidate:  time.Duration(r.Revalidate),
-		MaxPulls:    r.MaxPulls,
-		MaxPullSize: r.MaxPullSize,
-		Fleet:       app.Fleet(),
-		Observer:    app.Metrics(),
-		Log:         ctx.Logger(),
+	dir := filepath.Join(app.DataDir, "origin_pull")
+	r.key = fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d", dir, r.Origin, r.Revalidate, r.MaxPulls, r.MaxPullSize)
+	v, _, err := pullers.LoadOrNew(r.key, func() (caddy.Destructor, error) {
+		p, err := New(Config{
+			Origin: r.Origin,
+			Dir:    dir,
+			Import: func(ctx context.Context, body io.Reader) (cid.Cid, error) {
+				return ingest.Import(ctx, dag, body)
+			},
+			Has: func(ctx context.Context, c cid.Cid) bool {
+				held, err := bs.Has(ctx, c)
+				return err == nil && held
+			},
+			Revalidate:  time.Duration(r.Revalidate),
+			MaxPulls:    r.MaxPulls,
+			MaxPullSize: r.MaxPullSize,
+			Fleet:       app.Fleet(),
+			Observer:    app.Metrics(),
+			Log:         ctx.Logger(),
+		})
+		return pooled{p}, err
 	})
 	if err != nil {
 		return err
 	}
+	r.puller = v.(pooled).Puller
 	unanswer, unpurge := app.Fleet().AddAnswerer(r.puller.Answer), app.AddPurger(r.puller.Purge)
 	unserve := app.Fleet().AddBodyServer(r.puller.ServeBody)
 	r.remove = func() { unanswer(); unpurge(); unserve() }
@@ -103,13 +126,16 @@ func (r *Resolver) Resolve(req *http.Request) (gateway.Content, bool, error) {
 // Source is the origin the route fetches evicted leaves from.
 func (r *Resolver) Source() hedge.Source { return r.source }
 
-// Cleanup stops the pulls under way.
+// Cleanup releases this config's use of the puller; the last user stops
+// the pulls under way.
 func (r *Resolver) Cleanup() error {
 	if r.remove != nil {
 		r.remove()
 	}
 	if r.puller != nil {
-		r.puller.Close()
+		if _, err := pullers.Delete(r.key); err != nil {
+			return fmt.Errorf("origin_pull: %w", err)
+		}
 	}
 	return nil
 }
