@@ -508,6 +508,7 @@ func (p *Puller) fetch(u string, sp *spool) (Record, error) {
 		return Record{}, err
 	}
 	req.Header.Set("Accept-Encoding", "identity")
+	asked := time.Now()
 	resp, err := p.cfg.Client.Do(req)
 	if err != nil {
 		return Record{}, err
@@ -521,7 +522,7 @@ func (p *Puller) fetch(u string, sp *spool) (Record, error) {
 	case resp.ContentLength > p.cfg.MaxPullSize:
 		return Record{}, fmt.Errorf("%w: %d bytes, over max_pull_size %d", errUnkept, resp.ContentLength, p.cfg.MaxPullSize)
 	}
-	sp.open(resp.Header, resp.ContentLength)
+	sp.open(resp.Header, resp.ContentLength, time.Since(asked))
 	rest := newResumingBody(p.ctx, p, u, resp)
 	defer rest.Close()
 	body := &countingReader{r: io.TeeReader(io.LimitReader(rest, p.cfg.MaxPullSize+1), sp)}

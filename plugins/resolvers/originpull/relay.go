@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pacman-cdn/pacman/httpurl"
 	"go.uber.org/zap"
@@ -123,6 +124,7 @@ func (p *Puller) relay(u string) {
 
 // fill copies u's body from its owner into sp.
 func (p *Puller) fill(u string, sp *spool) error {
+	asked := time.Now()
 	raw, body, _, found, err := p.cfg.Fleet.Body(p.ctx, u)
 	if err != nil || !found {
 		return err // the spool never opens: its readers proxy
@@ -132,7 +134,7 @@ func (p *Puller) fill(u string, sp *spool) error {
 	if err := json.Unmarshal(raw, &head); err != nil || head.Size < -1 || head.Size > p.cfg.MaxPullSize {
 		return fmt.Errorf("the URL's owner described its body badly: %q", raw)
 	}
-	sp.open(head.Header, head.Size)
+	sp.open(head.Header, head.Size, time.Since(asked))
 	n, err := io.Copy(sp, io.LimitReader(body, p.cfg.MaxPullSize+1))
 	switch {
 	case err != nil:

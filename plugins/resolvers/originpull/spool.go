@@ -8,15 +8,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/pacman-cdn/pacman/gateway/headers"
 	"go.uber.org/zap"
 )
 
-// spoolAhead is how far past what a pull has received a range may start
-// and still wait for the pull; a range further on (a seek) is proxied
-// from the origin, so that its first byte is no later than a proxy's.
-const spoolAhead = 8 << 20
+// spoolSlack is how much later than a proxied request's a first byte
+// read from a spool may come.
+const spoolSlack = 20 * time.Millisecond
+
+// firstBytes is how far past what a spool has received a range may start
+// and still wait for it, in the spool's first paceAfter, before its pace is
+// known.
+const (
+	firstBytes = 1 << 20
+	paceAfter  = 100 * time.Millisecond
+)
 
 // spool is the body of a pull under way, kept in a file as it arrives, so
 // that cold requests for the same URL read it there instead of each
@@ -30,6 +38,10 @@ type spool struct {
 	usable bool        // the body is spooled; false: proxy instead
 	header http.Header // the origin's headers a response carries
 	size   int64       // the body's length, -1 if the origin did not say
+	// latency is how long the origin took to answer, which a proxied
+	// request's first byte would take too; opened is when it answered.
+	latency time.Duration
+	opened  time.Time
 
 	mu      sync.Mutex // guards everything below
 	f       *os.File
@@ -53,8 +65,10 @@ func newSpool(dir string) (*spool, error) {
 	return &spool{ready: make(chan struct{}), f: f, grew: make(chan struct{}), refs: 1, size: -1}, nil
 }
 
-// open says the origin's body is spooled, with its headers and length.
-func (s *spool) open(h http.Header, size int64) {
+// open says the origin's body is spooled, with its headers and length;
+// the origin took latency to answer.
+func (s *spool) open(h http.Header, size int64, latency time.Duration) {
+	s.latency, s.opened = latency, time.Now()
 	s.header = http.Header{}
 	for _, name := range answered {
 		if v := h.Values(name); len(v) > 0 {
@@ -113,11 +127,27 @@ func (s *spool) release() {
 	}
 }
 
-// received returns how much of the body has arrived.
-func (s *spool) received() int64 {
+// soon reports whether byte off should arrive no later than a proxied
+// request's first byte would: within the origin's latency and spoolSlack,
+// at the pace the body has come so far. A seek further on is proxied, so
+// that waiting for the spool never makes a first byte late by more than
+// spoolSlack.
+func (s *spool) soon(off int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.written
+	switch {
+	case off < s.written:
+		return true
+	case s.ended:
+		return false
+	}
+	elapsed := time.Since(s.opened)
+	if elapsed < paceAfter {
+		// The first bytes come in a burst the pace cannot be told from.
+		return off < s.written+firstBytes
+	}
+	wait := time.Duration(float64(off-s.written) / float64(s.written) * float64(elapsed))
+	return wait <= s.latency+spoolSlack
 }
 
 // wait returns once the body has arrived past off or ended: how much has
@@ -141,7 +171,7 @@ func (s *spool) wait(ctx context.Context, off int64) (int64, bool, error) {
 // serve answers r from s, or returns false, having written nothing, when
 // the origin must answer it: the pull keeps no body, the request is
 // conditional, or asks for ranges s cannot serve soon (several, a length
-// the origin did not give, or one far past what has arrived).
+// the origin did not give, or one further on than the origin would take to answer).
 func (s *spool) serve(w http.ResponseWriter, r *http.Request) bool {
 	select {
 	case <-s.ready:
@@ -169,7 +199,7 @@ func (s *spool) serve(w http.ResponseWriter, r *http.Request) bool {
 			start, length, status = ranges[0].Start, ranges[0].Length, http.StatusPartialContent
 		}
 	}
-	if start > s.received()+spoolAhead {
+	if !s.soon(start) {
 		return false
 	}
 	for name, v := range s.header {
