@@ -87,7 +87,7 @@ func (e *Edge) start(cfg Config) error {
 		members[i] = p.ID
 	}
 	var err error
-	if e.fleet, err = fleet.New(fleet.Config{Host: e.node.Host(), Members: members, Uploads: e.node, Logger: e.log}); err != nil {
+	if e.fleet, err = fleet.New(fleet.Config{Host: e.node.Host(), Members: members, Swarm: len(cfg.Node.SwarmKey) > 0, Uploads: e.node, Logger: e.log}); err != nil {
 		return err
 	}
 	e.fleet.SetServe(e.serving.serveFleet)

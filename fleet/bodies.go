@@ -39,7 +39,7 @@ func (f *Fleet) AddBodyServer(b BodyServer) (remove func()) { return f.bodies.ad
 // when the owner's copy ends short or the stream stalls for bodyIdle;
 // closing it ends the stream.
 func (f *Fleet) Body(ctx context.Context, name string) (head []byte, body io.ReadCloser, asked, found bool, err error) {
-	if len(f.members) == 0 {
+	if f.alone() {
 		return nil, nil, false, false, nil
 	}
 	sum := sha256.Sum256([]byte(name))
@@ -96,7 +96,7 @@ func (b *bodyReader) Close() error {
 // handleBody serves one member's request for a body: answerBlock, the
 // head and the body, or answerNotFound.
 func (f *Fleet) handleBody(s network.Stream) {
-	if !f.members[s.Conn().RemotePeer()] {
+	if !f.isMember(s.Conn().RemotePeer()) {
 		_ = s.Reset()
 		return
 	}

@@ -545,13 +545,17 @@ func TestNameQuestions(t *testing.T) {
 			break
 		}
 	}
-	if _, rc, _, found, err := fb.Body(context.Background(), cut); err != nil || !found {
-		t.Errorf("a body cut short: found %v, %v", found, err)
-	} else {
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err == nil {
-			t.Errorf("a body cut short after %d bytes read as whole", len(got))
+	// The cut resets the stream: the member sees it while reading the
+	// body, or, when the reset overtakes the head, as the answer's error.
+	if _, rc, _, found, err := fb.Body(context.Background(), cut); err == nil {
+		if !found {
+			t.Error("a body cut short was not found")
+		} else {
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err == nil {
+				t.Errorf("a body cut short after %d bytes read as whole", len(got))
+			}
 		}
 	}
 	// A purge told to the members reaches a's purger.

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -56,6 +57,12 @@ type Config struct {
 	// Members are the other edges. Each is trusted: it may ask this edge
 	// to fetch from the origin.
 	Members []peer.ID
+	// Swarm makes every peer of this edge's private swarm a member as
+	// well: only holders of the swarm key can connect, so each is the
+	// operator's own. Members find each other through the swarm: each
+	// tells the members it reaches of the others it knows (see
+	// MembersProtocol). Set it only on a private swarm (swarm_key).
+	Swarm bool
 	// Uploads, if not nil, caps the blocks sent to members, with
 	// everything else the node uploads. Nil means no cap.
 	Uploads Uploads
@@ -126,6 +133,10 @@ func New(cfg Config) (*Fleet, error) {
 	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
 	cfg.Host.SetStreamHandler(BodyProtocol, f.handleBody)
 	cfg.Host.SetStreamHandler(PurgeProtocol, f.handlePurge)
+	if cfg.Swarm {
+		cfg.Host.SetStreamHandler(MembersProtocol, f.handleMembers)
+		go f.discover()
+	}
 	return f, nil
 }
 
@@ -144,13 +155,30 @@ func (f *Fleet) Close() {
 	f.cfg.Host.RemoveStreamHandler(NameProtocol)
 	f.cfg.Host.RemoveStreamHandler(BodyProtocol)
 	f.cfg.Host.RemoveStreamHandler(PurgeProtocol)
+	f.cfg.Host.RemoveStreamHandler(MembersProtocol)
 }
+
+// isMember reports whether p is one of the operator's edges.
+func (f *Fleet) isMember(p peer.ID) bool {
+	return p != f.self && (f.members[p] || f.cfg.Swarm)
+}
+
+// alone reports whether this edge has no members to ask.
+func (f *Fleet) alone() bool { return len(f.members) == 0 && !f.cfg.Swarm }
 
 // live returns the members connected now that speak the protocol, and
 // this edge, sorted.
 func (f *Fleet) live() []peer.ID {
 	ids := []peer.ID{f.self}
-	for p := range f.members {
+	candidates := slices.Collect(maps.Keys(f.members))
+	if f.cfg.Swarm {
+		for _, p := range f.cfg.Host.Network().Peers() {
+			if !f.members[p] {
+				candidates = append(candidates, p)
+			}
+		}
+	}
+	for _, p := range candidates {
 		if f.cfg.Host.Network().Connectedness(p) != network.Connected {
 			continue
 		}
@@ -211,7 +239,7 @@ func owner(ids []peer.ID, key []byte) peer.ID {
 
 // Owner implements hedge.Fleet.
 func (f *Fleet) Owner(c cid.Cid) hedge.Fetcher {
-	if len(f.members) == 0 {
+	if f.alone() {
 		return nil
 	}
 	if p := owner(f.live(), c.Hash()); p != f.self {

@@ -37,7 +37,7 @@ func (f *Fleet) ask(ctx context.Context, p peer.ID, proto protocol.ID, req []byt
 // timeout, as the context that serving it obeys; done closes s. A stream
 // from an edge that is not a member, or with a bad frame, is reset.
 func (f *Fleet) accept(s network.Stream) (ctx context.Context, req []byte, done func(), ok bool) {
-	if !f.members[s.Conn().RemotePeer()] {
+	if !f.isMember(s.Conn().RemotePeer()) {
 		_ = s.Reset()
 		return nil, nil, nil, false
 	}

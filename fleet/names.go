@@ -27,7 +27,7 @@ func (f *Fleet) AddAnswerer(a Answerer) (remove func()) { return f.answerers.add
 // asked false when this edge owns the name (or is alone); known false
 // when the owner does not know it.
 func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error) {
-	if len(f.members) == 0 {
+	if f.alone() {
 		return nil, false, false, nil
 	}
 	sum := sha256.Sum256([]byte(name))

@@ -117,7 +117,7 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 func (f *Fleet) handle(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
-	if !f.members[from] {
+	if !f.isMember(from) {
 		// Only the operator's own edges may make this one fetch.
 		_ = s.Reset()
 		return
