@@ -218,6 +218,7 @@ func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- fleetReceived
 	ch <- fleetSent
+	ch <- fleetMembers
 }
 
 // Collect implements prometheus.Collector: one node.Stats per scrape.
@@ -235,11 +236,13 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	from, to := c.f.Counts()
 	ch <- prometheus.MustNewConstMetric(fleetReceived, prometheus.CounterValue, float64(from))
 	ch <- prometheus.MustNewConstMetric(fleetSent, prometheus.CounterValue, float64(to))
+	ch <- prometheus.MustNewConstMetric(fleetMembers, prometheus.GaugeValue, float64(len(c.f.Members())))
 }
 
 var (
 	fleetReceived = prometheus.NewDesc("pacman_fleet_received_bytes_total", "Block bytes received from fleet members.", nil, nil)
 	fleetSent     = prometheus.NewDesc("pacman_fleet_sent_bytes_total", "Block bytes sent to fleet members, apart from what bitswap seeds to other peers.", nil, nil)
+	fleetMembers  = prometheus.NewDesc("pacman_fleet_members", "Fleet members connected now that speak the fleet protocol.", nil, nil)
 )
 
 // Interface guards.

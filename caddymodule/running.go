@@ -47,6 +47,8 @@ type Figures struct {
 	// sent to fleet members.
 	FleetReceived int64 `json:"fleet_received"`
 	FleetSent     int64 `json:"fleet_sent"`
+	// FleetMembers is the number of fleet members live now.
+	FleetMembers int `json:"fleet_members"`
 	// CacheBytes are the bytes of the evictable cache, Evictions the
 	// blocks it evicted, and StoreBytes the store's size on disk.
 	CacheBytes int64  `json:"cache_bytes"`
@@ -71,7 +73,7 @@ func (r *Running) Figures(ctx context.Context) (Figures, error) {
 	m := r.metrics
 	received, sent := r.edge.Fleet().Counts()
 	return Figures{
-		FleetReceived: received, FleetSent: sent,
+		FleetReceived: received, FleetSent: sent, FleetMembers: len(r.edge.Fleet().Members()),
 		Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"),
 		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
 		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),
