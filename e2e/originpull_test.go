@@ -20,7 +20,7 @@ import (
 
 // TestOriginPullThroughCaddy: an edge whose Caddyfile names only an
 // existing origin (README's "In front of an existing origin"), with no
-// CID and no import. The first request, a range, is proxied byte-exact;
+// CID and no import. The first request, a range, is read byte-exact from the pull as it arrives;
 // the file is pulled once meanwhile and then served under the CID
 // `caddy pacman add` gives the same bytes, with nothing more from the
 // origin; a file replaced at the origin is served new within revalidate.
@@ -99,9 +99,12 @@ http://127.0.0.1:%d {
 		_, _ = body.ReadFrom(resp.Body)
 		return resp, body.Bytes()
 	}
-	resp, body := get("bytes=5000000-5999999")
-	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, v1[5000000:6000000]) {
-		t.Fatalf("the first request, cold: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, v1[5000000:6000000]))
+	// The first megabyte: read from the pull as it arrives. (A seek the
+	// pull would reach later than the origin's own answer is proxied; on
+	// loopback the origin answers in well under a millisecond.)
+	resp, body := get("bytes=0-999999")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, v1[:1000000]) {
+		t.Fatalf("the first request, cold: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, v1[:1000000]))
 	}
 	waitETag := func(want string) {
 		t.Helper()
