@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -219,12 +217,9 @@ func TestPacmanSeedsKuboFetches(t *testing.T) {
 // private swarm (pacman fetches a file Kubo holds, byte-exact); a pacman
 // without the key cannot connect to that Kubo.
 func TestKuboPrivateSwarm(t *testing.T) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
+	key, _ := testutil.SwarmKey(t)
 	keyFile := filepath.Join(t.TempDir(), "swarm.key")
-	if err := os.WriteFile(keyFile, []byte("/key/swarm/psk/1.0.0/\n/base16/\n"+hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k := startKuboWith(t, func(repo string) {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
 // TestSwarmFleetThroughCaddyfiles: three `caddy run` edges of one private
@@ -19,12 +19,9 @@ import (
 // told of each other found each other through the first.
 func TestSwarmFleetThroughCaddyfiles(t *testing.T) {
 	notShort(t)
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
+	keyFile, _ := testutil.SwarmKey(t)
 	key := filepath.Join(t.TempDir(), "swarm.key")
-	if err := os.WriteFile(key, []byte("/key/swarm/psk/1.0.0/\n/base16/\n"+hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(keyFile), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	type edge struct {

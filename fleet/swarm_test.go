@@ -2,14 +2,10 @@ package fleet_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
@@ -21,14 +17,7 @@ import (
 // same owner at every edge. An edge that joins later is found by all, and
 // one that leaves is dropped.
 func TestSwarmFindsItsMembers(t *testing.T) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
-	key, err := pnet.DecodeV1PSK(strings.NewReader("/key/swarm/psk/1.0.0/\n/base16/\n" + hex.EncodeToString(raw) + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := testutil.SwarmKey(t)
 	first := testutil.NewNodeConfig(t, node.Config{SwarmKey: key})
 	nodes := []*node.Node{first}
 	for range 3 {

@@ -3,9 +3,6 @@ package node_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,24 +14,12 @@ import (
 )
 
 // swarmKey returns a fresh key in Kubo's swarm.key format, decoded.
-func swarmKey(t *testing.T) pnet.PSK {
-	t.Helper()
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
-	psk, err := pnet.DecodeV1PSK(strings.NewReader("/key/swarm/psk/1.0.0/\n/base16/\n" + hex.EncodeToString(raw) + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return psk
-}
 
 // TestPrivateSwarm: a node with the swarm's key fetches from a seeder of
 // the swarm byte-exact; a node without a key, and one with another key,
 // cannot connect to it at all.
 func TestPrivateSwarm(t *testing.T) {
-	key := swarmKey(t)
+	key := swarmPSK(t)
 	seeder := testutil.NewNodeConfig(t, node.Config{SwarmKey: key})
 	data := testutil.Bytes("private-swarm", 3<<20)
 	root, err := ingest.Import(context.Background(), seeder.DAG(), bytes.NewReader(data))
@@ -47,7 +32,7 @@ func TestPrivateSwarm(t *testing.T) {
 	}
 	for name, cfg := range map[string]node.Config{
 		"without a key":    {},
-		"with another key": {SwarmKey: swarmKey(t)},
+		"with another key": {SwarmKey: swarmPSK(t)},
 	} {
 		outsider := testutil.NewNodeConfig(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -57,4 +42,10 @@ func TestPrivateSwarm(t *testing.T) {
 			t.Errorf("a node %s connected to the private swarm", name)
 		}
 	}
+}
+
+// swarmPSK returns a fresh private-swarm key.
+func swarmPSK(t *testing.T) pnet.PSK {
+	_, psk := testutil.SwarmKey(t)
+	return psk
 }
