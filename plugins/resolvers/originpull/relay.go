@@ -3,12 +3,10 @@ package originpull
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pacman-cdn/pacman/httpurl"
@@ -58,38 +56,6 @@ func (p *Puller) ServeBody(ctx context.Context, u string) ([]byte, io.ReadCloser
 		return nil, nil, false
 	}
 	return head, &spoolReader{sp: sp, ctx: p.ctx}, true
-}
-
-// spoolReader reads a spool from its start as it fills; Close releases it.
-type spoolReader struct {
-	sp   *spool
-	ctx  context.Context // ends the wait for more: the puller's
-	off  int64
-	once sync.Once
-}
-
-func (r *spoolReader) Read(b []byte) (int, error) {
-	avail, ended, err := r.sp.wait(r.ctx, r.off)
-	if avail <= r.off {
-		switch {
-		case ended && err == nil:
-			return 0, io.EOF
-		case err == nil:
-			err = r.ctx.Err()
-		}
-		return 0, err
-	}
-	n, err := r.sp.f.ReadAt(b[:min(int64(len(b)), avail-r.off)], r.off)
-	r.off += int64(n)
-	if errors.Is(err, io.EOF) && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-func (r *spoolReader) Close() error {
-	r.once.Do(r.sp.release)
-	return nil
 }
 
 // relay starts streaming u's body from its owner, which is pulling it

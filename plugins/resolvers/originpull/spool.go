@@ -2,7 +2,9 @@ package originpull
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -181,9 +183,9 @@ func (s *spool) serve(w http.ResponseWriter, r *http.Request) bool {
 	if !s.usable {
 		return false
 	}
-	for _, h := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
-		if r.Header.Get(h) != "" {
-			return false
+	for _, h := range forwarded {
+		if h != "Range" && r.Header.Get(h) != "" {
+			return false // a condition: the origin judges it
 		}
 	}
 	start, length, status := int64(0), s.size, http.StatusOK
@@ -218,34 +220,52 @@ func (s *spool) serve(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodHead {
 		return true
 	}
+	var body io.Reader = &spoolReader{sp: s, ctx: r.Context(), off: start}
+	if length >= 0 {
+		body = io.LimitReader(body, length)
+	}
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	for off := start; length < 0 || off < start+length; {
-		avail, ended, err := s.wait(r.Context(), off)
-		if avail <= off {
-			if ended && err == nil && length < 0 {
-				return true // the whole body, of a length not given
-			}
-			if r.Context().Err() == nil {
-				// Cut short: the client sees a body shorter than its
-				// Content-Length, never other bytes.
-				panic(http.ErrAbortHandler)
-			}
-			return true
-		}
-		n := min(avail-off, int64(len(*buf)))
-		if length >= 0 {
-			n = min(n, start+length-off)
-		}
-		if _, err := s.f.ReadAt((*buf)[:n], off); err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		if _, err := w.Write((*buf)[:n]); err != nil {
-			return true // the client left
-		}
-		off += n
+	n, err := io.CopyBuffer(w, body, *buf)
+	if (err != nil || length >= 0 && n < length) && r.Context().Err() == nil {
+		// Cut short: the client sees a body shorter than its
+		// Content-Length, never other bytes.
+		panic(http.ErrAbortHandler)
 	}
 	return true
+}
+
+// spoolReader reads a spool from off as it fills, until ctx ends; Close
+// releases it.
+type spoolReader struct {
+	sp   *spool
+	ctx  context.Context // ends the wait for more: the puller's
+	off  int64
+	once sync.Once
+}
+
+func (r *spoolReader) Read(b []byte) (int, error) {
+	avail, ended, err := r.sp.wait(r.ctx, r.off)
+	if avail <= r.off {
+		switch {
+		case ended && err == nil:
+			return 0, io.EOF
+		case err == nil:
+			err = r.ctx.Err()
+		}
+		return 0, err
+	}
+	n, err := r.sp.f.ReadAt(b[:min(int64(len(b)), avail-r.off)], r.off)
+	r.off += int64(n)
+	if errors.Is(err, io.EOF) && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (r *spoolReader) Close() error {
+	r.once.Do(r.sp.release)
+	return nil
 }
 
 // newSpool takes one of tokens and makes a spool for u, or returns nil
