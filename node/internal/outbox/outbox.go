@@ -27,12 +27,12 @@ const (
 	// totalBacklog bounds them over all peers.
 	peerBacklog  = 8 << 20
 	totalBacklog = 128 << 20
-	// drainingWithin and backlogWait: a message for a peer whose backlog
-	// is full waits up to backlogWait for room, but only while that peer
-	// finished a write within drainingWithin. A peer that reads nothing
-	// has its messages dropped at once.
-	drainingWithin = time.Second
-	backlogWait    = 2 * time.Second
+	// stuckAfter: a peer one of whose writes has been on the wire this
+	// long without finishing is not reading. A message for a peer whose
+	// backlog is full waits for room while the peer reads, however long
+	// the upload caps make that; for a peer that does not, it is dropped
+	// at once.
+	stuckAfter = time.Second
 	// writeBase and minWriteRate make a write's deadline: writeBase plus
 	// the message's bytes at minWriteRate.
 	writeBase    = 5 * time.Second
@@ -75,8 +75,19 @@ type peerBox struct {
 	bytes   int // queued or being written
 	writers int
 	idle    []bsnetwork.MessageSender // kept streams not being written
-	drained time.Time                 // a write last finished
-	room    chan struct{}             // closed, and replaced, when bytes fall
+	// onWire is how many writes are on the wire (past the upload caps),
+	// and moved when one last went on it or came off.
+	onWire int
+	moved  time.Time
+	room   chan struct{} // closed, and replaced, when bytes fall
+}
+
+// stuck reports whether b's peer has stopped reading: a write has been on
+// the wire for stuckAfter with nothing coming off it. Time spent waiting
+// for the upload caps is this node's, not the peer's. The caller holds
+// o.mu.
+func (b *peerBox) stuck() bool {
+	return b.onWire > 0 && time.Since(b.moved) > stuckAfter
 }
 
 // New returns an outbox over net, writing under the caps up (nil: none)
@@ -89,10 +100,10 @@ func New(ctx context.Context, net bsnetwork.BitSwapNetwork, up *uploadcap.Caps, 
 // dropped with errBacklogged when p does not read.
 func (o *Outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
 	size := msg.Size()
-	var deadline *time.Timer
+	var recheck *time.Timer
 	defer func() {
-		if deadline != nil {
-			deadline.Stop()
+		if recheck != nil {
+			recheck.Stop()
 		}
 	}()
 	o.mu.Lock()
@@ -118,19 +129,21 @@ func (o *Outbox) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMe
 			o.mu.Unlock()
 			return nil
 		}
-		if time.Since(b.drained) > drainingWithin {
+		if b.stuck() {
 			break
 		}
+		// The peer reads: wait for room, looking again every stuckAfter
+		// in case it stops.
 		room := b.room
 		o.mu.Unlock()
-		if deadline == nil {
-			deadline = time.NewTimer(backlogWait)
+		if recheck == nil {
+			recheck = time.NewTimer(stuckAfter)
+		} else {
+			recheck.Reset(stuckAfter)
 		}
 		select {
 		case <-room:
-		case <-deadline.C:
-			o.drops.Add(1)
-			return errBacklogged
+		case <-recheck.C:
 		case <-ctx.Done():
 			return fmt.Errorf("queueing a message for %s: %w", p, ctx.Err())
 		}
@@ -155,7 +168,7 @@ func (o *Outbox) write(p peer.ID, b *peerBox) {
 		o.mu.Unlock()
 
 		size := msg.Size()
-		ms = o.send(p, ms, msg)
+		ms = o.send(p, b, ms, msg)
 
 		o.mu.Lock()
 		if ms != nil {
@@ -163,7 +176,6 @@ func (o *Outbox) write(p peer.ID, b *peerBox) {
 		}
 		b.bytes -= size
 		o.queued -= size
-		b.drained = time.Now()
 		close(b.room)
 		b.room = make(chan struct{})
 	}
@@ -182,11 +194,21 @@ func (o *Outbox) write(p peer.ID, b *peerBox) {
 // send writes msg to p on ms, or on a new kept stream when ms is nil, and
 // returns the stream to keep, or nil when it failed. A message lost here
 // is like one lost on the wire: the peer asks again, or asks another.
-func (o *Outbox) send(p peer.ID, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
+func (o *Outbox) send(p peer.ID, b *peerBox, ms bsnetwork.MessageSender, msg bsmsg.BitSwapMessage) bsnetwork.MessageSender {
 	size := msg.Size()
 	if err := o.uploads.Wait(o.ctx, p, size); err != nil {
 		return ms // the node is closing
 	}
+	o.mu.Lock()
+	b.onWire++
+	b.moved = time.Now()
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		b.onWire--
+		b.moved = time.Now()
+		o.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(o.ctx, writeBase+time.Duration(size)*time.Second/minWriteRate)
 	defer cancel()
 	for attempt := 0; attempt < 2; attempt++ {
