@@ -23,6 +23,13 @@ var ErrNotServed = errors.New("the source does not serve this block")
 // says it works cannot hold them for longer than this.
 const maxPostpone = 5 * time.Second
 
+// FleetFirst is how long an edge gives its fleet before asking an owned
+// source itself: a member that does not own a block gives the owner, and
+// the owner gives the members that may hold it. The owner fills the
+// block from those sources for the whole fleet, so each crosses into the
+// fleet about once.
+const FleetFirst = 250 * time.Millisecond
+
 // step is one source on a want's ladder.
 type step struct {
 	name    string
@@ -87,7 +94,10 @@ func (r *Request) ladder(w Want) []step {
 			continue
 		}
 		after := o.rung.After
-		if o.rung.Owned && own && !held && (fleet != nil || w.reason() == ForFleet) {
+		switch {
+		case o.rung.Owned && (!own || held):
+			after = max(after, FleetFirst)
+		case o.rung.Owned && (fleet != nil || w.reason() == ForFleet):
 			after = 0
 		}
 		steps = append(steps, step{name: o.rung.Name, after: after, fetcher: o.fetcher, kept: o.rung.Kept,

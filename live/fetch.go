@@ -11,17 +11,13 @@ import (
 	"github.com/pacman-cdn/pacman/hedge"
 )
 
-// OwnerFirst is how long an edge that does not own a live segment's block
-// waits for the fleet's owner of it before asking the swarm itself.
-const OwnerFirst = 250 * time.Millisecond
-
 // PeerSessions is the swarm as a live segment's source: every edge learns
 // of a segment at the same moment, so the owner of each block fetches it
-// at once and the others ask the owner first, for OwnerFirst; the
+// at once and the others ask the owner first, for hedge.FleetFirst; the
 // publisher then sends each block to a fleet about once, not once per
 // edge.
 func PeerSessions(open func(ctx context.Context) hedge.Getter) *hedge.Sessions {
-	return hedge.NewSessions(hedge.Rung{Name: "peers", After: OwnerFirst, Owned: true}, open, 64, time.Minute)
+	return hedge.NewSessions(hedge.Rung{Name: "peers", Owned: true}, open, 64, time.Minute)
 }
 
 // HedgeFetcher returns a Fetcher that makes DAGs local through h.

@@ -158,7 +158,7 @@ func (OpenPolicy) Decide(cid.Cid) gateway.Decision { return gateway.Decision{Ver
 // PeerSessions is the bitswap source over open's sessions, as
 // pacman.sources.bitswap sets it up.
 func PeerSessions(open func(ctx context.Context) hedge.Getter) *hedge.Sessions {
-	return hedge.NewSessions(hedge.Rung{Name: "peers"}, open, 1024, time.Minute)
+	return hedge.NewSessions(hedge.Rung{Name: "peers", Owned: true}, open, 1024, time.Minute)
 }
 
 // OpenGateway returns an open path gateway over n: /ipfs/ paths, blocks

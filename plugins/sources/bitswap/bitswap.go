@@ -50,7 +50,7 @@ func (s *Source) Provision(ctx caddy.Context) error {
 	if s.SessionIdle == 0 {
 		s.SessionIdle = caddy.Duration(time.Minute)
 	}
-	s.Sessions = hedge.NewSessions(hedge.Rung{Name: "peers"},
+	s.Sessions = hedge.NewSessions(hedge.Rung{Name: "peers", Owned: true},
 		app.PeerSession,
 		sessions, time.Duration(s.SessionIdle))
 	return nil
