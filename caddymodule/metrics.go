@@ -209,6 +209,8 @@ var nodeStats = []nodeStat{
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.SeedDropped) }},
 	{prometheus.NewDesc("pacman_wants_cut_total", "Peers' wants the bitswap server never saw: past 4 000/s per peer or 64 000/s per address.", nil, nil),
 		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.WantsCut) }},
+	{prometheus.NewDesc("pacman_duplicate_bytes_total", "Block bytes received over bitswap that the node already had.", nil, nil),
+		prometheus.CounterValue, func(s node.Stats) float64 { return float64(s.DuplicateBytes) }},
 }
 
 // Describe implements prometheus.Collector.

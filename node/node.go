@@ -429,6 +429,9 @@ type Stats struct {
 	// WantsCut is the number of peers' wants the bitswap server never
 	// saw: past their peer's or address's rate.
 	WantsCut uint64
+	// DuplicateBytes is the block data bitswap received that the node
+	// already had: bytes a peer sent for nothing.
+	DuplicateBytes uint64
 	// Reprovides is the number of full announcement rounds completed;
 	// LastReprovide is when the last one ran (zero if none has).
 	Reprovides    uint64
@@ -447,6 +450,9 @@ func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	// Bitswap's own DataSent counts an answer when it is queued; the
 	// outbox counts it when it is written.
 	st.BytesSeeded, st.BlocksSeeded = n.out.Sent()
+	if cs, err := n.bitswap.Client.Stat(); err == nil {
+		st.DuplicateBytes = cs.DupDataReceived
+	}
 	var err error
 	if st.StoreBytes, err = n.store.ds.DiskUsage(ctx); err != nil {
 		return st, fmt.Errorf("reading store size: %w", err)

@@ -350,3 +350,31 @@ func TestSchedulerSkipsLateHolder(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerCancelsWhatWasRefused: a holder that answers a want-block
+// DONT_HAVE is sent a cancel for it at once. Bitswap's server keeps such
+// a want in its ledger and sends the block as soon as it has it, by then
+// a duplicate of what another holder sent.
+func TestSchedulerCancelsWhatWasRefused(t *testing.T) {
+	b := newSchedulerBed(t)
+	blk := testBlocks(1)[0]
+	w, done := b.fetch(t, blk, noFallback)
+	if !b.askedOf(w, b.fast) {
+		t.Fatal("not asked of the fast holder first")
+	}
+	b.receive(b.fast, nil, blk)
+	b.waitFor(t, "the slow holder to be asked", func() bool { _, ok := w.asked[b.slow]; return ok })
+	deadline := time.After(5 * time.Second)
+	for cancelled := false; !cancelled; {
+		select {
+		case e := <-b.sent:
+			cancelled = e.to == b.fast && e.entry.Cancel && e.entry.Cid == blk.Cid()
+		case <-deadline:
+			t.Fatal("the holder that answered DONT_HAVE was never sent a cancel")
+		}
+	}
+	b.receive(b.slow, []blocks.Block{blk})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
