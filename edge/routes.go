@@ -73,8 +73,9 @@ func (s *serving) refuses(c cid.Cid) bool {
 }
 
 // serveFleet answers a member's want through the first route whose
-// trusted sources have the block: the store, then the origin it serves.
-// A want made ahead of need (Want.Ahead: a member's readahead, or an
+// sources have the block: the store, then the origin it serves, and the
+// open network when the member's route may use it (Want.Network) and
+// this one does not deny the block. A want made ahead of need (Want.Ahead: a member's readahead, or an
 // owner asking who holds a block before its origin) is answered from the
 // store alone, at once. Until a configuration is served, wants are not
 // found.
@@ -89,7 +90,10 @@ func (s *serving) serveFleet(ctx context.Context, w hedge.Want) (blocks.Block, e
 		notHeld = ipld.ErrNotFound{Cid: w.Cid}
 	}
 	for _, r := range rs.all() {
-		req, oerr := r.Hedge().Open(hedge.Target{OriginURL: w.OriginURL, StoreOnly: w.Ahead}, false, notHeld)
+		// The member's route may use the open network: so may this
+		// one, for a block it does not deny.
+		network := w.Network && !r.Denies(w.Cid)
+		req, oerr := r.Hedge().Open(hedge.Target{OriginURL: w.OriginURL, StoreOnly: w.Ahead}, network, notHeld)
 		if oerr != nil {
 			err = oerr
 			continue

@@ -48,6 +48,9 @@ type request struct {
 	// Ahead marks a want of the member's readahead: served from what
 	// this edge holds, never from the origin.
 	Ahead bool `json:"ahead,omitempty"`
+	// Network says the member may fetch the block from the open network:
+	// the owner fills it from its peers too.
+	Network bool `json:"network,omitempty"`
 	// Progress asks the owner to say, every heartbeat, that it is still
 	// filling the want (answerWorking). Owners that predate it ignore it.
 	Progress bool `json:"progress,omitempty"`
@@ -74,7 +77,7 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	req, err := json.Marshal(request{Cid: w.Cid.String(), Offset: w.Offset, Size: w.Size, OriginURL: w.OriginURL,
-		Ahead: w.Ahead || w.Reason == hedge.ForReadahead, Progress: w.Progress != nil})
+		Ahead: w.Ahead || w.Reason == hedge.ForReadahead, Network: w.Network, Progress: w.Progress != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +166,7 @@ func (f *Fleet) handle(s network.Stream) {
 		err = ipld.ErrNotFound{Cid: c}
 	} else {
 		working := f.working(s, req.Progress)
-		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL, Ahead: req.Ahead})
+		blk, err = serve(ctx, hedge.Want{Cid: c, Offset: req.Offset, Size: req.Size, Reason: hedge.ForFleet, OriginURL: req.OriginURL, Ahead: req.Ahead, Network: req.Network})
 		if err == nil && f.cfg.Uploads != nil {
 			// The block waits on the node's upload caps like every
 			// other byte it sends; the member hears it is coming.

@@ -67,6 +67,12 @@ type Want struct {
 	// before it asks its origin: it is served from what the fleet holds,
 	// never from the origin, and a member asked answers from its store.
 	Ahead bool
+	// Network says the request may fetch the block from the open network
+	// (its policy lets it use non-trusted sources): a fleet owner asked
+	// for it then fills it from its peers as well as its trusted
+	// sources, so each block crosses from the swarm into the fleet about
+	// once.
+	Network bool
 	// Progress, if not nil, is called by a fetcher each time it learns
 	// that the block is on its way (a fleet owner filling it from the
 	// origin says so while it works): the hedge then waits longer before
@@ -243,7 +249,7 @@ func New(cfg Config) (*Hedge, error) {
 // error for a block none of them has. The caller must Release the
 // request.
 func (h *Hedge) Open(t Target, network bool, notHeld error) (*Request, error) {
-	r := &Request{h: h, target: t, notHeld: notHeld, refs: 1}
+	r := &Request{h: h, target: t, notHeld: notHeld, network: network, refs: 1}
 	if t.StoreOnly {
 		return r, nil
 	}
@@ -274,6 +280,7 @@ type Request struct {
 	h       *Hedge
 	target  Target
 	notHeld error
+	network bool // non-trusted sources may be asked
 	rungs   []opened
 	// originURL is the request's file on the origin, which the fleet's
 	// owner of a leaf fetches it from.
@@ -392,6 +399,7 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 		return nil, fmt.Errorf("%w: %s", r.notHeld, w.Cid)
 	}
 	w.Ahead = r.ahead(w)
+	w.Network = w.Network || r.network
 	key := flightKey{w.Cid, w.Ahead}
 	blk, err = r.h.cfg.Flights.do(ctx, key, func(ctx context.Context) (blocks.Block, error) {
 		return r.race(ctx, w)
