@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,8 @@ func main() {
 		only     = flag.String("only", "", "run only the gateway of this kind: pacman or boxo (for profiles)")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memProf  = flag.String("memprofile", "", "write an allocation profile at the end of the run to this file")
+		swarmNs  = flag.String("swarm", "", "run the swarm fan-out instead: one seeder and N edges (comma-separated Ns, e.g. 4,12,16) fetching one file at once")
+		upload   = flag.String("upload", "20MB", "with -swarm: every edge's upload_limit per second")
 		fleetK   = flag.Int("fleet", 0, "run the fleet scenarios with this many edges in front of one origin instead")
 		after    = flag.Duration("origin-after", 300*time.Millisecond, "with -fleet: how long an edge waits for its fleet before asking the origin itself")
 		scens    = flag.String("scenarios", "together,one after another,players,edge killed", "with -fleet: the scenarios to run")
@@ -88,6 +91,18 @@ func main() {
 	capBytes, err := humanize.ParseBytes(*capFlag)
 	check(err)
 
+	if *swarmNs != "" {
+		up, err := humanize.ParseBytes(*upload)
+		check(err)
+		var ns []int
+		for _, f := range strings.Split(*swarmNs, ",") {
+			n, err := strconv.Atoi(f)
+			check(err)
+			ns = append(ns, n)
+		}
+		runSwarm(os.Stdout, int(size), ns, int(up), *runs)
+		return
+	}
 	if *liveK > 0 {
 		segSize, err := humanize.ParseBytes(*liveSize)
 		check(err)

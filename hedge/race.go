@@ -46,8 +46,11 @@ type step struct {
 }
 
 // ladder lists who is asked for w, and when: the fleet's owner of the
-// block first, then the sources in the order of their delays. An edge that
-// owns the block asks the sources its fleet relies on it for at once.
+// block first, then the sources in the order of their delays. The owned
+// sources (the origin, the swarm) are asked by an edge that does not own
+// the block only FleetFirst (or their own delay) after its owner; an
+// owner asks them as soon as the members that may hold the block say
+// they do not, and at most FleetFirst after them.
 func (r *Request) ladder(w Want) []step {
 	var steps []step
 	fleet := r.h.cfg.Fleet
