@@ -136,11 +136,12 @@ func startFleet(t *testing.T, k int, access, allowFile, originURL, index string)
 		fmt.Sprintf("pacman /ipfs/* {\n\t\t%s\n\t\torigin %s\n\t\torigin_after 300ms\n\t}", policy, originURL), "/ipfs/")
 }
 
-// startEdges runs k edges peered with each other, each with `caddy run`
-// on a Caddyfile whose site holds route, after prepare has filled its
-// data directory; it returns their base URLs and admin addresses once
-// they answer at probe and each is connected to all the others.
-func startEdges(t *testing.T, k int, prepare func(dataDir string), route, probe string) (urls, admins []string) {
+// startEdges runs k edges peered with each other and with swarm (peer
+// multiaddrs of nodes outside the fleet), each with `caddy run` on a
+// Caddyfile whose site holds route, after prepare has filled its data
+// directory; it returns their base URLs and admin addresses once they
+// answer at probe and each is connected to all the others.
+func startEdges(t *testing.T, k int, prepare func(dataDir string), route, probe string, swarm ...string) (urls, admins []string) {
 	t.Helper()
 	type member struct {
 		dir       string
@@ -158,6 +159,9 @@ func startEdges(t *testing.T, k int, prepare func(dataDir string), route, probe 
 	}
 	for i, m := range ms {
 		var peers strings.Builder
+		for _, p := range swarm {
+			fmt.Fprintf(&peers, "\t\tpeer %s\n", p)
+		}
 		for j, o := range ms {
 			if j != i {
 				fmt.Fprintf(&peers, "\t\tpeer /ip4/127.0.0.1/tcp/%d/p2p/%s\n", o.p2p, o.id)
@@ -198,11 +202,11 @@ http://127.0.0.1:%d {
 				err = json.NewDecoder(resp.Body).Decode(&st)
 				resp.Body.Close()
 			}
-			if err == nil && len(st) == 1 && len(st[0].Peers) >= k-1 {
+			if err == nil && len(st) == 1 && len(st[0].Peers) >= k-1+len(swarm) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the edge at %s is not connected to the other %d: %v %v", m.admin, k-1, st, err)
+				t.Fatalf("the edge at %s is not connected to the other %d and the swarm's %d: %v %v", m.admin, k-1, len(swarm), st, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
