@@ -235,6 +235,7 @@ func (c *cache) evict() {
 		if err := c.store.base.DeleteBlock(ctx, e.c); err != nil {
 			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
 		}
+		c.store.hot.drop(string(e.c.Hash()))
 		if err := c.store.ds.Delete(ctx, cachedKey(e.c)); err != nil {
 			c.log.Warn("evicting block", zap.Stringer("cid", e.c), zap.Error(err))
 		}

@@ -32,6 +32,7 @@ type Store struct {
 	ds         *pebbleds.Datastore
 	space      *diskSpace
 	cache      *cache // tracks fetched blocks; nil until a node starts one
+	hot        *hotValues
 	// pinMu is held by an unpin, and for reading by each step of a
 	// pin's walk (see Pin).
 	pinMu sync.RWMutex
@@ -75,7 +76,7 @@ func OpenStore(dir string) (*Store, error) {
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
-			MinimumSize:           4 << 10,
+			MinimumSize:           hotMinimum,
 			MaxBlobReferenceDepth: 10,
 			// A blob file is rewritten without its evicted blocks
 			// once it is 2 s old: a cache that keeps one hot block of
@@ -94,7 +95,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %s (is another pacman using it?): %w", path, err)
 	}
 	bs := blockstore.NewBlockstore(indexedDatastore{ds}, blockstore.WriteThrough(false))
-	s := &Store{base: blockstore.NewIdStore(bs), ds: ds, space: newDiskSpace(path, statDisk)}
+	s := &Store{base: blockstore.NewIdStore(bs), ds: ds, space: newDiskSpace(path, statDisk), hot: newHotValues(hotBytes)}
 	s.Blockstore = storeBlockstore{s.base, s}
 	return s, nil
 }
@@ -216,6 +217,12 @@ func (s *Store) ReadAt(_ context.Context, c cid.Cid, p []byte, off int64) (int, 
 		}
 		return copyFrom(dm.Digest, p, off), nil
 	}
+	if v, ok := s.hot.get(string(c.Hash())); ok {
+		if s.cache != nil {
+			s.cache.touch(c)
+		}
+		return copyFrom(v, p, off), nil
+	}
 	key := blockstore.BlockPrefix.Child(dshelp.MultihashToDsKey(c.Hash())).Bytes()
 	v, closer, err := s.ds.DB.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -223,6 +230,12 @@ func (s *Store) ReadAt(_ context.Context, c cid.Cid, p []byte, off int64) (int, 
 	}
 	if err != nil {
 		return 0, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	if len(v) >= hotMinimum {
+		// Read whole from a blob file: kept, so the rest of the
+		// block is not read again.
+		v = bytes.Clone(v)
+		s.hot.add(string(c.Hash()), v)
 	}
 	n := copyFrom(v, p, off)
 	if err := closer.Close(); err != nil {
@@ -294,6 +307,7 @@ func (s *Store) Verify(ctx context.Context, repair bool) (VerifyReport, error) {
 			if err := s.Blockstore.DeleteBlock(ctx, c); err != nil {
 				return rep, fmt.Errorf("deleting corrupt block %s: %w", c, err)
 			}
+			s.hot.drop(string(c.Hash()))
 		}
 	}
 	return rep, ctx.Err()
