@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -353,6 +354,13 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	check(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func mbps(n int, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -366,17 +374,20 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int, only string) []
 	size := len(b.data)
 	label := rtt.String()
 	type figures struct {
-		full, seekTTFB, seekTotal, player, warmFull, warmSeek []float64
-		streams, streamsP50, streamsP99, streamsRSS           []float64
-		streamErrors                                          int
+		full, fullCPU, seekTTFB, seekTotal, player, warmFull []float64
+		warmSeek                                             []float64
+		streams, streamsP50, streamsP99, streamsRSS          []float64
+		streamErrors                                         int
 	}
 	measure := func(kind string) figures {
 		var f figures
 		for r := range runs {
 			// Cold full GET, then warm on the same node.
 			s := b.startGateway(kind, peers, window)
+			cpu := cpuTime()
 			_, total := fetch(s.url, "", b.data)
 			f.full = append(f.full, mbps(size, total))
+			f.fullCPU = append(f.fullCPU, (cpuTime()-cpu).Seconds()/(float64(size)/(1<<30)))
 			_, total = fetch(s.url, "", b.data)
 			f.warmFull = append(f.warmFull, mbps(size, total))
 			off := size / 2
@@ -433,6 +444,7 @@ func (b *bed) run(rtt time.Duration, capBytes, runs, window int, only string) []
 	}
 	return []result{
 		{"cold full GET", label, "MB/s", median(p.full), median(x.full), "boxo/gateway", true},
+		{"cold full GET, CPU seconds per GiB (the whole bed: seeders, gateway, client)", label, "s", median(p.fullCPU), median(x.fullCPU), "boxo/gateway", false},
 		{"cold 2 MiB seek, time to first byte", label, "ms", median(p.seekTTFB), median(x.seekTTFB), "boxo/gateway", false},
 		{"cold 2 MiB seek, time to last byte", label, "ms", median(p.seekTotal), median(x.seekTotal), "boxo/gateway", false},
 		{"player: sequential 2 MiB ranges", label, "MB/s", median(p.player), median(x.player), "boxo/gateway", true},
