@@ -217,11 +217,11 @@ func (s *Store) ReadAt(_ context.Context, c cid.Cid, p []byte, off int64) (int, 
 		}
 		return copyFrom(dm.Digest, p, off), nil
 	}
-	if v, ok := s.hot.get(string(c.Hash())); ok {
+	if n, ok := s.hot.readAt(string(c.Hash()), p, off); ok {
 		if s.cache != nil {
 			s.cache.touch(c)
 		}
-		return copyFrom(v, p, off), nil
+		return n, nil
 	}
 	key := blockstore.BlockPrefix.Child(dshelp.MultihashToDsKey(c.Hash())).Bytes()
 	v, closer, err := s.ds.DB.Get(key)
@@ -231,13 +231,12 @@ func (s *Store) ReadAt(_ context.Context, c cid.Cid, p []byte, off int64) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("reading block %s: %w", c, err)
 	}
-	if len(v) >= hotMinimum {
-		// Read whole from a blob file: kept, so the rest of the
-		// block is not read again.
-		v = bytes.Clone(v)
+	n := copyFrom(v, p, off)
+	if s.hot.continues(string(c.Hash()), off, n) && len(v) >= hotMinimum {
+		// Read whole from a blob file by a reader going through it:
+		// kept, so the rest of it is not read again.
 		s.hot.add(string(c.Hash()), v)
 	}
-	n := copyFrom(v, p, off)
 	if err := closer.Close(); err != nil {
 		return 0, fmt.Errorf("reading block %s: %w", c, err)
 	}
