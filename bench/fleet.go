@@ -263,9 +263,7 @@ func runFleet(w io.Writer, size, k int, rtts []time.Duration, originAfter time.D
 	check(err)
 	defer os.RemoveAll(tmp)
 	data := make([]byte, size)
-	var seed [32]byte
-	copy(seed[:], "pacman fleet")
-	_, _ = rand.NewChaCha8(seed).Read(data)
+	fill(data, "pacman fleet")
 	b := newFleetBed(filepath.Join(tmp), data, originAfter)
 	defer b.origin.Close()
 	fmt.Fprintf(w, "%d edges, %s file, origin_after %s, median of %d\n\n", k, fmtSize(size), originAfter, runs)

@@ -158,6 +158,14 @@ func parseRTTs(s string) []time.Duration {
 	return list
 }
 
+// fill fills data with pseudo-random bytes fixed by seed: each scenario's
+// file is the same on every run.
+func fill(data []byte, seed string) {
+	var key [32]byte
+	copy(key[:], seed)
+	_, _ = rand.NewChaCha8(key).Read(data)
+}
+
 func check(err error) {
 	if err != nil {
 		log.Fatal(err)
@@ -190,9 +198,7 @@ func newBed(size, k int) (*bed, error) {
 		return nil, err
 	}
 	b := &bed{tmp: tmp, data: make([]byte, size)}
-	var seed [32]byte
-	copy(seed[:], "pacman bench")
-	_, _ = rand.NewChaCha8(seed).Read(b.data)
+	fill(b.data, "pacman bench")
 	ctx := context.Background()
 	loopback := multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
 	for i := range k {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -44,7 +43,7 @@ func runSwarm(out io.Writer, size int, ns []int, upload int, runs int) {
 	check(err)
 	defer os.RemoveAll(tmp)
 	data := make([]byte, size)
-	fill(data)
+	fill(data, "pacman swarm")
 	bound := float64(size) / float64(upload)
 	// Warnings (a stream cut short) go to stderr with the breakdown of
 	// each run: who sent what, and the duplicates bitswap received.
@@ -66,13 +65,6 @@ func runSwarm(out io.Writer, size int, ns []int, upload int, runs int) {
 			}
 		}
 	}
-}
-
-// fill fills data with the bench's fixed pseudo-random bytes.
-func fill(data []byte) {
-	var seed [32]byte
-	copy(seed[:], "pacman swarm")
-	_, _ = rand.NewChaCha8(seed).Read(data)
 }
 
 // swarmOnce runs the scenario once on fresh edges; figures are in seconds

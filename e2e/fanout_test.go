@@ -64,17 +64,12 @@ func TestFleetTakesEachBlockFromKuboOnce(t *testing.T) {
 // contains label.
 func metricSum(t *testing.T, admin, prefix, label string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(resp.Body)
+	text, err := adminMetrics(admin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sum float64
-	for l := range strings.SplitSeq(string(text), "\n") {
+	for l := range strings.SplitSeq(text, "\n") {
 		if !strings.HasPrefix(l, prefix) || !strings.Contains(l, label) {
 			continue
 		}

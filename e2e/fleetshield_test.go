@@ -217,17 +217,27 @@ http://127.0.0.1:%d {
 // fetchedFigures returns an edge's pacman_fetched_bytes_total and fleet
 // lines from its metrics, to tell where an excess came from.
 func fetchedFigures(admin string) string {
-	resp, err := http.Get("http://" + admin + "/metrics")
+	text, err := adminMetrics(admin)
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var lines []string
-	for l := range strings.SplitSeq(string(b), "\n") {
+	for l := range strings.SplitSeq(text, "\n") {
 		if strings.HasPrefix(l, "pacman_fetched_bytes_total") || strings.HasPrefix(l, "pacman_fleet_") {
 			lines = append(lines, l)
 		}
 	}
 	return strings.Join(lines, "; ")
+}
+
+// adminMetrics returns the metrics text Caddy's admin endpoint at admin
+// (host:port) serves.
+func adminMetrics(admin string) (string, error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

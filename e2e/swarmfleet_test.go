@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,12 +59,7 @@ http://127.0.0.1:%d {
 	deadline := time.Now().Add(60 * time.Second)
 	for i, e := range edges {
 		for {
-			metrics := ""
-			if resp, err := http.Get(fmt.Sprintf("http://localhost:%d/metrics", e.admin)); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				metrics = string(b)
-			}
+			metrics, _ := adminMetrics(fmt.Sprintf("localhost:%d", e.admin))
 			if strings.Contains(metrics, "\npacman_fleet_members 2\n") {
 				break
 			}
