@@ -134,14 +134,19 @@ func startKuboWith(t *testing.T, prepare func(repo string)) *kubo {
 		}
 	})
 	k.Gateway = fmt.Sprintf("http://127.0.0.1:%d", gw)
-	// Wait for the API port: an ipfs command run before the daemon holds
-	// the repo would take the repo lock itself and make the daemon fail.
+	// Wait for the API port and the repo's api file: an ipfs command run
+	// before the daemon holds the repo would take the repo lock itself
+	// and make the daemon fail, and one run before the api file is
+	// written finds the lock taken ("someone else has the lock": CI saw
+	// it with the port already open).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", api))
 		if err == nil {
 			conn.Close()
-			break
+			if _, err := os.Stat(filepath.Join(k.repo, "api")); err == nil {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("kubo daemon did not start:\n%s", log.String())
