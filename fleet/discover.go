@@ -99,7 +99,7 @@ func (f *Fleet) askMembers(ctx context.Context, p peer.ID) []told {
 
 // handleMembers tells a member of the other members this edge reaches.
 func (f *Fleet) handleMembers(s network.Stream) {
-	_, _, done, ok := f.accept(s)
+	_, _, done, ok := f.accept(s, maxRequest)
 	if !ok {
 		return
 	}

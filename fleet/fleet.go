@@ -7,7 +7,9 @@
 // against the block's CID. Names (an origin's URLs) have owners too: a
 // member asks a name's owner what it knows of it (Ask, AddAnswerer), and
 // for the body it is taking from the origin, as it arrives (Body,
-// AddBodyServer).
+// AddBodyServer); a member tells every other what it learned of a name
+// (Tell, AddLearner). Every word on a name is signed by the member that
+// gave it, and one not signed by a member is refused.
 package fleet
 
 import (
@@ -88,6 +90,7 @@ type Fleet struct {
 
 	counts    counts
 	answerers registry[Answerer]
+	learners  registry[Learner]
 	bodies    registry[BodyServer]
 	// bodiesServing holds one token per body streamed to a member.
 	bodiesServing chan struct{}
@@ -133,6 +136,7 @@ func New(cfg Config) (*Fleet, error) {
 	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
 	cfg.Host.SetStreamHandler(BodyProtocol, f.handleBody)
 	cfg.Host.SetStreamHandler(PurgeProtocol, f.handlePurge)
+	cfg.Host.SetStreamHandler(TellProtocol, f.handleTell)
 	if cfg.Swarm {
 		cfg.Host.SetStreamHandler(MembersProtocol, f.handleMembers)
 		go f.discover()
@@ -155,6 +159,7 @@ func (f *Fleet) Close() {
 	f.cfg.Host.RemoveStreamHandler(NameProtocol)
 	f.cfg.Host.RemoveStreamHandler(BodyProtocol)
 	f.cfg.Host.RemoveStreamHandler(PurgeProtocol)
+	f.cfg.Host.RemoveStreamHandler(TellProtocol)
 	f.cfg.Host.RemoveStreamHandler(MembersProtocol)
 }
 

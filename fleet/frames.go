@@ -33,10 +33,11 @@ func (f *Fleet) ask(ctx context.Context, p peer.ID, proto protocol.ID, req []byt
 	return bufio.NewReader(s), done, nil
 }
 
-// accept reads a member's one-frame request on s, bounded by the fleet's
-// timeout, as the context that serving it obeys; done closes s. A stream
+// accept reads a member's one-frame request on s, of at most limit bytes,
+// bounded by the fleet's timeout, as the context that serving it obeys;
+// done closes s. A stream
 // from an edge that is not a member, or with a bad frame, is reset.
-func (f *Fleet) accept(s network.Stream) (ctx context.Context, req []byte, done func(), ok bool) {
+func (f *Fleet) accept(s network.Stream, limit int) (ctx context.Context, req []byte, done func(), ok bool) {
 	if !f.isMember(s.Conn().RemotePeer()) {
 		_ = s.Reset()
 		return nil, nil, nil, false
@@ -44,7 +45,7 @@ func (f *Fleet) accept(s network.Stream) (ctx context.Context, req []byte, done 
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Timeout)
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	done = func() { stop(); cancel(); _ = s.Close() }
-	req, err := readFrame(bufio.NewReader(s), maxRequest)
+	req, err := readFrame(bufio.NewReader(s), limit)
 	if err != nil {
 		_ = s.Reset()
 		done()

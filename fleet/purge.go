@@ -68,7 +68,7 @@ func (f *Fleet) tellPurge(ctx context.Context, p peer.ID, prefix string) (int, b
 
 // handlePurge purges on a member's word and answers the names marked.
 func (f *Fleet) handlePurge(s network.Stream) {
-	_, prefix, done, ok := f.accept(s)
+	_, prefix, done, ok := f.accept(s, maxRequest)
 	if !ok {
 		return
 	}

@@ -52,13 +52,10 @@ func newFleetEdges(t *testing.T, k int, o *webOrigin, obs Observer) []*edge {
 		t.Cleanup(f.Close)
 		fleets[i] = f
 		p, err := New(Config{
-			Origin: o.srv.URL,
-			Dir:    t.TempDir(),
-			Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
-			Has: func(ctx context.Context, c cid.Cid) bool {
-				held, err := n.Blockstore().Has(ctx, c)
-				return err == nil && held
-			},
+			Origin:     o.srv.URL,
+			Dir:        t.TempDir(),
+			Import:     func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
+			Store:      n.Blockstore(),
 			Revalidate: time.Hour,
 			Fleet:      f,
 			Observer:   obs,
@@ -70,6 +67,7 @@ func newFleetEdges(t *testing.T, k int, o *webOrigin, obs Observer) []*edge {
 		t.Cleanup(p.Close)
 		t.Cleanup(f.AddAnswerer(p.Answer))
 		t.Cleanup(f.AddBodyServer(p.ServeBody))
+		t.Cleanup(f.AddLearner(p.Learn))
 		src := &origin.Source{URL: o.srv.URL}
 		if err := src.Init(); err != nil {
 			t.Fatal(err)
@@ -251,5 +249,60 @@ func TestOwnerKilledMidPull(t *testing.T) {
 		if rec, ok := e.p.records.get(u); !ok || rec.Root != want {
 			t.Errorf("an edge left records %v (%v), want %s", rec.Root, ok, want)
 		}
+	}
+}
+
+// TestMembersLearnWhatWasPulled: the member that pulls a URL tells every
+// other member its record, signed, before any of them is asked for the
+// URL; and a member that learned it serves the URL warm (under its CID)
+// even once the member that pulled it is gone, with no second pull.
+// Before, members only learned a record by asking the URL's owner, so
+// the owner's death made the fleet pull the file again.
+func TestMembersLearnWhatWasPulled(t *testing.T) {
+	o := newOrigin(t)
+	data := testutil.Bytes("told", 3<<20+7)
+	o.set("/v/film.mp4", originFile{data: data, etag: `"t1"`})
+	obs := &countingObserver{}
+	edges := newFleetEdges(t, 3, o, obs)
+	if resp, body := get(t, edges[0].url+"/v/film.mp4"); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("cold GET: status %d, equal %v", resp.StatusCode, bytes.Equal(body, data))
+	}
+	u, want := edges[0].p.base+"v/film.mp4", cidOf(t, data)
+	puller := -1
+	for deadline := time.Now().Add(10 * time.Second); puller < 0; time.Sleep(10 * time.Millisecond) {
+		for i, e := range edges {
+			if held, _ := e.n.Blockstore().Has(context.Background(), want); held && obs.pulls() == 1 {
+				puller = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no edge pulled the file")
+		}
+	}
+	for i, e := range edges {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if rec, ok := e.p.records.get(u); ok && rec.Root == want && rec.ETag == `"t1"` {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %d (the puller is %d) never learned the record", i, puller)
+			}
+		}
+	}
+	edges[puller].p.Close()
+	if err := edges[puller].n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range edges {
+		if i == puller {
+			continue
+		}
+		resp, body := get(t, e.url+"/v/film.mp4")
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("ETag") != `"`+want.String()+`"` {
+			t.Errorf("edge %d after the puller left: status %d, ETag %s, equal %v", i, resp.StatusCode, resp.Header.Get("ETag"), bytes.Equal(body, data))
+		}
+	}
+	if n := obs.pulls(); n != 1 {
+		t.Errorf("the fleet pulled the file %d times, want once", n)
 	}
 }

@@ -47,8 +47,9 @@ func (p pooled) Destruct() error {
 // import step (see the package's doc for the life of a URL). The route
 // also fetches the leaves of a pulled file that the cache has evicted
 // from Origin, by their byte range, each checked against its CID. In a
-// fleet, the member that owns a URL pulls it for all: the others ask it
-// for the URL's CID, and take the blocks from the members that hold them.
+// fleet, the member that owns a URL pulls it for all and tells the others
+// its CID, in a record it signs; they take the blocks from the members
+// that hold them.
 type Resolver struct {
 	// Origin is the origin's base URL; the request's path is appended to
 	// it. Required.
@@ -93,10 +94,7 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 			Import: func(ctx context.Context, body io.Reader) (cid.Cid, error) {
 				return ingest.Import(ctx, dag, body)
 			},
-			Has: func(ctx context.Context, c cid.Cid) bool {
-				held, err := bs.Has(ctx, c)
-				return err == nil && held
-			},
+			Store:       bs,
 			Revalidate:  time.Duration(r.Revalidate),
 			MaxPulls:    r.MaxPulls,
 			MaxPullSize: r.MaxPullSize,
@@ -111,8 +109,8 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	}
 	r.puller = v.(pooled).Puller
 	unanswer, unpurge := app.Fleet().AddAnswerer(r.puller.Answer), app.AddPurger(r.puller.Purge)
-	unserve := app.Fleet().AddBodyServer(r.puller.ServeBody)
-	r.remove = func() { unanswer(); unpurge(); unserve() }
+	unserve, unlearn := app.Fleet().AddBodyServer(r.puller.ServeBody), app.Fleet().AddLearner(r.puller.Learn)
+	r.remove = func() { unanswer(); unpurge(); unserve(); unlearn() }
 	src := &origin.Source{URL: r.Origin}
 	r.source = leafSource{src, r.puller}
 	return src.Init()

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/httpurl"
@@ -49,8 +50,10 @@ type Config struct {
 	// Import stores a file's bytes as a UnixFS DAG and returns its root,
 	// as `caddy pacman add` does. Required.
 	Import func(ctx context.Context, r io.Reader) (cid.Cid, error)
-	// Has reports whether the store holds block c. Required.
-	Has func(ctx context.Context, c cid.Cid) bool
+	// Store is the edge's blockstore: a URL is warm once it holds the
+	// file's root, and a record a member tells comes with the file's
+	// index, fetched into it. Required.
+	Store Store
 	// Client makes the origin requests. Default: one that follows
 	// redirects only on the origin's own host.
 	Client *http.Client
@@ -95,6 +98,13 @@ func (nopObserver) OriginBytes(string, int64) {}
 func (nopObserver) Pulled(string)             {}
 func (nopObserver) Changed()                  {}
 
+// Store is the blocks an edge holds (boxo's blockstore.Blockstore).
+type Store interface {
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+	Get(ctx context.Context, c cid.Cid) (blocks.Block, error)
+	Put(ctx context.Context, b blocks.Block) error
+}
+
 // Fleet is the edges that share an origin (package fleet's Fleet).
 type Fleet interface {
 	// Ask asks the member that owns name what it knows of it; asked is
@@ -104,6 +114,9 @@ type Fleet interface {
 	// Body asks the member that owns name for the body it is pulling,
 	// as it arrives; found is false when it has none.
 	Body(ctx context.Context, name string) (head []byte, body io.ReadCloser, asked, found bool, err error)
+	// Tell tells every member this edge's word on name, signed: the
+	// record of a URL it pulled.
+	Tell(ctx context.Context, name string, answer []byte) (told int, err error)
 }
 
 // Puller resolves the URLs of one origin: warm ones to their CIDs, cold
@@ -130,6 +143,8 @@ type Puller struct {
 	relays   map[string]*spool
 	relaying chan struct{}
 	checking map[string]*check
+	// indexing holds one token per told file whose index is fetched.
+	indexing chan struct{}
 	// unpulled are URLs the origin said not to keep (no-store, private,
 	// too large), and when it said so: they are proxied until
 	// Revalidate has passed.
@@ -156,7 +171,7 @@ func New(cfg Config) (*Puller, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("origin_pull: %q: the origin is a base URL, with no query or fragment", cfg.Origin)
 	}
-	if cfg.Dir == "" || cfg.Import == nil || cfg.Has == nil {
+	if cfg.Dir == "" || cfg.Import == nil || cfg.Store == nil {
 		return nil, fmt.Errorf("origin_pull: a records directory, an importer and the store are required")
 	}
 	if cfg.Revalidate == 0 {
@@ -197,7 +212,7 @@ func New(cfg Config) (*Puller, error) {
 	return &Puller{
 		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs, spools: spools,
 		pulls: make(chan struct{}, cfg.MaxPulls), ctx: ctx, cancel: cancel,
-		pulling: map[string]*spool{}, relays: map[string]*spool{}, relaying: make(chan struct{}, cfg.MaxPulls), checking: map[string]*check{}, unpulled: map[string]time.Time{},
+		pulling: map[string]*spool{}, relays: map[string]*spool{}, relaying: make(chan struct{}, cfg.MaxPulls), indexing: make(chan struct{}, cfg.MaxPulls), checking: map[string]*check{}, unpulled: map[string]time.Time{},
 	}, nil
 }
 
@@ -222,7 +237,7 @@ func (p *Puller) Resolve(r *http.Request) (gateway.Content, bool, error) {
 			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "not found at the origin")
 		}
 	}
-	held := ok && p.cfg.Has(r.Context(), rec.Root)
+	held := ok && p.has(r.Context(), rec.Root)
 	pullHere := true
 	if !held && p.cfg.Fleet != nil {
 		// The URL's owner may have pulled it for the fleet (it
@@ -332,7 +347,7 @@ func (p *Puller) Answer(ctx context.Context, u string) ([]byte, bool) {
 		if time.Since(rec.Checked) >= p.cfg.Revalidate {
 			rec, ok, _ = p.revalidate(ctx, rec)
 		}
-		if ok && p.cfg.Has(ctx, rec.Root) {
+		if ok && p.has(ctx, rec.Root) {
 			data, err := json.Marshal(rec)
 			return data, err == nil
 		}
@@ -494,6 +509,7 @@ func (p *Puller) pull(u string) {
 		default:
 			p.cfg.Observer.Pulled("pulled")
 			p.cfg.Log.Info("pulled from the origin", zap.String("url", u), zap.Stringer("cid", rec.Root), zap.Int64("bytes", rec.Size))
+			p.tell(rec)
 		}
 	}()
 }

@@ -125,13 +125,10 @@ type edge struct {
 func newEdge(t *testing.T, o *webOrigin, dir string, revalidate time.Duration, maxPullSize int64) *edge {
 	n := testutil.NewNode(t)
 	p, err := New(Config{
-		Origin: o.srv.URL,
-		Dir:    dir,
-		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
-		Has: func(ctx context.Context, c cid.Cid) bool {
-			held, err := n.Blockstore().Has(ctx, c)
-			return err == nil && held
-		},
+		Origin:      o.srv.URL,
+		Dir:         dir,
+		Import:      func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
+		Store:       n.Blockstore(),
 		Revalidate:  revalidate,
 		MaxPullSize: maxPullSize,
 	})
@@ -474,10 +471,7 @@ func TestSameValidatorsOtherBytes(t *testing.T) {
 	p, err := New(Config{
 		Origin: o.srv.URL, Dir: t.TempDir(), Revalidate: time.Hour, Observer: obs,
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) { return ingest.Import(ctx, n.DAG(), r) },
-		Has: func(ctx context.Context, c cid.Cid) bool {
-			held, err := n.Blockstore().Has(ctx, c)
-			return err == nil && held
-		},
+		Store:  n.Blockstore(),
 	})
 	if err != nil {
 		t.Fatal(err)
