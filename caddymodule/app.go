@@ -367,6 +367,9 @@ type Observer interface {
 	Pulled(result string)
 	// Changed counts a pulled file changed under the same validators.
 	Changed()
+	// KnownURLs counts the origin URLs whose records the data directory
+	// keeps, as they come and go.
+	KnownURLs(delta int)
 }
 
 // Metrics returns the observer of the edge's blocks, streams and pulls,

@@ -29,6 +29,7 @@ type nodeMetrics struct {
 	pulls          *prometheus.CounterVec
 	pulling        prometheus.Gauge
 	pullChanged    prometheus.Counter
+	urlsKnown      prometheus.Gauge
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -101,8 +102,16 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "origin_pull_changed_total",
 			Help:      "Pulled files the origin changed under the same validators: a leaf fetched by range did not match its CID, none of its bytes was served, and the file is pulled again.",
 		}),
+		urlsKnown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "pacman",
+			Name:      "origin_pull_urls_known",
+			Help:      "Origin URLs whose CID this edge knows (records kept in its data directory): pulled here, or told by the fleet member that pulled them.",
+		}),
 	}
 }
+
+// KnownURLs implements caddymodule.Observer.
+func (m *nodeMetrics) KnownURLs(delta int) { m.urlsKnown.Add(float64(delta)) }
 
 // OriginBytes implements originpull.Observer.
 func (m *nodeMetrics) OriginBytes(reason string, n int64) {
@@ -168,6 +177,7 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node, f *fleet.
 		m.pulls,
 		m.pulling,
 		m.pullChanged,
+		m.urlsKnown,
 		statsCollector{n, f},
 	}
 	for _, c := range collectors {

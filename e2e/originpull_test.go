@@ -223,6 +223,19 @@ func TestFleetOriginPullThroughCaddyfiles(t *testing.T) {
 	if err != nil || code != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("the first GET, cold: %d, equal %v, %v", code, bytes.Equal(body, data), err)
 	}
+	// The member that pulled the file tells the others its record before
+	// any viewer asks them: each edge knows the URL.
+	for i, a := range admins {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m, err := adminMetrics(a)
+			if err == nil && strings.Contains(m, "\npacman_origin_pull_urls_known 1\n") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %d never knew the URL: %v", i, err)
+			}
+		}
+	}
 	for _, u := range urls {
 		deadline := time.Now().Add(30 * time.Second)
 		for {

@@ -33,12 +33,30 @@ func init() {
 // go on across a reload that leaves the route's origin_pull as it was.
 var pullers = caddy.NewUsagePool()
 
+// recordDirs holds the records of each data directory, which its
+// pullers share, so that they count the URLs known once.
+var recordDirs = caddy.NewUsagePool()
+
+// pooledRecords is a Records in the pool.
+type pooledRecords struct{ *Records }
+
+// Destruct takes the records' count back from the metrics once no puller
+// uses them.
+func (r pooledRecords) Destruct() error {
+	r.Close()
+	return nil
+}
+
 // pooled is a Puller in the pool.
-type pooled struct{ *Puller }
+type pooled struct {
+	*Puller
+	release func() // its use of its data directory's records
+}
 
 // Destruct stops the pulls under way once no config uses the puller.
 func (p pooled) Destruct() error {
 	p.Close()
+	p.release()
 	return nil
 }
 
@@ -88,9 +106,17 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 	dir := filepath.Join(app.DataDir, "origin_pull")
 	r.key = fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d", dir, r.Origin, r.Revalidate, r.MaxPulls, r.MaxPullSize)
 	v, _, err := pullers.LoadOrNew(r.key, func() (caddy.Destructor, error) {
+		rs, _, err := recordDirs.LoadOrNew(dir, func() (caddy.Destructor, error) {
+			rs, err := OpenRecords(dir, app.Metrics().KnownURLs)
+			return pooledRecords{rs}, err
+		})
+		if err != nil {
+			return nil, err
+		}
 		p, err := New(Config{
-			Origin: r.Origin,
-			Dir:    dir,
+			Origin:  r.Origin,
+			Dir:     dir,
+			Records: rs.(pooledRecords).Records,
 			Import: func(ctx context.Context, body io.Reader) (cid.Cid, error) {
 				return ingest.Import(ctx, dag, body)
 			},
@@ -102,7 +128,11 @@ func (r *Resolver) Provision(ctx caddy.Context) error {
 			Observer:    app.Metrics(),
 			Log:         ctx.Logger(),
 		})
-		return pooled{p}, err
+		if err != nil {
+			_, _ = recordDirs.Delete(dir)
+			return nil, err
+		}
+		return pooled{p, func() { _, _ = recordDirs.Delete(dir) }}, nil
 	})
 	if err != nil {
 		return err

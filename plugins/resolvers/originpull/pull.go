@@ -45,8 +45,13 @@ type Config struct {
 	// Origin is the origin's base URL: a request's path is appended to
 	// it. Required.
 	Origin string
-	// Dir keeps the records of the URLs pulled. Required.
+	// Dir keeps the records of the URLs pulled, and the bodies of the
+	// pulls under way. Required.
 	Dir string
+	// Records are the records of the URLs pulled, shared by the pullers
+	// of one data directory; Close leaves them open. Default: the
+	// puller's own, opened in Dir.
+	Records *Records
 	// Import stores a file's bytes as a UnixFS DAG and returns its root,
 	// as `caddy pacman add` does. Required.
 	Import func(ctx context.Context, r io.Reader) (cid.Cid, error)
@@ -125,7 +130,8 @@ type Puller struct {
 	cfg     Config
 	base    string   // the origin's URL, ending in /
 	origin  *url.URL // its scheme and host
-	records *records
+	records *Records
+	ownRecords bool // opened by New, closed by Close
 	spools  string        // the directory of the pulls' spooled bodies
 	pulls   chan struct{} // one token per pull running
 
@@ -200,9 +206,12 @@ func New(cfg Config) (*Puller, error) {
 			return nil
 		}}
 	}
-	rs, err := openRecords(cfg.Dir)
-	if err != nil {
-		return nil, err
+	rs, own := cfg.Records, cfg.Records == nil
+	if own {
+		var err error
+		if rs, err = OpenRecords(cfg.Dir, nil); err != nil {
+			return nil, err
+		}
 	}
 	spools, err := spoolDir(cfg.Dir)
 	if err != nil {
@@ -210,7 +219,7 @@ func New(cfg Config) (*Puller, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Puller{
-		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs, spools: spools,
+		cfg: cfg, base: strings.TrimSuffix(u.String(), "/") + "/", origin: u, records: rs, ownRecords: own, spools: spools,
 		pulls: make(chan struct{}, cfg.MaxPulls), ctx: ctx, cancel: cancel,
 		pulling: map[string]*spool{}, relays: map[string]*spool{}, relaying: make(chan struct{}, cfg.MaxPulls), indexing: make(chan struct{}, cfg.MaxPulls), checking: map[string]*check{}, unpulled: map[string]time.Time{},
 	}, nil
@@ -221,6 +230,9 @@ func New(cfg Config) (*Puller, error) {
 func (p *Puller) Close() {
 	p.cancel()
 	p.wg.Wait()
+	if p.ownRecords {
+		p.records.Close()
+	}
 }
 
 // Resolve implements gateway.Resolver: every request is the origin's.

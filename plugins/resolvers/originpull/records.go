@@ -38,18 +38,25 @@ type Record struct {
 	Checked time.Time `json:"checked"`
 }
 
-// records keeps the records of URLs pulled, one file per URL under dir,
-// so that an edge that restarts remembers them; a record lost in a crash
-// only costs a pull.
-type records struct {
-	dir string
+// Records keeps the records of URLs pulled, one file per URL under a
+// directory, so that an edge that restarts remembers them; a record lost
+// in a crash only costs a pull. The pullers of one data directory share
+// one Records.
+type Records struct {
+	dir   string
+	known func(delta int)
 
 	mu  sync.Mutex // guards lru
 	lru *simplelru.LRU[string, Record]
+
+	files sync.Mutex // serialises the changes to the files, and guards n
+	n     int        // the records kept
 }
 
-// openRecords returns the records kept in dir, creating it if needed.
-func openRecords(dir string) (*records, error) {
+// OpenRecords returns the records kept in dir, creating it if needed.
+// known, if not nil, learns the count of URLs the records know as it
+// changes, from the count found in dir to zero at Close.
+func OpenRecords(dir string, known func(delta int)) (*Records, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("origin_pull: opening its records: %w", err)
 	}
@@ -57,17 +64,39 @@ func openRecords(dir string) (*records, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &records{dir: dir, lru: lru}, nil
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin_pull: opening its records: %w", err)
+	}
+	if known == nil {
+		known = func(int) {}
+	}
+	rs := &Records{dir: dir, known: known, lru: lru}
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".json") {
+			rs.n++
+		}
+	}
+	known(rs.n)
+	return rs, nil
+}
+
+// Close takes the records' count back from known.
+func (rs *Records) Close() {
+	rs.files.Lock()
+	rs.known(-rs.n)
+	rs.n = 0
+	rs.files.Unlock()
 }
 
 // file is where the record of u is kept.
-func (rs *records) file(u string) string {
+func (rs *Records) file(u string) string {
 	sum := sha256.Sum256([]byte(u))
 	return filepath.Join(rs.dir, hex.EncodeToString(sum[:])+".json")
 }
 
 // get returns the record of u, and false if there is none.
-func (rs *records) get(u string) (Record, bool) {
+func (rs *Records) get(u string) (Record, bool) {
 	rs.mu.Lock()
 	rec, ok := rs.lru.Get(u)
 	rs.mu.Unlock()
@@ -86,7 +115,7 @@ func (rs *records) get(u string) (Record, bool) {
 
 // put keeps rec, replacing the file whole: a crash leaves the old record
 // or the new one.
-func (rs *records) put(rec Record) error {
+func (rs *Records) put(rec Record) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("origin_pull: encoding a record: %w", err)
@@ -97,7 +126,13 @@ func (rs *records) put(rec Record) error {
 	}
 	_, err = tmp.Write(data)
 	if err = errors.Join(err, tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), rs.file(rec.URL))
+		rs.files.Lock()
+		_, had := os.Lstat(rs.file(rec.URL))
+		if err = os.Rename(tmp.Name(), rs.file(rec.URL)); err == nil && errors.Is(had, os.ErrNotExist) {
+			rs.n++
+			rs.known(1)
+		}
+		rs.files.Unlock()
 	}
 	if err != nil {
 		_ = os.Remove(tmp.Name())
@@ -110,11 +145,17 @@ func (rs *records) put(rec Record) error {
 }
 
 // drop forgets the record of u.
-func (rs *records) drop(u string) error {
+func (rs *Records) drop(u string) error {
 	rs.mu.Lock()
 	rs.lru.Remove(u)
 	rs.mu.Unlock()
-	if err := os.Remove(rs.file(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	rs.files.Lock()
+	defer rs.files.Unlock()
+	switch err := os.Remove(rs.file(u)); {
+	case err == nil:
+		rs.n--
+		rs.known(-1)
+	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("origin_pull: forgetting %s: %w", u, err)
 	}
 	return nil
@@ -122,7 +163,7 @@ func (rs *records) drop(u string) error {
 
 // stale marks stale every record whose URL starts with prefix, so that
 // the next request for it revalidates, and returns how many it marked.
-func (rs *records) stale(prefix string) (int, error) {
+func (rs *Records) stale(prefix string) (int, error) {
 	names, err := filepath.Glob(filepath.Join(rs.dir, "*.json"))
 	if err != nil {
 		return 0, fmt.Errorf("origin_pull: %w", err)
