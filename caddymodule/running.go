@@ -59,9 +59,11 @@ type Figures struct {
 	LeavesInFlight float64 `json:"leaves_in_flight"`
 	Stalls         float64 `json:"stalls"`
 	// OriginPull are the bytes origin_pull took from its origins, by
-	// reason (proxy, pull), and Pulling the files being pulled now.
+	// reason (proxy, pull), Pulling the files being pulled now, and
+	// URLsKnown the origin URLs whose CID the edge knows.
 	OriginPull map[string]float64 `json:"origin_pull"`
 	Pulling    float64            `json:"pulling"`
+	URLsKnown  float64            `json:"urls_known"`
 }
 
 // Figures reads the edge's figures.
@@ -77,7 +79,7 @@ func (r *Running) Figures(ctx context.Context) (Figures, error) {
 		Delivered: sumBy(m.blockBytes, "source"), Fetched: sumBy(m.fetchedBytes, "source"),
 		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
 		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),
-		OriginPull: sumBy(m.pullBytes, "reason"), Pulling: value(m.pulling),
+		OriginPull: sumBy(m.pullBytes, "reason"), Pulling: value(m.pulling), URLsKnown: value(m.urlsKnown),
 	}, nil
 }
 
