@@ -485,7 +485,7 @@ func TestNameQuestions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fa.Close)
-	remove := fa.AddAnswerer(func(_ context.Context, name string) ([]byte, bool) {
+	remove := fa.AddAnswerer(func(_ context.Context, name string, _ bool) ([]byte, bool) {
 		return []byte("record of " + name), strings.HasPrefix(name, "https://origin/")
 	})
 	fb, err := fleet.New(fleet.Config{Host: b.Host(), Members: []peer.ID{a.Host().ID()}})
@@ -502,7 +502,7 @@ func TestNameQuestions(t *testing.T) {
 	var name string
 	for i := range 64 {
 		n := fmt.Sprintf("https://origin/%d", i)
-		if _, asked, _, _ := fb.Ask(context.Background(), n); asked {
+		if _, mine, _, _ := fb.Ask(context.Background(), n); !mine {
 			name = n
 			break
 		}
@@ -510,9 +510,9 @@ func TestNameQuestions(t *testing.T) {
 	if name == "" {
 		t.Fatal("b owns every name: a is not a live member")
 	}
-	answer, asked, known, err := fb.Ask(context.Background(), name)
-	if err != nil || !asked || !known || string(answer) != "record of "+name {
-		t.Errorf("asking the owner about %s: %q, asked %v, known %v, %v", name, answer, asked, known, err)
+	answer, mine, known, err := fb.Ask(context.Background(), name)
+	if err != nil || mine || !known || string(answer) != "record of "+name {
+		t.Errorf("asking the owner about %s: %q, mine %v, known %v, %v", name, answer, mine, known, err)
 	}
 	remove()
 	if _, _, known, err := fb.Ask(context.Background(), name); known || err != nil {

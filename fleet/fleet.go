@@ -133,7 +133,8 @@ func New(cfg Config) (*Fleet, error) {
 		}
 	}
 	cfg.Host.SetStreamHandler(Protocol, f.handle)
-	cfg.Host.SetStreamHandler(NameProtocol, f.handleName)
+	cfg.Host.SetStreamHandler(NameProtocol, f.handleName(true))
+	cfg.Host.SetStreamHandler(HandoverProtocol, f.handleName(false))
 	cfg.Host.SetStreamHandler(BodyProtocol, f.handleBody)
 	cfg.Host.SetStreamHandler(PurgeProtocol, f.handlePurge)
 	cfg.Host.SetStreamHandler(TellProtocol, f.handleTell)
@@ -157,6 +158,7 @@ func (f *Fleet) Close() {
 	f.probes.cancel()
 	f.cfg.Host.RemoveStreamHandler(Protocol)
 	f.cfg.Host.RemoveStreamHandler(NameProtocol)
+	f.cfg.Host.RemoveStreamHandler(HandoverProtocol)
 	f.cfg.Host.RemoveStreamHandler(BodyProtocol)
 	f.cfg.Host.RemoveStreamHandler(PurgeProtocol)
 	f.cfg.Host.RemoveStreamHandler(TellProtocol)

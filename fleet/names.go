@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/pacman-cdn/pacman/hedge"
 	"go.uber.org/zap"
@@ -18,6 +20,12 @@ import (
 // NameProtocol is the libp2p protocol of a member's question about a name
 // (an origin URL) to the member that owns it.
 const NameProtocol = "/pacman/fleet/name/1.0.0"
+
+// HandoverProtocol is the libp2p protocol of the question a name's owner
+// asks the member that would own the name without it: what that member
+// learned of the name before this edge joined and took it over. It is
+// answered from what the member knows, and never makes it fetch.
+const HandoverProtocol = "/pacman/fleet/name-known/1.0.0"
 
 // TellProtocol is the libp2p protocol of a member's word on a name that
 // nobody asked for: what it learned pulling it, told to every member.
@@ -28,7 +36,9 @@ const maxAnswer = 16 << 10
 
 // Answerer answers a member's question about name, and reports false when
 // it does not know the name. The answer is the answerer's own encoding.
-type Answerer func(ctx context.Context, name string) ([]byte, bool)
+// fill says the asker leaves the name to this edge, its owner: an
+// answerer that does not know the name may start learning it (pull it).
+type Answerer func(ctx context.Context, name string, fill bool) ([]byte, bool)
 
 // Learner learns a member's word on name, told to every member (Tell),
 // and reports whether the name is its own; from is the member that told
@@ -43,51 +53,65 @@ func (f *Fleet) AddAnswerer(a Answerer) (remove func()) { return f.answerers.add
 // before it; the returned function removes it.
 func (f *Fleet) AddLearner(l Learner) (remove func()) { return f.learners.add(l) }
 
-// Ask asks the live member that owns name what it knows of it. It reports
-// asked false when this edge owns the name (or is alone); known false
-// when the owner does not know it. The answer is signed by a member, and
-// an answer that is not is an error.
-func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error) {
+// Ask asks the live member that owns name what it knows of it, and
+// reports mine true when this edge owns it (or is alone). Then it asks
+// the member that would own the name without this edge instead, which
+// owned it until this edge joined, so that what the fleet knows of a
+// name follows its ownership. known is false when the member asked does
+// not know the name. The answer is signed by a member, and an answer
+// that is not is an error.
+func (f *Fleet) Ask(ctx context.Context, name string) (answer []byte, mine, known bool, err error) {
 	if f.alone() {
-		return nil, false, false, nil
+		return nil, true, false, nil
 	}
 	sum := sha256.Sum256([]byte(name))
-	p := owner(f.live(), sum[:])
-	if p == f.self {
-		return nil, false, false, nil
+	live := f.live()
+	p, proto := owner(live, sum[:]), protocol.ID(NameProtocol)
+	if mine = p == f.self; mine {
+		others := slices.DeleteFunc(live, func(q peer.ID) bool { return q == f.self })
+		if len(others) == 0 {
+			return nil, true, false, nil
+		}
+		p, proto = owner(others, sum[:]), HandoverProtocol
 	}
-	r, done, err := f.ask(ctx, p, NameProtocol, []byte(name))
+	r, done, err := f.ask(ctx, p, proto, []byte(name))
 	if err != nil {
-		return nil, true, false, err
+		return nil, mine, false, err
 	}
 	defer done()
 	code, err := r.ReadByte()
 	if err != nil {
-		return nil, true, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
+		return nil, mine, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
 	}
 	if code != answerBlock {
-		return nil, true, false, nil
+		return nil, mine, false, nil
 	}
 	sealed, err := readFrame(r, maxSealed)
 	if err != nil {
-		return nil, true, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
+		return nil, mine, false, fmt.Errorf("reading fleet member %s: %w", p, ctxErr(ctx, err))
 	}
 	if answer, err = f.open(sealed, name); err != nil {
-		return nil, true, false, fmt.Errorf("fleet member %s answered %s: %w", p, name, err)
+		return nil, mine, false, fmt.Errorf("fleet member %s answered %s: %w", p, name, err)
 	}
-	return answer, true, true, nil
+	return answer, mine, true, nil
 }
 
 // handleName answers one member's question about a name: answerBlock and
-// the answer, signed, or answerNotFound.
-func (f *Fleet) handleName(s network.Stream) {
+// the answer, signed, or answerNotFound. fill is false for a handover,
+// which is answered from what the answerers know.
+func (f *Fleet) handleName(fill bool) network.StreamHandler {
+	return func(s network.Stream) { f.answer(s, fill) }
+}
+
+// answer answers the question on s.
+func (f *Fleet) answer(s network.Stream, fill bool) {
 	ctx, name, done, ok := f.accept(s, maxRequest)
 	if !ok {
 		return
 	}
 	defer done()
 	for _, a := range f.answerers.all() {
-		answer, ok := a(ctx, string(name))
+		answer, ok := a(ctx, string(name), fill)
 		if !ok || len(answer) > maxAnswer {
 			continue
 		}

@@ -3,6 +3,7 @@ package originpull
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -304,5 +305,51 @@ func TestMembersLearnWhatWasPulled(t *testing.T) {
 	}
 	if n := obs.pulls(); n != 1 {
 		t.Errorf("the fleet pulled the file %d times, want once", n)
+	}
+}
+
+// TestJoiningOwnerAsksThePreviousOwner: an edge that joins the fleet
+// takes over the URLs it now owns, and what the fleet knows of them with
+// them: asked for one it does not know, it asks the member that owned it
+// before (a handover) and serves it warm, with no second pull. Before,
+// the new owner pulled each of its URLs from the origin again.
+func TestJoiningOwnerAsksThePreviousOwner(t *testing.T) {
+	o := newOrigin(t)
+	const files = 12 // the late edge owns none of them 1 time in 130
+	datas := make([][]byte, files)
+	for i := range datas {
+		datas[i] = testutil.Bytes(fmt.Sprint("handover ", i), 200<<10+i)
+		o.set(fmt.Sprintf("/v/%d.mp4", i), originFile{data: datas[i], etag: fmt.Sprintf(`"h%d"`, i)})
+	}
+	obs := &countingObserver{}
+	edges := newFleetEdges(t, 3, o, obs)
+	late := edges[2]
+	for _, e := range edges[:2] {
+		if err := late.n.Host().Network().ClosePeer(e.n.Host().ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, data := range datas {
+		path := fmt.Sprintf("/v/%d.mp4", i)
+		get(t, edges[0].url+path)
+		edges[0].waitWarm(t, path, data)
+		edges[1].waitWarm(t, path, data)
+	}
+	if n := obs.pulls(); n != files {
+		t.Fatalf("two edges pulled %d files, want %d", n, files)
+	}
+	for _, e := range edges[:2] {
+		if err := late.n.Host().Connect(context.Background(), e.n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, data := range datas {
+		resp, body := get(t, late.url+fmt.Sprintf("/v/%d.mp4", i))
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("ETag") != `"`+cidOf(t, data).String()+`"` {
+			t.Errorf("file %d through the edge that joined: status %d, ETag %s, equal %v", i, resp.StatusCode, resp.Header.Get("ETag"), bytes.Equal(body, data))
+		}
+	}
+	if n := obs.pulls(); n != files {
+		t.Errorf("the fleet pulled %d times for %d files, want each once", n, files)
 	}
 }

@@ -112,10 +112,11 @@ type Store interface {
 
 // Fleet is the edges that share an origin (package fleet's Fleet).
 type Fleet interface {
-	// Ask asks the member that owns name what it knows of it; asked is
-	// false when this edge owns it or is alone, known false when the
-	// owner does not know it.
-	Ask(ctx context.Context, name string) (answer []byte, asked, known bool, err error)
+	// Ask asks the member that owns name what it knows of it; mine is
+	// true when this edge owns it (or is alone), and then the member
+	// that owned it before this edge joined is asked instead. known is
+	// false when the member asked does not know it.
+	Ask(ctx context.Context, name string) (answer []byte, mine, known bool, err error)
 	// Body asks the member that owns name for the body it is pulling,
 	// as it arrives; found is false when it has none.
 	Body(ctx context.Context, name string) (head []byte, body io.ReadCloser, asked, found bool, err error)
@@ -308,20 +309,19 @@ const askTimeout = 2 * time.Second
 
 // ask asks the fleet member that owns u for its record. told reports a
 // record it has pulled; pullHere that this edge must pull u itself: it
-// owns u, or the owner did not answer. An owner that does not know u
-// pulls it, for the fleet.
+// owns u (and the member that owned it before did not know it), or the
+// owner did not answer. An owner that does not know u pulls it, for the
+// fleet.
 func (p *Puller) ask(ctx context.Context, u string) (rec Record, told, pullHere bool) {
 	ctx, cancel := context.WithTimeout(ctx, askTimeout)
 	defer cancel()
-	answer, asked, known, err := p.cfg.Fleet.Ask(ctx, u)
+	answer, mine, known, err := p.cfg.Fleet.Ask(ctx, u)
 	switch {
-	case !asked:
-		return Record{}, false, true
 	case err != nil:
 		p.cfg.Log.Debug("the URL's owner did not answer: pulling it here", zap.String("url", u), zap.Error(err))
 		return Record{}, false, true
 	case !known:
-		return Record{}, false, false
+		return Record{}, false, mine
 	}
 	if json.Unmarshal(answer, &rec) != nil || rec.URL != u || !rec.Root.Defined() || rec.Size < 0 {
 		p.cfg.Log.Warn("a fleet member answered a URL with a malformed record: pulling it here", zap.String("url", u))
@@ -349,8 +349,10 @@ func (p *Puller) Purge(prefix string) int {
 
 // Answer answers a fleet member's question about a URL of this origin:
 // its record, revalidated if stale, once the file is pulled and held
-// here. A URL not known yet, or changed, is pulled, for the fleet.
-func (p *Puller) Answer(ctx context.Context, u string) ([]byte, bool) {
+// here. A URL not known yet, or changed, is pulled, for the fleet, when
+// fill says the asker leaves it to this edge; a member that took the URL
+// over from this edge (handover) pulls it itself.
+func (p *Puller) Answer(ctx context.Context, u string, fill bool) ([]byte, bool) {
 	path, ok := strings.CutPrefix(u, p.base)
 	if !ok || !httpurl.SafePath("/"+path) {
 		return nil, false
@@ -364,7 +366,9 @@ func (p *Puller) Answer(ctx context.Context, u string) ([]byte, bool) {
 			return data, err == nil
 		}
 	}
-	p.pull(u)
+	if fill {
+		p.pull(u)
+	}
 	return nil, false
 }
 
