@@ -128,13 +128,13 @@ type Fleet interface {
 // Puller resolves the URLs of one origin: warm ones to their CIDs, cold
 // ones to a proxy of the origin while it pulls them.
 type Puller struct {
-	cfg     Config
-	base    string   // the origin's URL, ending in /
-	origin  *url.URL // its scheme and host
-	records *Records
-	ownRecords bool // opened by New, closed by Close
-	spools  string        // the directory of the pulls' spooled bodies
-	pulls   chan struct{} // one token per pull running
+	cfg        Config
+	base       string   // the origin's URL, ending in /
+	origin     *url.URL // its scheme and host
+	records    *Records
+	ownRecords bool          // opened by New, closed by Close
+	spools     string        // the directory of the pulls' spooled bodies
+	pulls      chan struct{} // one token per pull running
 
 	ctx    context.Context // ends at Close, and with it every pull
 	cancel context.CancelFunc
