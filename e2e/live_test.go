@@ -63,8 +63,18 @@ func listed(playlist []byte) []int {
 	return out
 }
 
+// getBody GETs url and returns the status and the whole body.
 func getBody(url string) (int, []byte, error) {
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return doBody(req)
+}
+
+// doBody sends req and returns the status and the whole body.
+func doBody(req *http.Request) (int, []byte, error) {
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
