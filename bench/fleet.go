@@ -26,6 +26,7 @@ import (
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/shaper"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/pacman-cdn/pacman/plugins/sources/origin"
@@ -108,7 +109,7 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge,
 			check(nodes[i].Blockstore().Put(ctx, blk))
 		}
 	}
-	var proxies []*shaper
+	var proxies []*shaper.Shaper
 	edges = make([]*edge, k)
 	for i, n := range nodes {
 		var members []peer.ID
@@ -123,7 +124,7 @@ func (b *fleetBed) start(k int, rtt time.Duration, fleetOn bool) (edges []*edge,
 					target = "127.0.0.1:" + port
 				}
 			}
-			p, err := newShaper(target, rtt, 0)
+			p, err := shaper.New(target, rtt, 0)
 			check(err)
 			proxies = append(proxies, p)
 			n.AddPeer(peer.AddrInfo{ID: m.Host().ID(), Addrs: []multiaddr.Multiaddr{multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p.Addr().Port))}})

@@ -16,6 +16,7 @@ import (
 	"github.com/pacman-cdn/pacman/fleet"
 	"github.com/pacman-cdn/pacman/hedge"
 	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/shaper"
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 	"go.uber.org/zap"
@@ -50,7 +51,7 @@ func startLiveNode(tmp string) *liveNode {
 // fleets and relays as caddymodule sets them up: segments fetched through
 // a hedge, with the fleet when fleetOn. Edges trust the publisher.
 func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) {
-	var proxies []*shaper
+	var proxies []*shaper.Shaper
 	for i, ln := range nodes {
 		var members []peer.ID
 		for j, m := range nodes {
@@ -64,7 +65,7 @@ func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) 
 					target = "127.0.0.1:" + port
 				}
 			}
-			p, err := newShaper(target, rtt, 0)
+			p, err := shaper.New(target, rtt, 0)
 			check(err)
 			proxies = append(proxies, p)
 			ln.n.AddPeer(peer.AddrInfo{ID: m.n.Host().ID(), Addrs: []multiaddr.Multiaddr{multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p.Addr().Port))}})

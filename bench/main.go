@@ -46,6 +46,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/gateway"
 	"github.com/pacman-cdn/pacman/ingest"
+	"github.com/pacman-cdn/pacman/internal/shaper"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 	"github.com/pacman-cdn/pacman/node"
 )
@@ -243,7 +244,7 @@ func (b *bed) close() {
 // gateway dials, and a function stopping the proxies.
 func (b *bed) shaped(rtt time.Duration, capBytes int) ([]peer.AddrInfo, func()) {
 	var infos []peer.AddrInfo
-	var proxies []*shaper
+	var proxies []*shaper.Shaper
 	for _, s := range b.seeders {
 		var target string
 		for _, a := range s.Host().Addrs() {
@@ -251,7 +252,7 @@ func (b *bed) shaped(rtt time.Duration, capBytes int) ([]peer.AddrInfo, func()) 
 				target = "127.0.0.1:" + port
 			}
 		}
-		p, err := newShaper(target, rtt, capBytes)
+		p, err := shaper.New(target, rtt, capBytes)
 		check(err)
 		proxies = append(proxies, p)
 		infos = append(infos, peer.AddrInfo{ID: s.Host().ID(), Addrs: []multiaddr.Multiaddr{

@@ -1,4 +1,7 @@
-package main
+// Package shaper is a loopback TCP proxy that adds a fixed delay each way
+// and caps one direction's rate: the latency and bandwidth of a real link,
+// injected in-process, for the bed and the tests.
+package shaper
 
 import (
 	"context"
@@ -9,27 +12,27 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// shaper is a loopback TCP proxy in front of one seeder that adds a fixed
+// Shaper is a loopback TCP proxy in front of one server that adds a fixed
 // one-way delay in each direction (so a round trip costs rtt) and caps the
-// seeder's upload rate. It works without root and without netem: data is
+// server's upload rate. It works without root and without netem: data is
 // timestamped as it is read and written out once its delay has passed, so
 // the delay does not cap throughput, only latency.
-type shaper struct {
+type Shaper struct {
 	ln     net.Listener
 	target string
 	delay  time.Duration // one way
-	limit  *rate.Limiter // seeder → gateway; nil for none
+	limit  *rate.Limiter // server → client; nil for none
 	wg     sync.WaitGroup
 }
 
-// newShaper starts a proxy to target with round-trip time rtt and upload
-// cap bytesPerSec (0 for none).
-func newShaper(target string, rtt time.Duration, bytesPerSec int) (*shaper, error) {
+// New starts a proxy to target with round-trip time rtt and upload cap
+// bytesPerSec (0 for none).
+func New(target string, rtt time.Duration, bytesPerSec int) (*Shaper, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &shaper{ln: ln, target: target, delay: rtt / 2}
+	s := &Shaper{ln: ln, target: target, delay: rtt / 2}
 	if bytesPerSec > 0 {
 		s.limit = rate.NewLimiter(rate.Limit(bytesPerSec), 256<<10)
 	}
@@ -38,15 +41,16 @@ func newShaper(target string, rtt time.Duration, bytesPerSec int) (*shaper, erro
 }
 
 // Addr is the proxy's address.
-func (s *shaper) Addr() *net.TCPAddr { return s.ln.Addr().(*net.TCPAddr) }
+func (s *Shaper) Addr() *net.TCPAddr { return s.ln.Addr().(*net.TCPAddr) }
 
 // Close stops accepting and waits for the connections to end.
-func (s *shaper) Close() {
+func (s *Shaper) Close() {
 	_ = s.ln.Close()
 	s.wg.Wait()
 }
 
-func (s *shaper) accept() {
+// accept serves each connection until the listener closes.
+func (s *Shaper) accept() {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -56,7 +60,8 @@ func (s *shaper) accept() {
 	}
 }
 
-func (s *shaper) serve(client net.Conn) {
+// serve proxies one connection to the target.
+func (s *Shaper) serve(client net.Conn) {
 	defer client.Close()
 	server, err := net.Dial("tcp", s.target)
 	if err != nil {
@@ -76,7 +81,7 @@ type chunk struct {
 }
 
 // pipe copies src to dst, each chunk delayed by s.delay and paced by lim.
-func (s *shaper) pipe(dst, src net.Conn, lim *rate.Limiter) {
+func (s *Shaper) pipe(dst, src net.Conn, lim *rate.Limiter) {
 	defer dst.Close()
 	defer src.Close()
 	// Enough queued chunks to hold the bandwidth-delay product of a fast
