@@ -131,7 +131,7 @@ func (s *spool) release() {
 
 // soon reports whether byte off should arrive no later than a proxied
 // request's first byte would: within the origin's latency and spoolSlack,
-// at the pace the body has come so far. A seek further on is proxied, so
+// at the pace the body has come so far, less a fifth. A seek further on is proxied, so
 // that waiting for the spool never makes a first byte late by more than
 // spoolSlack.
 func (s *spool) soon(off int64) bool {
@@ -148,7 +148,9 @@ func (s *spool) soon(off int64) bool {
 		// The first bytes come in a burst the pace cannot be told from.
 		return off < s.written+firstBytes
 	}
-	wait := time.Duration(float64(off-s.written) / float64(s.written) * float64(elapsed))
+	// The pace so far, less a fifth: a pull's pace goes up and down, and
+	// a wait longer than promised is what must not happen.
+	wait := time.Duration(float64(off-s.written) / float64(s.written) * float64(elapsed) * 5 / 4)
 	return wait <= s.latency+spoolSlack
 }
 

@@ -6,8 +6,8 @@ import (
 )
 
 // TestSpoolWaitsOnlyWhenSoon: a range is read from a spool only if its
-// first byte should arrive, at the pace the body has come, within the
-// origin's latency and spoolSlack; in the first paceAfter, within
+// first byte should arrive, at the pace the body has come less a fifth,
+// within the origin's latency and spoolSlack; in the first paceAfter, within
 // firstBytes of what has arrived.
 func TestSpoolWaitsOnlyWhenSoon(t *testing.T) {
 	const mib = 1 << 20
@@ -18,8 +18,9 @@ func TestSpoolWaitsOnlyWhenSoon(t *testing.T) {
 	}{
 		{0, true},
 		{10*mib - 1, true},
-		{10*mib + mib/2, true}, // 50 ms away: within 50 ms and the slack
-		{11 * mib, false},      // 100 ms away
+		{10*mib + mib/2, true},     // 50 ms away, 62 ms less a fifth: within 50 ms and the slack
+		{10*mib + mib*6/10, false}, // 60 ms away, 75 ms less a fifth: a pace that slows would make it late
+		{11 * mib, false},          // 100 ms away
 		{100 * mib, false},
 	} {
 		if got := s.soon(c.off); got != c.soon {
