@@ -117,6 +117,7 @@ const adaptedJSON = `{
 									],
 									"readahead": 4,
 									"resolve_timeout": 20000000000,
+									"route": "/ipfs/*",
 									"sources": [
 										{
 											"source": "bitswap"
@@ -598,7 +599,8 @@ func TestOriginPullCaddyfileAdapt(t *testing.T) {
 															"resolver": "origin_pull",
 															"revalidate": 30000000000
 														}
-													]
+													],
+													"route": "/videos/*"
 												}
 											],
 											"match": [

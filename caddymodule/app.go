@@ -370,6 +370,9 @@ type Observer interface {
 	// KnownURLs counts the origin URLs whose records the data directory
 	// keeps, as they come and go.
 	KnownURLs(delta int)
+	// Route returns the observer of one route's blocks: these metrics,
+	// and the route's own delivered bytes by source.
+	Route(name string) hedge.Observer
 }
 
 // Metrics returns the observer of the edge's blocks, streams and pulls,

@@ -11,7 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 	"github.com/pacman-cdn/pacman/internal/caddyargs"
 )
@@ -22,7 +21,7 @@ func init() {
 	// request it is given.
 	httpcaddyfile.RegisterHandlerDirective("pacman_live_ingest", parseIngest)
 	httpcaddyfile.RegisterDirectiveOrder("pacman_live_ingest", httpcaddyfile.Before, "file_server")
-	httpcaddyfile.RegisterHandlerDirective("pacman", parseDirective)
+	httpcaddyfile.RegisterDirective("pacman", parseDirective)
 	httpcaddyfile.RegisterDirectiveOrder("pacman", httpcaddyfile.Before, "file_server")
 }
 
@@ -258,9 +257,26 @@ func parseRate(s string) (int64, error) {
 //		origin_after    <duration>             #   { after <duration> }
 //		session_idle    <duration>             # source bitswap { session_idle <duration> }
 //	}
-func parseDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matchers, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	handler := new(Handler)
-	return handler, handler.UnmarshalCaddyfile(h.Dispenser)
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if handler.Route == "" {
+		// The route is named in the metrics by its path, as written.
+		var paths []string
+		if raw, ok := matchers["path"]; ok && json.Unmarshal(raw, &paths) == nil {
+			handler.Route = strings.Join(paths, " ")
+		}
+	}
+	return h.NewRoute(matchers, handler), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
@@ -333,7 +349,7 @@ func (h *Handler) setOption(d *caddyfile.Dispenser, short *shorthands, name, val
 	ints := map[string]*int{"window": &h.Window, "max_window": &h.MaxWindow, "max_leaves_in_flight": &h.MaxLeavesInFlight, "readahead": &h.Readahead, "max_ranges": &h.MaxRanges, "max_streams_per_client": &h.MaxStreamsPerClient, "max_network_requests": &h.MaxNetworkRequests}
 	durations := map[string]*caddy.Duration{"resolve_timeout": &h.ResolveTimeout, "stall_timeout": &h.StallTimeout, "budget_wait": &h.BudgetWait,
 		"origin_after": &short.originAfter, "session_idle": &short.sessionIdle}
-	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin}
+	strs := map[string]*string{"access": &short.access, "allow_file": &short.allowFile, "deny_file": &short.denyFile, "origin": &short.origin, "route": &h.Route}
 	if p, ok := ints[name]; ok {
 		n, err := strconv.Atoi(val)
 		if err != nil {

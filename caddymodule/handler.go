@@ -24,6 +24,11 @@ func init() {
 // the fleet owner of each leaf first, then the sources, each after its
 // delay; they are verified, streamed in order, kept and seeded back.
 type Handler struct {
+	// Route names the route in the per-route metrics
+	// (pacman_route_delivered_bytes_total). The Caddyfile sets it to the
+	// directive's path matcher (`pacman /videos/*` is "/videos/*")
+	// unless a `route` subdirective names it. Default: "".
+	Route string `json:"route,omitempty"`
 	// Resolvers turn a request into content, tried in order until one
 	// claims it (modules in pacman.resolvers). Default: [ipfs].
 	ResolversRaw []json.RawMessage `json:"resolvers,omitempty" caddy:"namespace=pacman.resolvers inline_key=resolver"`
@@ -138,7 +143,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Local:               e.Node().Store(),
 		Store:               e.Node(),
 		Observer:            app.Metrics(),
-		Blocks:              app.Metrics(),
+		Blocks:              app.Metrics().Route(h.Route),
 		Logger:              ctx.Logger(),
 		Subdomains:          h.SubdomainHosts,
 		Expander:            placeholders,

@@ -30,6 +30,7 @@ type nodeMetrics struct {
 	pulling        prometheus.Gauge
 	pullChanged    prometheus.Counter
 	urlsKnown      prometheus.Gauge
+	routeBytes     *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -37,7 +38,7 @@ func newNodeMetrics() *nodeMetrics {
 		blockBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pacman",
 			Name:      "block_bytes_total",
-			Help:      "Bytes of blocks delivered to viewers' streams, each delivery once, by the source that supplied it: local (the blockstore), fleet (another edge), peers (bitswap), http (a trustless gateway) or origin (verified). Streams that shared one fetch each count it under its source.",
+			Help:      "Bytes of blocks delivered to viewers' streams, each delivery once, by the source that supplied it: local (the blockstore), fleet (another edge), peers (bitswap), http (a trustless gateway) or origin (verified). Streams that shared one fetch each count it under its source. A cold origin_pull response (no CID known yet) counts under origin.",
 		}, []string{"source"}),
 		blockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pacman",
@@ -107,7 +108,29 @@ func newNodeMetrics() *nodeMetrics {
 			Name:      "origin_pull_urls_known",
 			Help:      "Origin URLs whose CID this edge knows (records kept in its data directory): pulled here, or told by the fleet member that pulled them.",
 		}),
+		routeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pacman",
+			Name:      "route_delivered_bytes_total",
+			Help:      "pacman_block_bytes_total for one route (its path, or its route subdirective): bytes delivered to its viewers by source; the route's offload is 1 - its origin bytes over its total. A cold origin_pull response counts under origin.",
+		}, []string{"route", "source"}),
 	}
+}
+
+// Route implements caddymodule.Observer.
+func (m *nodeMetrics) Route(name string) hedge.Observer {
+	return routeObserver{m, m.routeBytes.MustCurryWith(prometheus.Labels{"route": name})}
+}
+
+// routeObserver observes one route's blocks.
+type routeObserver struct {
+	*nodeMetrics
+	delivered *prometheus.CounterVec
+}
+
+// Delivered implements hedge.Observer: the edge's count and the route's.
+func (o routeObserver) Delivered(source string, bytes int, wait time.Duration) {
+	o.nodeMetrics.Delivered(source, bytes, wait)
+	o.delivered.WithLabelValues(source).Add(float64(bytes))
 }
 
 // KnownURLs implements caddymodule.Observer.
@@ -178,6 +201,7 @@ func (m *nodeMetrics) register(reg *prometheus.Registry, n *node.Node, f *fleet.
 		m.pulling,
 		m.pullChanged,
 		m.urlsKnown,
+		m.routeBytes,
 		statsCollector{n, f},
 	}
 	for _, c := range collectors {

@@ -148,10 +148,14 @@ http://127.0.0.1:%d {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// The route's own offload: its cold range came from the origin, its
+	// two warm rounds from the store (two files and two 1000-byte tails).
 	for _, line := range []string{
 		fmt.Sprintf(`pacman_origin_pull_bytes_total{reason="pull"} %g`, float64(len(v1))),
 		`pacman_origin_pull_pulls_total{result="pulled"} 1`,
 		`pacman_origin_pull_pulling 0`,
+		`pacman_route_delivered_bytes_total{route="/videos/*",source="origin"} 1e+06`,
+		fmt.Sprintf(`pacman_route_delivered_bytes_total{route="/videos/*",source="local"} %g`, float64(2*len(v1)+2000)),
 	} {
 		if !bytes.Contains(metrics, []byte(line+"\n")) {
 			t.Errorf("/metrics lacks %q", line)

@@ -335,7 +335,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if content.Serve != nil {
-		content.Serve.ServeHTTP(w, r)
+		h.serveElsewhere(w, r, content.Serve)
 		return
 	}
 	if named != r {
@@ -506,3 +506,35 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeError(w, status, msg)
 }
+
+// serveElsewhere answers r with a resolver's own handler (a URL that names
+// no CID yet, proxied from its origin), and counts its body as delivered
+// from the origin, even when it is cut short.
+func (h *Handler) serveElsewhere(w http.ResponseWriter, r *http.Request, serve http.Handler) {
+	if h.cfg.Blocks == nil {
+		serve.ServeHTTP(w, r)
+		return
+	}
+	c := &bodyCounter{ResponseWriter: w}
+	defer func() { h.cfg.Blocks.Delivered("origin", int(c.n), 0) }()
+	serve.ServeHTTP(c, r)
+}
+
+// bodyCounter counts the body bytes written through it.
+type bodyCounter struct {
+	http.ResponseWriter
+	n int64
+}
+
+// Write implements http.ResponseWriter.
+func (c *bodyCounter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher.
+func (c *bodyCounter) Flush() { _ = http.NewResponseController(c.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (c *bodyCounter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
