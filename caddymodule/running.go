@@ -64,6 +64,9 @@ type Figures struct {
 	OriginPull map[string]float64 `json:"origin_pull"`
 	Pulling    float64            `json:"pulling"`
 	URLsKnown  float64            `json:"urls_known"`
+	// RouteOffload is each route's offload: the share of the bytes
+	// delivered to its viewers that did not come from the origin.
+	RouteOffload map[string]float64 `json:"route_offload"`
 }
 
 // Figures reads the edge's figures.
@@ -80,6 +83,7 @@ func (r *Running) Figures(ctx context.Context) (Figures, error) {
 		Peers: st.Peers, BytesSeeded: st.BytesSeeded, CacheBytes: st.CacheBytes, Evictions: st.Evictions, StoreBytes: st.StoreBytes,
 		LeavesInFlight: value(m.leavesInFlight), Stalls: value(m.stalls),
 		OriginPull: sumBy(m.pullBytes, "reason"), Pulling: value(m.pulling), URLsKnown: value(m.urlsKnown),
+		RouteOffload: offloadBy(m.routeBytes, "route"),
 	}, nil
 }
 
@@ -97,6 +101,40 @@ func sumBy(v *prometheus.CounterVec, label string) map[string]float64 {
 			if l.GetName() == label {
 				out[l.GetValue()] += pb.GetCounter().GetValue()
 			}
+		}
+	}
+	return out
+}
+
+// offloadBy returns, for each value of label in a vector of delivered
+// bytes by source, the share not delivered from the origin.
+func offloadBy(v *prometheus.CounterVec, label string) map[string]float64 {
+	total, origin := map[string]float64{}, map[string]float64{}
+	ch := make(chan prometheus.Metric, 16)
+	go func() { v.Collect(ch); close(ch) }()
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) != nil {
+			continue
+		}
+		var key, source string
+		for _, l := range pb.GetLabel() {
+			switch l.GetName() {
+			case label:
+				key = l.GetValue()
+			case "source":
+				source = l.GetValue()
+			}
+		}
+		total[key] += pb.GetCounter().GetValue()
+		if source == "origin" {
+			origin[key] += pb.GetCounter().GetValue()
+		}
+	}
+	out := make(map[string]float64, len(total))
+	for k, t := range total {
+		if t > 0 {
+			out[k] = 1 - origin[k]/t
 		}
 	}
 	return out

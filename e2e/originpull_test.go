@@ -167,7 +167,8 @@ http://127.0.0.1:%d {
 	// So does the dashboard.
 	var dash struct {
 		Figures struct {
-			OriginPull map[string]float64 `json:"origin_pull"`
+			OriginPull   map[string]float64 `json:"origin_pull"`
+			RouteOffload map[string]float64 `json:"route_offload"`
 		} `json:"figures"`
 	}
 	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats", port)); err != nil {
@@ -177,6 +178,10 @@ http://127.0.0.1:%d {
 		resp.Body.Close()
 		if err != nil || dash.Figures.OriginPull["proxy"] != 0 || dash.Figures.OriginPull["pull"] != float64(len(v1)) {
 			t.Errorf("the dashboard's origin_pull figures: %v, %v; want none proxied and the file pulled", dash.Figures.OriginPull, err)
+		}
+		delivered := float64(2*len(v1) + 2000)
+		if got, want := dash.Figures.RouteOffload["/videos/*"], delivered/(delivered+1e6); got < want-1e-9 || got > want+1e-9 {
+			t.Errorf("the dashboard's offload of /videos/*: %v, want %v", got, want)
 		}
 	}
 
