@@ -324,11 +324,8 @@ func (r *Request) Release() {
 
 // Has reports whether the edge holds c, without reading it.
 func (r *Request) Has(ctx context.Context, c cid.Cid) bool {
-	if _, ok := r.made(c); ok {
-		return true
-	}
-	held, err := r.h.cfg.Local.Has(ctx, c)
-	return err == nil && held
+	_, err := r.size(ctx, c)
+	return err == nil
 }
 
 // made returns the target's Made block if it is c.
@@ -341,8 +338,14 @@ func (r *Request) made(c cid.Cid) (blocks.Block, bool) {
 
 // ReadAt copies into p the bytes of the block w names from byte off on,
 // if the edge holds it, without reading it whole: see Local.ReadAt. For a
-// viewer's want the bytes copied count as delivered from the store.
+// viewer's want the bytes copied count as delivered from the store. An
+// empty p reads nothing: it checks that the block is held, and, when
+// w.Size is set, that it is that long (else an error wrapping
+// dag.ErrMalformed).
 func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (n int, err error) {
+	if len(p) == 0 {
+		return 0, r.held(ctx, w)
+	}
 	if m, ok := r.made(w.Cid); ok {
 		if data := m.RawData(); off < int64(len(data)) {
 			n = copy(p, data[off:])
@@ -354,6 +357,27 @@ func (r *Request) ReadAt(ctx context.Context, w Want, p []byte, off int64) (n in
 		r.h.cfg.Observer.Delivered(SourceLocal, n, 0)
 	}
 	return n, nil
+}
+
+// held checks that the edge holds the block w names, as long as w.Size
+// says if it says, without reading it.
+func (r *Request) held(ctx context.Context, w Want) error {
+	size, err := r.size(ctx, w.Cid)
+	if err != nil {
+		return err
+	}
+	if w.Size > 0 && int64(size) != w.Size {
+		return fmt.Errorf("%w: block %s holds %d bytes, its parent says %d", dag.ErrMalformed, w.Cid, size, w.Size)
+	}
+	return nil
+}
+
+// size returns the length of the held block c, without reading it.
+func (r *Request) size(ctx context.Context, c cid.Cid) (int, error) {
+	if m, ok := r.made(c); ok {
+		return len(m.RawData()), nil
+	}
+	return r.h.cfg.Local.Size(ctx, c)
 }
 
 // GetBlock returns the block c for the DAG walks: dag.BlockGetter.

@@ -15,12 +15,13 @@ type Local interface {
 	// GetBlock returns the held block c, or an error for which
 	// ipld.IsNotFound holds.
 	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
-	// Has reports whether c is held, without reading it.
-	Has(ctx context.Context, c cid.Cid) (bool, error)
+	// Size returns the length of the held block c without reading it,
+	// or an error for which ipld.IsNotFound holds.
+	Size(ctx context.Context, c cid.Cid) (int, error)
 	// ReadAt copies into p the bytes of the held block c from byte off
 	// on and returns how many it copied, fewer than len(p) only at the
-	// block's end. An empty p only checks that c is held. A block not
-	// held gives an error for which ipld.IsNotFound holds.
+	// block's end. A block not held gives an error for which
+	// ipld.IsNotFound holds.
 	ReadAt(ctx context.Context, c cid.Cid, p []byte, off int64) (int, error)
 }
 
@@ -38,8 +39,8 @@ func (l localBlockstore) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block,
 	return l.bs.Get(ctx, c)
 }
 
-func (l localBlockstore) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	return l.bs.Has(ctx, c)
+func (l localBlockstore) Size(ctx context.Context, c cid.Cid) (int, error) {
+	return l.bs.GetSize(ctx, c)
 }
 
 func (l localBlockstore) ReadAt(ctx context.Context, c cid.Cid, p []byte, off int64) (int, error) {

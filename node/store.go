@@ -200,12 +200,17 @@ func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.Blockstore.Has(ctx, c)
 }
 
+// Size returns the length of the held block c from pebble's index,
+// without reading it: hedge.Local.
+func (s *Store) Size(ctx context.Context, c cid.Cid) (int, error) {
+	return s.Blockstore.GetSize(ctx, c)
+}
+
 // ReadAt copies into p the bytes of the held block c from byte off on,
 // and returns how many it copied: fewer than len(p) only at the block's
 // end. It reads the block in place, in pebble's block cache, so a 64 KiB
-// range of a 1 MiB leaf costs a 64 KiB copy, not a whole one. An empty p
-// only checks that c is held. A block not held gives an error for which
-// ipld.IsNotFound holds.
+// range of a 1 MiB leaf costs a 64 KiB copy, not a whole one. A block not
+// held gives an error for which ipld.IsNotFound holds.
 func (s *Store) ReadAt(_ context.Context, c cid.Cid, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("reading block %s at %d: negative offset", c, off)
