@@ -159,7 +159,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return &Running{edge: e, metrics: metrics, settings: &settings{app: a.exported()}}, nil
+		return &Running{edge: e, metrics: metrics, history: startHistory(metrics), settings: &settings{app: a.exported()}}, nil
 	})
 	if err != nil {
 		// Said first, on its own line: Caddy reports it again at the end

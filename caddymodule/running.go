@@ -16,10 +16,18 @@ type Running struct {
 	edge     *edge.Edge
 	settings *settings
 	metrics  *nodeMetrics
+	history  *history
 }
 
 // Destruct stops the edge.
-func (r *Running) Destruct() error { return r.edge.Close() }
+func (r *Running) Destruct() error {
+	r.history.close()
+	return r.edge.Close()
+}
+
+// History returns the edge's totals of the last minutes, a sample a
+// second, oldest first.
+func (r *Running) History() []Sample { return r.history.list() }
 
 // Edge returns the running edge.
 func (r *Running) Edge() *edge.Edge { return r.edge }

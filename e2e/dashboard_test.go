@@ -113,11 +113,29 @@ func TestDashboardChromium(t *testing.T) {
 			Relayed bool
 			TotalIn int64 `json:"total_in"`
 		}
+		History []struct {
+			T         time.Time
+			Delivered map[string]float64
+		}
 	}
 	if code, body, err := getBody(gw.URL + "/pacman/stats"); err != nil || code != 200 || json.Unmarshal(body, &stats) != nil {
 		t.Fatalf("the figures as JSON: %d %v", code, err)
 	}
 	if len(stats.Peers) != 1 || stats.Peers[0].ID != seedID.String() || stats.Peers[0].Relayed || stats.Peers[0].TotalIn < int64(len(data)) {
 		t.Errorf("the peers as JSON: %+v, want the seeder, direct, with at least the file's %d bytes in", stats.Peers, len(data))
+	}
+	// The edge keeps the history the chart draws, a sample a second, so a
+	// tab opened later sees the transfer too: from before it (nothing
+	// delivered) to after it (the file, most of it from peers).
+	h := stats.History
+	total := func(d map[string]float64) (n float64) {
+		for _, v := range d {
+			n += v
+		}
+		return n
+	}
+	if len(h) < 3 || total(h[0].Delivered) != 0 || total(h[len(h)-1].Delivered) < float64(len(data)) ||
+		h[len(h)-1].Delivered["peers"] == 0 || !h[len(h)-1].T.After(h[0].T) {
+		t.Errorf("the history as JSON: %d samples, %+v first, %+v last; want the transfer between them", len(h), h[0], h[len(h)-1])
 	}
 }

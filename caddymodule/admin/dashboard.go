@@ -10,7 +10,9 @@ import (
 
 // dashboardPage is the operator's page that pacman_stats serves to a
 // browser: plain HTML and a script that reads the same URL as JSON each
-// second and charts the bytes fetched by source. It loads nothing else.
+// second and charts the edge's last five minutes, kept by the edge: the
+// bytes delivered to viewers each second, by source. It loads nothing
+// else.
 //
 //go:embed dashboard.html
 var dashboardPage []byte
@@ -22,6 +24,9 @@ type Dashboard struct {
 	Figures caddymodule.Figures `json:"figures"`
 	Peers   []PeerFigures       `json:"peers"`
 	Live    []live.Info         `json:"live,omitempty"`
+	// History is the edge's totals of the last five minutes, a sample
+	// a second, kept by the edge.
+	History []caddymodule.Sample `json:"history"`
 }
 
 // PeerFigures is one connected peer: where it is connected, whether only
@@ -39,7 +44,7 @@ type PeerFigures struct {
 // dashboardOf reads one node's figures, peers and live streams.
 func dashboardOf(ctx context.Context, dataDir string, r *caddymodule.Running) (Dashboard, error) {
 	e := r.Edge()
-	nd := Dashboard{DataDir: dataDir, PeerID: e.Node().Host().ID().String(), Live: e.Live().Streams().List()}
+	nd := Dashboard{DataDir: dataDir, PeerID: e.Node().Host().ID().String(), Live: e.Live().Streams().List(), History: r.History()}
 	var err error
 	if nd.Figures, err = r.Figures(ctx); err != nil {
 		return nd, err
