@@ -171,7 +171,7 @@ them while it serves; otherwise the data directory is opened here.`,
 
 // addFile imports one file or directory tree, drawing a progress bar on a
 // terminal for files.
-func addFile(ctx context.Context, dag ipld.DAGService, path string) (cid.Cid, error) {
+func addFile(ctx context.Context, dag ipld.DAGService, path string, opts ...ingest.Option) (cid.Cid, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return cid.Undef, err
@@ -182,13 +182,12 @@ func addFile(ctx context.Context, dag ipld.DAGService, path string) (cid.Cid, er
 		return cid.Undef, err
 	}
 	if fi.IsDir() {
-		c, err := ingest.ImportDir(ctx, dag, path)
+		c, err := ingest.ImportDir(ctx, dag, path, opts...)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
 		}
 		return c, nil
 	}
-	var opts []ingest.Option
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		bar := newProgressBar(os.Stderr, path, fi.Size())
 		defer bar.finish()

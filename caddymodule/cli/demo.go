@@ -6,31 +6,47 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy" // the demo's controls
+	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/caddymodule"
+	"github.com/pacman-cdn/pacman/dag"
+	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/node"
 	"github.com/spf13/cobra"
 )
 
+// demoChunkSize is the leaf size of the demo's imports: small enough that
+// its 1 MB clip is eight leaves, which several seeders send at once.
+const demoChunkSize = 128 << 10
+
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--address ADDR]",
-		Short: "Runs seeders and an empty gateway on loopback, offline",
+		Short: "Runs seeders, an origin and an empty gateway on loopback, offline",
 		Long: `
 Starts N seeder nodes on loopback that hold the files or directories (a
-12 s video, as MP4 and as HLS, when no --file is given) and a gateway whose
-blockstore starts empty, peered with them, so every byte a client receives
-crosses bitswap. Prints the landing page's URL, which plays each video and
-shows where the bytes came from, then one gateway URL per file, in the
-order of the --file flags, and serves until interrupted. Everything lives in a temporary directory removed on exit.`,
+20 s video, as MP4 and as HLS, when no --file is given), a plain HTTP
+origin that holds them too, and a gateway that holds only their index,
+peered with the seeders: it fetches each block from the seeders over
+bitswap, and from the origin only when no seeder answers within a second.
+Prints the landing page's URL, which plays each video, shows where the
+bytes came from, stops seeders while a video plays and starts a second
+edge that fetches from the gateway; then one gateway URL per file, in the
+order of the --file flags; and serves until interrupted. Everything lives
+in a temporary directory removed on exit.`,
 		Args: cobra.NoArgs,
 	}
 	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
@@ -69,20 +85,17 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		}
 	}
 
-	loopback := multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")
-	var peers []string
+	swarm := &demoSwarm{}
+	defer func() { err = errors.Join(err, swarm.close()) }()
 	var roots []cid.Cid
 	for i := range cfg.seeders {
-		n, err := node.New(ctx, node.Config{
-			DataDir:     filepath.Join(tmp, fmt.Sprintf("seeder-%d", i)),
-			ListenAddrs: []multiaddr.Multiaddr{loopback},
-		})
+		n, err := startDemoNode(ctx, filepath.Join(tmp, fmt.Sprintf("seeder-%d", i)), nil)
 		if err != nil {
-			return fmt.Errorf("starting seeder %d: %w", i, err)
+			return fmt.Errorf("starting seeder %d: %w", i+1, err)
 		}
-		defer func() { err = errors.Join(err, n.Close()) }()
+		swarm.add(fmt.Sprintf("seeder %d", i+1), n)
 		for j, f := range cfg.files {
-			c, err := addFile(ctx, n.DAG(), f)
+			c, err := addFile(ctx, n.DAG(), f, ingest.WithChunkSize(demoChunkSize))
 			if err != nil {
 				return err
 			}
@@ -95,17 +108,43 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 				return fmt.Errorf("%s changed while the demo imported it", f)
 			}
 		}
-		for _, a := range n.Host().Addrs() {
-			peers = append(peers, a.String()+"/p2p/"+n.Host().ID().String())
+	}
+	entries := demoEntries(cfg.files, roots)
+
+	// The origin holds the same files as plain bytes, under the names the
+	// catalog gives them; the same server answers the page's controls.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the demo's origin: %w", err)
+	}
+	mux := http.NewServeMux()
+	for i, f := range cfg.files {
+		name := "/media/" + entries[i].Name
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			mux.Handle(name+"/", http.StripPrefix(name, http.FileServer(http.Dir(f))))
+		} else {
+			mux.HandleFunc(name, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, f) })
 		}
 	}
+	swarm.routes(ctx, mux, roots)
+	origin := &http.Server{Handler: mux}
+	go func() { _ = origin.Serve(l) }()
+	defer origin.Close()
+	catalog := filepath.Join(tmp, "catalog.txt")
+	var lines strings.Builder
+	for i, e := range entries {
+		fmt.Fprintf(&lines, "media/%s /ipfs/%s\n", e.Name, roots[i])
+	}
+	if err := os.WriteFile(catalog, []byte(lines.String()), 0o644); err != nil {
+		return err
+	}
 
-	page, err := landingPage(cfg.seeders, demoEntries(cfg.listen, cfg.files, roots))
+	page, err := landingPage(cfg.seeders, entries)
 	if err != nil {
 		return err
 	}
 	gatewayDir := filepath.Join(tmp, "gateway")
-	config, err := demoCaddyConfig(cfg, gatewayDir, peers, page)
+	config, err := demoCaddyConfig(cfg, gatewayDir, swarm.seederAddrs(), page, "http://"+l.Addr().String(), catalog)
 	if err != nil {
 		return err
 	}
@@ -113,6 +152,12 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return fmt.Errorf("starting gateway: %w", err)
 	}
 	defer func() { err = errors.Join(err, caddy.Stop()) }()
+	if err := copyIndex(ctx, swarm.nodes[0].Blockstore(), gatewayStore(gatewayDir), roots); err != nil {
+		return err
+	}
+	swarm.second = func() (*node.Node, error) {
+		return startDemoNode(ctx, filepath.Join(tmp, "second-edge"), gatewayAddrs(gatewayDir))
+	}
 
 	fmt.Fprintf(out, "http://%s/\n", cfg.listen)
 	for i, c := range roots {
@@ -125,6 +170,74 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// startDemoNode starts a node of the demo on loopback, in dir, peered
+// with peers.
+func startDemoNode(ctx context.Context, dir string, peers []string) (*node.Node, error) {
+	cfg := node.Config{DataDir: dir, ListenAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")}}
+	for _, p := range peers {
+		ai, err := peer.AddrInfoFromString(p)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Peers = append(cfg.Peers, *ai)
+	}
+	return node.New(ctx, cfg)
+}
+
+// copyIndex copies the index of each DAG under roots (every block but
+// the raw leaves) from one store to another, as an edge in front of an
+// origin is given it (`caddy pacman export --index-only`): the gateway
+// then finds every file's leaves and their byte spans, and can take each
+// from the origin when no seeder sends it.
+func copyIndex(ctx context.Context, from, to blockstore.Blockstore, roots []cid.Cid) error {
+	for _, root := range roots {
+		err := dag.Walk(ctx, root, 1, func(ctx context.Context, c cid.Cid) ([]cid.Cid, error) {
+			if c.Prefix().Codec == cid.Raw {
+				return nil, nil
+			}
+			blk, err := from.Get(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			if err := to.Put(ctx, blk); err != nil {
+				return nil, err
+			}
+			return dag.Links(blk)
+		})
+		if err != nil {
+			return fmt.Errorf("giving the gateway the index of %s: %w", root, err)
+		}
+	}
+	return nil
+}
+
+// gatewayStore returns the blockstore of the gateway running dir.
+func gatewayStore(dir string) blockstore.Blockstore {
+	var bs blockstore.Blockstore
+	caddymodule.EachRunning(func(d string, r *caddymodule.Running) bool {
+		if d == dir {
+			bs = r.Edge().Node().Blockstore()
+		}
+		return bs == nil
+	})
+	return bs
+}
+
+// gatewayAddrs returns the libp2p addresses of the gateway running dir.
+func gatewayAddrs(dir string) []string {
+	var out []string
+	caddymodule.EachRunning(func(d string, r *caddymodule.Running) bool {
+		if d == dir {
+			h := r.Edge().Node().Host()
+			for _, a := range h.Addrs() {
+				out = append(out, a.String()+"/p2p/"+h.ID().String())
+			}
+		}
+		return true
+	})
+	return out
 }
 
 // commandName is how the user ran this binary, for a line to paste.
@@ -144,9 +257,11 @@ func demoURL(listen string, c cid.Cid, path string) string {
 }
 
 // demoCaddyConfig is the JSON config of the demo gateway: the landing
-// page at /, the player script and the node's figures it reads, and
-// pacman for every other path.
-func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte) ([]byte, error) {
+// page at /, the player script, the node's figures and the demo's
+// controls it reads, and pacman for every other path: the catalog's
+// names (/media/…) and /ipfs/, from the seeders, with origin as the
+// fallback.
+func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte, origin, catalog string) ([]byte, error) {
 	admin := map[string]any{"listen": cfg.admin}
 	if cfg.admin == "off" {
 		admin = map[string]any{"disabled": true}
@@ -186,9 +301,20 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 								"handle": []any{map[string]any{"handler": "pacman_stats"}},
 							},
 							map[string]any{
+								"match": []any{map[string]any{"path": []string{"/demo/*"}}},
+								"handle": []any{map[string]any{"handler": "reverse_proxy",
+									"upstreams": []any{map[string]any{"dial": strings.TrimPrefix(origin, "http://")}}}},
+							},
+							map[string]any{
 								// The demo's seeders hold the content on
 								// loopback; a public edge should not be open.
-								"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
+								"handle": []any{map[string]any{
+									"handler":   "pacman",
+									"route":     "demo",
+									"resolvers": []any{map[string]any{"resolver": "catalog", "file": catalog}, map[string]any{"resolver": "ipfs"}},
+									"sources":   []any{map[string]any{"source": "bitswap"}, map[string]any{"source": "origin", "url": origin}},
+									"policies":  []any{map[string]any{"policy": "open"}},
+								}},
 							},
 						},
 					},

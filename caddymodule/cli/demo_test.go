@@ -146,9 +146,10 @@ func TestDemoMedia(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("the landing page: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	mp4 := strings.TrimPrefix(urls[1], "http://"+listen)
-	hls := strings.TrimPrefix(urls[2], "http://"+listen) + "index.m3u8"
-	for _, want := range []string{`<video controls muted playsinline preload="metadata" src="` + strings.ReplaceAll(mp4, "&", "&amp;") + `">`, `data-hls="` + hls + `"`, `<script src="/hls.light.min.js">`} {
+	// The page plays the files by the catalog's names, which the origin
+	// holds too.
+	mp4, hls := "/media/clip.mp4", "/media/hls/index.m3u8"
+	for _, want := range []string{`<video controls muted playsinline preload="metadata" src="` + mp4 + `">`, `data-hls="` + hls + `"`, `<script src="/hls.light.min.js">`} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("the landing page lacks %s:\n%s", want, page)
 		}
@@ -160,12 +161,51 @@ func TestDemoMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, body := get(urls[1]); resp.StatusCode != 200 || !bytes.Equal(body, clip) || resp.Header.Get("Content-Type") != "video/mp4" {
-		t.Errorf("the MP4: %d %q, equal %v", resp.StatusCode, resp.Header.Get("Content-Type"), bytes.Equal(body, clip))
+	for _, u := range []string{urls[1], "http://" + listen + mp4} {
+		if resp, body := get(u); resp.StatusCode != 200 || !bytes.Equal(body, clip) || resp.Header.Get("Content-Type") != "video/mp4" {
+			t.Errorf("the MP4 at %s: %d %q, equal %v", u, resp.StatusCode, resp.Header.Get("Content-Type"), bytes.Equal(body, clip))
+		}
 	}
 	segment, _ := os.ReadFile("demoassets/media/hls/segment1.ts")
 	if resp, body := get("http://" + listen + strings.TrimSuffix(hls, "index.m3u8") + "segment1.ts"); resp.StatusCode != 200 || !bytes.Equal(body, segment) {
 		t.Errorf("an HLS segment: %d, equal %v", resp.StatusCode, bytes.Equal(body, segment))
+	}
+	// The page's bars: what the gateway received from each seeder.
+	var state struct {
+		Peers []struct{ Name, ID string }
+	}
+	if _, body := get("http://" + listen + "/demo/state"); json.Unmarshal(body, &state) != nil || len(state.Peers) != 2 {
+		t.Fatalf("the demo's state: %s", body)
+	}
+	// libp2p's byte counters move once a second.
+	sent := map[string]int64{}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var peers struct {
+			Peers []struct {
+				ID      string
+				TotalIn int64 `json:"total_in"`
+			}
+		}
+		_, body := get("http://" + listen + "/pacman/stats")
+		if err := json.Unmarshal(body, &peers); err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, s := range state.Peers {
+			for _, p := range peers.Peers {
+				if p.ID == s.ID {
+					sent[s.Name] = p.TotalIn
+					total += p.TotalIn
+				}
+			}
+		}
+		if total >= int64(len(clip)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("bytes sent by each seeder: %v; want the clip's %d in all", sent, len(clip))
+			break
+		}
 	}
 	var stats struct {
 		Figures struct {
@@ -210,4 +250,75 @@ func startDemo(t *testing.T, files []string) (string, *bufio.Scanner, io.Reader,
 		pw.Close()
 	}()
 	return listen, bufio.NewScanner(pr), pr, cancel, done
+}
+
+// TestDemoControls: the page's buttons do what they say. A second edge
+// started after a play fetches the clip from the gateway alone, so the
+// gateway seeds back; with every seeder stopped, a segment never played
+// still arrives byte-exact, from the origin, and a further stop says
+// there is none left.
+func TestDemoControls(t *testing.T) {
+	listen, lines, pr, cancel, done := startDemo(t, nil)
+	defer func() { cancel(); <-done }()
+	if !lines.Scan() {
+		t.Fatalf("the demo printed nothing (error: %v)", <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	base := "http://" + listen
+	fetch := func(method, path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	var figures struct {
+		Figures struct {
+			Fetched     map[string]float64
+			BytesSeeded float64 `json:"bytes_seeded"`
+		}
+	}
+	stats := func() {
+		t.Helper()
+		if _, body := fetch("GET", "/pacman/stats"); json.Unmarshal(body, &figures) != nil {
+			t.Fatalf("the figures: %s", body)
+		}
+	}
+	clip, _ := os.ReadFile("demoassets/media/clip.mp4")
+	if code, body := fetch("GET", "/media/clip.mp4"); code != 200 || !bytes.Equal(body, clip) {
+		t.Fatalf("the clip: %d, equal %v", code, bytes.Equal(body, clip))
+	}
+	if code, body := fetch("POST", "/demo/second-edge"); code != 200 {
+		t.Fatalf("starting the second edge: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if stats(); figures.Figures.BytesSeeded >= float64(len(clip)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway seeded back %.0f bytes, want the clip's %d to the second edge", figures.Figures.BytesSeeded, len(clip))
+		}
+	}
+	for i := range 2 {
+		if code, body := fetch("POST", "/demo/stop-seeder"); code != 200 || !strings.Contains(string(body), "stopped") {
+			t.Fatalf("stopping seeder %d: %d %s", i+1, code, body)
+		}
+	}
+	if code, body := fetch("POST", "/demo/stop-seeder"); code != http.StatusConflict {
+		t.Errorf("stopping a seeder when none is left: %d %s", code, body)
+	}
+	segment, _ := os.ReadFile("demoassets/media/hls/segment3.ts")
+	if code, body := fetch("GET", "/media/hls/segment3.ts"); code != 200 || !bytes.Equal(body, segment) {
+		t.Fatalf("a segment after the seeders stopped: %d, equal %v", code, bytes.Equal(body, segment))
+	}
+	if stats(); figures.Figures.Fetched["origin"] < float64(len(segment)) {
+		t.Errorf("fetched from the origin: %.0f bytes, want the segment's %d", figures.Figures.Fetched["origin"], len(segment))
+	}
 }

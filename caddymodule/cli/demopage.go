@@ -41,15 +41,15 @@ type demoEntry struct {
 	Kind           string // "video", "hls" or "file"
 }
 
-// demoEntries describes the served paths for the landing page.
-func demoEntries(listen string, paths []string, roots []cid.Cid) []demoEntry {
+// demoEntries describes the served files for the landing page, by the
+// names the demo's catalog gives them.
+func demoEntries(paths []string, roots []cid.Cid) []demoEntry {
 	var out []demoEntry
 	for i, p := range paths {
 		e := demoEntry{Name: filepath.Base(p), CID: roots[i].String(), Kind: "file"}
-		u := demoURL(listen, roots[i], p)
-		e.URL = u[strings.Index(u, "/ipfs/"):] // same origin as the page
+		e.URL = "/media/" + e.Name // the catalog's name for it
 		if fi, err := os.Stat(filepath.Join(p, "index.m3u8")); err == nil && !fi.IsDir() {
-			e.Kind, e.URL = "hls", e.URL+"index.m3u8"
+			e.Kind, e.URL = "hls", e.URL+"/index.m3u8"
 		} else {
 			switch strings.ToLower(filepath.Ext(p)) {
 			case ".mp4", ".m4v", ".webm", ".mov":
@@ -64,29 +64,41 @@ func demoEntries(listen string, paths []string, roots []cid.Cid) []demoEntry {
 var landingTemplate = template.Must(template.New("landing").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>pacman demo</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}
-main{display:flex;gap:2em;flex-wrap:wrap}section{flex:1 1 28em}
+body{font-family:system-ui,sans-serif;margin:2em;max-width:76em;color:#222}
+main{display:flex;gap:2em;flex-wrap:wrap}main>div{flex:1 1 30em}
 video{width:100%;background:#000;border-radius:4px}code{font-size:.8em;color:#666;word-break:break-all}
-aside{flex:0 0 18em;border:1px solid #ddd;border-radius:4px;padding:1em}
-td{padding:.2em .6em}td.n{text-align:right;font-variant-numeric:tabular-nums}
+aside{flex:0 0 22em;border:1px solid #ddd;border-radius:4px;padding:0 1em 1em}
+.big{display:flex;gap:1.5em;flex-wrap:wrap}.big div b{display:block;font-size:1.5em}
+.bar{display:flex;align-items:center;gap:.5em;margin:.25em 0}.bar span{flex:0 0 7.5em}.bar i{height:1em;background:#2b8a3e;border-radius:2px}
+.bar.stopped span{text-decoration:line-through;color:#999}.bar em{font-style:normal;font-variant-numeric:tabular-nums;color:#555}
+button{margin:.3em .3em 0 0}small{color:#666}
 </style></head><body>
 <h1>pacman demo</h1>
-<p>An empty gateway fetches everything below from {{.Seeders}} seeder nodes over bitswap, verifying every block by its hash, and streams it to this page.</p>
+<p>A gateway that starts with only the files' index (which blocks make each file) serves the files below. It fetches each 128 KiB block from the {{.Seeders}} seeders over bitswap, several at once, checks every block against its hash, and keeps and seeds what it fetched. An origin (a plain web server holding the same files) is asked for a block only when no seeder sends it within a second.</p>
 <main>
 <div>
 {{range .Entries}}<section>
 <h2>{{.Name}}</h2>
 {{if eq .Kind "video"}}<video controls muted playsinline preload="metadata" src="{{.URL}}"></video>
 {{else if eq .Kind "hls"}}<video controls muted playsinline data-hls="{{.URL}}"></video>
-{{end}}<p><a href="{{.URL}}">{{.URL}}</a><br><code>{{.CID}}</code></p>
+{{end}}<p><a href="{{.URL}}">{{.URL}}</a><br><code>/ipfs/{{.CID}}</code></p>
 </section>
 {{end}}</div>
 <aside><h2>Where the bytes came from</h2>
-<p>Fetched into the gateway, by source:</p>
-<table id="fetched"><tr><td>waiting…</td></tr></table>
-<p>Delivered to viewers, by where each block was:</p>
+<div class="big">
+<div id="offload"><b>–</b>offload</div>
+<div id="origin"><b>–</b>from the origin</div>
+<div id="seeded"><b>–</b>seeded back</div>
+</div>
+<h3>Sent by each seeder</h3>
+<div id="peers"><small>waiting…</small></div>
+<p><button id="stop">Stop a seeder</button><button id="second">Start a second edge</button></p>
+<p><small id="said">Stop seeders while a video plays: it plays on from the others, then from the origin. The second edge fetches every file from this gateway alone, so the gateway seeds back what it fetched.</small></p>
+<p><small id="second-state"></small></p>
+<h3>Delivered to viewers</h3>
 <table id="delivered"><tr><td>waiting…</td></tr></table>
-<p id="peers"></p></aside>
+<p><small><i>local</i> is what the gateway already held (fetched for an earlier request, or ahead of the player). From the fleet: <span id="fleet">–</span>. The <a href="/pacman/stats">dashboard</a> charts the last five minutes.</small></p>
+</aside>
 </main>
 <script src="/hls.light.min.js"></script>
 <script>
@@ -94,21 +106,47 @@ for (const v of document.querySelectorAll('video[data-hls]')) {
   if (v.canPlayType('application/vnd.apple.mpegurl')) { v.src = v.dataset.hls; }
   else if (window.Hls && Hls.isSupported()) { const h = new Hls(); h.loadSource(v.dataset.hls); h.attachMedia(v); }
 }
-const fmt = (n) => n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(0) + ' KiB' : n + ' B';
+const fmt = (n) => n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(0) + ' KiB' : Math.round(n) + ' B';
+const set = (id, v) => { document.querySelector('#' + id + ' b').textContent = v; };
+async function post(path) {
+  const r = await fetch(path, { method: 'POST' });
+  document.getElementById('said').textContent = (await r.text()).trim();
+  refresh();
+}
+document.getElementById('stop').onclick = () => post('/demo/stop-seeder');
+document.getElementById('second').onclick = () => post('/demo/second-edge');
 async function refresh() {
   try {
-    const s = await (await fetch('/pacman/stats', { headers: { Accept: 'application/json' } })).json();
-    for (const id of ['fetched', 'delivered']) {
-      const rows = Object.entries(s.figures[id]).sort((a, b) => b[1] - a[1]);
-      document.getElementById(id).replaceChildren(...(rows.length ? rows : [['nothing yet', 0]]).map(([k, v]) => {
-        const tr = document.createElement('tr');
-        tr.dataset.source = k; tr.dataset.bytes = v;
-        tr.innerHTML = '<td></td><td class="n"></td>';
-        tr.children[0].textContent = k; tr.children[1].textContent = fmt(v);
-        return tr;
-      }));
-    }
-    document.getElementById('peers').textContent = s.figures.peers + ' peers connected, ' + fmt(s.figures.bytes_seeded) + ' seeded back';
+    const [s, d] = await Promise.all([
+      fetch('/pacman/stats', { headers: { Accept: 'application/json' } }).then((r) => r.json()),
+      fetch('/demo/state').then((r) => r.json())]);
+    const f = s.figures, total = Object.values(f.delivered).reduce((a, b) => a + b, 0);
+    set('offload', total ? ((1 - (f.delivered.origin || 0) / total) * 100).toFixed(1) + ' %' : '–');
+    set('origin', fmt(f.fetched.origin || 0));
+    set('seeded', fmt(f.bytes_seeded));
+    document.getElementById('fleet').textContent = fmt(f.fleet_received) + ' received, ' + fmt(f.fleet_sent) + ' sent';
+    // Each node's own count: a seeder's bytes sent, the second edge's
+    // bytes received (from the gateway, its only peer).
+    const rows = d.peers;
+    const shown = (p) => p.name === 'second edge' ? p.received : p.sent;
+    const max = Math.max(1, ...rows.map(shown));
+    document.getElementById('peers').replaceChildren(...rows.map((p) => {
+      const el = document.createElement('div');
+      el.className = 'bar' + (p.stopped ? ' stopped' : ''); el.dataset.peer = p.name; el.dataset.bytes = shown(p);
+      el.innerHTML = '<span></span><i></i><em></em>';
+      el.children[0].textContent = p.name; el.children[1].style.width = (shown(p) / max * 9) + 'em';
+      el.children[2].textContent = fmt(shown(p)) + (p.stopped ? ', stopped' : '') + (p.name === 'second edge' ? ' from the gateway' : '');
+      return el;
+    }));
+    document.getElementById('second-state').textContent = d.second_edge ? 'Second edge: ' + d.second_edge + '.' : '';
+    const drows = Object.entries(f.delivered).sort((a, b) => b[1] - a[1]);
+    document.getElementById('delivered').replaceChildren(...(drows.length ? drows : [['nothing yet', 0]]).map(([k, v]) => {
+      const tr = document.createElement('tr');
+      tr.dataset.source = k; tr.dataset.bytes = v;
+      tr.innerHTML = '<td></td><td></td>';
+      tr.children[0].textContent = k; tr.children[1].textContent = fmt(v);
+      return tr;
+    }));
   } catch (e) {}
 }
 refresh(); setInterval(refresh, 1000);
