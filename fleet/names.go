@@ -138,28 +138,19 @@ func (f *Fleet) Tell(ctx context.Context, name string, answer []byte) (told int,
 	if err != nil {
 		return 0, fmt.Errorf("telling the fleet of %s: %w", name, err)
 	}
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	for _, p := range f.live() {
-		if p == f.self {
-			continue
+	var mu sync.Mutex
+	f.eachMember(func(p peer.ID) {
+		r, done, err := f.ask(ctx, p, TellProtocol, sealed)
+		if err != nil {
+			return
 		}
-		wg.Go(func() {
-			r, done, err := f.ask(ctx, p, TellProtocol, sealed)
-			if err != nil {
-				return
-			}
-			defer done()
-			if code, err := r.ReadByte(); err == nil && code == answerBlock {
-				mu.Lock()
-				told++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+		defer done()
+		if code, err := r.ReadByte(); err == nil && code == answerBlock {
+			mu.Lock()
+			told++
+			mu.Unlock()
+		}
+	})
 	return told, nil
 }
 

@@ -34,25 +34,28 @@ func (f *Fleet) SetPurge(fn Purger) {
 // Purge tells every live member to purge prefix, at once, and returns how
 // many did and the names they marked.
 func (f *Fleet) Purge(ctx context.Context, prefix string) (members, marked int) {
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	for _, p := range f.live() {
-		if p == f.self {
-			continue
+	var mu sync.Mutex
+	f.eachMember(func(p peer.ID) {
+		if n, ok := f.tellPurge(ctx, p, prefix); ok {
+			mu.Lock()
+			members++
+			marked += n
+			mu.Unlock()
 		}
-		wg.Go(func() {
-			if n, ok := f.tellPurge(ctx, p, prefix); ok {
-				mu.Lock()
-				members++
-				marked += n
-				mu.Unlock()
-			}
-		})
+	})
+	return members, marked
+}
+
+// eachMember calls fn for every live member but this edge, all at once,
+// and returns when every call has.
+func (f *Fleet) eachMember(fn func(p peer.ID)) {
+	var wg sync.WaitGroup
+	for _, p := range f.live() {
+		if p != f.self {
+			wg.Go(func() { fn(p) })
+		}
 	}
 	wg.Wait()
-	return members, marked
 }
 
 // tellPurge tells p to purge prefix and returns what it marked.

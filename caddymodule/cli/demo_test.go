@@ -127,16 +127,7 @@ func TestDemoMedia(t *testing.T) {
 	}
 	get := func(u string) (*http.Response, []byte) {
 		t.Helper()
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, body
+		return demoDo(t, http.MethodGet, u)
 	}
 	mineCID, _, _ := strings.Cut(out.String(), " ")
 	if resp, body := get("http://" + listen + "/ipfs/" + mineCID); resp.StatusCode != 200 || !bytes.Equal(body, mine) {
@@ -223,6 +214,26 @@ func TestDemoMedia(t *testing.T) {
 	}
 }
 
+// demoDo sends a request with no body and returns the response and its
+// whole body.
+func demoDo(t *testing.T, method, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 // startDemo runs the demo with two seeders and files on a free port, and
 // returns where it listens, its output's lines (and the pipe under them,
 // to drain), how to stop it and its result.
@@ -267,16 +278,7 @@ func TestDemoControls(t *testing.T) {
 	base := "http://" + listen
 	fetch := func(method, path string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := demoDo(t, method, base+path)
 		return resp.StatusCode, body
 	}
 	var figures struct {
