@@ -13,6 +13,12 @@
 // one origin, with their fleet and alone, measured by the origin's bytes.
 //
 //	go run ./bench -fleet 3 -size 200MiB -rtt 0,40ms -runs 3
+//
+// With -seeders-kind kubo the seeders are Kubo daemons (the public
+// network's nodes), and pacman's gateway is measured against a Kubo
+// daemon's own gateway on them.
+//
+//	go run ./bench -seeders-kind kubo -size 256MiB -seeders 3 -rtt 0,40ms -cap 25MB -runs 1
 package main
 
 import (
@@ -55,6 +61,8 @@ func main() {
 	var (
 		sizeFlag = flag.String("size", "1GiB", "file size")
 		seeders  = flag.Int("seeders", 4, "seeder nodes")
+		kind     = flag.String("seeders-kind", "pacman", "the seeders: pacman nodes, or kubo daemons (then pacman's gateway is measured against a Kubo gateway)")
+		kuboBin  = flag.String("kubo", defaultKubo(), "with -seeders-kind kubo: the ipfs binary")
 		rtts     = flag.String("rtt", "0,40ms", "comma-separated added round-trip times")
 		capFlag  = flag.String("cap", "0", "upload cap per seeder per second, e.g. 25MB (0: none)")
 		runs     = flag.Int("runs", 3, "repetitions of each scenario (the median is reported)")
@@ -93,6 +101,14 @@ func main() {
 	capBytes, err := humanize.ParseBytes(*capFlag)
 	check(err)
 
+	switch *kind {
+	case "pacman":
+	case "kubo":
+		runKuboSeeders(os.Stdout, *kuboBin, int(size), *seeders, parseRTTs(*rtts), int(capBytes), *runs)
+		return
+	default:
+		check(fmt.Errorf("-seeders-kind: pacman or kubo, not %q", *kind))
+	}
 	if *swarmNs != "" {
 		up, err := humanize.ParseBytes(*upload)
 		check(err)
