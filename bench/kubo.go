@@ -47,8 +47,10 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-// startKuboDaemon starts a daemon in dir, peered with peers.
-func startKuboDaemon(bin, dir string, peers []peer.AddrInfo) (*kuboDaemon, error) {
+// startKuboDaemon starts a daemon in dir, peered with peers; outstanding,
+// if not 0, sets its bitswap server's bytes in flight to one peer
+// (Internal.Bitswap.MaxOutstandingBytesPerPeer, 1 MiB by default).
+func startKuboDaemon(bin, dir string, peers []peer.AddrInfo, outstanding int) (*kuboDaemon, error) {
 	k := &kuboDaemon{bin: bin, repo: dir, swarm: freeAddr()}
 	api, gw := freeAddr(), freeAddr()
 	k.gateway = "http://" + gw
@@ -70,6 +72,11 @@ func startKuboDaemon(bin, dir string, peers []peer.AddrInfo) (*kuboDaemon, error
 		{"config", "--json", "Peering.Peers", "[" + strings.Join(peering, ",") + "]"},
 	} {
 		if _, err := k.ipfs(args...); err != nil {
+			return nil, err
+		}
+	}
+	if outstanding > 0 {
+		if _, err := k.ipfs("config", "--json", "Internal.Bitswap.MaxOutstandingBytesPerPeer", fmt.Sprint(outstanding)); err != nil {
 			return nil, err
 		}
 	}
@@ -130,7 +137,9 @@ func (k *kuboDaemon) stop() {
 // Kubo daemon's own gateway, one after the other on fresh nodes. It
 // reports their throughput, the share of the seeders' aggregate cap
 // pacman uses, and the time to first byte of cold 2 MiB seeks.
-func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, capBytes, runs int) {
+// outstanding, if not 0, is the seeders' bitswap bytes in flight to one
+// peer (1 MiB, one block of the file, by default).
+func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, capBytes, runs, outstanding int) {
 	if _, err := os.Stat(bin); err != nil {
 		check(fmt.Errorf("no Kubo at %s (go test ./e2e -run KuboSeeds builds it there, or pass -kubo): %w", bin, err))
 	}
@@ -149,7 +158,7 @@ func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, 
 	}()
 	var root cid.Cid
 	for i := range k {
-		s, err := startKuboDaemon(bin, filepath.Join(tmp, fmt.Sprint("seeder", i)), nil)
+		s, err := startKuboDaemon(bin, filepath.Join(tmp, fmt.Sprint("seeder", i)), nil, outstanding)
 		check(err)
 		seeders = append(seeders, s)
 		c, err := s.ipfs("add", "-Q", "--pin", file)
@@ -157,7 +166,7 @@ func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, 
 		root, err = cid.Decode(c)
 		check(err)
 	}
-	fmt.Fprintf(w, "%d Kubo seeders, %d MiB file %s, upload cap per seeder %d B/s\n\n", k, size>>20, root, capBytes)
+	fmt.Fprintf(w, "%d Kubo seeders, %d MiB file %s, upload cap per seeder %d B/s, bitswap bytes in flight per peer %d (0: Kubo's default, 1 MiB)\n\n", k, size>>20, root, capBytes, outstanding)
 	fmt.Fprintln(w, "| RTT | cold full GET, pacman | cold full GET, Kubo gateway | pacman ÷ Kubo | pacman ÷ seeders' aggregate cap | cold 2 MiB seek TTFB, pacman | same, Kubo gateway |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, rtt := range rtts {
@@ -209,7 +218,7 @@ func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, 
 func startKuboGateway(bin, tmp string, peers []peer.AddrInfo) *kuboDaemon {
 	dir, err := os.MkdirTemp(tmp, "kubo-gateway-")
 	check(err)
-	k, err := startKuboDaemon(bin, dir, peers)
+	k, err := startKuboDaemon(bin, dir, peers, 0)
 	check(err)
 	// Wait until it is connected to every seeder, as a gateway up for
 	// more than a moment is.

@@ -63,6 +63,7 @@ func main() {
 		seeders  = flag.Int("seeders", 4, "seeder nodes")
 		kind     = flag.String("seeders-kind", "pacman", "the seeders: pacman nodes, or kubo daemons (then pacman's gateway is measured against a Kubo gateway)")
 		kuboBin  = flag.String("kubo", defaultKubo(), "with -seeders-kind kubo: the ipfs binary")
+		kuboOut  = flag.String("kubo-outstanding", "0", "with -seeders-kind kubo: the seeders' bitswap bytes in flight per peer (0: Kubo's default, 1 MiB)")
 		rtts     = flag.String("rtt", "0,40ms", "comma-separated added round-trip times")
 		capFlag  = flag.String("cap", "0", "upload cap per seeder per second, e.g. 25MB (0: none)")
 		runs     = flag.Int("runs", 3, "repetitions of each scenario (the median is reported)")
@@ -104,7 +105,9 @@ func main() {
 	switch *kind {
 	case "pacman":
 	case "kubo":
-		runKuboSeeders(os.Stdout, *kuboBin, int(size), *seeders, parseRTTs(*rtts), int(capBytes), *runs)
+		out, err := humanize.ParseBytes(*kuboOut)
+		check(err)
+		runKuboSeeders(os.Stdout, *kuboBin, int(size), *seeders, parseRTTs(*rtts), int(capBytes), *runs, int(out))
 		return
 	default:
 		check(fmt.Errorf("-seeders-kind: pacman or kubo, not %q", *kind))
