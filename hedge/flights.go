@@ -21,16 +21,20 @@ type Flights struct {
 // of one edge.
 func NewFlights() *Flights { return &Flights{flights: make(map[flightKey]*flight)} }
 
-// flightKey names a fetch: the block, and whether it is fetched ahead of
-// need, which may not use the origin (a viewer must not wait on such a
-// fetch, which may fail where its own would not).
+// flightKey names a fetch: the block, whether it is fetched ahead of
+// need, which may not use the origin, and whether it may use the open
+// network. A viewer must not wait on a fetch that may fail where its own
+// would not: one ahead of need, or one kept off the network when it may
+// go there. A fetch kept off the network joins one that may go there.
 type flightKey struct {
-	c     cid.Cid
-	ahead bool
+	c       cid.Cid
+	ahead   bool
+	network bool
 }
 
 // flight is one fetch in progress.
 type flight struct {
+	key     flightKey
 	done    chan struct{}
 	blk     blocks.Block // valid once done is closed
 	err     error
@@ -43,10 +47,10 @@ type flight struct {
 // its own once: the first caller's sources may differ from its own.
 func (f *Flights) do(ctx context.Context, c flightKey, fetch func(context.Context) (blocks.Block, error)) (blocks.Block, error) {
 	fl, led := f.join(c, fetch)
-	blk, err := f.wait(ctx, c, fl)
+	blk, err := f.wait(ctx, fl)
 	if err != nil && !led && ctx.Err() == nil {
 		fl, _ = f.join(c, fetch)
-		blk, err = f.wait(ctx, c, fl)
+		blk, err = f.wait(ctx, fl)
 	}
 	return blk, err
 }
@@ -56,12 +60,16 @@ func (f *Flights) do(ctx context.Context, c flightKey, fetch func(context.Contex
 func (f *Flights) join(c flightKey, fetch func(context.Context) (blocks.Block, error)) (*flight, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fl, ok := f.flights[c]; ok {
-		fl.waiters++
-		return fl, false
+	wider := c
+	wider.network = true
+	for _, k := range []flightKey{c, wider} {
+		if fl, ok := f.flights[k]; ok {
+			fl.waiters++
+			return fl, false
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	fl := &flight{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	fl := &flight{key: c, done: make(chan struct{}), cancel: cancel, waiters: 1}
 	f.flights[c] = fl
 	go func() {
 		blk, err := fetch(ctx)
@@ -78,26 +86,28 @@ func (f *Flights) join(c flightKey, fetch func(context.Context) (blocks.Block, e
 }
 
 // wait waits for fl or for ctx; the last waiter to leave cancels it.
-func (f *Flights) wait(ctx context.Context, c flightKey, fl *flight) (blocks.Block, error) {
+func (f *Flights) wait(ctx context.Context, fl *flight) (blocks.Block, error) {
 	select {
 	case <-fl.done:
-		f.leave(c, fl, false)
+		f.leave(fl, false)
 		return fl.blk, fl.err
 	case <-ctx.Done():
-		f.leave(c, fl, true)
+		f.leave(fl, true)
 		return nil, ctx.Err()
 	}
 }
 
-func (f *Flights) leave(c flightKey, fl *flight, abandon bool) {
+// leave counts a waiter of fl out, and stops fl when it was the last to
+// give up on it.
+func (f *Flights) leave(fl *flight, abandon bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fl.waiters--
 	if abandon && fl.waiters == 0 {
 		// Nobody wants the block any more: stop fetching it, and let
 		// the next caller start afresh rather than join a dying fetch.
-		if f.flights[c] == fl {
-			delete(f.flights, c)
+		if f.flights[fl.key] == fl {
+			delete(f.flights, fl.key)
 		}
 		fl.cancel()
 	}

@@ -424,7 +424,7 @@ func (r *Request) Get(ctx context.Context, w Want) (blocks.Block, error) {
 	}
 	w.Ahead = r.ahead(w)
 	w.Network = w.Network || r.network
-	key := flightKey{w.Cid, w.Ahead}
+	key := flightKey{w.Cid, w.Ahead, w.Network}
 	blk, err = r.h.cfg.Flights.do(ctx, key, func(ctx context.Context) (blocks.Block, error) {
 		return r.race(ctx, w)
 	})
