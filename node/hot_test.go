@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	dshelp "github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
 )
 
 // TestReadAtReadsABlockOnce: a stream reads a held 1 MiB leaf 64 KiB at
@@ -52,5 +53,20 @@ func TestReadAtReadsABlockOnce(t *testing.T) {
 		if err != nil || !bytes.Equal(got, blk.RawData()[off:min(off+64<<10, int64(len(blk.RawData())))]) {
 			t.Fatalf("piece at %d: %d bytes, %v; want it from the block read once", off, len(got), err)
 		}
+	}
+	// A block deleted through the store is not read from what was kept.
+	if err := s.Blockstore.Put(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 64 << 10} { // a reader going through it: kept
+		if _, err := read(off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Blockstore.DeleteBlock(ctx, blk.Cid()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(128 << 10); !ipld.IsNotFound(err) {
+		t.Errorf("a piece of a deleted block: %d bytes, %v; want not found", len(got), err)
 	}
 }

@@ -164,6 +164,13 @@ func (b storeBlockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, erro
 	return blk, err
 }
 
+// DeleteBlock deletes c, and forgets the value of c that ReadAt kept.
+func (b storeBlockstore) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	err := b.Blockstore.DeleteBlock(ctx, c)
+	b.s.hot.drop(string(c.Hash()))
+	return err
+}
+
 func (b storeBlockstore) Put(ctx context.Context, blk blocks.Block) error {
 	return b.PutMany(ctx, []blocks.Block{blk})
 }
@@ -311,7 +318,6 @@ func (s *Store) Verify(ctx context.Context, repair bool) (VerifyReport, error) {
 			if err := s.Blockstore.DeleteBlock(ctx, c); err != nil {
 				return rep, fmt.Errorf("deleting corrupt block %s: %w", c, err)
 			}
-			s.hot.drop(string(c.Hash()))
 		}
 	}
 	return rep, ctx.Err()
