@@ -183,6 +183,12 @@ http://127.0.0.1:%d {
 		if got, want := dash.Figures.RouteOffload["/videos/*"], delivered/(delivered+1e6); got < want-1e-9 || got > want+1e-9 {
 			t.Errorf("the dashboard's offload of /videos/*: %v, want %v", got, want)
 		}
+		// And `caddy pacman stat`, to the operator at a terminal.
+		out := caddyCmd(t, "pacman", "stat", "--address", fmt.Sprintf("localhost:%d", admin))
+		want := fmt.Sprintf("offload       %.1f %% on route \"/videos/*\"", delivered/(delivered+1e6)*100)
+		if !strings.Contains(out, "origin URLs   1 known\n") || !strings.Contains(out, want) {
+			t.Errorf("caddy pacman stat said:\n%s\nwant the URL known and %q", out, want)
+		}
 	}
 
 	mu.Lock()

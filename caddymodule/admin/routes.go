@@ -60,6 +60,11 @@ type Status struct {
 	LastReprovide time.Time `json:"last_reprovide"`
 	// Live are the live streams the node follows or publishes.
 	Live []live.Info `json:"live,omitempty"`
+	// URLsKnown are the origin URLs whose CID the node knows
+	// (origin_pull), and RouteOffload each route's offload: the share of
+	// its viewers' bytes that did not come from the origin.
+	URLsKnown    float64            `json:"urls_known"`
+	RouteOffload map[string]float64 `json:"route_offload,omitempty"`
 }
 
 func serveStat(w http.ResponseWriter, r *http.Request) error {
@@ -87,6 +92,11 @@ func serveStat(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.FleetReceived, s.FleetSent = e.Fleet().Counts()
 		s.Live = e.Live().Streams().List()
+		var f caddymodule.Figures
+		if f, err = r.Figures(ctx); err != nil {
+			return false
+		}
+		s.URLsKnown, s.RouteOffload = f.URLsKnown, f.RouteOffload
 		out = append(out, s)
 		return true
 	})

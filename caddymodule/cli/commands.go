@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -488,6 +490,12 @@ status of its pacman node and prints it.`,
 				last = n.LastReprovide.Format(time.RFC3339)
 			}
 			fmt.Fprintf(out, "announced     %d rounds, last %s\n", n.Reprovides, last)
+			if n.URLsKnown > 0 {
+				fmt.Fprintf(out, "origin URLs   %.0f known\n", n.URLsKnown)
+			}
+			for _, route := range slices.Sorted(maps.Keys(n.RouteOffload)) {
+				fmt.Fprintf(out, "offload       %.1f %% on route %q\n", n.RouteOffload[route]*100, route)
+			}
 			for _, l := range n.Live {
 				state := "live"
 				if l.Ended {
