@@ -2,101 +2,45 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	kubod "github.com/pacman-cdn/pacman/internal/kubo"
 	"github.com/pacman-cdn/pacman/internal/testutil"
 )
 
-// kuboVersion is the Kubo the interop tests run, built from the Go module
-// proxy like any other Go module.
-const kuboVersion = "v0.42.0"
-
-var (
-	kuboOnce sync.Once
-	kuboPath string
-	kuboErr  error
-)
-
-// kuboBinary returns a Kubo binary, building it on first use and caching it
-// in the user cache directory between runs (a cold build takes minutes).
+// kuboBinary returns the Kubo the interop tests run (internal/kubo builds
+// and caches it).
 func kuboBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds Kubo")
 	}
-	kuboOnce.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			kuboErr = err
-			return
-		}
-		kuboPath = filepath.Join(cache, "pacman-test", "kubo-"+kuboVersion, "ipfs")
-		if _, err := os.Stat(kuboPath); err == nil {
-			return
-		}
-		out, err := exec.Command("go", "mod", "download", "-json", "github.com/ipfs/kubo@"+kuboVersion).Output()
-		if err != nil {
-			kuboErr = fmt.Errorf("downloading kubo: %w", err)
-			return
-		}
-		var mod struct{ Dir string }
-		if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-			kuboErr = fmt.Errorf("downloading kubo: no module directory in %s", out)
-			return
-		}
-		src, err := os.MkdirTemp("", "kubo-src-")
-		if err != nil {
-			kuboErr = err
-			return
-		}
-		defer os.RemoveAll(src)
-		if out, err := exec.Command("cp", "-r", mod.Dir+"/.", src).CombinedOutput(); err != nil {
-			kuboErr = fmt.Errorf("copying kubo: %v: %s", err, out)
-			return
-		}
-		_ = exec.Command("chmod", "-R", "u+w", src).Run()
-		build := exec.Command("go", "build", "-o", kuboPath, "./cmd/ipfs")
-		build.Dir = src
-		if out, err := build.CombinedOutput(); err != nil {
-			kuboErr = fmt.Errorf("building kubo: %v: %s", err, out)
-		}
-	})
-	if kuboErr != nil {
-		t.Fatal(kuboErr)
+	bin, err := kubod.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return kuboPath
+	return bin
 }
 
-// kubo is a Kubo daemon on loopback only: test profile (no bootstrap, no
-// MDNS), routing none, telemetry off.
+// kubo is a Kubo daemon on loopback only, stopped when the test ends.
 type kubo struct {
-	bin, repo string
-	P2P       string // swarm multiaddr with /p2p/
-	Gateway   string // http://127.0.0.1:port
+	*kubod.Daemon
 }
 
+// ipfs runs an ipfs command on the daemon's repo, failing the test if it
+// fails.
 func (k *kubo) ipfs(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(k.bin, args...)
-	cmd.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := k.IPFS(args...)
 	if err != nil {
-		t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
 
 func startKubo(t *testing.T) *kubo {
@@ -106,55 +50,19 @@ func startKubo(t *testing.T) *kubo {
 
 // startKuboWith is startKubo with prepare run on the repo before the
 // daemon starts.
-func startKuboWith(t *testing.T, prepare func(repo string)) *kubo {
+func startKuboWith(t *testing.T, prepare func(repo string) error) *kubo {
 	t.Helper()
-	k := &kubo{bin: kuboBinary(t), repo: t.TempDir()}
-	swarm, api, gw := freePort(t), freePort(t), freePort(t)
-	k.ipfs(t, "init", "--profile=test,unixfs-v1-2025")
-	k.ipfs(t, "config", "--json", "Addresses.Swarm", fmt.Sprintf(`["/ip4/127.0.0.1/tcp/%d"]`, swarm))
-	k.ipfs(t, "config", "Addresses.API", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", api))
-	k.ipfs(t, "config", "Addresses.Gateway", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", gw))
-	k.ipfs(t, "config", "--json", "Bootstrap", "[]")
-	k.ipfs(t, "config", "Routing.Type", "none")
-	if prepare != nil {
-		prepare(k.repo)
-	}
-	cmd := exec.Command(k.bin, "daemon")
-	cmd.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
+	d, err := kubod.Start(kuboBinary(t), t.TempDir(), kubod.Config{Prepare: prepare})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		d.Stop()
 		if t.Failed() {
-			t.Logf("kubo log:\n%s", log.String())
+			t.Logf("kubo log:\n%s", d.Log())
 		}
 	})
-	k.Gateway = fmt.Sprintf("http://127.0.0.1:%d", gw)
-	// Wait for the API port and the repo's api file: an ipfs command run
-	// before the daemon holds the repo would take the repo lock itself
-	// and make the daemon fail, and one run before the api file is
-	// written finds the lock taken ("someone else has the lock": CI saw
-	// it with the port already open).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", api))
-		if err == nil {
-			conn.Close()
-			if _, err := os.Stat(filepath.Join(k.repo, "api")); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kubo daemon did not start:\n%s", log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	k.P2P = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", swarm, k.ipfs(t, "id", "-f", "<id>"))
-	return k
+	return &kubo{d}
 }
 
 // TestKuboSeedsPacmanServes: a file added to Kubo is served by pacman's
@@ -207,9 +115,7 @@ func TestPacmanSeedsKuboFetches(t *testing.T) {
 	p := startPacman(t, dir, id)
 	k.ipfs(t, "swarm", "connect", p.P2P)
 
-	cat := exec.Command(k.bin, "cat", c)
-	cat.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
-	got, err := cat.Output()
+	got, err := k.Command("cat", c).Output()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("ipfs cat: %d bytes, err %v", len(got), err)
 	}
@@ -227,14 +133,12 @@ func TestKuboPrivateSwarm(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := startKuboWith(t, func(repo string) {
+	k := startKuboWith(t, func(repo string) error {
 		key, err := os.ReadFile(keyFile)
 		if err == nil {
 			err = os.WriteFile(filepath.Join(repo, "swarm.key"), key, 0o600)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		return err
 	})
 	data := testutil.Bytes("kubo-private", 4<<20+9)
 	file := filepath.Join(t.TempDir(), "private.bin")
@@ -253,9 +157,7 @@ func TestKuboPrivateSwarm(t *testing.T) {
 
 	outDir, outID := newDataDir(t)
 	outsider := startPacman(t, outDir, outID)
-	connect := exec.Command(k.bin, "swarm", "connect", outsider.P2P)
-	connect.Env = append(os.Environ(), "IPFS_PATH="+k.repo, "IPFS_TELEMETRY=off")
-	if out, err := connect.CombinedOutput(); err == nil {
+	if out, err := k.Command("swarm", "connect", outsider.P2P).CombinedOutput(); err == nil {
 		t.Fatalf("Kubo in the private swarm connected to a pacman without the key: %s", out)
 	}
 }

@@ -152,11 +152,11 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return fmt.Errorf("starting gateway: %w", err)
 	}
 	defer func() { err = errors.Join(err, caddy.Stop()) }()
-	if err := copyIndex(ctx, swarm.nodes[0].Blockstore(), gatewayStore(gatewayDir), roots); err != nil {
+	if err := copyIndex(ctx, swarm.nodes[0].Blockstore(), gatewayNode(gatewayDir).Blockstore(), roots); err != nil {
 		return err
 	}
 	swarm.second = func() (*node.Node, error) {
-		return startDemoNode(ctx, filepath.Join(tmp, "second-edge"), gatewayAddrs(gatewayDir))
+		return startDemoNode(ctx, filepath.Join(tmp, "second-edge"), addrs(gatewayNode(gatewayDir)))
 	}
 
 	fmt.Fprintf(out, "http://%s/\n", cfg.listen)
@@ -213,30 +213,24 @@ func copyIndex(ctx context.Context, from, to blockstore.Blockstore, roots []cid.
 	return nil
 }
 
-// gatewayStore returns the blockstore of the gateway running dir.
-func gatewayStore(dir string) blockstore.Blockstore {
-	var bs blockstore.Blockstore
+// gatewayNode returns the node of the gateway running dir.
+func gatewayNode(dir string) *node.Node {
+	var n *node.Node
 	caddymodule.EachRunning(func(d string, r *caddymodule.Running) bool {
 		if d == dir {
-			bs = r.Edge().Node().Blockstore()
+			n = r.Edge().Node()
 		}
-		return bs == nil
+		return n == nil
 	})
-	return bs
+	return n
 }
 
-// gatewayAddrs returns the libp2p addresses of the gateway running dir.
-func gatewayAddrs(dir string) []string {
+// addrs returns n's libp2p addresses, as peer lines name them.
+func addrs(n *node.Node) []string {
 	var out []string
-	caddymodule.EachRunning(func(d string, r *caddymodule.Running) bool {
-		if d == dir {
-			h := r.Edge().Node().Host()
-			for _, a := range h.Addrs() {
-				out = append(out, a.String()+"/p2p/"+h.ID().String())
-			}
-		}
-		return true
-	})
+	for _, a := range n.Host().Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.Host().ID().String())
+	}
 	return out
 }
 

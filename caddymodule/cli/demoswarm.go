@@ -43,9 +43,7 @@ func (s *demoSwarm) seederAddrs() []string {
 	defer s.mu.Unlock()
 	var out []string
 	for _, n := range s.nodes {
-		for _, a := range n.Host().Addrs() {
-			out = append(out, a.String()+"/p2p/"+n.Host().ID().String())
-		}
+		out = append(out, addrs(n)...)
 	}
 	return out
 }
