@@ -103,7 +103,7 @@ type Daemon struct {
 	Gateway string
 
 	cmd *exec.Cmd
-	log syncBuffer
+	log bytes.Buffer // its output: exec writes it from one goroutine
 }
 
 // Start starts the Kubo at bin with a new repository in repo, listening
@@ -194,7 +194,7 @@ func (d *Daemon) IPFS(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// Log returns what the daemon has printed.
+// Log returns what the daemon printed; call it once Stop has returned.
 func (d *Daemon) Log() string { return d.log.String() }
 
 // Stop kills the daemon and waits for it.
@@ -229,22 +229,4 @@ func freeAddrs() (a, b, c string, err error) {
 func multiaddr(hostport string) string {
 	host, port, _ := net.SplitHostPort(hostport)
 	return fmt.Sprintf("/ip4/%s/tcp/%s", host, port)
-}
-
-// syncBuffer is a buffer a process's two outputs may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
