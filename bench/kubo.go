@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	kubod "github.com/pacman-cdn/pacman/internal/kubo"
@@ -64,6 +65,7 @@ func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, 
 	fmt.Fprintf(w, "%d Kubo seeders, %d MiB file %s, upload cap per seeder %d B/s, bitswap bytes in flight per peer %d (0: Kubo's default, 1 MiB)\n\n", k, size>>20, root, capBytes, outstanding)
 	fmt.Fprintln(w, "| RTT | cold full GET, pacman | cold full GET, Kubo gateway | pacman ÷ Kubo | pacman ÷ seeders' aggregate cap | cold 2 MiB seek TTFB, pacman | same, Kubo gateway |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	var perPeer []string
 	for _, rtt := range rtts {
 		var infos []peer.AddrInfo
 		var proxies []*shaper.Shaper
@@ -102,10 +104,42 @@ func runKuboSeeders(w io.Writer, bin string, size, k int, rtts []time.Duration, 
 			use = fmt.Sprintf("%.0f %%", median(pFull)*1e6/float64(capBytes*k)*100)
 		}
 		fmt.Fprintf(w, "| %v | %.1f MB/s | %.1f MB/s | %.2f× | %s | %.0f ms | %.0f ms |\n", rtt, median(pFull), median(kFull), median(pFull)/median(kFull), use, median(pSeek), median(kSeek))
+		one, three := oneSeederToClients(b, infos[:1], 1), oneSeederToClients(b, infos[:1], 3)
+		perPeer = append(perPeer, fmt.Sprintf("| %v | %.1f MB/s | %.1f MB/s (%.1f each) | %.2f× |", rtt, one, three, three/3, three/one))
 		for _, p := range proxies {
 			p.Close()
 		}
 	}
+	// What one seeder gives: if clients fetching from it at once get
+	// each what one alone gets, the limit is per peer (Kubo's server),
+	// not the seeder's upload.
+	fmt.Fprintf(w, "\nOne Kubo seeder (the cap per seeder as above), fresh pacman gateways fetching the whole file from it:\n\n")
+	fmt.Fprintln(w, "| RTT | one gateway alone | three at once, aggregate | three ÷ one |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, row := range perPeer {
+		fmt.Fprintln(w, row)
+	}
+}
+
+// oneSeederToClients returns the aggregate MB/s of n fresh pacman
+// gateways fetching the file at once from the one seeder in seeder.
+func oneSeederToClients(b *bed, seeder []peer.AddrInfo, n int) float64 {
+	var gws []server
+	for range n {
+		gws = append(gws, b.startGateway("pacman", seeder, 0))
+	}
+	defer func() {
+		for _, g := range gws {
+			g.stop()
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, g := range gws {
+		wg.Go(func() { fetch(g.url, "", b.data) })
+	}
+	wg.Wait()
+	return mbps(n*len(b.data), time.Since(start))
 }
 
 // startKuboGateway starts an empty Kubo daemon peered with peers, whose
