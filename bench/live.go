@@ -158,7 +158,7 @@ func liveRun(tmp string, k, segments, segSize int, interval, rtt time.Duration, 
 			wg.Go(func() {
 				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
-				if e.relay.Streams().Wait(wctx, stream, uint64(seq)) == nil {
+				if e.relay.Streams().Wait(wctx, stream, uint64(seq), -1) == nil {
 					mu.Lock()
 					lat = append(lat, time.Since(published))
 					mu.Unlock()

@@ -45,6 +45,21 @@ type Announcement struct {
 	// At is when the publisher announced it; old announcements replayed
 	// later are refused by it.
 	At time.Time `json:"at"`
+	// IsPart makes this a part of segment Seq (LL-HLS EXT-X-PART), cut
+	// from it as the encoder uploaded it: Part is its index in the
+	// segment, from 0, and CID, Duration and Ext are the part's. The
+	// segment is announced once whole, its file made of its parts'.
+	IsPart bool `json:"is_part,omitempty"`
+	Part   int  `json:"part,omitempty"`
+	// Independent: the part starts with a sync sample, where a player
+	// may start decoding.
+	Independent bool `json:"independent,omitempty"`
+	// PartTarget is a low-latency stream's part target in seconds, on
+	// its parts and segments: no part of it lasts longer.
+	PartTarget float64 `json:"part_target,omitempty"`
+	// Map is the fMP4 init segment (EXT-X-MAP) an .m4s segment or part
+	// is decoded with.
+	Map cid.Cid `json:"map,omitzero"`
 	// End, with VOD, ends the event: VOD is the directory holding its
 	// playlist and every segment. Seq is then the last segment's.
 	End bool    `json:"end,omitempty"`
@@ -80,6 +95,14 @@ func Sign(key crypto.PrivKey, a Announcement) (Signed, error) {
 // segment every 0.1 s for 28 million years, and far enough from 2⁶⁴ that
 // the next number, and a player's _HLS_msn past it, never overflow.
 const MaxSeq = 1 << 53
+
+const (
+	// maxPartTarget bounds a stream's part target, in seconds: parts are
+	// a fraction of a segment, which lasts at most 60 s.
+	maxPartTarget = 10
+	// maxParts bounds the parts of one segment.
+	maxParts = 256
+)
 
 // Errors of Verify and Streams.Accept; each is counted apart.
 var (
@@ -117,6 +140,10 @@ func Verify(s Signed, trusted func(peer.ID) bool) (Announcement, error) {
 		return a, fmt.Errorf("%w: segment %d of %s", ErrMalformed, a.Seq, a.Stream)
 	case a.Seq > MaxSeq:
 		return a, fmt.Errorf("%w: sequence number %d is past %d", ErrMalformed, a.Seq, uint64(MaxSeq))
+	case a.PartTarget < 0 || a.PartTarget > maxPartTarget:
+		return a, fmt.Errorf("%w: part target %v s of %s", ErrMalformed, a.PartTarget, a.Stream)
+	case a.IsPart && (a.PartTarget == 0 || a.Duration > a.PartTarget || a.Part < 0 || a.Part >= maxParts || a.Ext != ".m4s" || !a.Map.Defined()):
+		return a, fmt.Errorf("%w: part %d of segment %d of %s", ErrMalformed, a.Part, a.Seq, a.Stream)
 	}
 	return a, nil
 }

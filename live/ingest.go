@@ -400,7 +400,7 @@ func (in *Ingest) record(ctx context.Context, stream string, p *publication) err
 	if len(segments) == 0 {
 		return fmt.Errorf("stream %q has no segment to keep", stream)
 	}
-	playlist, _ := render(segments, kindVOD)
+	playlist, _ := render(segments, kindVOD, nil)
 	pc, err := in.Import(ctx, strings.NewReader(string(playlist)))
 	if err != nil {
 		return fmt.Errorf("storing the event's playlist: %w", err)

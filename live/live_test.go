@@ -138,11 +138,11 @@ func TestWait(t *testing.T) {
 	now := time.Now()
 	_ = s.Accept(segmentAt(0, now), Signed{}, now)
 	s.Ready("s", 0)
-	if err := s.Wait(context.Background(), "s", 0); err != nil {
+	if err := s.Wait(context.Background(), "s", 0, -1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Wait(context.Background(), "s", 1) }()
+	go func() { done <- s.Wait(context.Background(), "s", 1, -1) }()
 	select {
 	case err := <-done:
 		t.Fatalf("returned before segment 1: %v", err)
@@ -160,10 +160,10 @@ func TestWait(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := s.Wait(ctx, "s", 5); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Wait(ctx, "s", 5, -1); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("waiting past the context: %v", err)
 	}
-	if err := s.Wait(context.Background(), "nope", 0); err == nil || s.Known("nope") {
+	if err := s.Wait(context.Background(), "nope", 0, -1); err == nil || s.Known("nope") {
 		t.Errorf("waiting for an unknown stream: %v, known %v", err, s.Known("nope"))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipfs/go-cid"
 )
 
 // playlistKind is what a rendered playlist promises.
@@ -20,19 +22,47 @@ const (
 	kindVOD                       // the event's recording
 )
 
+// lowLatency is what a low-latency (LL-HLS) live playlist adds to its
+// segments: the parts of the last few, and of the one being cut.
+type lowLatency struct {
+	partTarget float64
+	// parts are the listed parts of segments, by Seq.
+	parts map[uint64][]Announcement
+	// cutting is the segment being cut, if any, and cut its parts listed.
+	cutting *Announcement
+	cut     []Announcement
+	// next is the media sequence number after the last segment, whose
+	// first part a preload hint names when none is being cut.
+	next uint64
+}
+
+// partsKept is how many target durations from the end segments list
+// their parts: RFC 8216bis §4.4.4.9 asks for at least the last three.
+const partsKept = 3
+
 // render writes the media playlist of segs (ascending Seq), naming each
-// segment "{seq}{ext}", and returns it with its target duration.
-func render(segs []Announcement, kind playlistKind) ([]byte, time.Duration) {
+// segment "{seq}{ext}" and each part "{seq}.{part}{ext}", and returns it
+// with its target duration. ll, for a low-latency live stream, adds the
+// parts (RFC 8216bis §4.4.4.9, §4.4.5.2).
+func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, time.Duration) {
 	longest := 0.0
 	for _, seg := range segs {
 		longest = max(longest, seg.Duration)
 	}
 	td := max(int(math.Ceil(longest)), 1)
+	if kind == kindEnded || kind == kindVOD {
+		ll = nil
+	}
 	var b bytes.Buffer
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:6\n")
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", td)
-	switch kind {
-	case kindLive, kindEvent:
+	switch {
+	case ll != nil:
+		// §4.4.3.8: PART-HOLD-BACK at least twice the part target;
+		// three times, as Apple recommends, rides out one late part.
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n", partsKept*ll.partTarget)
+		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%.3f\n", ll.partTarget)
+	case kind == kindLive || kind == kindEvent:
 		// RFC 8216bis §4.4.3.8: a blocking reload (_HLS_msn) is held
 		// until the segment exists.
 		b.WriteString("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n")
@@ -46,14 +76,61 @@ func render(segs []Announcement, kind playlistKind) ([]byte, time.Duration) {
 	if len(segs) > 0 {
 		fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", segs[0].Seq)
 	}
-	for i, seg := range segs {
-		if i > 0 && (seg.Discontinuity || seg.Seq != segs[i-1].Seq+1) {
+	// Parts are listed for the segments that start within the last
+	// partsKept target durations.
+	withParts := len(segs)
+	if ll != nil {
+		for left := float64(partsKept * td); withParts > 0 && left > 0; withParts-- {
+			left -= segs[withParts-1].Duration
+		}
+	}
+	var mapped cid.Cid
+	head := func(seg Announcement, after *Announcement) {
+		if after != nil && (seg.Discontinuity || seg.Seq != after.Seq+1) {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if seg.Map.Defined() && seg.Map != mapped {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", MapName(seg.Map))
+			mapped = seg.Map
 		}
 		if !seg.ProgramDateTime.IsZero() {
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", seg.ProgramDateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
+	}
+	partLines := func(parts []Announcement) {
+		for _, p := range parts {
+			fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.5f,URI=\"%s\"", p.Duration, SegmentName(p))
+			if p.Independent {
+				b.WriteString(",INDEPENDENT=YES")
+			}
+			b.WriteByte('\n')
+		}
+	}
+	for i, seg := range segs {
+		var after *Announcement
+		if i > 0 {
+			after = &segs[i-1]
+		}
+		head(seg, after)
+		if i >= withParts {
+			partLines(ll.parts[seg.Seq])
+		}
 		fmt.Fprintf(&b, "#EXTINF:%.3f,\n%s\n", seg.Duration, SegmentName(seg))
+	}
+	if ll != nil {
+		hint := Announcement{Seq: ll.next, IsPart: true, Ext: ".m4s"}
+		if c := ll.cutting; c != nil {
+			var after *Announcement
+			if len(segs) > 0 {
+				after = &segs[len(segs)-1]
+			}
+			head(*c, after)
+			partLines(ll.cut)
+			hint = Announcement{Seq: c.Seq, IsPart: true, Part: len(ll.cut), Ext: c.Ext}
+		}
+		// §4.4.5.3: the part the encoder is cutting now; its request
+		// is held until it is listed.
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", SegmentName(hint))
 	}
 	if kind == kindEnded || kind == kindVOD {
 		b.WriteString("#EXT-X-ENDLIST\n")
@@ -61,8 +138,17 @@ func render(segs []Announcement, kind playlistKind) ([]byte, time.Duration) {
 	return b.Bytes(), time.Duration(td) * time.Second
 }
 
-// SegmentName is the file name a segment is listed and served under.
-func SegmentName(a Announcement) string { return strconv.FormatUint(a.Seq, 10) + a.Ext }
+// SegmentName is the file name a segment is listed and served under:
+// "{seq}{ext}", or "{seq}.{part}{ext}" for a part.
+func SegmentName(a Announcement) string {
+	if a.IsPart {
+		return strconv.FormatUint(a.Seq, 10) + "." + strconv.Itoa(a.Part) + a.Ext
+	}
+	return strconv.FormatUint(a.Seq, 10) + a.Ext
+}
+
+// MapName is the file name an init segment is listed and served under.
+func MapName(c cid.Cid) string { return "init-" + c.String() + ".mp4" }
 
 // encoderEntry is one segment of an encoder's playlist.
 type encoderEntry struct {

@@ -235,7 +235,7 @@ func (r *Relay) Recorded(stream string) ([]Announcement, error) {
 	var out []Announcement
 	for _, s := range got {
 		var a Announcement
-		if json.Unmarshal(s.Payload, &a) != nil || a.End {
+		if json.Unmarshal(s.Payload, &a) != nil || a.End || a.IsPart {
 			continue
 		}
 		if len(out) == maxEventSegments {
@@ -405,6 +405,24 @@ func (r *Relay) prefetch(a Announcement) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, prefetchTimeout)
 	defer cancel()
+	if a.Map.Defined() {
+		// The init segment comes with the first segment or part that
+		// names it (with the others, it is local already): a player
+		// asks for it before either.
+		if err := r.fetch(ctx, a.Map, maxSegmentBlocks); err != nil {
+			r.log.Warn("fetching a live init segment", zap.String("stream", a.Stream), zap.Stringer("map", a.Map), zap.Error(err))
+		}
+	}
+	if a.IsPart {
+		// A part is listed only once held: a player asking for it
+		// would otherwise wait on the network.
+		if err := r.fetch(ctx, a.CID, maxSegmentBlocks); err != nil {
+			r.log.Warn("fetching a live part; not listing it", zap.String("stream", a.Stream), zap.Uint64("seq", a.Seq), zap.Int("part", a.Part), zap.Error(err))
+			return
+		}
+		r.streams.PartReady(a.Stream, a.Seq, a.Part)
+		return
+	}
 	if err := r.fetch(ctx, a.CID, maxSegmentBlocks); err != nil {
 		r.log.Warn("fetching a live segment; listing it anyway", zap.String("stream", a.Stream), zap.Uint64("seq", a.Seq), zap.Error(err))
 	} else {
@@ -535,15 +553,21 @@ func (r *Relay) Publish(ctx context.Context, a Announcement) error {
 		return fmt.Errorf("encoding announcement: %w", err)
 	}
 	// Recorded before it is sent: a segment number announced is never
-	// announced again, whatever happens to this node next.
-	if err := r.journal.Append(a.Stream, s); err != nil {
-		return fmt.Errorf("recording segment %d of %s: %w", a.Seq, a.Stream, err)
+	// announced again, whatever happens to this node next. A segment's
+	// first part takes its number; its other parts need no record.
+	if !a.IsPart || a.Part == 0 {
+		if err := r.journal.Append(a.Stream, s); err != nil {
+			return fmt.Errorf("recording segment %d of %s: %w", a.Seq, a.Stream, err)
+		}
 	}
 	r.mu.Lock()
 	dirJoined := r.dirJoin
 	r.mu.Unlock()
 	if err := publish(ctx, f.topic, f.joined, data); err != nil {
 		return fmt.Errorf("announcing segment %d of %s: %w", a.Seq, a.Stream, err)
+	}
+	if a.IsPart {
+		return nil // the directory names streams; their segments do
 	}
 	if err := publish(ctx, r.dir, dirJoined, data); err != nil {
 		return fmt.Errorf("announcing %s in the directory: %w", a.Stream, err)

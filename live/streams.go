@@ -39,10 +39,30 @@ type stream struct {
 	changed chan struct{} // closed, and replaced, on every change
 }
 
-// segment is one announced segment, and whether the node holds it.
+// segment is one announced segment, and whether the node holds it. A
+// segment whose parts are announced before it is open until it is.
 type segment struct {
 	Announcement
 	ready bool
+	open  bool    // only its parts are announced yet
+	parts []*part // by index; nil where not announced
+}
+
+// part is one announced part of a segment, and whether the node holds it.
+type part struct {
+	Announcement
+	signed Signed
+	ready  bool
+}
+
+// listedParts returns the parts of seg listed: those held, from the first
+// up to the first not held.
+func (seg *segment) listedParts() []*part {
+	end := 0
+	for end < len(seg.parts) && seg.parts[end] != nil && seg.parts[end].ready {
+		end++
+	}
+	return seg.parts[:end]
 }
 
 // NewStreams returns an empty set of streams.
@@ -101,15 +121,38 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 	}
 	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= a.Seq })
 	if i < len(st.segs) && st.segs[i].Seq == a.Seq {
-		return ErrKnown
+		seg := st.segs[i]
+		switch {
+		case a.IsPart:
+			if a.Part < len(seg.parts) && seg.parts[a.Part] != nil {
+				return ErrKnown
+			}
+			seg.addPart(a, sig)
+		case seg.open:
+			// The segment whose parts came first, whole now.
+			seg.Announcement, seg.open = a, false
+			st.signed[a.Seq] = sig
+		default:
+			return ErrKnown
+		}
+		st.touch(now)
+		return nil
 	}
 	if i == 0 && len(st.segs) >= maxHistory {
 		return fmt.Errorf("%w: segment %d is before the history kept", ErrStale, a.Seq)
 	}
+	seg := &segment{Announcement: a}
+	if a.IsPart {
+		// The first part of a segment not announced yet: it is open,
+		// under the segment's number, with what its part says of it.
+		seg = &segment{Announcement: Announcement{Stream: a.Stream, Seq: a.Seq, Ext: a.Ext, PartTarget: a.PartTarget, Map: a.Map, Discontinuity: a.Discontinuity}, open: true}
+		seg.addPart(a, sig)
+	} else {
+		st.signed[a.Seq] = sig
+	}
 	st.segs = append(st.segs, nil)
 	copy(st.segs[i+1:], st.segs[i:])
-	st.segs[i] = &segment{Announcement: a}
-	st.signed[a.Seq] = sig
+	st.segs[i] = seg
 	if len(st.segs) > maxHistory {
 		delete(st.signed, st.segs[0].Seq)
 		st.segs[0] = nil
@@ -117,6 +160,14 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 	}
 	st.touch(now)
 	return nil
+}
+
+// addPart records part a of seg, signed as sig.
+func (seg *segment) addPart(a Announcement, sig Signed) {
+	if a.Part >= len(seg.parts) {
+		seg.parts = append(seg.parts, make([]*part, a.Part+1-len(seg.parts))...)
+	}
+	seg.parts[a.Part] = &part{Announcement: a, signed: sig}
 }
 
 func (st *stream) touch(now time.Time) {
@@ -142,16 +193,76 @@ func (s *Streams) Ready(name string, seq uint64) {
 	}
 }
 
+// PartReady marks part n of segment seq of stream as held (or given up
+// on): it is listed from now on, once the parts before it are.
+func (s *Streams) PartReady(name string, seq uint64, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return
+	}
+	if seg := st.find(seq); seg != nil && n < len(seg.parts) && seg.parts[n] != nil && !seg.parts[n].ready {
+		seg.parts[n].ready = true
+		st.touch(time.Now())
+	}
+}
+
+// find returns segment seq, if announced. The caller holds s.mu.
+func (st *stream) find(seq uint64) *segment {
+	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= seq })
+	if i < len(st.segs) && st.segs[i].Seq == seq {
+		return st.segs[i]
+	}
+	return nil
+}
+
 // listed returns the segments listed: those held from the first one on,
 // up to the first not held yet (a prefetch that fails lists its segment
-// anyway). A later segment held first waits for those before it, so a
-// playlist's media sequence never goes back. The caller holds s.mu.
-func (st *stream) listed() []*segment {
-	end := 0
-	for end < len(st.segs) && st.segs[end].ready {
-		end++
+// anyway), and the index in st.segs where the listing stopped. A later
+// segment held first waits for those before it, so a playlist's media
+// sequence never goes back. A segment whose parts were announced but
+// which never came whole, while a later one did (its encoder stopped in
+// the middle of it), is left out. The caller holds s.mu.
+func (st *stream) listed() ([]*segment, int) {
+	lastWhole := -1
+	for i := len(st.segs) - 1; i >= 0; i-- {
+		if !st.segs[i].open {
+			lastWhole = i
+			break
+		}
 	}
-	return st.segs[:end]
+	var kept []*segment
+	leftOut := false
+	end := 0
+	for ; end < len(st.segs); end++ {
+		seg := st.segs[end]
+		if seg.open && end < lastWhole {
+			if !leftOut {
+				kept, leftOut = append([]*segment(nil), st.segs[:end]...), true
+			}
+			continue
+		}
+		if seg.open || !seg.ready {
+			break
+		}
+		if leftOut {
+			kept = append(kept, seg)
+		}
+	}
+	if !leftOut {
+		kept = st.segs[:end]
+	}
+	return kept, end
+}
+
+// cutting returns the segment after those listed, whose parts are listed
+// as it is cut, or nil. The caller holds s.mu.
+func (st *stream) cutting() *segment {
+	if _, n := st.listed(); n < len(st.segs) && st.segs[n].PartTarget > 0 {
+		return st.segs[n]
+	}
+	return nil
 }
 
 // Segment returns the CID of segment seq of stream, if announced.
@@ -162,15 +273,45 @@ func (s *Streams) Segment(name string, seq uint64) (cid.Cid, bool) {
 	if st == nil {
 		return cid.Undef, false
 	}
-	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Seq >= seq })
-	if i < len(st.segs) && st.segs[i].Seq == seq {
-		return st.segs[i].CID, true
+	if seg := st.find(seq); seg != nil && !seg.open {
+		return seg.CID, true
 	}
 	return cid.Undef, false
 }
 
-// Signed returns the signed announcements of stream's last n segments and
-// its end, for a peer joining late.
+// Part returns the CID of part n of segment seq of stream, if listed.
+func (s *Streams) Part(name string, seq uint64, n int) (cid.Cid, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return cid.Undef, false
+	}
+	if seg := st.find(seq); seg != nil && n < len(seg.listedParts()) {
+		return seg.parts[n].CID, true
+	}
+	return cid.Undef, false
+}
+
+// Map reports whether c is the init segment of some segment of stream
+// kept: the only CIDs its init URLs may name.
+func (s *Streams) Map(name string, c cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return false
+	}
+	for _, seg := range st.segs {
+		if seg.Map == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Signed returns the signed announcements of stream's last n segments,
+// their parts, and its end, for a peer joining late.
 func (s *Streams) Signed(name string, n int) []Signed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,7 +321,14 @@ func (s *Streams) Signed(name string, n int) []Signed {
 	}
 	var out []Signed
 	for _, seg := range st.segs[max(len(st.segs)-n, 0):] {
-		out = append(out, st.signed[seg.Seq])
+		if !seg.open {
+			out = append(out, st.signed[seg.Seq])
+		}
+		for _, p := range seg.parts {
+			if p != nil {
+				out = append(out, p.signed)
+			}
+		}
 	}
 	if st.endSig != nil {
 		out = append(out, *st.endSig)
@@ -235,7 +383,7 @@ func (s *Streams) Playlist(name string, o PlaylistOptions) (playlist []byte, tar
 	if st == nil {
 		return nil, 0, false
 	}
-	segs := st.listed()
+	segs, _ := st.listed()
 	ended := st.end != nil && len(segs) > 0 && segs[len(segs)-1].Seq == st.end.Seq
 	if len(segs) == 0 {
 		return nil, 0, false
@@ -254,8 +402,40 @@ func (s *Streams) Playlist(name string, o PlaylistOptions) (playlist []byte, tar
 	case o.History:
 		kind = kindEvent
 	}
-	playlist, target = render(list, kind)
+	playlist, target = render(list, kind, st.lowLatency(segs))
 	return playlist, target, true
+}
+
+// lowLatency returns the parts a playlist listing segs (the end of those
+// listed) adds, or nil if the stream has none. The caller holds s.mu.
+func (st *stream) lowLatency(segs []*segment) *lowLatency {
+	last := segs[len(segs)-1]
+	if last.PartTarget == 0 {
+		return nil
+	}
+	ll := &lowLatency{partTarget: last.PartTarget, parts: map[uint64][]Announcement{}, next: last.Seq + 1}
+	for _, seg := range segs[max(len(segs)-partsScanned, 0):] {
+		if ps := seg.listedParts(); len(ps) > 0 {
+			ll.parts[seg.Seq] = announcements(ps)
+		}
+	}
+	if c := st.cutting(); c != nil {
+		ll.cutting, ll.cut = &c.Announcement, announcements(c.listedParts())
+	}
+	return ll
+}
+
+// partsScanned is how many of the last segments a playlist looks at for
+// parts: more than partsKept target durations hold.
+const partsScanned = 32
+
+// announcements returns the parts' announcements.
+func announcements(ps []*part) []Announcement {
+	out := make([]Announcement, len(ps))
+	for i, p := range ps {
+		out[i] = p.Announcement
+	}
+	return out
 }
 
 // Next is the media sequence number a blocking reload of stream may wait
@@ -268,7 +448,7 @@ func (s *Streams) Next(name string) (next uint64, ok bool) {
 	if st == nil {
 		return 0, false
 	}
-	segs := st.listed()
+	segs, _ := st.listed()
 	if len(segs) == 0 || st.end != nil && segs[len(segs)-1].Seq == st.end.Seq {
 		return 0, false
 	}
@@ -278,8 +458,9 @@ func (s *Streams) Next(name string) (next uint64, ok bool) {
 // errUnknown says a stream has never been announced.
 var errUnknown = errors.New("no such live stream")
 
-// Wait returns once stream lists segment seq, or has ended, or ctx ends.
-func (s *Streams) Wait(ctx context.Context, name string, seq uint64) error {
+// Wait returns once stream lists segment seq, or, with part ≥ 0, part
+// part of it (or a later one), or has ended, or ctx ends.
+func (s *Streams) Wait(ctx context.Context, name string, seq uint64, part int) error {
 	for {
 		s.mu.Lock()
 		st := s.streams[name]
@@ -287,8 +468,7 @@ func (s *Streams) Wait(ctx context.Context, name string, seq uint64) error {
 			s.mu.Unlock()
 			return errUnknown
 		}
-		segs := st.listed()
-		done := st.end != nil || len(segs) > 0 && segs[len(segs)-1].Seq >= seq
+		done := st.end != nil || st.lists(seq, part)
 		changed := st.changed
 		s.mu.Unlock()
 		if done {
@@ -300,6 +480,17 @@ func (s *Streams) Wait(ctx context.Context, name string, seq uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// lists reports whether st lists segment seq whole or, with part ≥ 0, its
+// part part, or anything after it. The caller holds s.mu.
+func (st *stream) lists(seq uint64, part int) bool {
+	segs, _ := st.listed()
+	if len(segs) > 0 && segs[len(segs)-1].Seq >= seq {
+		return true
+	}
+	c := st.cutting()
+	return part >= 0 && c != nil && (c.Seq > seq || c.Seq == seq && len(c.listedParts()) > part)
 }
 
 // Last returns the highest sequence number announced for stream, and

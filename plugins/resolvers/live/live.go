@@ -69,9 +69,18 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	if file == "index.m3u8" {
 		return s.playlist(r, name)
 	}
-	seq, err := strconv.ParseUint(strings.TrimSuffix(file, path.Ext(file)), 10, 64)
-	if err != nil {
+	if c, ok := strings.CutPrefix(file, "init-"); ok {
+		return s.initSegment(name, strings.TrimSuffix(c, ".mp4"))
+	}
+	base := strings.TrimSuffix(file, path.Ext(file))
+	seqText, partText, isPart := strings.Cut(base, ".")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	part, perr := strconv.Atoi(partText)
+	if err != nil || isPart && (perr != nil || part < 0) {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("%q is not a segment of stream %s", file, name))
+	}
+	if isPart {
+		return s.part(r, name, seq, part)
 	}
 	c, ok := s.relay.Streams().Segment(name, seq)
 	if ok {
@@ -85,6 +94,47 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 			Path: "/ipfs/" + vod.String() + "/" + file}, true, nil
 	}
 	return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no segment %d", name, seq))
+}
+
+// initSegment resolves an init segment (EXT-X-MAP) the stream's
+// segments name: no other CID is served under the stream's URLs.
+func (s *Streams) initSegment(name, text string) (gateway.Content, bool, error) {
+	c, err := cid.Decode(text)
+	if err != nil || !s.relay.Streams().Map(name, c) {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no init segment %q", name, text))
+	}
+	return gateway.Content{Root: c, TTL: segmentTTL}, true, nil
+}
+
+// part resolves part n of segment seq. A part not listed yet, which a
+// playlist's preload hint names, is held until it is (RFC 8216bis
+// §6.2.5.3), for at most MaxHold target durations.
+func (s *Streams) part(r *http.Request, name string, seq uint64, n int) (gateway.Content, bool, error) {
+	streams := s.relay.Streams()
+	c, ok := streams.Part(name, seq, n)
+	if !ok {
+		next, live := streams.Next(name)
+		if !live || seq+1 < next || seq > next+1 {
+			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no part %d.%d", name, seq, n))
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.hold(name))
+		err := streams.Wait(ctx, name, seq, n)
+		cancel()
+		if c, ok = streams.Part(name, seq, n); !ok {
+			if err != nil && r.Context().Err() == nil {
+				return gateway.Content{}, true, gateway.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("part %d.%d of %s did not come within %d target durations", seq, n, name, s.o.MaxHold))
+			}
+			return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("stream %s has no part %d.%d", name, seq, n))
+		}
+	}
+	return gateway.Content{Root: c, TTL: segmentTTL}, true, nil
+}
+
+// hold is how long a blocking request for stream may be held: MaxHold
+// target durations.
+func (s *Streams) hold(name string) time.Duration {
+	_, target, _ := s.relay.Streams().Playlist(name, s.o.Playlist)
+	return time.Duration(s.o.MaxHold) * max(target, time.Second)
 }
 
 // playlist resolves a stream's playlist, holding a blocking reload until
@@ -102,20 +152,27 @@ func (s *Streams) playlist(r *http.Request, name string) (gateway.Content, bool,
 		if err != nil {
 			return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_msn must be a media sequence number")
 		}
+		part := -1
+		if p := r.URL.Query().Get("_HLS_part"); p != "" {
+			if part, err = strconv.Atoi(p); err != nil || part < 0 {
+				return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_part must be a part index")
+			}
+		}
 		if next, ok := streams.Next(name); ok {
 			// §6.2.5.2: more than two segments ahead of the last is
 			// a client error.
 			if want > next+1 {
 				return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, fmt.Sprintf("_HLS_msn %d is more than two segments past the last, %d", want, next-1))
 			}
-			_, target, _ := streams.Playlist(name, s.o.Playlist)
-			ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.o.MaxHold)*target)
-			err := streams.Wait(ctx, name, want)
+			ctx, cancel := context.WithTimeout(r.Context(), s.hold(name))
+			err := streams.Wait(ctx, name, want, part)
 			cancel()
 			if err != nil && r.Context().Err() == nil {
 				return gateway.Content{}, true, gateway.Errorf(http.StatusServiceUnavailable, fmt.Sprintf("segment %d of %s did not come within %d target durations", want, name, s.o.MaxHold))
 			}
 		}
+	} else if r.URL.Query().Get("_HLS_part") != "" {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_part needs _HLS_msn")
 	}
 	data, target, ok := streams.Playlist(name, s.o.Playlist)
 	if !ok {

@@ -1,0 +1,299 @@
+package live
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// A CMAF (fragmented MP4) segment is a run of fragments, each a moof box
+// and the mdat it describes, after an optional styp. An encoder writing
+// low-latency output (ffmpeg's DASH muxer with -frag_duration) sends each
+// fragment as soon as it is coded, so the publisher cuts the upload into
+// parts (LL-HLS EXT-X-PART) at moof boundaries as the bytes arrive, and
+// times each part from its track run and the init segment's timescale.
+
+// maxBoxHeader is the most a box header takes: size, type and a 64-bit
+// size.
+const maxBoxHeader = 16
+
+// track is what an init segment says of the one track a CMAF segment
+// carries: its timescale and its default sample duration (trex).
+type track struct {
+	timescale       uint32
+	defaultDuration uint32
+}
+
+// parseInit reads an fMP4 init segment (ftyp, moov) for its track's
+// timescale and default sample duration. Only single-track segments are
+// taken, as CMAF requires: each rendition is its own stream.
+func parseInit(data []byte) (track, error) {
+	var t track
+	moov, err := child(data, "moov")
+	if err != nil {
+		return t, fmt.Errorf("init segment: %w", err)
+	}
+	if n := count(moov, "trak"); n != 1 {
+		return t, fmt.Errorf("init segment: %d tracks; a CMAF segment carries one", n)
+	}
+	trak, _ := child(moov, "trak")
+	mdia, err := child(trak, "mdia")
+	if err != nil {
+		return t, fmt.Errorf("init segment: %w", err)
+	}
+	mdhd, err := child(mdia, "mdhd")
+	if err != nil || len(mdhd) < 4 {
+		return t, errors.New("init segment: no media header (mdhd)")
+	}
+	// Full box: version and flags, then creation and modification times
+	// of 4 bytes (version 0) or 8 (version 1), then the timescale.
+	off := 4 + 8
+	if mdhd[0] == 1 {
+		off = 4 + 16
+	}
+	if len(mdhd) < off+4 {
+		return t, errors.New("init segment: short media header (mdhd)")
+	}
+	t.timescale = binary.BigEndian.Uint32(mdhd[off:])
+	if t.timescale == 0 {
+		return t, errors.New("init segment: timescale 0")
+	}
+	if mvex, err := child(moov, "mvex"); err == nil {
+		// trex: version and flags, track ID, description index, then
+		// the default sample duration.
+		if trex, err := child(mvex, "trex"); err == nil && len(trex) >= 16 {
+			t.defaultDuration = binary.BigEndian.Uint32(trex[12:])
+		}
+	}
+	return t, nil
+}
+
+// child returns the payload of the first box of type typ in data, a run
+// of boxes.
+func child(data []byte, typ string) ([]byte, error) {
+	for len(data) > 0 {
+		name, payload, rest, err := nextBox(data)
+		if err != nil {
+			return nil, err
+		}
+		if name == typ {
+			return payload, nil
+		}
+		data = rest
+	}
+	return nil, fmt.Errorf("no %s box", typ)
+}
+
+// count returns how many boxes of type typ the run data holds.
+func count(data []byte, typ string) int {
+	n := 0
+	for len(data) > 0 {
+		name, _, rest, err := nextBox(data)
+		if err != nil {
+			return n
+		}
+		if name == typ {
+			n++
+		}
+		data = rest
+	}
+	return n
+}
+
+// nextBox splits the first box off data.
+func nextBox(data []byte) (typ string, payload, rest []byte, err error) {
+	size, hdr, typ, err := boxHeader(data)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if size > uint64(len(data)) {
+		return "", nil, nil, fmt.Errorf("%s box of %d bytes overruns its parent", typ, size)
+	}
+	return typ, data[hdr:size], data[size:], nil
+}
+
+// boxHeader reads a box's size (header included), header length and type.
+func boxHeader(b []byte) (size uint64, hdr int, typ string, err error) {
+	if len(b) < 8 {
+		return 0, 0, "", io.ErrUnexpectedEOF
+	}
+	size, hdr, typ = uint64(binary.BigEndian.Uint32(b)), 8, string(b[4:8])
+	switch size {
+	case 0:
+		return 0, 0, typ, fmt.Errorf("%s box runs to the end of the file, which a stream does not have", typ)
+	case 1:
+		if len(b) < 16 {
+			return 0, 0, typ, io.ErrUnexpectedEOF
+		}
+		size, hdr = binary.BigEndian.Uint64(b[8:]), 16
+	}
+	if size < uint64(hdr) {
+		return 0, 0, typ, fmt.Errorf("%s box of %d bytes is shorter than its header", typ, size)
+	}
+	return size, hdr, typ, nil
+}
+
+// fragment is one part as cut from an upload: its bytes (the moof, its
+// mdat and any boxes before them), its length in seconds, and whether it
+// starts with a sync sample, so a player may start decoding there.
+type fragment struct {
+	data        []byte
+	duration    float64
+	independent bool
+}
+
+// fragmentReader cuts a CMAF segment, read as it arrives, into fragments.
+type fragmentReader struct {
+	r     *bufio.Reader
+	track track
+	max   int64 // the most bytes one fragment may have
+	read  int64 // bytes of the segment read so far
+	limit int64 // the most bytes the segment may have
+}
+
+func newFragmentReader(r io.Reader, t track, maxFragment, maxSegment int64) *fragmentReader {
+	return &fragmentReader{r: bufio.NewReaderSize(r, 64<<10), track: t, max: maxFragment, limit: maxSegment}
+}
+
+// errSegmentTooBig says an upload passed the segment size limit.
+var errSegmentTooBig = errors.New("segment too big")
+
+// next returns the next fragment, or io.EOF after the last.
+func (f *fragmentReader) next() (fragment, error) {
+	var frag fragment
+	var moof []byte
+	for {
+		hdr, err := f.r.Peek(8)
+		if len(hdr) == 0 && errors.Is(err, io.EOF) {
+			if len(frag.data) > 0 {
+				return frag, errors.New("the segment ends inside a fragment (no mdat after its moof)")
+			}
+			return frag, io.EOF
+		}
+		if len(hdr) < 8 {
+			return frag, fmt.Errorf("the segment ends inside a box header: %w", io.ErrUnexpectedEOF)
+		}
+		if binary.BigEndian.Uint32(hdr) == 1 {
+			if hdr, err = f.r.Peek(maxBoxHeader); len(hdr) < maxBoxHeader {
+				return frag, fmt.Errorf("the segment ends inside a box header: %w", io.ErrUnexpectedEOF)
+			}
+		}
+		size, _, typ, err := boxHeader(hdr)
+		if err != nil {
+			return frag, err
+		}
+		if int64(len(frag.data))+int64(size) > f.max {
+			return frag, fmt.Errorf("a fragment of more than %d bytes", f.max)
+		}
+		if f.read+int64(size) > f.limit {
+			return frag, errSegmentTooBig
+		}
+		start := len(frag.data)
+		frag.data = append(frag.data, make([]byte, size)...)
+		if _, err := io.ReadFull(f.r, frag.data[start:]); err != nil {
+			return frag, fmt.Errorf("reading a %s box: %w", typ, err)
+		}
+		f.read += int64(size)
+		switch typ {
+		case "moof":
+			if moof != nil {
+				return frag, errors.New("two moof boxes without an mdat between them")
+			}
+			moof = frag.data[start+8 : start+int(size)]
+		case "mdat":
+			if moof == nil {
+				return frag, errors.New("an mdat box before any moof")
+			}
+			frag.duration, frag.independent, err = f.track.timing(moof)
+			return frag, err
+		}
+	}
+}
+
+// timing returns the length in seconds of the samples a moof describes and
+// whether the first is a sync sample.
+func (t track) timing(moof []byte) (float64, bool, error) {
+	traf, err := child(moof, "traf")
+	if err != nil {
+		return 0, false, fmt.Errorf("moof: %w", err)
+	}
+	tfhd, err := child(traf, "tfhd")
+	if err != nil || len(tfhd) < 8 {
+		return 0, false, errors.New("moof: no track fragment header (tfhd)")
+	}
+	flags := binary.BigEndian.Uint32(tfhd) & 0xffffff
+	defDuration, defFlags := t.defaultDuration, uint32(0)
+	off := 8 // version and flags, track ID
+	if flags&0x01 != 0 {
+		off += 8 // base data offset
+	}
+	if flags&0x02 != 0 {
+		off += 4 // sample description index
+	}
+	if flags&0x08 != 0 {
+		if len(tfhd) < off+4 {
+			return 0, false, errors.New("moof: short tfhd")
+		}
+		defDuration = binary.BigEndian.Uint32(tfhd[off:])
+		off += 4
+	}
+	if flags&0x10 != 0 {
+		off += 4 // default sample size
+	}
+	if flags&0x20 != 0 {
+		if len(tfhd) < off+4 {
+			return 0, false, errors.New("moof: short tfhd")
+		}
+		defFlags = binary.BigEndian.Uint32(tfhd[off:])
+	}
+	trun, err := child(traf, "trun")
+	if err != nil || len(trun) < 8 {
+		return 0, false, errors.New("moof: no track run (trun)")
+	}
+	tflags := binary.BigEndian.Uint32(trun) & 0xffffff
+	samples := binary.BigEndian.Uint32(trun[4:])
+	off = 8
+	if tflags&0x01 != 0 {
+		off += 4 // data offset
+	}
+	firstFlags, haveFirst := defFlags, false
+	if tflags&0x04 != 0 {
+		if len(trun) < off+4 {
+			return 0, false, errors.New("moof: short trun")
+		}
+		firstFlags, haveFirst = binary.BigEndian.Uint32(trun[off:]), true
+		off += 4
+	}
+	per := 0
+	for _, bit := range []uint32{0x100, 0x200, 0x400, 0x800} {
+		if tflags&bit != 0 {
+			per += 4
+		}
+	}
+	if uint64(len(trun)-off) < uint64(samples)*uint64(per) {
+		return 0, false, fmt.Errorf("moof: trun lists %d samples in %d bytes", samples, len(trun)-off)
+	}
+	var total uint64
+	for i := range int(samples) {
+		rec := trun[off+i*per:]
+		d := defDuration
+		if tflags&0x100 != 0 {
+			d = binary.BigEndian.Uint32(rec)
+			rec = rec[4:]
+		}
+		if tflags&0x200 != 0 {
+			rec = rec[4:]
+		}
+		if i == 0 && tflags&0x400 != 0 && !haveFirst {
+			firstFlags = binary.BigEndian.Uint32(rec)
+		}
+		total += uint64(d)
+	}
+	if total == 0 {
+		return 0, false, errors.New("moof: its samples have no duration")
+	}
+	// sample_is_non_sync_sample is bit 16 of the sample flags.
+	return float64(total) / float64(t.timescale), firstFlags&0x10000 == 0, nil
+}
