@@ -254,6 +254,7 @@ const liveCaddyfile = `
 		token {env.LIVE_TOKEN}
 		token {env.CONCERT_TOKEN} concert
 		max_segment_size 32MiB
+		part_target 333ms
 	}
 	pacman {
 		resolve live /live/ {
@@ -293,6 +294,7 @@ const liveJSON = `{
 								{
 									"handler": "pacman_live_ingest",
 									"max_segment_size": 33554432,
+									"part_target": 333000000,
 									"tokens": [
 										{
 											"token": "{env.LIVE_TOKEN}"

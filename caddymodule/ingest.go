@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -41,6 +42,11 @@ type Ingest struct {
 	// MaxSegmentSize is the largest segment taken, in bytes; larger ones
 	// are refused with 413. Default: 64 MiB.
 	MaxSegmentSize int64 `json:"max_segment_size,omitempty"`
+	// PartTarget is a low-latency stream's part target (LL-HLS
+	// PART-TARGET): an encoder's fragments must not be longer, and
+	// edges list them as parts. Zero, the default, takes no
+	// low-latency stream.
+	PartTarget caddy.Duration `json:"part_target,omitempty"`
 
 	ingest *live.Ingest
 }
@@ -80,6 +86,9 @@ func (h *Ingest) Provision(ctx caddy.Context) error {
 	h.ingest = &live.Ingest{
 		Relay:          e.Live(),
 		Import:         e.ImportSegment,
+		ImportPart:     e.ImportPart,
+		Join:           e.JoinParts,
+		PartTarget:     time.Duration(h.PartTarget),
 		Discard:        e.DiscardSegment,
 		Directory:      e.Record,
 		Tokens:         tokens,
@@ -107,6 +116,9 @@ func (h *Ingest) Validate() error {
 	if h.MaxSegmentSize < 0 {
 		return fmt.Errorf("pacman_live_ingest: max_segment_size must not be negative")
 	}
+	if pt := time.Duration(h.PartTarget); pt != 0 && (pt < 100*time.Millisecond || pt > 5*time.Second) {
+		return fmt.Errorf("pacman_live_ingest: part_target %v: from 100ms to 5s", pt)
+	}
 	return nil
 }
 
@@ -122,6 +134,7 @@ func (h *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //	pacman_live_ingest [<matcher>] {
 //		token <secret> [<stream>...]
 //		max_segment_size <size>
+//		part_target <duration>
 //	}
 func parseIngest(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	in := new(Ingest)
@@ -152,6 +165,16 @@ func (h *Ingest) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_segment_size: %v", err)
 			}
 			h.MaxSegmentSize = n
+		case "part_target":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("part_target: %v", err)
+			}
+			h.PartTarget = caddy.Duration(dur)
 		default:
 			return d.Errf("unknown pacman_live_ingest option %q", d.Val())
 		}

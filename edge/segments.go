@@ -36,6 +36,33 @@ func (e *Edge) ImportSegment(ctx context.Context, r io.Reader) (cid.Cid, error) 
 	return c, e.node.Sync(ctx)
 }
 
+// ImportPart imports a part of a live segment as it is cut: not synced, as
+// the segment made of its parts is (JoinParts) before it is announced.
+func (e *Edge) ImportPart(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	c, err := ingest.Import(ctx, e.node.DAG(), r)
+	if errors.Is(err, node.ErrNoSpace) {
+		return c, fmt.Errorf("%w: %w", live.ErrNoSpace, err)
+	}
+	return c, err
+}
+
+// JoinParts stores the live segment made of its parts, whose blocks are
+// theirs, and syncs it and them to disk.
+func (e *Edge) JoinParts(ctx context.Context, parts []live.Piece) (cid.Cid, error) {
+	pieces := make([]ingest.Piece, len(parts))
+	for i, p := range parts {
+		pieces[i] = ingest.Piece{CID: p.CID, Size: p.Size}
+	}
+	c, err := ingest.Concat(ctx, e.node.DAG(), pieces)
+	if errors.Is(err, node.ErrNoSpace) {
+		return c, fmt.Errorf("%w: %w", live.ErrNoSpace, err)
+	}
+	if err != nil {
+		return c, err
+	}
+	return c, e.node.Sync(ctx)
+}
+
 // DiscardSegment gives back a segment imported and never announced.
 func (e *Edge) DiscardSegment(ctx context.Context, c cid.Cid) {
 	if _, err := e.node.Discard(ctx, c); err != nil {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -115,4 +117,47 @@ func importFileNode(ctx context.Context, dag ipld.DAGService, path string, opts 
 		return nil, fmt.Errorf("importing %s: %w", path, err)
 	}
 	return nd, nil
+}
+
+// Piece is a UnixFS file already stored: its CID and its size in bytes.
+type Piece struct {
+	CID  cid.Cid
+	Size uint64
+}
+
+// Concat stores the UnixFS file made of pieces, in order, and returns its
+// CID. Its blocks are the pieces' own, so a node holding the pieces needs
+// only the new root: a live segment made of the parts it was cut into.
+func Concat(ctx context.Context, dag ipld.DAGService, pieces []Piece) (cid.Cid, error) {
+	if len(pieces) == 0 || len(pieces) > DefaultMaxLinks {
+		return cid.Undef, fmt.Errorf("a file of %d pieces: 1 to %d are taken", len(pieces), DefaultMaxLinks)
+	}
+	fsn := ft.NewFSNode(ft.TFile)
+	nd := new(merkledag.ProtoNode)
+	if err := nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256}); err != nil {
+		return cid.Undef, err
+	}
+	for _, p := range pieces {
+		child, err := dag.Get(ctx, p.CID)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("reading piece %s: %w", p.CID, err)
+		}
+		tsize, err := child.Size()
+		if err != nil {
+			return cid.Undef, fmt.Errorf("sizing piece %s: %w", p.CID, err)
+		}
+		if err := nd.AddRawLink("", &ipld.Link{Cid: p.CID, Size: tsize}); err != nil {
+			return cid.Undef, err
+		}
+		fsn.AddBlockSize(p.Size)
+	}
+	data, err := fsn.GetBytes()
+	if err != nil {
+		return cid.Undef, fmt.Errorf("encoding the file node: %w", err)
+	}
+	nd.SetData(data)
+	if err := dag.Add(ctx, nd); err != nil {
+		return cid.Undef, fmt.Errorf("storing the file node: %w", err)
+	}
+	return nd.Cid(), nil
 }

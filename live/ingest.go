@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,16 +56,40 @@ type Importer func(ctx context.Context, r io.Reader) (cid.Cid, error)
 // Directory stores a UnixFS directory of the named DAGs.
 type Directory func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error)
 
+// Piece is a part already stored: its CID and its size in bytes.
+type Piece struct {
+	CID  cid.Cid
+	Size uint64
+}
+
+// Joiner stores the file made of pieces, in order, whose blocks are the
+// pieces' own, durably, and returns its CID.
+type Joiner func(ctx context.Context, pieces []Piece) (cid.Cid, error)
+
 // Ingest takes a live HLS stream from an encoder over HTTP PUT, as
 // ffmpeg's HLS muxer sends it with -method PUT: segments, then the
 // playlist naming them, under {prefix}/{stream}/. Each segment the
 // playlist lists anew is announced with the next sequence number; at
 // #EXT-X-ENDLIST, or on DELETE of the playlist, the event becomes one
 // directory (its playlist and every segment) and its end is announced.
+//
+// A low-latency stream comes as ffmpeg's DASH muxer sends it with
+// -ldash 1 -frag_duration D -method PUT: an init segment
+// (init-stream0.m4s), then CMAF segments (chunk-stream0-N.m4s) uploaded
+// as they are coded. Each fragment of a segment is announced as a part
+// (LL-HLS) as soon as it has arrived, and the segment once its upload
+// ends, with no playlist to wait for.
 type Ingest struct {
-	Relay     *Relay
-	Import    Importer
-	Directory Directory
+	Relay  *Relay
+	Import Importer
+	// ImportPart stores a part: it need not be durable, as the segment
+	// made of it (Join) is.
+	ImportPart Importer
+	Join       Joiner
+	// PartTarget is a low-latency stream's part target: no part may
+	// last longer. Zero refuses low-latency streams.
+	PartTarget time.Duration
+	Directory  Directory
 	// Discard, if set, gives back the storage of an upload that is
 	// dropped without being announced: replaced, pushed out of the
 	// uploads kept, or left over at the end.
@@ -87,6 +114,13 @@ type publication struct {
 	resumed bool // the stream was announced before this publication began
 	ended   bool
 	arrived chan struct{} // closed, and replaced, when a segment is uploaded
+
+	// A low-latency stream's: its track, init segment, the encoder's
+	// last segment number taken, and how many segments are being cut.
+	track     *track
+	initSeg   cid.Cid
+	lastChunk int64
+	cutting   int
 }
 
 // upload is one segment imported and not yet listed.
@@ -136,14 +170,192 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the ingest route takes PUT, POST and DELETE", http.StatusMethodNotAllowed)
 		return
 	}
+	if m := dashName.FindStringSubmatch(file); m != nil {
+		in.lowLatency(w, r, stream, file, m)
+		return
+	}
 	switch ext {
 	case ".m3u8":
 		in.playlist(w, r, stream)
 	case ".ts", ".m4s":
 		in.segment(w, r, stream, file)
+	case ".mpd":
+		// The DASH muxer's manifest: edges write their own playlists.
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		http.Error(w, fmt.Sprintf("%q: only .m3u8 playlists and .ts or .m4s segments are taken", file), http.StatusUnsupportedMediaType)
 	}
+}
+
+// dashName matches the files of ffmpeg's DASH muxer: the init segment and
+// the media segments of a representation (-init_seg_name and
+// -media_seg_name at their defaults).
+var dashName = regexp.MustCompile(`^(?:init-stream([0-9]+)\.m4s|chunk-stream([0-9]+)-([0-9]{1,15})\.m4s)$`)
+
+// maxInitSize bounds an init segment.
+const maxInitSize = 1 << 20
+
+// lowLatency takes a file of ffmpeg's DASH muxer, matched by dashName:
+// an init segment, or a media segment cut into parts as it arrives.
+func (in *Ingest) lowLatency(w http.ResponseWriter, r *http.Request, stream, file string, m []string) {
+	if in.PartTarget <= 0 {
+		http.Error(w, "this ingest takes no low-latency streams: set its part_target", http.StatusBadRequest)
+		return
+	}
+	if rendition := m[1] + m[2]; rendition != "0" {
+		http.Error(w, fmt.Sprintf("%q: one rendition (stream0) per stream is taken; publish each rendition under its own stream name", file), http.StatusBadRequest)
+		return
+	}
+	if m[3] == "" {
+		in.initSegment(w, r, stream)
+		return
+	}
+	n, _ := strconv.ParseInt(m[3], 10, 64)
+	in.cut(w, r, stream, file, n)
+}
+
+// initSegment takes a low-latency stream's init segment.
+func (in *Ingest) initSegment(w http.ResponseWriter, r *http.Request, stream string) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInitSize))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, fmt.Sprintf("an init segment may have at most %d bytes", maxInitSize), http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
+		http.Error(w, "reading the init segment: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	tr, err := parseInit(data)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c, err := in.Import(r.Context(), bytes.NewReader(data))
+	if err != nil {
+		in.importFailed(w, stream, "init segment", err)
+		return
+	}
+	p, ok := in.live(w, r, stream)
+	if !ok {
+		return
+	}
+	defer p.mu.Unlock()
+	if p.initSeg.Defined() && p.initSeg != c {
+		// A new init segment: the encoder restarted, or changed its
+		// encoding.
+		p.discont = true
+	}
+	p.track, p.initSeg = &tr, c
+	w.WriteHeader(http.StatusCreated)
+}
+
+// cut takes media segment n of a low-latency stream as it is uploaded,
+// announcing each fragment as a part once it has arrived, and the segment
+// when the upload ends.
+func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file string, n int64) {
+	p, ok := in.live(w, r, stream)
+	if !ok {
+		return
+	}
+	if p.track == nil {
+		p.mu.Unlock()
+		http.Error(w, fmt.Sprintf("%q before its init segment: PUT init-stream0.m4s first", file), http.StatusConflict)
+		return
+	}
+	if n <= p.lastChunk {
+		last := p.lastChunk
+		p.mu.Unlock()
+		http.Error(w, fmt.Sprintf("%q is out of order: segment %d was taken already", file, last), http.StatusConflict)
+		return
+	}
+	seq, disc, tr, initSeg := p.nextSeq, p.discont, *p.track, p.initSeg
+	p.lastChunk, p.nextSeq, p.discont = n, p.nextSeq+1, false
+	p.cutting++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.cutting--
+		close(p.arrived)
+		p.arrived = make(chan struct{})
+		p.mu.Unlock()
+	}()
+	target := in.PartTarget.Seconds()
+	frags := newFragmentReader(r.Body, tr, in.MaxSegmentSize, in.MaxSegmentSize)
+	var pieces []Piece
+	var total float64
+	var start time.Time
+	for i := 0; ; i++ {
+		f, err := frags.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		switch {
+		case errors.Is(err, errSegmentTooBig):
+			http.Error(w, fmt.Sprintf("a segment may have at most %d bytes", in.MaxSegmentSize), http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, fmt.Sprintf("%q, part %d: %v", file, i, err), http.StatusBadRequest)
+			return
+		case i == maxParts:
+			http.Error(w, fmt.Sprintf("%q has more than %d parts", file, maxParts), http.StatusBadRequest)
+			return
+		case f.duration > target+partSlack:
+			http.Error(w, fmt.Sprintf("%q, part %d lasts %.3f s, more than the part target %.3f s: the encoder's fragments (ffmpeg -frag_duration) must not be longer", file, i, f.duration, target), http.StatusBadRequest)
+			return
+		}
+		if i == 0 {
+			// A fragment is sent once coded: its first frame is as
+			// old as it is long.
+			start = time.Now().Add(-time.Duration(f.duration * float64(time.Second))).Truncate(time.Millisecond)
+		}
+		c, err := in.ImportPart(r.Context(), bytes.NewReader(f.data))
+		if err != nil {
+			in.importFailed(w, stream, "part", err)
+			return
+		}
+		a := Announcement{Stream: stream, Seq: seq, IsPart: true, Part: i, CID: c, Duration: f.duration, Ext: ".m4s",
+			Independent: f.independent, PartTarget: target, Map: initSeg, Discontinuity: disc && i == 0}
+		if err := in.Relay.Publish(r.Context(), a); err != nil {
+			in.Log.Error("announcing a live part", zap.String("stream", stream), zap.Error(err))
+			http.Error(w, "announcing the part failed", http.StatusInternalServerError)
+			return
+		}
+		pieces = append(pieces, Piece{CID: c, Size: uint64(len(f.data))})
+		total += f.duration
+	}
+	if len(pieces) == 0 {
+		http.Error(w, fmt.Sprintf("%q holds no fragment", file), http.StatusBadRequest)
+		return
+	}
+	c, err := in.Join(r.Context(), pieces)
+	if err != nil {
+		in.importFailed(w, stream, "segment", err)
+		return
+	}
+	a := Announcement{Stream: stream, Seq: seq, CID: c, Duration: total, Ext: ".m4s", PartTarget: target, Map: initSeg,
+		Discontinuity: disc, ProgramDateTime: start}
+	if err := in.Relay.Publish(r.Context(), a); err != nil {
+		in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
+		http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// partSlack is how much longer than the part target a part may be: the
+// rounding of its duration to the track's timescale.
+const partSlack = 0.0005
+
+// importFailed answers an upload whose import failed: 507 when the disk
+// is full.
+func (in *Ingest) importFailed(w http.ResponseWriter, stream, what string, err error) {
+	if errors.Is(err, ErrNoSpace) {
+		http.Error(w, err.Error(), http.StatusInsufficientStorage)
+		return
+	}
+	in.Log.Warn("importing a live "+what, zap.String("stream", stream), zap.Error(err))
+	http.Error(w, "importing the "+what+" failed", http.StatusInternalServerError)
 }
 
 // authorize returns 0 when r's bearer token may publish stream, or the
@@ -172,7 +384,7 @@ func (in *Ingest) publication(ctx context.Context, stream string) *publication {
 	}
 	p := in.pubs[stream]
 	if p == nil {
-		p = &publication{uploads: map[string]upload{}, lastEnc: -1, arrived: make(chan struct{})}
+		p = &publication{uploads: map[string]upload{}, lastEnc: -1, lastChunk: -1, arrived: make(chan struct{})}
 		in.pubs[stream] = p
 	}
 	in.mu.Unlock()
@@ -272,6 +484,10 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 		return
 	}
 	defer p.mu.Unlock()
+	if p.track != nil {
+		in.lowLatencyPlaylist(w, r, stream, p, pl)
+		return
+	}
 	if n := len(pl.entries); n > 0 && int64(pl.entries[n-1].seq) < p.lastEnc {
 		// The encoder's sequence went back: it restarted.
 		p.lastEnc, p.discont = int64(pl.entries[0].seq)-1, true
@@ -314,6 +530,35 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 			http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
 			return
 		}
+	}
+	if !p.ended && !in.finish(w, r, stream, p) {
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// lowLatencyPlaylist takes a low-latency encoder's playlist, whose
+// segments were announced as they arrived: it says only whether the
+// event has ended, which it does once no segment is being cut, or endWait
+// has passed. The caller holds p.mu.
+func (in *Ingest) lowLatencyPlaylist(w http.ResponseWriter, r *http.Request, stream string, p *publication, pl encoderPlaylist) {
+	if !pl.ended || p.ended {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	deadline := time.NewTimer(endWait)
+	defer deadline.Stop()
+	for waited := false; p.cutting > 0 && !p.ended && !waited; {
+		arrived := p.arrived
+		p.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-deadline.C:
+			waited = true
+		case <-r.Context().Done():
+			waited = true
+		}
+		p.mu.Lock()
 	}
 	if !p.ended && !in.finish(w, r, stream, p) {
 		return
@@ -408,6 +653,9 @@ func (in *Ingest) record(ctx context.Context, stream string, p *publication) err
 	entries := map[string]cid.Cid{"index.m3u8": pc}
 	for _, a := range segments {
 		entries[SegmentName(a)] = a.CID
+		if a.Map.Defined() {
+			entries[MapName(a.Map)] = a.Map
+		}
 	}
 	vod, err := in.Directory(ctx, entries)
 	if err != nil {

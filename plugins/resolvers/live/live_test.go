@@ -514,11 +514,30 @@ func TestLiveUnknownNamesJoinNothing(t *testing.T) {
 // wires it.
 func ingestOn(t *testing.T, n *node.Node, relay *live.Relay) string {
 	t.Helper()
-	in := &live.Ingest{
+	srv := httptest.NewServer(newIngest(t, n, relay))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/ingest/"
+}
+
+// newIngest is the ingest on relay, storing into n, as the pacman app
+// wires it.
+func newIngest(t *testing.T, n *node.Node, relay *live.Relay) *live.Ingest {
+	return &live.Ingest{
 		Relay: relay,
 		Import: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
 			return ingest.Import(ctx, n.DAG(), r)
 		},
+		ImportPart: func(ctx context.Context, r io.Reader) (cid.Cid, error) {
+			return ingest.Import(ctx, n.DAG(), r)
+		},
+		Join: func(ctx context.Context, parts []live.Piece) (cid.Cid, error) {
+			pieces := make([]ingest.Piece, len(parts))
+			for i, p := range parts {
+				pieces[i] = ingest.Piece{CID: p.CID, Size: p.Size}
+			}
+			return ingest.Concat(ctx, n.DAG(), pieces)
+		},
+		PartTarget: 333 * time.Millisecond,
 		Directory: func(ctx context.Context, entries map[string]cid.Cid) (cid.Cid, error) {
 			return ingest.Directory(ctx, n.DAG(), entries)
 		},
@@ -526,9 +545,6 @@ func ingestOn(t *testing.T, n *node.Node, relay *live.Relay) string {
 		MaxSegmentSize: 1 << 20,
 		Log:            testutil.Logger(t),
 	}
-	srv := httptest.NewServer(in)
-	t.Cleanup(srv.Close)
-	return srv.URL + "/ingest/"
 }
 
 // TestLiveReloadKeepsTheRecording: a reload builds a new ingest route on

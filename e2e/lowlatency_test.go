@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lowLatencyEncoder is the encoder command README gives for low latency:
+// ffmpeg's DASH muxer, coding 2 s segments in 0.32 s fragments (one part
+// each) and PUTting each fragment as soon as it is coded.
+func lowLatencyEncoder(ctx context.Context, t *testing.T, seconds int, url string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	enc := exec.CommandContext(ctx, need(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", strconv.Itoa(seconds),
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50",
+		"-f", "dash", "-ldash", "1", "-seg_duration", "2", "-frag_duration", "0.32", "-frag_type", "duration",
+		"-hls_playlist", "1", "-use_template", "1", "-use_timeline", "0",
+		"-method", "PUT", "-http_persistent", "1",
+		// The DASH muxer passes its HTTP options in -http_opts, not
+		// -headers; the colon in the header is escaped.
+		"-http_opts", "headers=Authorization\\: Bearer "+liveToken+"\r\n", url)
+	var out bytes.Buffer
+	enc.Stdout, enc.Stderr = &out, &out
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return enc, &out
+}
+
+// lowLatencyPair starts, from Caddyfiles, a publisher whose ingest takes
+// low-latency streams with 0.333 s parts and an edge that trusts it.
+func lowLatencyPair(t *testing.T) (pub, edge string) {
+	t.Helper()
+	pubDir, pubID := newDataDir(t)
+	edgeDir, _ := newDataDir(t)
+	pubP2P, pubHTTP, edgeP2P, edgeHTTP := freePort(t), freePort(t), freePort(t), freePort(t)
+	write := func(caddyfile string) string {
+		path := filepath.Join(t.TempDir(), "Caddyfile")
+		if err := os.WriteFile(path, []byte(caddyfile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	startCaddy(t, nil, "run", "--adapter", "caddyfile", "--config", write(fmt.Sprintf(`{
+	admin off
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/%d
+	}
+}
+http://127.0.0.1:%d {
+	pacman_live_ingest /ingest/* {
+		token %s
+		part_target 333ms
+	}
+	pacman {
+		resolve live /live/
+		resolve ipfs
+	}
+}
+`, pubDir, pubP2P, pubHTTP, liveToken)))
+	startCaddy(t, nil, "run", "--adapter", "caddyfile", "--config", write(fmt.Sprintf(`{
+	admin off
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/%d
+		peer /ip4/127.0.0.1/tcp/%d/p2p/%s
+		live_trust %s
+	}
+}
+http://127.0.0.1:%d {
+	pacman {
+		resolve live /live/
+		resolve ipfs
+	}
+}
+`, edgeDir, edgeP2P, pubP2P, pubID, pubID, edgeHTTP)))
+	pub, edge = fmt.Sprintf("http://127.0.0.1:%d", pubHTTP), fmt.Sprintf("http://127.0.0.1:%d", edgeHTTP)
+	waitHTTP(t, pub+"/ipfs/bafkqaaa")
+	waitHTTP(t, edge+"/ipfs/bafkqaaa")
+	return pub, edge
+}
+
+var (
+	partLine  = regexp.MustCompile(`(?m)^#EXT-X-PART:DURATION=([0-9.]+),URI="([0-9]+)\.([0-9]+)\.m4s"`)
+	wholeLine = regexp.MustCompile(`(?m)^([0-9]+)\.m4s$`)
+	mapLine   = regexp.MustCompile(`(?m)^#EXT-X-MAP:URI="([^"]+)"`)
+)
+
+// TestLowLatencyFFmpeg: ffmpeg's DASH muxer PUTs a low-latency event to a
+// publisher (Caddyfile: part_target 333ms). The edge lists each 0.32 s
+// part of a segment while the segment is still being coded, soon after
+// the publisher does; a blocking reload on _HLS_part returns once that
+// part is listed; every part, concatenated, is its segment byte for byte,
+// on the edge as on the publisher; the playlist has the tags RFC 8216bis
+// asks of a low-latency one; and ffmpeg plays the recording at the end.
+func TestLowLatencyFFmpeg(t *testing.T) {
+	ffmpeg := need(t, "ffmpeg")
+	pub, edge := lowLatencyPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	enc, encOut := lowLatencyEncoder(ctx, t, 12, pub+"/ingest/ev/manifest.mpd")
+
+	// Note when each playlist first lists each part and each segment.
+	var mu sync.Mutex
+	seen := map[string]map[string]time.Time{pub: {}, edge: {}}
+	partsBeforeWhole := 0
+	watch, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, base := range []string{pub, edge} {
+		wg.Go(func() {
+			for watch.Err() == nil {
+				if code, body, err := getBody(base + "/live/ev/index.m3u8"); err == nil && code == 200 {
+					now := time.Now()
+					whole := map[string]bool{}
+					for _, m := range wholeLine.FindAllStringSubmatch(string(body), -1) {
+						whole[m[1]] = true
+					}
+					mu.Lock()
+					for _, m := range partLine.FindAllStringSubmatch(string(body), -1) {
+						name := m[2] + "." + m[3]
+						if _, ok := seen[base][name]; !ok {
+							seen[base][name] = now
+							if base == edge && !whole[m[2]] {
+								partsBeforeWhole++
+							}
+						}
+					}
+					mu.Unlock()
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+
+	// A blocking reload for a part not listed yet returns once it is.
+	var playlist string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, body, _ := getBody(edge + "/live/ev/index.m3u8"); len(partLine.FindAllString(string(body), -1)) >= 3 {
+			playlist = string(body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge listed no parts within 30 s; encoder said:\n%s", encOut)
+		}
+	}
+	for _, tag := range []string{"#EXT-X-VERSION:6\n", "#EXT-X-PART-INF:PART-TARGET=0.333\n",
+		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.999\n", "#EXT-X-PRELOAD-HINT:TYPE=PART,URI="} {
+		if !strings.Contains(playlist, tag) {
+			t.Errorf("the edge's playlist lacks %q:\n%s", tag, playlist)
+		}
+	}
+	parts := partLine.FindAllStringSubmatch(playlist, -1)
+	last := parts[len(parts)-1]
+	seq, _ := strconv.Atoi(last[2])
+	n, _ := strconv.Atoi(last[3])
+	asked := time.Now()
+	code, body, err := getBody(fmt.Sprintf("%s/live/ev/index.m3u8?_HLS_msn=%d&_HLS_part=%d", edge, seq, n+1))
+	held := time.Since(asked)
+	if err != nil || code != 200 {
+		t.Fatalf("blocking reload: %d %v", code, err)
+	}
+	next := regexp.MustCompile(fmt.Sprintf(`URI="(%d\.%d|%d\.0)\.m4s"`, seq, n+1, seq+1))
+	if !next.Match(body) {
+		t.Errorf("a reload for part %d.%d returned without it:\n%s", seq, n+1, body)
+	}
+	if held > 2*time.Second {
+		t.Errorf("a reload for the next part was held %v; parts are 0.32 s", held)
+	}
+
+	if err := enc.Wait(); err != nil {
+		t.Fatalf("encoder: %v\n%s", err, encOut)
+	}
+	stopWatch()
+	wg.Wait()
+
+	// Every part and segment through the edge, against the publisher's.
+	_, final, _ := getBody(edge + "/live/ev/index.m3u8")
+	if !strings.Contains(string(final), "#EXT-X-ENDLIST") {
+		t.Fatalf("the event did not end:\n%s", final)
+	}
+	m := mapLine.FindStringSubmatch(string(final))
+	if m == nil {
+		t.Fatalf("no EXT-X-MAP in the recording's playlist:\n%s", final)
+	}
+	segs := wholeLine.FindAllStringSubmatch(string(final), -1)
+	if len(segs) < 5 {
+		t.Fatalf("%d segments for 12 s of 2 s segments:\n%s", len(segs), final)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var lags []time.Duration
+	for name, at := range seen[edge] {
+		if p, ok := seen[pub][name]; ok {
+			lags = append(lags, at.Sub(p))
+		}
+	}
+	for name := range seen[pub] {
+		if _, ok := seen[edge][name]; !ok {
+			t.Errorf("the publisher listed part %s, the edge never did", name)
+		}
+		s, p, _ := strings.Cut(name, ".")
+		code, part, err := getBody(edge + "/live/ev/" + s + "." + p + ".m4s")
+		if err != nil || code != 200 {
+			t.Errorf("part %s from the edge: %d %v", name, code, err)
+		}
+		_, fromPub, _ := getBody(pub + "/live/ev/" + s + "." + p + ".m4s")
+		if !bytes.Equal(part, fromPub) {
+			t.Errorf("part %s differs between edge and publisher", name)
+		}
+	}
+	slices.Sort(lags)
+	t.Logf("%d parts; the edge listed %d of them before their segment was whole; edge after publisher p50 %v, max %v",
+		len(seen[pub]), partsBeforeWhole, lags[len(lags)/2], lags[len(lags)-1])
+	if partsBeforeWhole == 0 {
+		t.Error("the edge never listed a part before its segment was whole")
+	}
+	if p50 := lags[len(lags)/2]; p50 > 500*time.Millisecond {
+		t.Errorf("the edge lists parts %v after the publisher (p50); parts last 0.32 s", p50)
+	}
+	// A segment is its parts, in order: those the publisher listed of
+	// the first whole segment it still lists parts of are all of it.
+	for _, sm := range segs[1 : len(segs)-1] {
+		var joined []byte
+		for i := 0; ; i++ {
+			code, part, _ := getBody(fmt.Sprintf("%s/live/ev/%s.%d.m4s", edge, sm[1], i))
+			if code != 200 {
+				break
+			}
+			joined = append(joined, part...)
+		}
+		code, whole, _ := getBody(edge + "/live/ev/" + sm[1] + ".m4s")
+		_, fromPub, _ := getBody(pub + "/live/ev/" + sm[1] + ".m4s")
+		if code != 200 || !bytes.Equal(whole, fromPub) {
+			t.Errorf("segment %s: %d, or it differs from the publisher's", sm[1], code)
+		}
+		if len(joined) > 0 && !bytes.Equal(joined, whole) {
+			t.Errorf("segment %s is not its parts (%d bytes of parts, %d of segment)", sm[1], len(joined), len(whole))
+		}
+	}
+	out := run(t, 60*time.Second, ffmpeg, "-hide_banner", "-loglevel", "error", "-i", edge+"/live/ev/index.m3u8", "-f", "null", "-")
+	if out != "" {
+		t.Errorf("ffmpeg playing the recording from the edge said: %s", out)
+	}
+}
