@@ -566,8 +566,11 @@ func (r *Relay) Publish(ctx context.Context, a Announcement) error {
 	if err := publish(ctx, f.topic, f.joined, data); err != nil {
 		return fmt.Errorf("announcing segment %d of %s: %w", a.Seq, a.Stream, err)
 	}
-	if a.IsPart {
-		return nil // the directory names streams; their segments do
+	if a.IsPart && a.Part > 0 {
+		// The directory tells edges a stream is on; a segment's first
+		// part does, so an edge follows a low-latency stream from its
+		// first part, not its first whole segment.
+		return nil
 	}
 	if err := publish(ctx, r.dir, dirJoined, data); err != nil {
 		return fmt.Errorf("announcing %s in the directory: %w", a.Stream, err)
