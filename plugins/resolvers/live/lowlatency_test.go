@@ -3,6 +3,8 @@ package live_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -148,4 +150,69 @@ func TestAPartNeverUploadedIsNotListed(t *testing.T) {
 	if held := time.Since(start); held > 15*time.Second {
 		t.Errorf("held %v", held)
 	}
+}
+
+// TestEdgeFollowsFromTheFirstPart: an edge that has never heard of a
+// stream serves its first part while the encoder is still uploading the
+// first segment: the part's announcement reaches it through the stream
+// directory. (An edge that learned of the stream from its first whole
+// segment missed the parts before it.)
+func TestEdgeFollowsFromTheFirstPart(t *testing.T) {
+	b := newBed(t)
+	init, seg := cmafFixtures(t)
+	if got := b.put(t, "all", "first/init-stream0.m4s", init); got != http.StatusCreated {
+		t.Fatalf("init: %d", got)
+	}
+	// The first fragment: the boxes up to and with the first mdat.
+	first := 0
+	for {
+		size := int(binary.BigEndian.Uint32(seg[first:]))
+		typ := string(seg[first+4 : first+8])
+		first += size
+		if typ == "mdat" {
+			break
+		}
+	}
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPut, b.ingest+"first/chunk-stream0-00001.m4s", pr)
+	req.Header.Set("Authorization", "Bearer all")
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	if _, err := pw.Write(seg[:first]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := get(t, b.gateway+"/live/first/0.0.m4s")
+		if resp.StatusCode == 200 {
+			if !bytes.Equal(body, seg[:first]) {
+				t.Fatal("the first part is not the encoder's first fragment")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			pw.CloseWithError(errors.New("test failed"))
+			t.Fatalf("the edge never served the first part while the segment was uploading: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, _ := get(t, b.gateway+"/live/first/0.m4s"); resp.StatusCode == 200 {
+		t.Fatal("the segment is whole before the encoder sent it")
+	}
+	if _, err := pw.Write(seg[first:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-done; code != http.StatusCreated {
+		t.Fatalf("segment: %d", code)
+	}
+	b.waitListed(t, "first", "0.m4s")
 }
