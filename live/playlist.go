@@ -36,6 +36,13 @@ type lowLatency struct {
 	next uint64
 }
 
+// minPartHoldBack is the least PART-HOLD-BACK, in seconds. At three parts
+// of 0.333 s, 1 s, hls.js in Chromium stalled in one of three 25 s runs
+// through an edge (on two cores that also ran the encoder and both
+// players): it plays as close to live as the hold-back lets it, with
+// under a second of media buffered.
+const minPartHoldBack = 1.5
+
 // partsKept is how many target durations from the end segments list
 // their parts: RFC 8216bis §4.4.4.9 asks for at least the last three.
 const partsKept = 3
@@ -59,8 +66,9 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 	switch {
 	case ll != nil:
 		// §4.4.3.8: PART-HOLD-BACK at least twice the part target;
-		// three times, as Apple recommends, rides out one late part.
-		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n", partsKept*ll.partTarget)
+		// three times, as Apple recommends, rides out one late part,
+		// and never less than minPartHoldBack.
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n", max(partsKept*ll.partTarget, minPartHoldBack))
 		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%.3f\n", ll.partTarget)
 	case kind == kindLive || kind == kindEvent:
 		// RFC 8216bis §4.4.3.8: a blocking reload (_HLS_msn) is held
