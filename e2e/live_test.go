@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"regexp"
@@ -232,25 +233,7 @@ func TestLiveChromium(t *testing.T) {
 			t.Fatalf("no 3 segments listed within 30 s; encoder said:\n%s", encOut)
 		}
 	}
-	page := func(u string) string { return site.URL + "/?hls=" + url.QueryEscape(u+"/live/ev/index.m3u8") }
-	out := run(t, 90*time.Second, node, "player/live.mjs", "20", page(edge.URL), page(pub.URL))
-	var res []struct {
-		Errors  []string
-		Latency []float64
-		Stalls  int
-		Played  float64
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil || len(res) != 2 {
-		t.Fatalf("player output %q: %v", out, err)
-	}
-	median := func(xs []float64) float64 {
-		if len(xs) == 0 {
-			return -1
-		}
-		s := slices.Clone(xs)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
+	res := watchLive(t, node, site, 20, edge.URL, pub.URL)
 	for i, who := range []string{"edge", "publisher"} {
 		r := res[i]
 		t.Logf("%s: played %.1f s, %d stalls, behind live p50 %.2f s (samples %v)", who, r.Played, r.Stalls, median(r.Latency), r.Latency)
@@ -272,6 +255,41 @@ func TestLiveChromium(t *testing.T) {
 	}
 	cancel()
 	<-encoded
+}
+
+// viewer is what player/live.mjs reports of one page: how far behind live
+// it played, once a second, in seconds, its stalls and how long it played.
+type viewer struct {
+	Errors  []string
+	Latency []float64
+	Stalls  int
+	Played  float64
+}
+
+// watchLive plays /live/ev/index.m3u8 of each base URL side by side in
+// Chromium, on site's player page, for seconds.
+func watchLive(t *testing.T, node string, site *httptest.Server, seconds int, bases ...string) []viewer {
+	t.Helper()
+	args := []string{"player/live.mjs", strconv.Itoa(seconds)}
+	for _, u := range bases {
+		args = append(args, site.URL+"/?hls="+url.QueryEscape(u+"/live/ev/index.m3u8"))
+	}
+	out := run(t, 90*time.Second, node, args...)
+	var res []viewer
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil || len(res) != len(bases) {
+		t.Fatalf("player output %q: %v", out, err)
+	}
+	return res
+}
+
+// median returns the median of xs, or -1 if it is empty.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return -1
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // TestLivePublisherKill9: a publisher run by `caddy run` is killed with

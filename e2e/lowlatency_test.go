@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,25 +337,7 @@ func lowLatencyViewers(t *testing.T, node, partTarget, frag string) (edge, pub f
 			t.Fatalf("no 2 segments listed within 30 s; encoder said:\n%s", encOut)
 		}
 	}
-	page := func(u string) string { return site.URL + "/?hls=" + url.QueryEscape(u+"/live/ev/index.m3u8") }
-	out := run(t, 90*time.Second, node, "player/live.mjs", "25", page(edgeURL), page(pubURL))
-	var res []struct {
-		Errors  []string
-		Latency []float64
-		Stalls  int
-		Played  float64
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil || len(res) != 2 {
-		t.Fatalf("player output %q: %v", out, err)
-	}
-	median := func(xs []float64) float64 {
-		if len(xs) == 0 {
-			return -1
-		}
-		s := slices.Clone(xs)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
+	res := watchLive(t, node, site, 25, edgeURL, pubURL)
 	settled := func(xs []float64) []float64 { return xs[max(0, len(xs)-12):] }
 	for i, who := range []string{"edge", "publisher"} {
 		r := res[i]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/pacman-cdn/pacman/live/cmaf"
 	"go.uber.org/zap"
 )
 
@@ -117,7 +118,7 @@ type publication struct {
 
 	// A low-latency stream's: its track, init segment, the encoder's
 	// last segment number taken, and how many segments are being cut.
-	track     *track
+	track     *cmaf.Track
 	initSeg   cid.Cid
 	lastChunk int64
 	cutting   int
@@ -216,17 +217,11 @@ func (in *Ingest) lowLatency(w http.ResponseWriter, r *http.Request, stream, fil
 
 // initSegment takes a low-latency stream's init segment.
 func (in *Ingest) initSegment(w http.ResponseWriter, r *http.Request, stream string) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInitSize))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		http.Error(w, fmt.Sprintf("an init segment may have at most %d bytes", maxInitSize), http.StatusRequestEntityTooLarge)
-		return
-	case err != nil:
-		http.Error(w, "reading the init segment: "+err.Error(), http.StatusBadRequest)
+	data, ok := readBody(w, r, maxInitSize, "an init segment")
+	if !ok {
 		return
 	}
-	tr, err := parseInit(data)
+	tr, err := cmaf.ParseInit(data)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -281,17 +276,17 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 		p.mu.Unlock()
 	}()
 	target := in.PartTarget.Seconds()
-	frags := newFragmentReader(r.Body, tr, in.MaxSegmentSize, in.MaxSegmentSize)
+	frags := cmaf.NewReader(r.Body, tr, in.MaxSegmentSize, in.MaxSegmentSize)
 	var pieces []Piece
 	var total float64
 	var start time.Time
 	for i := 0; ; i++ {
-		f, err := frags.next()
+		f, err := frags.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		switch {
-		case errors.Is(err, errSegmentTooBig):
+		case errors.Is(err, cmaf.ErrTooBig):
 			http.Error(w, fmt.Sprintf("a segment may have at most %d bytes", in.MaxSegmentSize), http.StatusRequestEntityTooLarge)
 			return
 		case err != nil:
@@ -300,29 +295,29 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 		case i == maxParts:
 			http.Error(w, fmt.Sprintf("%q has more than %d parts", file, maxParts), http.StatusBadRequest)
 			return
-		case f.duration > target+partSlack:
-			http.Error(w, fmt.Sprintf("%q, part %d lasts %.3f s, more than the part target %.3f s: the encoder's fragments (ffmpeg -frag_duration) must not be longer", file, i, f.duration, target), http.StatusBadRequest)
+		case f.Duration > target+partSlack:
+			http.Error(w, fmt.Sprintf("%q, part %d lasts %.3f s, more than the part target %.3f s: the encoder's fragments (ffmpeg -frag_duration) must not be longer", file, i, f.Duration, target), http.StatusBadRequest)
 			return
 		}
 		if i == 0 {
 			// A fragment is sent once coded: its first frame is as
 			// old as it is long.
-			start = time.Now().Add(-time.Duration(f.duration * float64(time.Second))).Truncate(time.Millisecond)
+			start = time.Now().Add(-time.Duration(f.Duration * float64(time.Second))).Truncate(time.Millisecond)
 		}
-		c, err := in.ImportPart(r.Context(), bytes.NewReader(f.data))
+		c, err := in.ImportPart(r.Context(), bytes.NewReader(f.Data))
 		if err != nil {
 			in.importFailed(w, stream, "part", err)
 			return
 		}
-		a := Announcement{Stream: stream, Seq: seq, IsPart: true, Part: i, CID: c, Duration: f.duration, Ext: ".m4s",
-			Independent: f.independent, PartTarget: target, Map: initSeg, Discontinuity: disc && i == 0}
+		a := Announcement{Stream: stream, Seq: seq, IsPart: true, Part: i, CID: c, Duration: f.Duration, Ext: ".m4s",
+			Independent: f.Independent, PartTarget: target, Map: initSeg, Discontinuity: disc && i == 0}
 		if err := in.Relay.Publish(r.Context(), a); err != nil {
 			in.Log.Error("announcing a live part", zap.String("stream", stream), zap.Error(err))
 			http.Error(w, "announcing the part failed", http.StatusInternalServerError)
 			return
 		}
-		pieces = append(pieces, Piece{CID: c, Size: uint64(len(f.data))})
-		total += f.duration
+		pieces = append(pieces, Piece{CID: c, Size: uint64(len(f.Data))})
+		total += f.Duration
 	}
 	if len(pieces) == 0 {
 		http.Error(w, fmt.Sprintf("%q holds no fragment", file), http.StatusBadRequest)
@@ -431,12 +426,8 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 	case errors.As(err, &tooBig):
 		http.Error(w, fmt.Sprintf("a segment may have at most %d bytes", in.MaxSegmentSize), http.StatusRequestEntityTooLarge)
 		return
-	case errors.Is(err, ErrNoSpace):
-		http.Error(w, err.Error(), http.StatusInsufficientStorage)
-		return
 	case err != nil:
-		in.Log.Warn("importing a live segment", zap.String("stream", stream), zap.String("file", file), zap.Error(err))
-		http.Error(w, "importing the segment failed", http.StatusInternalServerError)
+		in.importFailed(w, stream, "segment "+file, err)
 		return
 	}
 	p, ok = in.live(w, r, stream)
@@ -462,16 +453,26 @@ func (in *Ingest) segment(w http.ResponseWriter, r *http.Request, stream, file s
 	w.WriteHeader(http.StatusCreated)
 }
 
-// playlist announces the segments an encoder's playlist lists anew.
-func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPlaylistSize))
+// readBody reads r's body, what of at most limit bytes, or answers 413 or
+// 400 and reports false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, what string) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		http.Error(w, fmt.Sprintf("a playlist may have at most %d bytes", maxPlaylistSize), http.StatusRequestEntityTooLarge)
-		return
+		http.Error(w, fmt.Sprintf("%s may have at most %d bytes", what, limit), http.StatusRequestEntityTooLarge)
+		return nil, false
 	case err != nil:
-		http.Error(w, "reading the playlist: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("reading %s: %v", what, err), http.StatusBadRequest)
+		return nil, false
+	}
+	return data, true
+}
+
+// playlist announces the segments an encoder's playlist lists anew.
+func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string) {
+	data, ok := readBody(w, r, maxPlaylistSize, "a playlist")
+	if !ok {
 		return
 	}
 	pl, err := parseEncoderPlaylist(data)

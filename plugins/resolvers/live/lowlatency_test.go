@@ -21,14 +21,14 @@ import (
 )
 
 // cmafFixtures are ffmpeg's DASH muxer output, 0.32 s fragments of 2 s
-// segments (see package live's testdata).
+// segments (see package cmaf's testdata).
 func cmafFixtures(t *testing.T) (init, seg []byte) {
 	t.Helper()
-	init, err := os.ReadFile("../../../live/testdata/init.m4s")
+	init, err := os.ReadFile("../../../live/cmaf/testdata/init.m4s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg, err = os.ReadFile("../../../live/testdata/chunk.m4s")
+	seg, err = os.ReadFile("../../../live/cmaf/testdata/chunk.m4s")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,12 @@
-package live
+// Package cmaf cuts CMAF (fragmented MP4) segments into their fragments as
+// they arrive, and times each from its track run and the init segment.
+//
+// A CMAF segment is a run of fragments, each a moof box and the mdat it
+// describes, after an optional styp. An encoder writing low-latency output
+// (ffmpeg's DASH muxer with -frag_duration) sends each fragment as soon as
+// it is coded, so a publisher can cut the upload into parts (LL-HLS
+// EXT-X-PART) at moof boundaries as the bytes arrive.
+package cmaf
 
 import (
 	"bufio"
@@ -8,29 +16,22 @@ import (
 	"io"
 )
 
-// A CMAF (fragmented MP4) segment is a run of fragments, each a moof box
-// and the mdat it describes, after an optional styp. An encoder writing
-// low-latency output (ffmpeg's DASH muxer with -frag_duration) sends each
-// fragment as soon as it is coded, so the publisher cuts the upload into
-// parts (LL-HLS EXT-X-PART) at moof boundaries as the bytes arrive, and
-// times each part from its track run and the init segment's timescale.
-
 // maxBoxHeader is the most a box header takes: size, type and a 64-bit
 // size.
 const maxBoxHeader = 16
 
-// track is what an init segment says of the one track a CMAF segment
+// Track is what an init segment says of the one track a CMAF segment
 // carries: its timescale and its default sample duration (trex).
-type track struct {
+type Track struct {
 	timescale       uint32
 	defaultDuration uint32
 }
 
-// parseInit reads an fMP4 init segment (ftyp, moov) for its track's
+// ParseInit reads an fMP4 init segment (ftyp, moov) for its track's
 // timescale and default sample duration. Only single-track segments are
 // taken, as CMAF requires: each rendition is its own stream.
-func parseInit(data []byte) (track, error) {
-	var t track
+func ParseInit(data []byte) (Track, error) {
+	var t Track
 	moov, err := child(data, "moov")
 	if err != nil {
 		return t, fmt.Errorf("init segment: %w", err)
@@ -135,39 +136,42 @@ func boxHeader(b []byte) (size uint64, hdr int, typ string, err error) {
 	return size, hdr, typ, nil
 }
 
-// fragment is one part as cut from an upload: its bytes (the moof, its
-// mdat and any boxes before them), its length in seconds, and whether it
-// starts with a sync sample, so a player may start decoding there.
-type fragment struct {
-	data        []byte
-	duration    float64
-	independent bool
+// Fragment is one fragment as cut from a segment: its bytes (the moof,
+// its mdat and any boxes before them), its length in seconds, and whether
+// it starts with a sync sample, where a player may start decoding.
+type Fragment struct {
+	Data        []byte
+	Duration    float64
+	Independent bool
 }
 
-// fragmentReader cuts a CMAF segment, read as it arrives, into fragments.
-type fragmentReader struct {
+// Reader cuts a CMAF segment, read as it arrives, into fragments.
+type Reader struct {
 	r     *bufio.Reader
-	track track
+	track Track
 	max   int64 // the most bytes one fragment may have
 	read  int64 // bytes of the segment read so far
 	limit int64 // the most bytes the segment may have
 }
 
-func newFragmentReader(r io.Reader, t track, maxFragment, maxSegment int64) *fragmentReader {
-	return &fragmentReader{r: bufio.NewReaderSize(r, 64<<10), track: t, max: maxFragment, limit: maxSegment}
+// NewReader returns a Reader of the segment r of track t, refusing a
+// fragment of more than maxFragment bytes and a segment of more than
+// maxSegment (ErrTooBig).
+func NewReader(r io.Reader, t Track, maxFragment, maxSegment int64) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), track: t, max: maxFragment, limit: maxSegment}
 }
 
-// errSegmentTooBig says an upload passed the segment size limit.
-var errSegmentTooBig = errors.New("segment too big")
+// ErrTooBig says a segment passed its size limit.
+var ErrTooBig = errors.New("segment too big")
 
-// next returns the next fragment, or io.EOF after the last.
-func (f *fragmentReader) next() (fragment, error) {
-	var frag fragment
+// Next returns the next fragment, or io.EOF after the last.
+func (f *Reader) Next() (Fragment, error) {
+	var frag Fragment
 	var moof []byte
 	for {
 		hdr, err := f.r.Peek(8)
 		if len(hdr) == 0 && errors.Is(err, io.EOF) {
-			if len(frag.data) > 0 {
+			if len(frag.Data) > 0 {
 				return frag, errors.New("the segment ends inside a fragment (no mdat after its moof)")
 			}
 			return frag, io.EOF
@@ -184,15 +188,15 @@ func (f *fragmentReader) next() (fragment, error) {
 		if err != nil {
 			return frag, err
 		}
-		if int64(len(frag.data))+int64(size) > f.max {
+		if int64(len(frag.Data))+int64(size) > f.max {
 			return frag, fmt.Errorf("a fragment of more than %d bytes", f.max)
 		}
 		if f.read+int64(size) > f.limit {
-			return frag, errSegmentTooBig
+			return frag, ErrTooBig
 		}
-		start := len(frag.data)
-		frag.data = append(frag.data, make([]byte, size)...)
-		if _, err := io.ReadFull(f.r, frag.data[start:]); err != nil {
+		start := len(frag.Data)
+		frag.Data = append(frag.Data, make([]byte, size)...)
+		if _, err := io.ReadFull(f.r, frag.Data[start:]); err != nil {
 			return frag, fmt.Errorf("reading a %s box: %w", typ, err)
 		}
 		f.read += int64(size)
@@ -201,12 +205,12 @@ func (f *fragmentReader) next() (fragment, error) {
 			if moof != nil {
 				return frag, errors.New("two moof boxes without an mdat between them")
 			}
-			moof = frag.data[start+8 : start+int(size)]
+			moof = frag.Data[start+8 : start+int(size)]
 		case "mdat":
 			if moof == nil {
 				return frag, errors.New("an mdat box before any moof")
 			}
-			frag.duration, frag.independent, err = f.track.timing(moof)
+			frag.Duration, frag.Independent, err = f.track.timing(moof)
 			return frag, err
 		}
 	}
@@ -214,7 +218,7 @@ func (f *fragmentReader) next() (fragment, error) {
 
 // timing returns the length in seconds of the samples a moof describes and
 // whether the first is a sync sample.
-func (t track) timing(moof []byte) (float64, bool, error) {
+func (t Track) timing(moof []byte) (float64, bool, error) {
 	traf, err := child(moof, "traf")
 	if err != nil {
 		return 0, false, fmt.Errorf("moof: %w", err)

@@ -1,4 +1,4 @@
-package live
+package cmaf
 
 import (
 	"bytes"
@@ -33,17 +33,17 @@ func cmafFixtures(t *testing.T) (init, seg []byte) {
 // sync sample.
 func TestFragmentsOfAnEncodersSegment(t *testing.T) {
 	init, seg := cmafFixtures(t)
-	tr, err := parseInit(init)
+	tr, err := ParseInit(init)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tr.timescale != 12800 {
 		t.Errorf("timescale %d; ffmpeg writes 12800 for 25 fps", tr.timescale)
 	}
-	fr := newFragmentReader(bytes.NewReader(seg), tr, 1<<20, 1<<20)
-	var got []fragment
+	fr := NewReader(bytes.NewReader(seg), tr, 1<<20, 1<<20)
+	var got []Fragment
 	for {
-		f, err := fr.next()
+		f, err := fr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -58,13 +58,13 @@ func TestFragmentsOfAnEncodersSegment(t *testing.T) {
 	}
 	var joined []byte
 	for i, f := range got {
-		if math.Abs(f.duration-want[i]) > 1e-9 {
-			t.Errorf("fragment %d lasts %v s; want %v", i, f.duration, want[i])
+		if math.Abs(f.Duration-want[i]) > 1e-9 {
+			t.Errorf("fragment %d lasts %v s; want %v", i, f.Duration, want[i])
 		}
-		if f.independent != (i == 0) {
-			t.Errorf("fragment %d independent %v", i, f.independent)
+		if f.Independent != (i == 0) {
+			t.Errorf("fragment %d independent %v", i, f.Independent)
 		}
-		joined = append(joined, f.data...)
+		joined = append(joined, f.Data...)
 	}
 	if !bytes.Equal(joined, seg) {
 		t.Error("the fragments are not the segment")
@@ -75,7 +75,7 @@ func TestFragmentsOfAnEncodersSegment(t *testing.T) {
 // pairs, or is larger than allowed, is refused with a reason.
 func TestFragmentReaderRefusesBadSegments(t *testing.T) {
 	init, seg := cmafFixtures(t)
-	tr, err := parseInit(init)
+	tr, err := ParseInit(init)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,16 +93,16 @@ func TestFragmentReaderRefusesBadSegments(t *testing.T) {
 		{"fragment too big", seg, 1000, 1 << 20, "a fragment of more than 1000 bytes"},
 		{"segment too big", seg, 1 << 20, 10000, "segment too big"},
 	} {
-		fr := newFragmentReader(bytes.NewReader(c.data), tr, c.frag, c.limit)
+		fr := NewReader(bytes.NewReader(c.data), tr, c.frag, c.limit)
 		var err error
 		for err == nil {
-			_, err = fr.next()
+			_, err = fr.Next()
 		}
 		if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), c.contains) {
 			t.Errorf("%s: %v; want an error saying %q", c.name, err, c.contains)
 		}
 	}
-	if _, err := parseInit(seg); err == nil {
+	if _, err := ParseInit(seg); err == nil {
 		t.Error("a media segment was taken for an init segment")
 	}
 }
