@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,6 +139,7 @@ func TestLowLatencyFFmpeg(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]map[string]time.Time{pub: {}, edge: {}}
 	partsBeforeWhole := 0
+	violations := map[string]string{} // a rule broken, and a playlist that broke it
 	watch, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, base := range []string{pub, edge} {
@@ -145,11 +147,15 @@ func TestLowLatencyFFmpeg(t *testing.T) {
 			for watch.Err() == nil {
 				if code, body, err := getBody(base + "/live/ev/index.m3u8"); err == nil && code == 200 {
 					now := time.Now()
+					broken := llhlsViolations(string(body))
 					whole := map[string]bool{}
 					for _, m := range wholeLine.FindAllStringSubmatch(string(body), -1) {
 						whole[m[1]] = true
 					}
 					mu.Lock()
+					for _, rule := range broken {
+						violations[rule] = string(body)
+					}
 					for _, m := range partLine.FindAllStringSubmatch(string(body), -1) {
 						name := m[2] + "." + m[3]
 						if _, ok := seen[base][name]; !ok {
@@ -228,6 +234,9 @@ func TestLowLatencyFFmpeg(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	for rule, body := range violations {
+		t.Errorf("a live playlist breaks %s:\n%s", rule, body)
+	}
 	var lags []time.Duration
 	for name, at := range seen[edge] {
 		if p, ok := seen[pub][name]; ok {
@@ -356,4 +365,141 @@ func lowLatencyViewers(t *testing.T, node, partTarget, frag string) (edge, pub f
 		}
 	}
 	return median(settled(res[0].Latency)), median(settled(res[1].Latency))
+}
+
+// llhlsViolations checks a low-latency media playlist against the rules of
+// RFC 8216bis (draft 16) it quotes, and returns the rules it breaks.
+func llhlsViolations(playlist string) []string {
+	var bad []string
+	breaks := func(rule string) { bad = append(bad, rule) }
+	lines := strings.Split(strings.TrimSpace(playlist), "\n")
+	attr := func(line, name string) (float64, bool) {
+		for _, kv := range strings.Split(line[strings.Index(line, ":")+1:], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+				f, err := strconv.ParseFloat(strings.Trim(v, `"`), 64)
+				return f, err == nil
+			}
+		}
+		return 0, false
+	}
+	if len(lines) == 0 || lines[0] != "#EXTM3U" {
+		breaks("§4.4.1.1: the first line is #EXTM3U")
+		return bad
+	}
+	var target, partTarget, holdBack float64
+	var haveTarget, havePartInf, haveMap, haveHint, blocking bool
+	segs, partsSinceSeg := 0, 0
+	var durations []float64 // of the segments, in order
+	lastPartLine, hintLine := -1, -1
+	for i, l := range lines {
+		tag, _, _ := strings.Cut(l, ":")
+		switch tag {
+		case "#EXT-X-TARGETDURATION":
+			target, haveTarget = attrInt(l)
+		case "#EXT-X-PART-INF":
+			partTarget, havePartInf = attr(l, "PART-TARGET")
+		case "#EXT-X-SERVER-CONTROL":
+			holdBack, _ = attr(l, "PART-HOLD-BACK")
+			blocking = strings.Contains(l, "CAN-BLOCK-RELOAD=YES")
+		case "#EXT-X-MAP":
+			if segs == 0 && partsSinceSeg == 0 {
+				haveMap = true
+			}
+		case "#EXT-X-PART":
+			d, ok := attr(l, "DURATION")
+			if !ok || !strings.Contains(l, `URI="`) {
+				breaks("§4.4.4.9: EXT-X-PART has DURATION and URI: " + l)
+			}
+			if havePartInf && d > partTarget {
+				breaks(fmt.Sprintf("§4.4.4.9: a part's duration (%.5f) is at most the PART-TARGET (%.3f)", d, partTarget))
+			}
+			partsSinceSeg++
+			lastPartLine = i
+		case "#EXT-X-PRELOAD-HINT":
+			haveHint = true
+			hintLine = i
+			if !strings.Contains(l, "TYPE=PART") || !strings.Contains(l, `URI="`) {
+				breaks("§4.4.5.3: EXT-X-PRELOAD-HINT has TYPE and URI: " + l)
+			}
+		case "#EXTINF":
+			d, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(l, "#EXTINF:"), ","), 64)
+			if err != nil {
+				breaks("§4.4.4.1: EXTINF is a duration: " + l)
+			}
+			durations = append(durations, d)
+		default:
+			if !strings.HasPrefix(l, "#") && l != "" {
+				segs++
+				partsSinceSeg = 0
+			}
+		}
+	}
+	if !haveTarget {
+		breaks("§4.4.3.1: EXT-X-TARGETDURATION is required")
+	}
+	for _, d := range durations {
+		if math.Round(d) > target {
+			breaks(fmt.Sprintf("§4.4.3.1: a segment's duration (%.3f), rounded, is at most the target duration (%v)", d, target))
+		}
+	}
+	if lastPartLine >= 0 && !havePartInf {
+		breaks("§4.4.3.7: EXT-X-PART-INF is required when the playlist has EXT-X-PART")
+	}
+	if havePartInf && (holdBack < 2*partTarget) {
+		breaks(fmt.Sprintf("§4.4.3.8: PART-HOLD-BACK (%.3f) is at least twice the PART-TARGET (%.3f)", holdBack, partTarget))
+	}
+	if havePartInf && !blocking {
+		breaks("§6.2.5.2: a server offering parts supports blocking reload (CAN-BLOCK-RELOAD=YES)")
+	}
+	if !haveMap {
+		breaks("§4.4.4.5: fMP4 segments need an EXT-X-MAP before the first segment")
+	}
+	if havePartInf && (!haveHint || hintLine < lastPartLine) {
+		breaks("§4.4.5.3: a live low-latency playlist ends with a preload hint for the next part, after the last part")
+	}
+	// Parts are listed for the last segments: §4.4.4.9 asks for the
+	// segments of at least the last three target durations; parts of
+	// older segments may be dropped, not added back.
+	return bad
+}
+
+// attrInt reads the integer value of a tag such as EXT-X-TARGETDURATION.
+func attrInt(line string) (float64, bool) {
+	_, v, _ := strings.Cut(line, ":")
+	n, err := strconv.Atoi(v)
+	return float64(n), err == nil
+}
+
+// TestLLHLSRulesCatchBreaks: the playlist rules the low-latency tests
+// apply pass a playlist that keeps them and catch each break.
+func TestLLHLSRulesCatchBreaks(t *testing.T) {
+	good := `#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500
+#EXT-X-PART-INF:PART-TARGET=0.333
+#EXT-X-MEDIA-SEQUENCE:4
+#EXT-X-MAP:URI="init-x.mp4"
+#EXT-X-PART:DURATION=0.32000,URI="4.0.m4s",INDEPENDENT=YES
+#EXTINF:2.000,
+4.m4s
+#EXT-X-PART:DURATION=0.32000,URI="5.0.m4s",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="5.1.m4s"
+`
+	if v := llhlsViolations(good); len(v) > 0 {
+		t.Fatalf("a good playlist breaks %v", v)
+	}
+	for _, c := range []struct{ old, new, rule string }{
+		{"DURATION=0.32000,URI=\"5.0", "DURATION=0.40000,URI=\"5.0", "at most the PART-TARGET"},
+		{"PART-HOLD-BACK=1.500", "PART-HOLD-BACK=0.500", "at least twice"},
+		{"#EXT-X-MAP:URI=\"init-x.mp4\"\n", "", "EXT-X-MAP"},
+		{"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"5.1.m4s\"\n", "", "preload hint"},
+		{"#EXTINF:2.000,", "#EXTINF:2.600,", "target duration"},
+		{"CAN-BLOCK-RELOAD=YES,", "", "blocking reload"},
+	} {
+		v := llhlsViolations(strings.Replace(good, c.old, c.new, 1))
+		if !slices.ContainsFunc(v, func(s string) bool { return strings.Contains(s, c.rule) }) {
+			t.Errorf("replacing %q: broken rules %v, want one saying %q", c.old, v, c.rule)
+		}
+	}
 }
