@@ -153,8 +153,10 @@ v.addEventListener('loadedmetadata', () => {
 });
 if (q.get('hls')) {
   // A live viewer catches up to the target latency (three segments behind
-  // the live edge it knows), so where it happened to join does not count.
-  const hls = new Hls({ maxLiveSyncPlaybackRate: 2 });
+  // the live edge it knows, or PART-HOLD-BACK), so where it happened to
+  // join does not count; nor does a stall before the test's count starts
+  // move that target (hls.js adds a second per stall by default).
+  const hls = new Hls({ maxLiveSyncPlaybackRate: 2, liveSyncOnStallIncrease: 0 });
   window.hls = hls;
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.failed = 'hls.js: ' + d.details; });
   hls.loadSource(q.get('hls'));

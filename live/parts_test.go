@@ -90,6 +90,16 @@ func TestPartsAreListedAsTheyAreHeld(t *testing.T) {
 	if _, ok := s.Segment("s", 1); ok {
 		t.Error("segment 1 is served before it is announced whole")
 	}
+	// With all 2 s of the target duration cut, less than a part is left: the hint
+	// names the next segment's first part, not a fourth part that
+	// most likely never comes.
+	_ = s.Accept(partAt(1, 3, now), Signed{}, now)
+	s.PartReady("s", 1, 2)
+	s.PartReady("s", 1, 3)
+	p, _, _ = s.Playlist("s", PlaylistOptions{Window: 5})
+	if !strings.HasSuffix(string(p), "URI=\"1.3.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"2.0.m4s\"\n") {
+		t.Errorf("with less than a part left, the hint is not the next segment's first part:\n%s", p)
+	}
 }
 
 // TestAnAbandonedSegmentIsLeftOut: a segment whose encoder stopped in the

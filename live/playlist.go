@@ -135,6 +135,18 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 			head(*c, after)
 			partLines(ll.cut)
 			hint = Announcement{Seq: c.Seq, IsPart: true, Part: len(ll.cut), Ext: c.Ext}
+			cut := 0.0
+			for _, p := range ll.cut {
+				cut += p.Duration
+			}
+			if cut > float64(td)-ll.partTarget {
+				// Less than a part is left of the target duration:
+				// the next part is most likely the next segment's
+				// first. A part hinted that never comes is answered
+				// 404 once its segment is whole, which hls.js takes
+				// for a load error.
+				hint = Announcement{Seq: c.Seq + 1, IsPart: true, Ext: c.Ext}
+			}
 		}
 		// §4.4.5.3: the part the encoder is cutting now; its request
 		// is held until it is listed.
