@@ -22,7 +22,7 @@ go test -run '^$' -bench . -benchtime 20x ./dag ./gateway ./node
 # exceeded" while a worker is still minimizing, which is no finding.
 for target in gateway/headers:FuzzParseRange:300000 gateway/headers:FuzzETagMatch:300000 \
 	gateway/contentpath:FuzzContentPath:300000 caddymodule:FuzzCaddyfile:15000 \
-	gateway:FuzzCARSelectors:5000 live:FuzzEncoderPlaylist:100000; do
+	gateway:FuzzCARSelectors:5000 live:FuzzEncoderPlaylist:100000 live/cmaf:FuzzReader:100000; do
 	IFS=: read -r pkg name execs <<<"$target"
 	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${execs}x" "./${pkg}"
 done

@@ -188,10 +188,11 @@ func (f *Reader) Next() (Fragment, error) {
 		if err != nil {
 			return frag, err
 		}
-		if int64(len(frag.Data))+int64(size) > f.max {
+		// Compared unsigned: a 64-bit box size can pass any int64.
+		if size > uint64(f.max-int64(len(frag.Data))) {
 			return frag, fmt.Errorf("a fragment of more than %d bytes", f.max)
 		}
-		if f.read+int64(size) > f.limit {
+		if size > uint64(f.limit-f.read) {
 			return frag, ErrTooBig
 		}
 		start := len(frag.Data)

@@ -14,7 +14,7 @@ import (
 // video cut into 0.32 s fragments (-ldash 1 -seg_duration 2
 // -frag_duration 0.32 -frag_type duration): its init segment and first
 // segment, as an encoder PUTs them.
-func cmafFixtures(t *testing.T) (init, seg []byte) {
+func cmafFixtures(t testing.TB) (init, seg []byte) {
 	t.Helper()
 	init, err := os.ReadFile("testdata/init.m4s")
 	if err != nil {
@@ -105,4 +105,36 @@ func TestFragmentReaderRefusesBadSegments(t *testing.T) {
 	if _, err := ParseInit(seg); err == nil {
 		t.Error("a media segment was taken for an init segment")
 	}
+}
+
+// FuzzReader: whatever an encoder uploads, the reader returns fragments
+// that are the input's bytes in order, or an error, within its limits, and
+// never panics; so does ParseInit.
+func FuzzReader(f *testing.F) {
+	init, seg := cmafFixtures(f)
+	f.Add(seg)
+	f.Add(seg[:200])
+	f.Add(init)
+	tr, err := ParseInit(init)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = ParseInit(data)
+		fr := NewReader(bytes.NewReader(data), tr, 1<<16, 1<<17)
+		var joined []byte
+		for range 1 << 12 {
+			frag, err := fr.Next()
+			if err != nil {
+				break
+			}
+			if len(frag.Data) > 1<<16 || frag.Duration <= 0 {
+				t.Fatalf("a fragment of %d bytes, %v s", len(frag.Data), frag.Duration)
+			}
+			joined = append(joined, frag.Data...)
+		}
+		if !bytes.HasPrefix(data, joined) {
+			t.Fatal("the fragments are not the input's bytes in order")
+		}
+	})
 }
