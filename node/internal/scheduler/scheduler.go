@@ -55,9 +55,6 @@ const (
 	// its sessions holders: a session's first blocks are asked of every
 	// peer, and the other holders answer just after the first.
 	lateAnswers = 5 * time.Second
-	// indexAskedOf is how many connected peers are sent a want-block for
-	// an index node that a session knows no holder of (see askConnected).
-	indexAskedOf = 8
 )
 
 // Guard says which peers are not to be asked: banned ones not at all,
@@ -122,7 +119,6 @@ type want struct {
 	from     *Holders         // the holders it is asked of
 	queued   bool             // in the scheduler's queue
 	stuck    bool             // no holder left to ask
-	spread   bool             // asked of connected peers (askConnected)
 }
 
 // line is what the scheduler knows of one peer and the messages queued to
@@ -687,7 +683,6 @@ func (s *Scheduler) fetch(ctx context.Context, w *want, h *Holders, fallback fun
 			patience, queued, stuck := s.state(w)
 			switch {
 			case stuck:
-				s.askConnected(w, h)
 				if viaBitswap == nil {
 					viaBitswap = make(chan result, 1)
 					go func() {
@@ -705,43 +700,6 @@ func (s *Scheduler) fetch(ctx context.Context, w *want, h *Holders, fallback fun
 				signal(w.changed)
 			}
 		}
-	}
-}
-
-// askConnected sends a want-block for w, once, to up to indexAskedOf
-// connected peers that have not refused it, when w is an index node
-// (dag-pb) and h knows no holder at all: the first block of content new
-// to the session, its root. Bitswap, which looks for holders meanwhile,
-// asks with a want-have first and then a want-block, two round trips, and
-// a cold seek asks the root and then a leaf: with this it takes two, not
-// three. Kubo answers a want-have with the block only below 1 KiB, and a
-// root is tens of kilobytes. Each holder asked sends the node, at most
-// about 41 KB for 1024 links; the first to arrive cancels the others.
-func (s *Scheduler) askConnected(w *want, h *Holders) {
-	if w.c.Prefix().Codec != cid.DagProtobuf || len(h.candidates()) > 0 {
-		return
-	}
-	peers := s.peers()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if w.spread || w.blk != nil {
-		return
-	}
-	w.spread = true
-	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-	asked := 0
-	for _, p := range peers {
-		if asked == indexAskedOf {
-			break
-		}
-		if _, ok := w.asked[p]; ok || w.refused[p] || s.guard.IsBanned(p) || s.guard.IsMuted(p) || !s.connected(p) {
-			continue
-		}
-		asked++
-		l := s.line(p)
-		l.outstanding++
-		w.asked[p] = time.Now()
-		s.enqueue(l, entry{c: w.c, priority: w.priority})
 	}
 }
 

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,11 +10,8 @@ import (
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
 	pb "github.com/ipfs/boxo/bitswap/message/pb"
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
-	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-multihash"
 	"go.uber.org/zap"
 )
 
@@ -381,103 +377,4 @@ func TestSchedulerCancelsWhatWasRefused(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// TestSchedulerAsksConnectedPeersForAnIndexNode: a session that knows no
-// holder sends the want-block for an index node (dag-pb: a root) straight
-// to the connected peers, beside bitswap's search, so the node comes back
-// in one round trip instead of a want-have's and a want-block's; the
-// first to send it gets the others a cancel. A leaf (raw) is left to
-// bitswap, whose want-have costs no peer a megabyte it need not send.
-func TestSchedulerAsksConnectedPeersForAnIndexNode(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sent := make(chan sentEntry, 1024)
-	connected := []peer.ID{"a", "b", "c"}
-	s := newSchedulerOver(ctx, &mutes{}, zap.NewNop(),
-		func(_ context.Context, p peer.ID) (bsnetwork.MessageSender, error) {
-			return recordingSender{p, sent}, nil
-		},
-		func() []peer.ID { return slices.Clone(connected) },
-		func(peer.ID) bool { return true })
-	t.Cleanup(func() { cancel(); s.Wait() })
-
-	var index blocks.Block = merkledag.NodeWithData([]byte("an index node"))
-	leaf := rawBlock(t, "a leaf")
-	searching := make(chan struct{}, 2)
-	search := func(ctx context.Context) (blocks.Block, error) {
-		searching <- struct{}{}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	for _, blk := range []blocks.Block{index, leaf} {
-		h := &Holders{}
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.Get(ctx, blk.Cid(), h, search)
-			done <- err
-		}()
-		select {
-		case <-searching:
-		case <-time.After(5 * time.Second):
-			t.Fatal("bitswap was not asked to search")
-		}
-		if blk == leaf {
-			select {
-			case e := <-sent:
-				t.Fatalf("a leaf was sent to %s (%+v) before any holder was known", e.to, e.entry)
-			case <-time.After(100 * time.Millisecond):
-			}
-			msg := bsmsg.New(false)
-			msg.AddBlock(leaf)
-			s.MessageReceived("b", msg)
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		asked := map[peer.ID]bool{}
-		for len(asked) < len(connected) {
-			select {
-			case e := <-sent:
-				if e.entry.WantType != pb.Message_Wantlist_Block || e.entry.Cancel || e.entry.Cid != index.Cid() {
-					t.Fatalf("sent %s %+v; want a want-block for the index node", e.to, e.entry)
-				}
-				asked[e.to] = true
-			case <-time.After(5 * time.Second):
-				t.Fatalf("want-blocks went to %v of %v", asked, connected)
-			}
-		}
-		msg := bsmsg.New(false)
-		msg.AddBlock(index)
-		s.MessageReceived("b", msg)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		cancelled := map[peer.ID]bool{}
-		for len(cancelled) < 2 {
-			select {
-			case e := <-sent:
-				if !e.entry.Cancel || e.to == "b" {
-					t.Fatalf("sent %s %+v; want cancels to a and c only", e.to, e.entry)
-				}
-				cancelled[e.to] = true
-			case <-time.After(5 * time.Second):
-				t.Fatalf("cancels went to %v only", cancelled)
-			}
-		}
-	}
-}
-
-// rawBlock returns data as a block of the raw codec, as leaves are.
-func rawBlock(t *testing.T, data string) blocks.Block {
-	t.Helper()
-	c, err := cid.V1Builder{Codec: cid.Raw, MhType: multihash.SHA2_256}.Sum([]byte(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := blocks.NewBlockWithCid([]byte(data), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return blk
 }
