@@ -513,16 +513,7 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 				zap.String("missing", missing), zap.Duration("waited", endWait))
 			break
 		}
-		arrived := p.arrived
-		p.mu.Unlock()
-		select {
-		case <-arrived:
-		case <-deadline.C:
-			waited = true
-		case <-r.Context().Done():
-			waited = true
-		}
-		p.mu.Lock()
+		waited = !p.awaitUpload(r.Context(), deadline.C)
 		if p.ended {
 			break
 		}
@@ -538,6 +529,22 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// awaitUpload waits, with p.mu released, until an upload ends, and
+// reports false if deadline fired or ctx ended first. The caller holds
+// p.mu, and holds it again on return.
+func (p *publication) awaitUpload(ctx context.Context, deadline <-chan time.Time) bool {
+	arrived := p.arrived
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	select {
+	case <-arrived:
+		return true
+	case <-deadline:
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // lowLatencyPlaylist takes a low-latency encoder's playlist, whose
 // segments were announced as they arrived: it says only whether the
 // event has ended, which it does once no segment is being cut, or endWait
@@ -550,16 +557,7 @@ func (in *Ingest) lowLatencyPlaylist(w http.ResponseWriter, r *http.Request, str
 	deadline := time.NewTimer(endWait)
 	defer deadline.Stop()
 	for waited := false; p.cutting > 0 && !p.ended && !waited; {
-		arrived := p.arrived
-		p.mu.Unlock()
-		select {
-		case <-arrived:
-		case <-deadline.C:
-			waited = true
-		case <-r.Context().Done():
-			waited = true
-		}
-		p.mu.Lock()
+		waited = !p.awaitUpload(r.Context(), deadline.C)
 	}
 	if !p.ended && !in.finish(w, r, stream, p) {
 		return
