@@ -19,21 +19,37 @@ import (
 	"time"
 )
 
+// ladder is the encoder arguments of the three-rendition ladder README
+// gives: one source split and scaled to 640x360, 320x180 and 160x90, each
+// a representation of the DASH muxer's one adaptation set.
+var ladder = []string{
+	"-filter_complex", "[0:v]split=3[a][b][c];[b]scale=320:180[b2];[c]scale=160:90[c2]",
+	"-map", "[a]", "-map", "[b2]", "-map", "[c2]", "-pix_fmt", "yuv420p",
+	"-b:v:0", "600k", "-b:v:1", "250k", "-b:v:2", "100k", "-adaptation_sets", "id=0,streams=v",
+}
+
 // lowLatencyEncoder is the encoder command README gives for low latency:
 // ffmpeg's DASH muxer, coding 2 s segments of 25 fps video in fragments of
 // frag seconds (one part each; 0.32 is eight frames) and PUTting each
-// fragment as soon as it is coded.
-func lowLatencyEncoder(ctx context.Context, t *testing.T, seconds int, frag, url string) (*exec.Cmd, *bytes.Buffer) {
+// fragment as soon as it is coded; with ladder's arguments (extra), three
+// renditions of it.
+func lowLatencyEncoder(ctx context.Context, t *testing.T, seconds int, frag, url string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	enc := exec.CommandContext(ctx, need(t, "ffmpeg"), "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", strconv.Itoa(seconds),
+	size := "320x240"
+	if len(extra) > 0 {
+		size = "640x360"
+	}
+	args := []string{"-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=" + size + ":rate=25", "-t", strconv.Itoa(seconds)}
+	args = append(args, extra...)
+	enc := exec.CommandContext(ctx, need(t, "ffmpeg"), append(args,
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50",
 		"-f", "dash", "-ldash", "1", "-seg_duration", "2", "-frag_duration", frag, "-frag_type", "duration",
 		"-hls_playlist", "1", "-use_template", "1", "-use_timeline", "0",
 		"-method", "PUT", "-http_persistent", "1",
 		// The DASH muxer passes its HTTP options in -http_opts, not
 		// -headers; the colon in the header is escaped.
-		"-http_opts", "headers=Authorization\\: Bearer "+liveToken+"\r\n", url)
+		"-http_opts", "headers=Authorization\\: Bearer "+liveToken+"\r\n", url)...)
 	var out bytes.Buffer
 	enc.Stdout, enc.Stderr = &out, &out
 	if err := enc.Start(); err != nil {
@@ -184,7 +200,7 @@ func TestLowLatencyFFmpeg(t *testing.T) {
 		}
 	}
 	for _, tag := range []string{"#EXT-X-VERSION:6\n", "#EXT-X-PART-INF:PART-TARGET=0.333\n",
-		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500\n", "#EXT-X-PRELOAD-HINT:TYPE=PART,URI="} {
+		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.500\n", "#EXT-X-PRELOAD-HINT:TYPE=PART,URI="} {
 		if !strings.Contains(playlist, tag) {
 			t.Errorf("the edge's playlist lacks %q:\n%s", tag, playlist)
 		}
@@ -390,8 +406,8 @@ func llhlsViolations(playlist string) []string {
 		breaks("§4.4.1.1: the first line is #EXTM3U")
 		return bad
 	}
-	var target, partTarget, holdBack float64
-	var haveTarget, havePartInf, haveMap, haveHint, blocking bool
+	var target, partTarget, holdBack, skipUntil, version float64
+	var haveTarget, havePartInf, haveMap, haveHint, blocking, canSkip, skips bool
 	segs, partsSinceSeg := 0, 0
 	var durations []float64 // of the segments, in order
 	lastPartLine, hintLine := -1, -1
@@ -404,7 +420,12 @@ func llhlsViolations(playlist string) []string {
 			partTarget, havePartInf = attr(l, "PART-TARGET")
 		case "#EXT-X-SERVER-CONTROL":
 			holdBack, _ = attr(l, "PART-HOLD-BACK")
+			skipUntil, canSkip = attr(l, "CAN-SKIP-UNTIL")
 			blocking = strings.Contains(l, "CAN-BLOCK-RELOAD=YES")
+		case "#EXT-X-VERSION":
+			version, _ = attrInt(l)
+		case "#EXT-X-SKIP":
+			skips = true
 		case "#EXT-X-MAP":
 			if segs == 0 && partsSinceSeg == 0 {
 				haveMap = true
@@ -455,6 +476,12 @@ func llhlsViolations(playlist string) []string {
 	if havePartInf && !blocking {
 		breaks("§6.2.5.2: a server offering parts supports blocking reload (CAN-BLOCK-RELOAD=YES)")
 	}
+	if canSkip && skipUntil < 6*target {
+		breaks(fmt.Sprintf("§4.4.3.8: the skip boundary CAN-SKIP-UNTIL (%v) is at least six target durations (%v)", skipUntil, 6*target))
+	}
+	if skips && version < 9 {
+		breaks("§7: a playlist with EXT-X-SKIP is at least version 9")
+	}
 	if !haveMap {
 		breaks("§4.4.4.5: fMP4 segments need an EXT-X-MAP before the first segment")
 	}
@@ -480,7 +507,7 @@ func TestLLHLSRulesCatchBreaks(t *testing.T) {
 	good := `#EXTM3U
 #EXT-X-VERSION:6
 #EXT-X-TARGETDURATION:2
-#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.500
 #EXT-X-PART-INF:PART-TARGET=0.333
 #EXT-X-MEDIA-SEQUENCE:4
 #EXT-X-MAP:URI="init-x.mp4"
@@ -500,6 +527,8 @@ func TestLLHLSRulesCatchBreaks(t *testing.T) {
 		{"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"5.1.m4s\"\n", "", "preload hint"},
 		{"#EXTINF:2.000,", "#EXTINF:2.600,", "target duration"},
 		{"CAN-BLOCK-RELOAD=YES,", "", "blocking reload"},
+		{"CAN-SKIP-UNTIL=12", "CAN-SKIP-UNTIL=6", "six target durations"},
+		{"#EXT-X-MEDIA-SEQUENCE:4\n", "#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n", "version 9"},
 	} {
 		v := llhlsViolations(strings.Replace(good, c.old, c.new, 1))
 		if !slices.ContainsFunc(v, func(s string) bool { return strings.Contains(s, c.rule) }) {

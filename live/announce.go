@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -17,11 +19,43 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// validName is a stream name: it goes into topics, URLs and file names.
-var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validName is a stream name: it goes into topics, URLs and file names. A
+// rendition of a ladder past the first is "{stream}.{k}".
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[1-7])?$`)
 
-// ValidName reports whether name may name a stream.
+// ValidName reports whether name may name a stream, or a rendition of
+// one.
 func ValidName(name string) bool { return validName.MatchString(name) }
+
+// MaxRenditions bounds the renditions of one stream's ladder.
+const MaxRenditions = 8
+
+// RenditionName is the name rendition k of stream is relayed under:
+// stream itself for the first, "{stream}.{k}" for the others.
+func RenditionName(stream string, k int) string {
+	if k == 0 {
+		return stream
+	}
+	return stream + "." + strconv.Itoa(k)
+}
+
+// Rendition splits a name RenditionName made into its stream and
+// rendition.
+func Rendition(name string) (stream string, k int) {
+	if base, n, ok := strings.Cut(name, "."); ok {
+		if k, err := strconv.Atoi(n); err == nil {
+			return base, k
+		}
+	}
+	return name, 0
+}
+
+// validCodecs is what an announcement may say a segment's codecs are: it
+// goes into a playlist's quoted CODECS attribute.
+var validCodecs = regexp.MustCompile(`^[A-Za-z0-9.]{0,64}$`)
+
+// maxDimension bounds a video's width and height in pixels.
+const maxDimension = 16384
 
 // Announcement is what a publisher says of a stream: a segment, or the end
 // of the event.
@@ -60,6 +94,14 @@ type Announcement struct {
 	// Map is the fMP4 init segment (EXT-X-MAP) an .m4s segment or part
 	// is decoded with.
 	Map cid.Cid `json:"map,omitzero"`
+	// Size is a segment's length in bytes, for the bandwidth a
+	// multivariant playlist gives its rendition.
+	Size uint64 `json:"size,omitempty"`
+	// Codecs (RFC 6381) and Width and Height in pixels say what a
+	// segment holds, where its init segment told the publisher.
+	Codecs string `json:"codecs,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
 	// End, with VOD, ends the event: VOD is the directory holding its
 	// playlist and every segment. Seq is then the last segment's.
 	End bool    `json:"end,omitempty"`
@@ -142,6 +184,8 @@ func Verify(s Signed, trusted func(peer.ID) bool) (Announcement, error) {
 		return a, fmt.Errorf("%w: sequence number %d is past %d", ErrMalformed, a.Seq, uint64(MaxSeq))
 	case a.PartTarget < 0 || a.PartTarget > maxPartTarget:
 		return a, fmt.Errorf("%w: part target %v s of %s", ErrMalformed, a.PartTarget, a.Stream)
+	case !validCodecs.MatchString(a.Codecs) || a.Width < 0 || a.Width > maxDimension || a.Height < 0 || a.Height > maxDimension:
+		return a, fmt.Errorf("%w: codecs %q, %dx%d of segment %d of %s", ErrMalformed, a.Codecs, a.Width, a.Height, a.Seq, a.Stream)
 	case a.IsPart && (a.PartTarget == 0 || a.Duration > a.PartTarget || a.Part < 0 || a.Part >= maxParts || a.Ext != ".m4s" || !a.Map.Defined()):
 		return a, fmt.Errorf("%w: part %d of segment %d of %s", ErrMalformed, a.Part, a.Seq, a.Stream)
 	}

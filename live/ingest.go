@@ -137,7 +137,9 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dir, file = path.Clean(r.URL.Path)+"/", ""
 	}
 	stream := path.Base(dir)
-	if !ValidName(stream) {
+	if !ValidName(stream) || strings.Contains(stream, ".") {
+		// A ladder's renditions are named by the relay, from the
+		// encoder's file names: the stream's is plain.
 		http.Error(w, "stream names are 1 to 64 of A-Z, a-z, 0-9, _ and -", http.StatusBadRequest)
 		return
 	}
@@ -177,6 +179,12 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch ext {
 	case ".m3u8":
+		if m := dashPlaylist.FindStringSubmatch(file); m != nil {
+			// The DASH muxer's playlist of one rendition (with
+			// -hls_playlist 1): its #EXT-X-ENDLIST ends it.
+			k, _ := strconv.Atoi(m[1])
+			stream = RenditionName(stream, k)
+		}
 		in.playlist(w, r, stream)
 	case ".ts", ".m4s":
 		in.segment(w, r, stream, file)
@@ -191,7 +199,11 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // dashName matches the files of ffmpeg's DASH muxer: the init segment and
 // the media segments of a representation (-init_seg_name and
 // -media_seg_name at their defaults).
-var dashName = regexp.MustCompile(`^(?:init-stream([0-9]+)\.m4s|chunk-stream([0-9]+)-([0-9]{1,15})\.m4s)$`)
+var dashName = regexp.MustCompile(`^(?:init-stream([0-9]{1,3})\.m4s|chunk-stream([0-9]{1,3})-([0-9]{1,15})\.m4s)$`)
+
+// dashPlaylist matches the media playlists ffmpeg's DASH muxer writes of
+// its representations with -hls_playlist 1.
+var dashPlaylist = regexp.MustCompile(`^media_([0-7])\.m3u8$`)
 
 // maxInitSize bounds an init segment.
 const maxInitSize = 1 << 20
@@ -203,10 +215,14 @@ func (in *Ingest) lowLatency(w http.ResponseWriter, r *http.Request, stream, fil
 		http.Error(w, "this ingest takes no low-latency streams: set its part_target", http.StatusBadRequest)
 		return
 	}
-	if rendition := m[1] + m[2]; rendition != "0" {
-		http.Error(w, fmt.Sprintf("%q: one rendition (stream0) per stream is taken; publish each rendition under its own stream name", file), http.StatusBadRequest)
+	// Each representation of the encoder's ladder is a rendition,
+	// relayed as a stream of its own.
+	k, _ := strconv.Atoi(m[1] + m[2])
+	if k >= MaxRenditions {
+		http.Error(w, fmt.Sprintf("%q: a stream has at most %d renditions (stream0 to stream%d)", file, MaxRenditions, MaxRenditions-1), http.StatusBadRequest)
 		return
 	}
+	stream = RenditionName(stream, k)
 	if m[3] == "" {
 		in.initSegment(w, r, stream)
 		return
@@ -255,7 +271,8 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 	}
 	if p.track == nil {
 		p.mu.Unlock()
-		http.Error(w, fmt.Sprintf("%q before its init segment: PUT init-stream0.m4s first", file), http.StatusConflict)
+		_, k := Rendition(stream)
+		http.Error(w, fmt.Sprintf("%q before its init segment: PUT init-stream%d.m4s first", file, k), http.StatusConflict)
 		return
 	}
 	if n <= p.lastChunk {
@@ -279,6 +296,7 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 	frags := cmaf.NewReader(r.Body, tr, in.MaxSegmentSize, in.MaxSegmentSize)
 	var pieces []Piece
 	var total float64
+	var size uint64
 	var start time.Time
 	for i := 0; ; i++ {
 		f, err := frags.Next()
@@ -318,6 +336,7 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 		}
 		pieces = append(pieces, Piece{CID: c, Size: uint64(len(f.Data))})
 		total += f.Duration
+		size += uint64(len(f.Data))
 	}
 	if len(pieces) == 0 {
 		http.Error(w, fmt.Sprintf("%q holds no fragment", file), http.StatusBadRequest)
@@ -329,7 +348,7 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 		return
 	}
 	a := Announcement{Stream: stream, Seq: seq, CID: c, Duration: total, Ext: ".m4s", PartTarget: target, Map: initSeg,
-		Discontinuity: disc, ProgramDateTime: start}
+		Discontinuity: disc, ProgramDateTime: start, Size: size, Codecs: tr.Codec, Width: tr.Width, Height: tr.Height}
 	if err := in.Relay.Publish(r.Context(), a); err != nil {
 		in.Log.Error("announcing a live segment", zap.String("stream", stream), zap.Error(err))
 		http.Error(w, "announcing the segment failed", http.StatusInternalServerError)
@@ -475,6 +494,12 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 	if !ok {
 		return
 	}
+	if bytes.Contains(data, []byte("#EXT-X-STREAM-INF")) {
+		// A multivariant playlist (the DASH muxer's master.m3u8):
+		// edges write their own, from the renditions announced.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	pl, err := parseEncoderPlaylist(data)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -610,16 +635,30 @@ func (in *Ingest) announce(ctx context.Context, stream string, p *publication, p
 	return "", nil
 }
 
-// end ends a stream on DELETE.
+// end ends a stream on DELETE, each rendition of its ladder.
 func (in *Ingest) end(w http.ResponseWriter, r *http.Request, stream string) {
-	p := in.publication(r.Context(), stream)
-	defer p.mu.Unlock()
-	if !p.ended {
-		if !in.finish(w, r, stream, p) {
+	for k := range MaxRenditions {
+		name := RenditionName(stream, k)
+		if k > 0 && !in.publishing(name) {
+			continue
+		}
+		p := in.publication(r.Context(), name)
+		ok := p.ended || in.finish(w, r, name, p)
+		p.mu.Unlock()
+		if !ok {
 			return
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// publishing reports whether stream has been published, by this
+// publisher or, before it restarted, any.
+func (in *Ingest) publishing(stream string) bool {
+	in.mu.Lock()
+	p := in.pubs[stream]
+	in.mu.Unlock()
+	return p != nil || in.Relay.Streams().Known(stream)
 }
 
 // finish ends stream, or answers 500 and reports false. The caller holds
@@ -644,7 +683,7 @@ func (in *Ingest) record(ctx context.Context, stream string, p *publication) err
 	if len(segments) == 0 {
 		return fmt.Errorf("stream %q has no segment to keep", stream)
 	}
-	playlist, _ := render(segments, kindVOD, nil)
+	playlist, _ := render(segments, kindVOD, nil, false)
 	pc, err := in.Import(ctx, strings.NewReader(string(playlist)))
 	if err != nil {
 		return fmt.Errorf("storing the event's playlist: %w", err)

@@ -54,7 +54,7 @@ func TestPartsAreListedAsTheyAreHeld(t *testing.T) {
 		t.Fatal("no playlist")
 	}
 	for _, line := range []string{
-		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500\n",
+		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.500\n",
 		"#EXT-X-PART-INF:PART-TARGET=0.500\n",
 		"#EXT-X-MAP:URI=\"init-" + blocks.NewBlock([]byte("init")).Cid().String() + ".mp4\"\n",
 		"#EXT-X-PART:DURATION=0.50000,URI=\"0.0.m4s\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.50000,URI=\"0.1.m4s\"\n",
@@ -122,5 +122,38 @@ func TestAnAbandonedSegmentIsLeftOut(t *testing.T) {
 	}
 	if next, ok := s.Next("s"); !ok || next != 3 {
 		t.Errorf("next %d, %v; want 3", next, ok)
+	}
+}
+
+// TestDeltaUpdate: a live playlist offers delta updates with a skip
+// boundary of six target durations (RFC 8216bis §4.4.3.8), and a delta
+// update (§6.2.5.1, _HLS_skip=YES) replaces the segments before it with
+// one EXT-X-SKIP, at version 9, keeping the media sequence number and the
+// init segment of the first segment it lists.
+func TestDeltaUpdate(t *testing.T) {
+	s := NewStreams()
+	now := time.Now()
+	for seq := range uint64(20) {
+		_ = s.Accept(wholeAt(seq, now), Signed{}, now)
+		s.Ready("s", seq)
+	}
+	full, _, _ := s.Playlist("s", PlaylistOptions{History: true})
+	delta, _, _ := s.Playlist("s", PlaylistOptions{History: true, Delta: true})
+	if !strings.Contains(string(full), "CAN-SKIP-UNTIL=12,") || strings.Contains(string(full), "EXT-X-SKIP:") || !strings.Contains(string(full), "\n0.m4s\n") {
+		t.Errorf("the full playlist:\n%s", full)
+	}
+	// 12 s from the end are the last six 2 s segments, 14 to 19.
+	for _, line := range []string{"#EXT-X-VERSION:9\n", "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n#EXT-X-MAP:URI=", "\n14.m4s\n", "\n19.m4s\n"} {
+		if !strings.Contains(string(delta), line) {
+			t.Errorf("the delta update lacks %q:\n%s", line, delta)
+		}
+	}
+	if strings.Contains(string(delta), "\n13.m4s\n") {
+		t.Errorf("the delta update lists a segment past the skip boundary:\n%s", delta)
+	}
+	// A window shorter than the boundary has nothing to skip.
+	short, _, _ := s.Playlist("s", PlaylistOptions{Window: 5, Delta: true})
+	if strings.Contains(string(short), "EXT-X-SKIP") || !strings.Contains(string(short), "#EXT-X-VERSION:6\n") {
+		t.Errorf("a five-segment window skipped:\n%s", short)
 	}
 }

@@ -34,6 +34,48 @@ type lowLatency struct {
 	// next is the media sequence number after the last segment, whose
 	// first part a preload hint names when none is being cut.
 	next uint64
+	// reports say where the other renditions of the stream's ladder
+	// stand.
+	reports []renditionReport
+}
+
+// renditionReport is an EXT-X-RENDITION-REPORT (RFC 8216bis §4.4.5.4):
+// the last part, or segment, another rendition lists.
+type renditionReport struct {
+	stream string
+	msn    uint64
+	part   int // -1 if the segment has no parts listed
+}
+
+// variant is one rendition a multivariant playlist lists.
+type variant struct {
+	stream        string
+	peak, average int // bits per second
+	codecs        string
+	width, height int
+}
+
+// renditionURI is the URI a playlist of the ladder names rendition
+// stream's media playlist by: each rendition's playlist is in a directory
+// of its own, next to the others'.
+func renditionURI(stream string) string { return "../" + stream + "/index.m3u8" }
+
+// renderMultivariant writes the multivariant playlist of vs (RFC 8216bis
+// §4.4.6.2).
+func renderMultivariant(vs []variant) []byte {
+	var b bytes.Buffer
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:6\n")
+	for _, v := range vs {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d", v.peak, v.average)
+		if v.codecs != "" {
+			fmt.Fprintf(&b, ",CODECS=\"%s\"", v.codecs)
+		}
+		if v.width > 0 && v.height > 0 {
+			fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.width, v.height)
+		}
+		fmt.Fprintf(&b, "\n%s\n", renditionURI(v.stream))
+	}
+	return b.Bytes()
 }
 
 // minPartHoldBack is the least PART-HOLD-BACK, in seconds. At three parts
@@ -47,11 +89,17 @@ const minPartHoldBack = 1.5
 // their parts: RFC 8216bis §4.4.4.9 asks for at least the last three.
 const partsKept = 3
 
+// skipBoundary is a live playlist's Skip Boundary (CAN-SKIP-UNTIL), in
+// target durations: the least RFC 8216bis §4.4.3.8 allows.
+const skipBoundary = 6
+
 // render writes the media playlist of segs (ascending Seq), naming each
 // segment "{seq}{ext}" and each part "{seq}.{part}{ext}", and returns it
 // with its target duration. ll, for a low-latency live stream, adds the
-// parts (RFC 8216bis §4.4.4.9, §4.4.5.2).
-func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, time.Duration) {
+// parts (RFC 8216bis §4.4.4.9, §4.4.5.2). delta makes a live playlist a
+// delta update (§6.2.5.1, _HLS_skip): the segments older than the skip
+// boundary are replaced by one EXT-X-SKIP.
+func render(segs []Announcement, kind playlistKind, ll *lowLatency, delta bool) ([]byte, time.Duration) {
 	longest := 0.0
 	for _, seg := range segs {
 		longest = max(longest, seg.Duration)
@@ -60,20 +108,40 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 	if kind == kindEnded || kind == kindVOD {
 		ll = nil
 	}
+	growing := kind == kindLive || kind == kindEvent
+	skipped := 0
+	if delta && growing {
+		// §6.2.5.1: what lies more than the skip boundary before the
+		// end is skipped, the segment crossing it kept.
+		for left := float64(skipBoundary * td); skipped < len(segs) && left > 0; {
+			left -= segs[len(segs)-1-skipped].Duration
+			skipped++
+		}
+		skipped = len(segs) - skipped
+	}
 	var b bytes.Buffer
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:6\n")
+	b.WriteString("#EXTM3U\n")
+	if skipped > 0 {
+		b.WriteString("#EXT-X-VERSION:9\n") // §7: EXT-X-SKIP needs version 9
+	} else {
+		b.WriteString("#EXT-X-VERSION:6\n")
+	}
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", td)
-	switch {
-	case ll != nil:
-		// §4.4.3.8: PART-HOLD-BACK at least twice the part target;
-		// three times, as Apple recommends, rides out one late part,
-		// and never less than minPartHoldBack.
-		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n", max(partsKept*ll.partTarget, minPartHoldBack))
+	if growing {
+		// §4.4.3.8: a blocking reload (_HLS_msn) is held until the
+		// segment exists, and a delta update skips what lies past
+		// the skip boundary.
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=%d", skipBoundary*td)
+		if ll != nil {
+			// PART-HOLD-BACK at least twice the part target; three
+			// times, as Apple recommends, rides out one late part,
+			// and never less than minPartHoldBack.
+			fmt.Fprintf(&b, ",PART-HOLD-BACK=%.3f", max(partsKept*ll.partTarget, minPartHoldBack))
+		}
+		b.WriteByte('\n')
+	}
+	if ll != nil {
 		fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%.3f\n", ll.partTarget)
-	case kind == kindLive || kind == kindEvent:
-		// RFC 8216bis §4.4.3.8: a blocking reload (_HLS_msn) is held
-		// until the segment exists.
-		b.WriteString("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n")
 	}
 	switch kind {
 	case kindEvent, kindEnded:
@@ -83,6 +151,9 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 	}
 	if len(segs) > 0 {
 		fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", segs[0].Seq)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped)
 	}
 	// Parts are listed for the segments that start within the last
 	// partsKept target durations.
@@ -115,6 +186,9 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 		}
 	}
 	for i, seg := range segs {
+		if i < skipped {
+			continue
+		}
 		var after *Announcement
 		if i > 0 {
 			after = &segs[i-1]
@@ -151,6 +225,13 @@ func render(segs []Announcement, kind playlistKind, ll *lowLatency) ([]byte, tim
 		// §4.4.5.3: the part the encoder is cutting now; its request
 		// is held until it is listed.
 		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", SegmentName(hint))
+		for _, r := range ll.reports {
+			fmt.Fprintf(&b, "#EXT-X-RENDITION-REPORT:URI=\"%s\",LAST-MSN=%d", renditionURI(r.stream), r.msn)
+			if r.part >= 0 {
+				fmt.Fprintf(&b, ",LAST-PART=%d", r.part)
+			}
+			b.WriteByte('\n')
+		}
 	}
 	if kind == kindEnded || kind == kindVOD {
 		b.WriteString("#EXT-X-ENDLIST\n")

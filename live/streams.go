@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -108,7 +109,7 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 			return ErrKnown
 		}
 		st.end, st.endSig = &a, &sig
-		st.touch(now)
+		st.announced(now)
 		return nil
 	}
 	if st.end != nil && a.Seq > st.end.Seq {
@@ -135,7 +136,7 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 		default:
 			return ErrKnown
 		}
-		st.touch(now)
+		st.announced(now)
 		return nil
 	}
 	if i == 0 && len(st.segs) >= maxHistory {
@@ -158,7 +159,7 @@ func (s *Streams) Accept(a Announcement, sig Signed, now time.Time) error {
 		st.segs[0] = nil
 		st.segs = st.segs[1:]
 	}
-	st.touch(now)
+	st.announced(now)
 	return nil
 }
 
@@ -170,8 +171,14 @@ func (seg *segment) addPart(a Announcement, sig Signed) {
 	seg.parts[a.Part] = &part{Announcement: a, signed: sig}
 }
 
-func (st *stream) touch(now time.Time) {
+// announced records an announcement accepted at now.
+func (st *stream) announced(now time.Time) {
 	st.last = now
+	st.touch()
+}
+
+// touch tells those waiting on st that it changed.
+func (st *stream) touch() {
 	close(st.changed)
 	st.changed = make(chan struct{})
 }
@@ -188,7 +195,7 @@ func (s *Streams) Ready(name string, seq uint64) {
 	for _, seg := range st.segs {
 		if seg.Seq == seq && !seg.ready {
 			seg.ready = true
-			st.touch(time.Now())
+			st.touch()
 		}
 	}
 }
@@ -204,7 +211,7 @@ func (s *Streams) PartReady(name string, seq uint64, n int) {
 	}
 	if seg := st.find(seq); seg != nil && n < len(seg.parts) && seg.parts[n] != nil && !seg.parts[n].ready {
 		seg.parts[n].ready = true
-		st.touch(time.Now())
+		st.touch()
 	}
 }
 
@@ -371,6 +378,9 @@ type PlaylistOptions struct {
 	// History lists every segment kept (EXT-X-PLAYLIST-TYPE:EVENT)
 	// instead of a window.
 	History bool
+	// Delta renders a live playlist as a delta update, for a player
+	// that asked for one (_HLS_skip).
+	Delta bool
 }
 
 // Playlist renders stream's media playlist, listing segments as
@@ -402,9 +412,121 @@ func (s *Streams) Playlist(name string, o PlaylistOptions) (playlist []byte, tar
 	case o.History:
 		kind = kindEvent
 	}
-	playlist, target = render(list, kind, st.lowLatency(segs))
+	ll := st.lowLatency(segs)
+	if ll != nil {
+		ll.reports = s.reports(name)
+	}
+	playlist, target = render(list, kind, ll, o.Delta)
 	return playlist, target, true
 }
+
+// rendition is one rendition of a ladder as a multivariant playlist
+// lists it.
+type rendition struct {
+	name string
+	st   *stream
+	segs []*segment // listed
+}
+
+// stalledAfter is how many target durations a rendition may go without
+// an announcement while another of its ladder has them before it is taken
+// for stopped: playlists stop offering it.
+const stalledAfter = 3
+
+// ladder returns the renditions of stream's ladder a viewer may switch
+// to: those that list a segment and are not ended or stalled while
+// another goes on; if none goes on, those that list a segment. The caller
+// holds s.mu.
+func (s *Streams) ladder(stream string) []rendition {
+	base, _ := Rendition(stream)
+	var all []rendition
+	var freshest time.Time
+	longest := 0.0
+	for k := range MaxRenditions {
+		name := RenditionName(base, k)
+		st := s.streams[name]
+		if st == nil {
+			continue
+		}
+		segs, _ := st.listed()
+		if len(segs) == 0 {
+			continue
+		}
+		all = append(all, rendition{name: name, st: st, segs: segs})
+		if st.end == nil && st.last.After(freshest) {
+			freshest = st.last
+		}
+		longest = max(longest, segs[len(segs)-1].Duration)
+	}
+	stalled := freshest.Add(-time.Duration(stalledAfter * math.Ceil(longest) * float64(time.Second)))
+	var going []rendition
+	for _, r := range all {
+		if r.st.end == nil && !r.st.last.Before(stalled) {
+			going = append(going, r)
+		}
+	}
+	if len(going) > 0 {
+		return going
+	}
+	return all
+}
+
+// reports returns the rendition reports a low-latency playlist of stream
+// carries: where every other rendition of its ladder stands. The caller
+// holds s.mu.
+func (s *Streams) reports(stream string) []renditionReport {
+	var out []renditionReport
+	for _, r := range s.ladder(stream) {
+		if r.name == stream {
+			continue
+		}
+		last := r.segs[len(r.segs)-1]
+		rep := renditionReport{stream: r.name, msn: last.Seq, part: len(last.listedParts()) - 1}
+		if c := r.st.cutting(); c != nil && len(c.listedParts()) > 0 {
+			rep.msn, rep.part = c.Seq, len(c.listedParts())-1
+		}
+		out = append(out, rep)
+	}
+	return out
+}
+
+// Multivariant renders the multivariant playlist of stream's ladder
+// (RFC 8216bis §4.4.6): each rendition with its peak and average
+// bandwidth over the segments it lists, its codecs and its resolution. ok
+// is false while no rendition lists a segment whose size was announced.
+func (s *Streams) Multivariant(stream string) (playlist []byte, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var vs []variant
+	for _, r := range s.ladder(stream) {
+		v := variant{stream: r.name}
+		var bytes uint64
+		var secs float64
+		for _, seg := range r.segs[max(len(r.segs)-bandwidthSegments, 0):] {
+			if seg.Size == 0 {
+				continue
+			}
+			v.peak = max(v.peak, int(math.Ceil(float64(seg.Size)*8/seg.Duration)))
+			bytes += seg.Size
+			secs += seg.Duration
+		}
+		if secs == 0 {
+			continue
+		}
+		last := r.segs[len(r.segs)-1]
+		v.average = int(math.Ceil(float64(bytes) * 8 / secs))
+		v.codecs, v.width, v.height = last.Codecs, last.Width, last.Height
+		vs = append(vs, v)
+	}
+	if len(vs) == 0 {
+		return nil, false
+	}
+	return renderMultivariant(vs), true
+}
+
+// bandwidthSegments is how many of a rendition's last segments its
+// bandwidth is measured over.
+const bandwidthSegments = 32
 
 // lowLatency returns the parts a playlist listing segs (the end of those
 // listed) adds, or nil if the stream has none. The caller holds s.mu.

@@ -21,10 +21,16 @@ import (
 const maxBoxHeader = 16
 
 // Track is what an init segment says of the one track a CMAF segment
-// carries: its timescale and its default sample duration (trex).
+// carries: its timescale and its default sample duration (trex), and what
+// a multivariant playlist says of it.
 type Track struct {
 	timescale       uint32
 	defaultDuration uint32
+	// Codec is the track's codec as RFC 6381 names it (an HLS CODECS
+	// entry), for H.264 video ("avc1.64001f"); "" for others.
+	Codec string
+	// Width and Height are a video track's size in pixels; 0 for others.
+	Width, Height int
 }
 
 // ParseInit reads an fMP4 init segment (ftyp, moov) for its track's
@@ -61,6 +67,13 @@ func ParseInit(data []byte) (Track, error) {
 	if t.timescale == 0 {
 		return t, errors.New("init segment: timescale 0")
 	}
+	if minf, err := child(mdia, "minf"); err == nil {
+		if stbl, err := child(minf, "stbl"); err == nil {
+			if stsd, err := child(stbl, "stsd"); err == nil && len(stsd) >= 8 {
+				t.describe(stsd[8:]) // version and flags, entry count
+			}
+		}
+	}
 	if mvex, err := child(moov, "mvex"); err == nil {
 		// trex: version and flags, track ID, description index, then
 		// the default sample duration.
@@ -69,6 +82,29 @@ func ParseInit(data []byte) (Track, error) {
 		}
 	}
 	return t, nil
+}
+
+// visualSampleEntry is the length of a VisualSampleEntry's fields
+// (ISO/IEC 14496-12 §12.1.3) before its boxes; width and height are at 24.
+const visualSampleEntry = 78
+
+// describe reads the codec and size of an H.264 track from the first
+// sample entry of its stsd box, entries. Other codecs are left unnamed: a
+// playlist may omit what it cannot say exactly.
+func (t *Track) describe(entries []byte) {
+	typ, entry, _, err := nextBox(entries)
+	if err != nil || (typ != "avc1" && typ != "avc3") || len(entry) < visualSampleEntry {
+		return
+	}
+	avcC, err := child(entry[visualSampleEntry:], "avcC")
+	if err != nil || len(avcC) < 4 {
+		return
+	}
+	// AVCDecoderConfigurationRecord: version, then profile,
+	// compatibility and level, which RFC 6381 §3.3 writes in hex.
+	t.Codec = fmt.Sprintf("%s.%02x%02x%02x", typ, avcC[1], avcC[2], avcC[3])
+	t.Width = int(binary.BigEndian.Uint16(entry[24:]))
+	t.Height = int(binary.BigEndian.Uint16(entry[26:]))
 }
 
 // child returns the payload of the first box of type typ in data, a run

@@ -66,8 +66,11 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	if !s.relay.Streams().Known(name) {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("live stream %s has not been announced here", name))
 	}
-	if file == "index.m3u8" {
+	switch file {
+	case "index.m3u8":
 		return s.playlist(r, name)
+	case "master.m3u8":
+		return s.multivariant(name)
 	}
 	if c, ok := strings.CutPrefix(file, "init-"); ok {
 		return s.initSegment(name, strings.TrimSuffix(c, ".mp4"))
@@ -174,22 +177,50 @@ func (s *Streams) playlist(r *http.Request, name string) (gateway.Content, bool,
 	} else if r.URL.Query().Get("_HLS_part") != "" {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_part needs _HLS_msn")
 	}
-	data, target, ok := streams.Playlist(name, s.o.Playlist)
+	o := s.o.Playlist
+	switch skip := r.URL.Query().Get("_HLS_skip"); skip {
+	case "":
+	case "YES", "v2":
+		// §6.2.5.1: a delta update; v2 skips date ranges too, and
+		// these playlists have none.
+		o.Delta = true
+	default:
+		return gateway.Content{}, true, gateway.Errorf(http.StatusBadRequest, "_HLS_skip is YES or v2")
+	}
+	data, target, ok := streams.Playlist(name, o)
 	if !ok {
 		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("live stream %s has no segment here yet", name))
 	}
+	// A player reloads a live playlist about every target duration:
+	// caches may keep it half of that.
+	return inMemory(data, max(target/2, time.Second))
+}
+
+// multivariant resolves the multivariant playlist of a stream's ladder.
+func (s *Streams) multivariant(name string) (gateway.Content, bool, error) {
+	data, ok := s.relay.Streams().Multivariant(name)
+	if !ok {
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, fmt.Sprintf("live stream %s has no rendition with a segment of known size here yet (a multivariant playlist is made for streams published with ffmpeg's DASH muxer)", name))
+	}
+	// Renditions come and go seldom; a player reads it once.
+	return inMemory(data, multivariantTTL)
+}
+
+// multivariantTTL is how long a multivariant playlist may be cached.
+const multivariantTTL = 2 * time.Second
+
+// inMemory is content served from memory, rendered afresh on each
+// request and never stored, cacheable for ttl.
+func inMemory(data []byte, ttl time.Duration) (gateway.Content, bool, error) {
 	c, err := cid.V1Builder{Codec: cid.Raw, MhType: mh.SHA2_256}.Sum(data)
 	if err != nil {
-		return gateway.Content{}, true, fmt.Errorf("naming the playlist: %w", err)
+		return gateway.Content{}, true, fmt.Errorf("naming a playlist: %w", err)
 	}
 	blk, err := blocks.NewBlockWithCid(data, c)
 	if err != nil {
-		return gateway.Content{}, true, fmt.Errorf("naming the playlist: %w", err)
+		return gateway.Content{}, true, fmt.Errorf("naming a playlist: %w", err)
 	}
-	// A player reloads a live playlist about every target duration:
-	// caches may keep it half of that. It is served from memory: each
-	// reload renders it afresh, and none of it is stored.
-	return gateway.Content{Root: c, TTL: max(target/2, time.Second), Block: blk}, true, nil
+	return gateway.Content{Root: c, TTL: ttl, Block: blk}, true, nil
 }
 
 // Interface guard.

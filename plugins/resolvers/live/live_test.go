@@ -201,7 +201,7 @@ func TestLiveThroughEdge(t *testing.T) {
 		}
 	}
 	playlist := b.waitListed(t, "s", "1.ts")
-	for _, want := range []string{"#EXT-X-MEDIA-SEQUENCE:0\n", "#EXTINF:2.000,\n0.ts\n", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n", "#EXT-X-TARGETDURATION:2\n"} {
+	for _, want := range []string{"#EXT-X-MEDIA-SEQUENCE:0\n", "#EXTINF:2.000,\n0.ts\n", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12\n", "#EXT-X-TARGETDURATION:2\n"} {
 		if !bytes.Contains(playlist, []byte(want)) {
 			t.Errorf("the edge's playlist lacks %q:\n%s", want, playlist)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,10 +37,10 @@ func cmafFixtures(t *testing.T) (init, seg []byte) {
 }
 
 // TestLowLatencyIngestRefuses: the ingest refuses, each with its status
-// and reason, a segment before its init segment, a segment out of order,
-// a part longer than the part target and a rendition other than the one
-// a stream takes; the segments it took are listed by the edge, parts and
-// all, as the encoder's bytes.
+// and reason, a segment before its init segment (of its rendition), a
+// segment out of order, a part longer than the part target, a ninth
+// rendition and a stream named as a rendition; the segments it took are
+// listed by the edge, parts and all, as the encoder's bytes.
 func TestLowLatencyIngestRefuses(t *testing.T) {
 	b := newBed(t)
 	init, seg := cmafFixtures(t)
@@ -52,9 +53,11 @@ func TestLowLatencyIngestRefuses(t *testing.T) {
 		{"ll/init-stream0.m4s", seg, http.StatusBadRequest},      // not an init segment
 		{"ll/init-stream0.m4s", init, http.StatusCreated},
 		{"ll/chunk-stream0-00002.m4s", seg, http.StatusCreated},
-		{"ll/chunk-stream0-00001.m4s", seg, http.StatusConflict}, // out of order
-		{"ll/chunk-stream0-00002.m4s", seg, http.StatusConflict}, // again
-		{"ll/chunk-stream1-00003.m4s", seg, http.StatusBadRequest},
+		{"ll/chunk-stream0-00001.m4s", seg, http.StatusConflict},                  // out of order
+		{"ll/chunk-stream0-00002.m4s", seg, http.StatusConflict},                  // again
+		{"ll/chunk-stream1-00003.m4s", seg, http.StatusConflict},                  // rendition 1 has no init segment
+		{"ll/init-stream8.m4s", init, http.StatusBadRequest},                      // past the eight renditions
+		{"ll.1/init-stream0.m4s", init, http.StatusBadRequest},                    // a rendition's name is the relay's
 		{"ll/chunk-stream0-00003.m4s", seg[:len(seg)-100], http.StatusBadRequest}, // cut inside a fragment
 		{"ll/chunk-stream0-00004.m4s", seg, http.StatusCreated},
 	} {
@@ -215,4 +218,95 @@ func TestEdgeFollowsFromTheFirstPart(t *testing.T) {
 		t.Fatalf("segment: %d", code)
 	}
 	b.waitListed(t, "first", "0.m4s")
+}
+
+// TestLadderThroughTheEdge: three renditions PUT as ffmpeg's DASH muxer
+// names them (init-streamK.m4s, chunk-streamK-N.m4s) are relayed as three
+// streams, whose multivariant playlist the edge serves with each one's
+// bandwidth, codecs and resolution; each rendition's segments are its
+// own bytes; a rendition whose final playlist (media_K.m3u8) ends it
+// leaves the others going; DELETE ends them all.
+func TestLadderThroughTheEdge(t *testing.T) {
+	b := newBed(t)
+	init, seg := cmafFixtures(t)
+	// Each rendition's segment differs from the others' in its last
+	// byte, which is media data (the mdat's), not structure.
+	segOf := func(k int) []byte {
+		s := bytes.Clone(seg)
+		s[len(s)-1] ^= byte(k)
+		return s
+	}
+	for k := range 3 {
+		if got := b.put(t, "all", fmt.Sprintf("lad/init-stream%d.m4s", k), init); got != http.StatusCreated {
+			t.Fatalf("init of rendition %d: %d", k, got)
+		}
+	}
+	for n := 1; n <= 2; n++ {
+		for k := range 3 {
+			if got := b.put(t, "all", fmt.Sprintf("lad/chunk-stream%d-%05d.m4s", k, n), segOf(k)); got != http.StatusCreated {
+				t.Fatalf("segment %d of rendition %d: %d", n, k, got)
+			}
+		}
+	}
+	for _, name := range []string{"lad", "lad.1", "lad.2"} {
+		b.waitListed(t, name, "1.m4s")
+	}
+	resp, m := get(t, b.gateway+"/live/lad/master.m3u8")
+	// 2 s segments of len(seg) bytes each.
+	bw := (len(seg)*8 + 1) / 2
+	inf := fmt.Sprintf("#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=\"avc1.f4000b\",RESOLUTION=160x120\n", bw, bw)
+	want := "#EXTM3U\n#EXT-X-VERSION:6\n" + inf + "../lad/index.m3u8\n" + inf + "../lad.1/index.m3u8\n" + inf + "../lad.2/index.m3u8\n"
+	if resp.StatusCode != 200 || string(m) != want || resp.Header.Get("Content-Type") != "application/vnd.apple.mpegurl" {
+		t.Errorf("multivariant playlist: %d %q\n%s\nwant:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), m, want)
+	}
+	for k, name := range []string{"lad", "lad.1", "lad.2"} {
+		for _, file := range []string{"0.m4s", "1.m4s"} {
+			if resp, got := get(t, b.gateway+"/live/"+name+"/"+file); resp.StatusCode != 200 || !bytes.Equal(got, segOf(k)) {
+				t.Errorf("%s/%s: %d, rendition %d's bytes %v", name, file, resp.StatusCode, k, bytes.Equal(got, segOf(k)))
+			}
+		}
+	}
+
+	// Rendition 1's encoder ends it; 0 and 2 go on.
+	final := []byte("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nchunk-stream1-00001.m4s\n#EXTINF:2.0,\nchunk-stream1-00002.m4s\n#EXT-X-ENDLIST\n")
+	if got := b.put(t, "all", "lad/media_1.m3u8", final); got != http.StatusNoContent {
+		t.Fatalf("rendition 1's final playlist: %d", got)
+	}
+	for k := range 3 {
+		if got := b.put(t, "all", fmt.Sprintf("lad/chunk-stream%d-00003.m4s", k), segOf(k)); got != map[int]int{0: 201, 1: 409, 2: 201}[k] {
+			t.Errorf("segment 3 of rendition %d after rendition 1 ended: %d", k, got)
+		}
+	}
+	b.waitListed(t, "lad.2", "2.m4s")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, m = get(t, b.gateway+"/live/lad/master.m3u8")
+		if !bytes.Contains(m, []byte("lad.1/")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ended rendition is still offered while the others go on:\n%s", m)
+		}
+	}
+	if !bytes.Contains(m, []byte("../lad/index.m3u8")) || !bytes.Contains(m, []byte("../lad.2/index.m3u8")) {
+		t.Errorf("the renditions going on are not offered:\n%s", m)
+	}
+
+	// DELETE ends the stream: every rendition.
+	req, _ := http.NewRequest(http.MethodDelete, b.ingest+"lad/", nil)
+	req.Header.Set("Authorization", "Bearer all")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for _, name := range []string{"lad", "lad.2"} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, body := get(t, b.gateway+"/live/"+name+"/index.m3u8"); bytes.Contains(body, []byte("#EXT-X-ENDLIST")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not end", name)
+			}
+		}
+	}
 }
