@@ -509,11 +509,21 @@ func (in *Ingest) playlist(w http.ResponseWriter, r *http.Request, stream string
 	if !ok {
 		return
 	}
-	defer p.mu.Unlock()
 	if p.track != nil {
-		in.lowLatencyPlaylist(w, r, stream, p, pl)
+		// A low-latency stream's segments were announced as they
+		// arrived: its playlist says only whether the event has
+		// ended, and then every rendition has. ffmpeg's DASH muxer
+		// codes them all, and was seen to exit before its last
+		// rendition's final playlist was sent.
+		p.mu.Unlock()
+		if pl.ended {
+			in.end(w, r, stream)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	defer p.mu.Unlock()
 	if n := len(pl.entries); n > 0 && int64(pl.entries[n-1].seq) < p.lastEnc {
 		// The encoder's sequence went back: it restarted.
 		p.lastEnc, p.discont = int64(pl.entries[0].seq)-1, true
@@ -570,26 +580,6 @@ func (p *publication) awaitUpload(ctx context.Context, deadline <-chan time.Time
 	return false
 }
 
-// lowLatencyPlaylist takes a low-latency encoder's playlist, whose
-// segments were announced as they arrived: it says only whether the
-// event has ended, which it does once no segment is being cut, or endWait
-// has passed. The caller holds p.mu.
-func (in *Ingest) lowLatencyPlaylist(w http.ResponseWriter, r *http.Request, stream string, p *publication, pl encoderPlaylist) {
-	if !pl.ended || p.ended {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	deadline := time.NewTimer(endWait)
-	defer deadline.Stop()
-	for waited := false; p.cutting > 0 && !p.ended && !waited; {
-		waited = !p.awaitUpload(r.Context(), deadline.C)
-	}
-	if !p.ended && !in.finish(w, r, stream, p) {
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // discard gives back the storage of an upload dropped unannounced.
 func (in *Ingest) discard(ctx context.Context, c cid.Cid) {
 	if in.Discard != nil {
@@ -635,14 +625,22 @@ func (in *Ingest) announce(ctx context.Context, stream string, p *publication, p
 	return "", nil
 }
 
-// end ends a stream on DELETE, each rendition of its ladder.
+// end ends stream (on DELETE, or a low-latency stream's final playlist),
+// each rendition of its ladder, once the segments being cut are in, or
+// endWait has passed.
 func (in *Ingest) end(w http.ResponseWriter, r *http.Request, stream string) {
+	base, _ := Rendition(stream)
+	deadline := time.NewTimer(endWait)
+	defer deadline.Stop()
 	for k := range MaxRenditions {
-		name := RenditionName(stream, k)
+		name := RenditionName(base, k)
 		if k > 0 && !in.publishing(name) {
 			continue
 		}
 		p := in.publication(r.Context(), name)
+		for waited := false; p.cutting > 0 && !p.ended && !waited; {
+			waited = !p.awaitUpload(r.Context(), deadline.C)
+		}
 		ok := p.ended || in.finish(w, r, name, p)
 		p.mu.Unlock()
 		if !ok {
