@@ -108,7 +108,7 @@ func (h *Ingest) Validate() error {
 			return fmt.Errorf("pacman_live_ingest: a token must have at least 16 characters")
 		}
 		for _, s := range t.Streams {
-			if !live.ValidName(s) {
+			if !live.Publishable(s) {
 				return fmt.Errorf("pacman_live_ingest: %q is not a stream name (1 to 64 of A-Z, a-z, 0-9, _ and -)", s)
 			}
 		}

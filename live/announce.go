@@ -27,6 +27,10 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[1-7])?$`)
 // one.
 func ValidName(name string) bool { return validName.MatchString(name) }
 
+// Publishable reports whether an encoder may publish under name: a
+// stream's name, not one the relay gives a rendition.
+func Publishable(name string) bool { return ValidName(name) && !strings.Contains(name, ".") }
+
 // MaxRenditions bounds the renditions of one stream's ladder.
 const MaxRenditions = 8
 

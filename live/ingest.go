@@ -137,9 +137,7 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dir, file = path.Clean(r.URL.Path)+"/", ""
 	}
 	stream := path.Base(dir)
-	if !ValidName(stream) || strings.Contains(stream, ".") {
-		// A ladder's renditions are named by the relay, from the
-		// encoder's file names: the stream's is plain.
+	if !Publishable(stream) {
 		http.Error(w, "stream names are 1 to 64 of A-Z, a-z, 0-9, _ and -", http.StatusBadRequest)
 		return
 	}

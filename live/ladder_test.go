@@ -93,7 +93,7 @@ func TestLadder(t *testing.T) {
 }
 
 // TestRenditionNames: renditions past the first are relayed as
-// "{stream}.{k}", which a publisher's own stream name cannot be.
+// "{stream}.{k}", which an encoder cannot publish under.
 func TestRenditionNames(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -103,6 +103,9 @@ func TestRenditionNames(t *testing.T) {
 	}{{"show", "show", 0, true}, {"show.1", "show", 1, true}, {"show.7", "show", 7, true}, {"show.8", "", 0, false}, {"show.0", "", 0, false}, {"a.b", "", 0, false}} {
 		if ValidName(c.name) != c.valid {
 			t.Errorf("ValidName(%q) = %v", c.name, !c.valid)
+		}
+		if Publishable(c.name) != (c.valid && c.k == 0) {
+			t.Errorf("Publishable(%q) = %v: an encoder publishes a stream, not a rendition", c.name, !(c.valid && c.k == 0))
 		}
 		if !c.valid {
 			continue
