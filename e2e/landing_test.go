@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +75,70 @@ func TestLandingPageChromium(t *testing.T) {
 	}
 	if len(res.Said) != 2 || !strings.Contains(res.Said[0], "seeder 1 stopped") {
 		t.Errorf("the page said %q on stopping seeders", res.Said)
+	}
+}
+
+// demoLiveURL matches the line `demo --live` prints its edge's
+// multivariant playlist URL on.
+var demoLiveURL = regexp.MustCompile(`(?m)^(http://\S+/live/demo/master\.m3u8)$`)
+
+// TestDemoLiveChromium runs `caddy pacman demo --live` as a new user does:
+// it prints the edge's multivariant playlist URL on a line of its own,
+// which lists the three renditions ffmpeg codes; the landing page plays
+// the ladder in headless Chromium, says how far behind live it is, and
+// switches to another rendition from its buttons, playing on.
+func TestDemoLiveChromium(t *testing.T) {
+	node := needPlayer(t)
+	need(t, "ffmpeg")
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(caddyBin, "pacman", "demo", "--live", "--seeders", "1", "--listen", listen, "--address", "off")
+	log := startProcess(t, cmd)
+	var master string
+	for deadline := time.Now().Add(60 * time.Second); master == ""; time.Sleep(100 * time.Millisecond) {
+		if m := demoLiveURL.FindStringSubmatch(log.String()); m != nil {
+			master = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo printed no live URL:\n%s", log)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, body, _ := getBody(master)
+		if n := len(streamInf.FindAll(body, -1)); n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never listed three renditions:\n%s", master, body)
+		}
+	}
+	artifacts := os.Getenv("PACMAN_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	shot := filepath.Join(artifacts, "landing-live.png")
+	out := run(t, 120*time.Second, node, "player/landinglive.mjs", "http://"+listen+"/", shot)
+	var res struct {
+		Errors        []string
+		Levels        []string
+		Before, After string
+		SwitchedTo    string
+		PlayedAfter   float64
+		Error         *int
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil {
+		t.Fatalf("player output %q: %v", out, err)
+	}
+	t.Logf("%+v; screenshot %s", res, shot)
+	if len(res.Errors) > 0 || res.Error != nil {
+		t.Errorf("page errors %v, video error %v", res.Errors, res.Error)
+	}
+	if want := []string{"auto", "90p", "180p", "360p"}; !slices.Equal(res.Levels, want) {
+		t.Errorf("rendition buttons %q, want %q", res.Levels, want)
+	}
+	if !strings.Contains(res.Before, " s behind live, playing ") || !strings.HasSuffix(res.After, "playing "+res.SwitchedTo) {
+		t.Errorf("the page said %q, then %q after switching to %q", res.Before, res.After, res.SwitchedTo)
+	}
+	if res.PlayedAfter < 2 {
+		t.Errorf("played %.1f s in the 3 s after switching rendition", res.PlayedAfter)
 	}
 }

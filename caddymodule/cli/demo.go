@@ -34,7 +34,7 @@ const demoChunkSize = 128 << 10
 
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "demo [--file PATH]... [--seeders N] [--listen ADDR] [--address ADDR]",
+		Use:   "demo [--file PATH]... [--seeders N] [--live] [--listen ADDR] [--address ADDR]",
 		Short: "Runs seeders, an origin and an empty gateway on loopback, offline",
 		Long: `
 Starts N seeder nodes on loopback that hold the files or directories (a
@@ -46,13 +46,21 @@ Prints the landing page's URL, which plays each video, shows where the
 bytes came from, stops seeders while a video plays and starts a second
 edge that fetches from the gateway; then one gateway URL per file, in the
 order of the --file flags; and serves until interrupted. Everything lives
-in a temporary directory removed on exit.`,
+in a temporary directory removed on exit.
+
+With --live, it also runs a live event: ffmpeg (which must be installed)
+codes a test pattern into a three-rendition low-latency ladder and
+publishes it to a publisher (a second Caddy, run from a Caddyfile), whose
+announcements the gateway follows as an edge. The landing page plays the
+ladder, and the edge's multivariant playlist URL is printed on a line of
+its own.`,
 		Args: cobra.NoArgs,
 	}
 	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
 	seeders := cmd.Flags().Int("seeders", 3, "number of seeder nodes")
 	listen := cmd.Flags().String("listen", "127.0.0.1:8080", "HTTP listen address of the gateway")
 	admin := cmd.Flags().String("address", "localhost:2019", `Caddy admin endpoint address, or "off"`)
+	live := cmd.Flags().Bool("live", false, "also publish a low-latency live ladder (needs ffmpeg)")
 	oldAdminFlag(cmd, admin)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *seeders < 1 {
@@ -60,7 +68,7 @@ in a temporary directory removed on exit.`,
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return runDemo(ctx, demoConfig{files: *files, seeders: *seeders, listen: *listen, admin: *admin}, cmd.OutOrStdout())
+		return runDemo(ctx, demoConfig{files: *files, seeders: *seeders, listen: *listen, admin: *admin, live: *live}, cmd.OutOrStdout())
 	}
 	return cmd
 }
@@ -70,6 +78,7 @@ type demoConfig struct {
 	seeders int
 	listen  string
 	admin   string
+	live    bool
 }
 
 // runDemo runs the demo until ctx is done.
@@ -79,6 +88,18 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	var lv *liveDemo
+	if cfg.live {
+		// Checked first: a missing encoder is said before anything
+		// starts.
+		if lv, err = newLiveDemo(filepath.Join(tmp, "live")); err != nil {
+			return err
+		}
+		defer lv.close()
+		if err := lv.startPublisher(ctx); err != nil {
+			return err
+		}
+	}
 	if len(cfg.files) == 0 {
 		if cfg.files, err = writeDemoMedia(filepath.Join(tmp, "media")); err != nil {
 			return err
@@ -139,12 +160,16 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return err
 	}
 
-	page, err := landingPage(cfg.seeders, entries)
+	livePath := ""
+	if lv != nil {
+		livePath = demoLivePath
+	}
+	page, err := landingPage(cfg.seeders, entries, livePath)
 	if err != nil {
 		return err
 	}
 	gatewayDir := filepath.Join(tmp, "gateway")
-	config, err := demoCaddyConfig(cfg, gatewayDir, swarm.seederAddrs(), page, "http://"+l.Addr().String(), catalog)
+	config, err := demoCaddyConfig(cfg, gatewayDir, swarm.seederAddrs(), page, "http://"+l.Addr().String(), catalog, lv)
 	if err != nil {
 		return err
 	}
@@ -159,9 +184,17 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return startDemoNode(ctx, filepath.Join(tmp, "second-edge"), addrs(gatewayNode(gatewayDir)))
 	}
 
+	if lv != nil {
+		if err := lv.startEncoder(ctx); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "http://%s/\n", cfg.listen)
 	for i, c := range roots {
 		fmt.Fprintln(out, demoURL(cfg.listen, c, cfg.files[i]))
+	}
+	if lv != nil {
+		fmt.Fprintf(out, "http://%s%s\n", cfg.listen, demoLivePath)
 	}
 	fmt.Fprintf(out, "dashboard: http://%s/pacman/stats\n", cfg.listen)
 	fmt.Fprintf(out, "data dir:  %s (removed when the demo stops)\n", gatewayDir)
@@ -254,8 +287,8 @@ func demoURL(listen string, c cid.Cid, path string) string {
 // page at /, the player script, the node's figures and the demo's
 // controls it reads, and pacman for every other path: the catalog's
 // names (/media/…) and /ipfs/, from the seeders, with origin as the
-// fallback.
-func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte, origin, catalog string) ([]byte, error) {
+// fallback, and with lv the live streams lv's publisher announces.
+func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte, origin, catalog string, lv *liveDemo) ([]byte, error) {
 	admin := map[string]any{"listen": cfg.admin}
 	if cfg.admin == "off" {
 		admin = map[string]any{"disabled": true}
@@ -263,6 +296,13 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 	js, err := hlsJS()
 	if err != nil {
 		return nil, err
+	}
+	app := caddymodule.App{DataDir: dataDir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers}
+	resolvers := []any{map[string]any{"resolver": "catalog", "file": catalog}, map[string]any{"resolver": "ipfs"}}
+	if lv != nil {
+		app.Peers = append(app.Peers, lv.addr)
+		app.LiveTrust = []string{lv.id.String()}
+		resolvers = append([]any{map[string]any{"resolver": "live", "prefix": "/live/", "streams": []string{demoStream}}}, resolvers...)
 	}
 	static := func(path, ctype string, body []byte) map[string]any {
 		return map[string]any{
@@ -275,11 +315,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 		"admin":   admin,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
 		"apps": map[string]any{
-			"pacman": caddymodule.App{
-				DataDir: dataDir,
-				Listen:  []string{"/ip4/127.0.0.1/tcp/0"},
-				Peers:   peers,
-			},
+			"pacman": app,
 			"http": map[string]any{
 				"servers": map[string]any{
 					"demo": map[string]any{
@@ -305,7 +341,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 								"handle": []any{map[string]any{
 									"handler":   "pacman",
 									"route":     "demo",
-									"resolvers": []any{map[string]any{"resolver": "catalog", "file": catalog}, map[string]any{"resolver": "ipfs"}},
+									"resolvers": resolvers,
 									"sources":   []any{map[string]any{"source": "bitswap"}, map[string]any{"source": "origin", "url": origin}},
 									"policies":  []any{map[string]any{"policy": "open"}},
 								}},

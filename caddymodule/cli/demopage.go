@@ -77,7 +77,14 @@ button{margin:.3em .3em 0 0}small{color:#666}
 <p>A gateway that starts with only the files' index (which blocks make each file) serves the files below. It fetches each 128 KiB block from the {{.Seeders}} seeders over bitswap, several at once, checks every block against its hash, and keeps and seeds what it fetched. An origin (a plain web server holding the same files) is asked for a block only when no seeder sends it within a second.</p>
 <main>
 <div>
-{{range .Entries}}<section>
+{{if .Live}}<section id="live-section">
+<h2>Live: a low-latency ladder</h2>
+<video id="live" controls muted autoplay playsinline data-live="{{.Live}}"></video>
+<p><a href="{{.Live}}">{{.Live}}</a><br><small id="live-state">waiting for the encoder's first segment…</small></p>
+<p id="live-levels"></p>
+<p><small>ffmpeg codes three renditions and PUTs them to a publisher, which cuts each 0.32 s fragment into an LL-HLS part as it arrives and announces it, signed, over libp2p. This gateway, an edge, fetches each part from the publisher as it is announced, checks it against its hash, and lists it in its own playlists.</small></p>
+</section>
+{{end}}{{range .Entries}}<section>
 <h2>{{.Name}}</h2>
 {{if eq .Kind "video"}}<video controls muted playsinline preload="metadata" src="{{.URL}}"></video>
 {{else if eq .Kind "hls"}}<video controls muted playsinline data-hls="{{.URL}}"></video>
@@ -102,6 +109,33 @@ button{margin:.3em .3em 0 0}small{color:#666}
 </main>
 <script src="/hls.light.min.js"></script>
 <script>
+const live = document.getElementById('live');
+if (live && window.Hls && Hls.isSupported()) {
+  // Low-latency mode: parts, blocking reloads and preload hints. The
+  // ladder's playlist appears once the encoder's first segment is in.
+  const h = new Hls({ lowLatencyMode: true });
+  const load = () => h.loadSource(live.dataset.live);
+  h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) setTimeout(load, 1000); });
+  h.on(Hls.Events.MANIFEST_PARSED, () => {
+    const pick = (i, label) => {
+      const b = document.createElement('button');
+      b.textContent = label; b.onclick = () => { h.currentLevel = i; };
+      return b;
+    };
+    document.getElementById('live-levels').replaceChildren(pick(-1, 'auto'), ...h.levels.map((l, i) => pick(i, l.height + 'p')));
+    live.play().catch(() => {});
+  });
+  h.attachMedia(live);
+  load();
+  setInterval(() => {
+    const l = h.levels[h.currentLevel], at = h.playingDate;
+    if (!l || !at) return;
+    document.getElementById('live-state').textContent =
+      ((Date.now() - at.getTime()) / 1000).toFixed(1) + ' s behind live, playing ' + l.height + 'p' + (h.autoLevelEnabled ? ' (auto)' : '');
+  }, 500);
+} else if (live) {
+  live.src = live.dataset.live;
+}
 for (const v of document.querySelectorAll('video[data-hls]')) {
   if (v.canPlayType('application/vnd.apple.mpegurl')) { v.src = v.dataset.hls; }
   else if (window.Hls && Hls.isSupported()) { const h = new Hls(); h.loadSource(v.dataset.hls); h.attachMedia(v); }
@@ -154,9 +188,10 @@ refresh(); setInterval(refresh, 1000);
 </body></html>
 `))
 
-// landingPage renders the demo's landing page.
-func landingPage(seeders int, entries []demoEntry) ([]byte, error) {
+// landingPage renders the demo's landing page; with live, the path of a
+// live ladder's multivariant playlist, it plays that first.
+func landingPage(seeders int, entries []demoEntry, live string) ([]byte, error) {
 	var b bytes.Buffer
-	err := landingTemplate.Execute(&b, map[string]any{"Seeders": seeders, "Entries": entries})
+	err := landingTemplate.Execute(&b, map[string]any{"Seeders": seeders, "Entries": entries, "Live": live})
 	return b.Bytes(), err
 }
