@@ -11,6 +11,7 @@ import (
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/pacman-cdn/pacman/fleet"
@@ -119,13 +120,45 @@ func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) 
 
 // liveFigures are one run's figures.
 type liveFigures struct {
-	p50, p99 time.Duration // from the publisher's announcement to every edge listing it
-	upload   float64       // the publisher's upload (bitswap and fleet) over the segments' bytes
+	segs, parts latencies // from the publisher's announcement to every edge listing it
+	upload      float64   // the publisher's upload (bitswap and fleet) over the segments' bytes
+}
+
+// latencies collects listing delays from many goroutines.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+// wait records how long after published edge lists segment seq, or its
+// part part (−1: the segment whole), within 30 s.
+func (l *latencies) wait(ctx context.Context, wg *sync.WaitGroup, e *liveNode, stream string, seq uint64, part int, published time.Time) {
+	wg.Go(func() {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if e.relay.Streams().Wait(wctx, stream, seq, part) == nil {
+			l.mu.Lock()
+			l.all = append(l.all, time.Since(published))
+			l.mu.Unlock()
+		}
+	})
+}
+
+// quantiles returns the p50 and p99 of what was recorded, in ms, or "–".
+func (l *latencies) quantiles() (p50, p99 string) {
+	if len(l.all) == 0 {
+		return "–", "–"
+	}
+	slices.Sort(l.all)
+	q := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", ms(d)) }
+	return q(l.all[len(l.all)/2]), q(l.all[min(len(l.all)-1, len(l.all)*99/100)])
 }
 
 // liveRun publishes segments of segSize every interval from a publisher to
-// k edges and measures them.
-func liveRun(tmp string, k, segments, segSize int, interval, rtt time.Duration, fleetOn bool) liveFigures {
+// k edges and measures them; with parts > 0, each segment is announced
+// first as that many parts, one every interval/parts, as a low-latency
+// publisher cuts them, and then whole.
+func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Duration, fleetOn bool) *liveFigures {
 	nodes := make([]*liveNode, k+1)
 	for i := range nodes {
 		nodes[i] = startLiveNode(tmp)
@@ -143,63 +176,83 @@ func liveRun(tmp string, k, segments, segSize int, interval, rtt time.Duration, 
 	check(err)
 	_, fleetBefore := pub.f.Counts()
 
-	var lat []time.Duration
-	var mu sync.Mutex
+	fig := &liveFigures{}
 	var wg sync.WaitGroup
+	var initSeg cid.Cid
+	partTarget := 0.0
+	if parts > 0 {
+		initSeg, err = ingest.Import(ctx, pub.n.DAG(), bytes.NewReader([]byte("the live bench's init segment")))
+		check(err)
+		partTarget = interval.Seconds() / float64(parts)
+	}
 	next := time.Now()
 	for seq := range segments {
 		data := bytes.Repeat([]byte{byte(seq)}, segSize)
 		copy(data, fmt.Sprintf("segment %d of the live bench", seq))
-		c, err := ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data))
-		check(err)
-		check(pub.relay.Publish(ctx, live.Announcement{Stream: stream, Seq: uint64(seq), CID: c, Duration: interval.Seconds(), Ext: ".ts"}))
+		seg := live.Announcement{Stream: stream, Seq: uint64(seq), Duration: interval.Seconds(), Ext: ".ts"}
+		if parts == 0 {
+			seg.CID, err = ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data))
+			check(err)
+		} else {
+			var pieces []ingest.Piece
+			for i := range parts {
+				piece := data[i*segSize/parts : (i+1)*segSize/parts]
+				c, err := ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(piece))
+				check(err)
+				check(pub.relay.Publish(ctx, live.Announcement{Stream: stream, Seq: uint64(seq), IsPart: true, Part: i, CID: c,
+					Duration: partTarget, Ext: ".m4s", Independent: i == 0, PartTarget: partTarget, Map: initSeg}))
+				published := time.Now()
+				for _, e := range nodes[1:] {
+					fig.parts.wait(ctx, &wg, e, stream, uint64(seq), i, published)
+				}
+				pieces = append(pieces, ingest.Piece{CID: c, Size: uint64(len(piece))})
+				next = next.Add(interval / time.Duration(parts))
+				time.Sleep(time.Until(next))
+			}
+			seg.CID, err = ingest.Concat(ctx, pub.n.DAG(), pieces)
+			check(err)
+			seg.Ext, seg.PartTarget, seg.Map = ".m4s", partTarget, initSeg
+		}
+		check(pub.relay.Publish(ctx, seg))
 		published := time.Now()
 		for _, e := range nodes[1:] {
-			wg.Go(func() {
-				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				if e.relay.Streams().Wait(wctx, stream, uint64(seq), -1) == nil {
-					mu.Lock()
-					lat = append(lat, time.Since(published))
-					mu.Unlock()
-				}
-			})
+			fig.segs.wait(ctx, &wg, e, stream, uint64(seq), -1, published)
 		}
-		next = next.Add(interval)
-		time.Sleep(time.Until(next))
+		if parts == 0 {
+			next = next.Add(interval)
+			time.Sleep(time.Until(next))
+		}
 	}
 	wg.Wait()
 	after, err := pub.n.Stats(ctx)
 	check(err)
 	_, fleetAfter := pub.f.Counts()
-	slices.Sort(lat)
-	if len(lat) == 0 {
+	if len(fig.segs.all) == 0 {
 		check(fmt.Errorf("no edge listed any segment"))
 	}
-	return liveFigures{
-		p50:    lat[len(lat)/2],
-		p99:    lat[min(len(lat)-1, len(lat)*99/100)],
-		upload: float64(after.BytesSeeded-before.BytesSeeded+uint64(fleetAfter-fleetBefore)) / float64(segments*segSize),
-	}
+	fig.upload = float64(after.BytesSeeded-before.BytesSeeded+uint64(fleetAfter-fleetBefore)) / float64(segments*segSize)
+	return fig
 }
 
 // runLive prints the live scenario: with the fleet and, side by side, each
 // edge fetching from the swarm alone.
-func runLive(w io.Writer, k, segments, segSize int, interval time.Duration, rtts []time.Duration) {
+func runLive(w io.Writer, k, segments, segSize, parts int, interval time.Duration, rtts []time.Duration) {
 	tmp, err := os.MkdirTemp("", "pacman-live-bench")
 	check(err)
 	defer os.RemoveAll(tmp)
-	fmt.Fprintf(w, "live: 1 publisher, %d edges, %d segments of %s every %v\n\n", k, segments, fmtSize(segSize), interval)
-	fmt.Fprintln(w, "| RTT | edges | announce → listed p50 | p99 | publisher upload / segment bytes |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintf(w, "live: 1 publisher, %d edges, %d segments of %s every %v, %d parts each\n\n", k, segments, fmtSize(segSize), interval, parts)
+	fmt.Fprintln(w, "| RTT | edges | part announced → listed p50 | p99 | segment p50 | p99 | publisher upload / stream bytes |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, rtt := range rtts {
 		for _, fleetOn := range []bool{false, true} {
-			f := liveRun(tmp, k, segments, segSize, interval, rtt, fleetOn)
+			f := liveRun(tmp, k, segments, segSize, parts, interval, rtt, fleetOn)
 			mode := "alone (baseline)"
 			if fleetOn {
 				mode = "fleet"
 			}
-			fmt.Fprintf(w, "| %v | %s | %.0f ms | %.0f ms | %.2f× |\n", rtt, mode, ms(f.p50), ms(f.p99), f.upload)
+			p50, p99 := f.parts.quantiles()
+			s50, s99 := f.segs.quantiles()
+			fmt.Fprintf(w, "| %v | %s | %s | %s | %s | %s | %.2f× |\n", rtt, mode, p50, p99, s50, s99, f.upload)
 		}
 	}
 }

@@ -264,6 +264,9 @@ type viewer struct {
 	Latency []float64
 	Stalls  int
 	Played  float64
+	// Warnings are the errors hls.js recovered from: when, what, the
+	// HTTP status and the URL.
+	Warnings []string
 }
 
 // watchLive plays /live/ev/index.m3u8 of each base URL side by side in

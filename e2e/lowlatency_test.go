@@ -377,6 +377,9 @@ func lowLatencyViewers(t *testing.T, node, partTarget, frag string) (edge, pub f
 		if len(r.Errors) > 0 {
 			t.Errorf("%s: player errors %v", who, r.Errors)
 		}
+		if len(r.Warnings) > 0 {
+			t.Logf("%s: hls.js recovered from %q", who, r.Warnings)
+		}
 		if r.Stalls > 0 {
 			t.Logf("issue 25 target (no stall): NOT MET by the %s's viewer: %d stalls", who, r.Stalls)
 		}

@@ -158,7 +158,16 @@ if (q.get('hls')) {
   // move that target (hls.js adds a second per stall by default).
   const hls = new Hls({ maxLiveSyncPlaybackRate: 2, liveSyncOnStallIncrease: 0 });
   window.hls = hls;
-  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.failed = 'hls.js: ' + d.details; });
+  // Errors hls.js recovers from are kept too (the first 20): a stall
+  // leaves the requests that failed before it.
+  window.warnings = [];
+  hls.on(Hls.Events.ERROR, (_, d) => {
+    if (d.fatal) window.failed = 'hls.js: ' + d.details;
+    else if (window.warnings.length < 20) {
+      const url = (d.part && d.part.relurl) || (d.frag && d.frag.relurl) || (d.context && d.context.url) || '';
+      window.warnings.push(((performance.now() / 1000).toFixed(1)) + ' s ' + d.details + ' ' + ((d.response && d.response.code) || '') + ' ' + url);
+    }
+  });
   hls.loadSource(q.get('hls'));
   hls.attachMedia(v);
 } else {

@@ -1,6 +1,6 @@
 // Plays live HLS streams side by side in Debian's headless Chromium through
 // hls.js, and reports for each, as JSON, how far behind the live edge it
-// played and how often it stalled. The distance is measured on the wall
+// played, how often it stalled, and the errors hls.js recovered from. The distance is measured on the wall
 // clock: now minus the EXT-X-PROGRAM-DATE-TIME of the frame playing.
 //
 //   node live.mjs SECONDS PAGE_URL...
@@ -43,9 +43,10 @@ try {
     }
   }
   for (const { page, r, start } of opened) {
-    const end = await page.evaluate(() => ({ t: document.querySelector('video').currentTime, stalls: window.stalls }));
+    const end = await page.evaluate(() => ({ t: document.querySelector('video').currentTime, stalls: window.stalls, warnings: window.warnings || [] }));
     r.played = end.t - start;
     r.stalls = end.stalls;
+    r.warnings = end.warnings;
   }
 } catch (e) {
   results.push({ errors: [String(e)] });
