@@ -187,8 +187,10 @@ func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Dur
 	}
 	next := time.Now()
 	for seq := range segments {
-		data := bytes.Repeat([]byte{byte(seq)}, segSize)
-		copy(data, fmt.Sprintf("segment %d of the live bench", seq))
+		// Pseudo-random, as coded video is: bytes that repeat would
+		// make parts alike, one block sent for several.
+		data := make([]byte, segSize)
+		fill(data, fmt.Sprintf("segment %d of the live bench", seq))
 		seg := live.Announcement{Stream: stream, Seq: uint64(seq), Duration: interval.Seconds(), Ext: ".ts"}
 		if parts == 0 {
 			seg.CID, err = ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data))

@@ -592,3 +592,56 @@ func TestNameQuestions(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("the origin went away") }
+
+// TestOneSidedMemberOwnsNothing: an edge that lists a peer which does not
+// list it back (a publisher that edges list, and that lists none of them)
+// is told so at its first want, and from then on counts that peer owner
+// of none of its blocks, so it fetches them itself instead of asking a
+// member that refuses every time. Before, the peer kept its share of the
+// blocks and every want of them failed first.
+func TestOneSidedMemberOwnsNothing(t *testing.T) {
+	a, pub := testutil.NewNode(t), testutil.NewNode(t)
+	if err := a.Host().Connect(context.Background(), pub.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	fa, err := fleet.New(fleet.Config{Host: a.Host(), Members: []peer.ID{pub.Host().ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fa.Close)
+	fp, err := fleet.New(fleet.Config{Host: pub.Host()}) // lists no member
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fp.Close)
+	fp.SetServe(func(context.Context, hedge.Want) (blocks.Block, error) {
+		t.Error("the publisher served an edge it does not list")
+		return nil, errors.New("not yours")
+	})
+	cids := make([]cid.Cid, 200)
+	for i := range cids {
+		cids[i] = blocks.NewBlock(fmt.Appendf(nil, "part %d", i)).Cid()
+	}
+	ownedByPub := func() []cid.Cid {
+		var out []cid.Cid
+		for _, c := range cids {
+			if fa.Owner(c) != nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	var owned []cid.Cid
+	for deadline := time.Now().Add(10 * time.Second); len(owned) == 0; time.Sleep(20 * time.Millisecond) {
+		if owned = ownedByPub(); time.Now().After(deadline) {
+			t.Fatal("the publisher never became a live member of the edge")
+		}
+	}
+	_, err = fa.Owner(owned[0]).Fetch(context.Background(), hedge.Want{Cid: owned[0]})
+	if err == nil || !strings.Contains(err.Error(), "does not count this edge as its member") {
+		t.Fatalf("a want of the one-sided member: %v", err)
+	}
+	if again := ownedByPub(); len(again) > 0 {
+		t.Errorf("after its refusal the publisher still owns %d of %d blocks (%d before)", len(again), len(cids), len(owned))
+	}
+}

@@ -87,6 +87,9 @@ type Fleet struct {
 	serve Serve
 
 	probes probes
+	// refusers are the members that said this edge is not theirs, and
+	// when: one-sided, they own none of its blocks for a while.
+	refusers refusers
 
 	counts    counts
 	answerers registry[Answerer]
@@ -103,6 +106,35 @@ type probes struct {
 	cancel context.CancelFunc
 	mu     sync.Mutex // guards last
 	last   map[peer.ID]time.Time
+}
+
+// refusedFor is how long a member that refused this edge owns none of its
+// blocks: then it is asked again, as a reload of its configuration may
+// have made this edge its member.
+const refusedFor = time.Minute
+
+// refusers are the members that refused this edge, and when.
+type refusers struct {
+	mu sync.Mutex // guards at
+	at map[peer.ID]time.Time
+}
+
+// add records that p refused this edge now.
+func (r *refusers) add(p peer.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = make(map[peer.ID]time.Time)
+	}
+	r.at[p] = time.Now()
+}
+
+// refused reports whether p refused this edge within refusedFor.
+func (r *refusers) refused(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.at[p]
+	return ok && time.Since(at) < refusedFor
 }
 
 // New returns the fleet of cfg.Members and registers its protocol on the
@@ -173,8 +205,8 @@ func (f *Fleet) isMember(p peer.ID) bool {
 // alone reports whether this edge has no members to ask.
 func (f *Fleet) alone() bool { return len(f.members) == 0 && !f.cfg.Swarm }
 
-// live returns the members connected now that speak the protocol, and
-// this edge, sorted.
+// live returns the members connected now that speak the protocol and
+// have not refused this edge, and this edge, sorted.
 func (f *Fleet) live() []peer.ID {
 	ids := []peer.ID{f.self}
 	candidates := slices.Collect(maps.Keys(f.members))
@@ -186,7 +218,7 @@ func (f *Fleet) live() []peer.ID {
 		}
 	}
 	for _, p := range candidates {
-		if f.cfg.Host.Network().Connectedness(p) != network.Connected {
+		if f.cfg.Host.Network().Connectedness(p) != network.Connected || f.refusers.refused(p) {
 			continue
 		}
 		if protos, err := f.cfg.Host.Peerstore().SupportsProtocols(p, Protocol); err == nil && len(protos) > 0 {

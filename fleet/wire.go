@@ -33,6 +33,9 @@ const (
 	answerNotFound byte = 1
 	answerFailed   byte = 2
 	answerWorking  byte = 3
+	// answerNotMember: the asker is not this edge's member. A publisher
+	// that edges list as a peer, and which lists none of them, says so.
+	answerNotMember byte = 4
 )
 
 // heartbeat is how often an owner filling a member's want says it is
@@ -101,6 +104,10 @@ func (m member) Fetch(ctx context.Context, w hedge.Want) (blocks.Block, error) {
 	case answerBlock:
 	case answerNotFound:
 		return nil, ipld.ErrNotFound{Cid: w.Cid}
+	case answerNotMember:
+		// One-sided: it is no owner of this edge's blocks.
+		m.f.refusers.add(m.id)
+		return nil, fmt.Errorf("fleet member %s does not count this edge as its member", m.id)
 	default:
 		return nil, fmt.Errorf("fleet member %s could not fetch %s", m.id, w.Cid)
 	}
@@ -121,8 +128,11 @@ func (f *Fleet) handle(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
 	if !f.isMember(from) {
-		// Only the operator's own edges may make this one fetch.
-		_ = s.Reset()
+		// Only the operator's own edges may make this one fetch. An
+		// edge that lists this one says so, so that it stops counting
+		// on it; anyone else learns nothing it could not by asking.
+		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = s.Write([]byte{answerNotMember})
 		return
 	}
 	select {
