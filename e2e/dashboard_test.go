@@ -39,11 +39,7 @@ func TestDashboardChromium(t *testing.T) {
 			"handle": []any{map[string]any{"handler": "pacman", "policies": []any{map[string]any{"policy": "open"}}}},
 		},
 	})
-	artifacts := os.Getenv("PACMAN_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	shot := filepath.Join(artifacts, "dashboard.png")
+	shot := artifact(t, "dashboard.png")
 	page := exec.Command(node, "player/dashboard.mjs", gw.URL+"/pacman/stats", shot)
 	var stderr bytes.Buffer
 	page.Stderr = &stderr

@@ -352,3 +352,17 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// artifact is the path a test writes its artifact name to (a screenshot):
+// in $PACMAN_ARTIFACTS, made if need be, or else the test's temp dir.
+func artifact(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("PACMAN_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}

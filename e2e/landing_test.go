@@ -3,9 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,11 +23,7 @@ func TestLandingPageChromium(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startCaddy(t, nil, "pacman", "demo", "--listen", listen, "--address", "off")
 	waitHTTP(t, "http://"+listen+"/")
-	artifacts := os.Getenv("PACMAN_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	shot := filepath.Join(artifacts, "landing.png")
+	shot := artifact(t, "landing.png")
 	out := run(t, 120*time.Second, node, "player/landing.mjs", "http://"+listen+"/", shot)
 	var res struct {
 		Errors []string
@@ -111,11 +105,7 @@ func TestDemoLiveChromium(t *testing.T) {
 			t.Fatalf("%s never listed three renditions:\n%s", master, body)
 		}
 	}
-	artifacts := os.Getenv("PACMAN_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	shot := filepath.Join(artifacts, "landing-live.png")
+	shot := artifact(t, "landing-live.png")
 	out := run(t, 120*time.Second, node, "player/landinglive.mjs", "http://"+listen+"/", shot)
 	var res struct {
 		Errors        []string

@@ -220,19 +220,12 @@ func TestChromium(t *testing.T) {
 	node := needPlayer(t)
 	m := serveMedia(t)
 	site := playerSite(t)
-	artifacts := os.Getenv("PACMAN_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for _, src := range []struct{ name, param, url string }{
 		{"mp4", "src", m.mp4}, {"webm", "src", m.webm}, {"hls", "hls", m.hls},
 	} {
 		t.Run(src.name, func(t *testing.T) {
 			start := time.Now()
-			shot := filepath.Join(artifacts, "chromium-"+src.name+".png")
+			shot := artifact(t, "chromium-"+src.name+".png")
 			page := site.URL + "/?" + src.param + "=" + url.QueryEscape(src.url)
 			out := run(t, 2*time.Minute, node, "player/play.mjs", page, shot, "2", "4.5", "6.5")
 			var res struct {
