@@ -75,7 +75,10 @@ func wireLive(nodes []*liveNode, rtt time.Duration, fleetOn bool) (stop func()) 
 		check(err)
 		n := ln.n
 		peers := live.PeerSessions(func(ctx context.Context) hedge.Getter { return n.NewSession(ctx) })
-		cfg := hedge.Config{Local: n.Store(), Sources: []hedge.Source{peers}}
+		// The store keeps what the fleet and the swarm send, as the
+		// edge's does: without it a block taken from a member was not
+		// kept, and the segment's walk and other members asked again.
+		cfg := hedge.Config{Local: n.Store(), Sources: []hedge.Source{peers}, Store: n}
 		if fleetOn {
 			cfg.Fleet = f
 		}
