@@ -1,8 +1,10 @@
 // Package live is the pacman.resolvers.live module: GET
 // {prefix}{stream}/index.m3u8 serves a live stream's playlist, built on
 // this node from the verified announcements it relays, and
-// {prefix}{stream}/{seq}.ts its segments, which the node fetched as soon as
-// they were announced.
+// {prefix}{stream}/{seq}.ts its segments (and {seq}.{part}.m4s its
+// low-latency parts), which the node fetched as soon as they were
+// announced; {prefix}{stream}/master.m3u8 is the multivariant playlist of
+// a stream's ladder.
 package live
 
 import (
@@ -58,7 +60,7 @@ func (s *Streams) Resolve(r *http.Request) (gateway.Content, bool, error) {
 	}
 	name, file, ok := strings.Cut(rest, "/")
 	if !ok || strings.Contains(file, "/") || !live.ValidName(name) {
-		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "live URLs are "+s.o.Prefix+"{stream}/index.m3u8 and the segments it lists")
+		return gateway.Content{}, true, gateway.Errorf(http.StatusNotFound, "live URLs are "+s.o.Prefix+"{stream}/index.m3u8 (or master.m3u8, a ladder's) and the segments it lists")
 	}
 	// Only streams a trusted publisher announced, or the config lists,
 	// are followed: a name nobody announced joins nothing and costs
