@@ -160,8 +160,9 @@ func (l *latencies) quantiles() (p50, p99 string) {
 // liveRun publishes segments of segSize every interval from a publisher to
 // k edges and measures them; with parts > 0, each segment is announced
 // first as that many parts, one every interval/parts, as a low-latency
-// publisher cuts them, and then whole.
-func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Duration, fleetOn bool) *liveFigures {
+// publisher cuts them, and then whole. With renditions > 1 it publishes a
+// ladder: rendition r's segments have segSize/2^r bytes.
+func liveRun(tmp string, k, segments, segSize, parts, renditions int, interval, rtt time.Duration, fleetOn bool) *liveFigures {
 	nodes := make([]*liveNode, k+1)
 	for i := range nodes {
 		nodes[i] = startLiveNode(tmp)
@@ -170,9 +171,12 @@ func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Dur
 	defer stop()
 	pub := nodes[0]
 	ctx := context.Background()
-	const stream = "bench"
-	for _, e := range nodes[1:] {
-		check(e.relay.Join(stream))
+	names := make([]string, renditions)
+	for r := range names {
+		names[r] = live.RenditionName("bench", r)
+		for _, e := range nodes[1:] {
+			check(e.relay.Join(names[r]))
+		}
 	}
 	time.Sleep(2 * time.Second) // let the gossip meshes form
 	before, err := pub.n.Stats(ctx)
@@ -188,40 +192,53 @@ func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Dur
 		check(err)
 		partTarget = interval.Seconds() / float64(parts)
 	}
+	// publish announces a, imported now, and measures every edge's
+	// listing of it into l.
+	publish := func(a live.Announcement, l *latencies) {
+		check(pub.relay.Publish(ctx, a))
+		published, part := time.Now(), -1
+		if a.IsPart {
+			part = a.Part
+		}
+		for _, e := range nodes[1:] {
+			l.wait(ctx, &wg, e, a.Stream, a.Seq, part, published)
+		}
+	}
+	streamBytes := 0
 	next := time.Now()
 	for seq := range segments {
 		// Pseudo-random, as coded video is: bytes that repeat would
 		// make parts alike, one block sent for several.
-		data := make([]byte, segSize)
-		fill(data, fmt.Sprintf("segment %d of the live bench", seq))
-		seg := live.Announcement{Stream: stream, Seq: uint64(seq), Duration: interval.Seconds(), Ext: ".ts"}
-		if parts == 0 {
-			seg.CID, err = ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data))
-			check(err)
-		} else {
-			var pieces []ingest.Piece
-			for i := range parts {
-				piece := data[i*segSize/parts : (i+1)*segSize/parts]
+		data := make([][]byte, renditions)
+		for r := range data {
+			data[r] = make([]byte, segSize>>r)
+			fill(data[r], fmt.Sprintf("segment %d of rendition %d of the live bench", seq, r))
+			streamBytes += len(data[r])
+		}
+		pieces := make([][]ingest.Piece, renditions)
+		for i := range parts {
+			for r, name := range names {
+				n := len(data[r])
+				piece := data[r][i*n/parts : (i+1)*n/parts]
 				c, err := ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(piece))
 				check(err)
-				check(pub.relay.Publish(ctx, live.Announcement{Stream: stream, Seq: uint64(seq), IsPart: true, Part: i, CID: c,
-					Duration: partTarget, Ext: ".m4s", Independent: i == 0, PartTarget: partTarget, Map: initSeg}))
-				published := time.Now()
-				for _, e := range nodes[1:] {
-					fig.parts.wait(ctx, &wg, e, stream, uint64(seq), i, published)
-				}
-				pieces = append(pieces, ingest.Piece{CID: c, Size: uint64(len(piece))})
-				next = next.Add(interval / time.Duration(parts))
-				time.Sleep(time.Until(next))
+				publish(live.Announcement{Stream: name, Seq: uint64(seq), IsPart: true, Part: i, CID: c,
+					Duration: partTarget, Ext: ".m4s", Independent: i == 0, PartTarget: partTarget, Map: initSeg}, &fig.parts)
+				pieces[r] = append(pieces[r], ingest.Piece{CID: c, Size: uint64(len(piece))})
 			}
-			seg.CID, err = ingest.Concat(ctx, pub.n.DAG(), pieces)
-			check(err)
-			seg.Ext, seg.PartTarget, seg.Map = ".m4s", partTarget, initSeg
+			next = next.Add(interval / time.Duration(parts))
+			time.Sleep(time.Until(next))
 		}
-		check(pub.relay.Publish(ctx, seg))
-		published := time.Now()
-		for _, e := range nodes[1:] {
-			fig.segs.wait(ctx, &wg, e, stream, uint64(seq), -1, published)
+		for r, name := range names {
+			seg := live.Announcement{Stream: name, Seq: uint64(seq), Duration: interval.Seconds(), Ext: ".ts", Size: uint64(len(data[r]))}
+			if parts == 0 {
+				seg.CID, err = ingest.Import(ctx, pub.n.DAG(), bytes.NewReader(data[r]))
+			} else {
+				seg.CID, err = ingest.Concat(ctx, pub.n.DAG(), pieces[r])
+				seg.Ext, seg.PartTarget, seg.Map = ".m4s", partTarget, initSeg
+			}
+			check(err)
+			publish(seg, &fig.segs)
 		}
 		if parts == 0 {
 			next = next.Add(interval)
@@ -235,22 +252,22 @@ func liveRun(tmp string, k, segments, segSize, parts int, interval, rtt time.Dur
 	if len(fig.segs.all) == 0 {
 		check(fmt.Errorf("no edge listed any segment"))
 	}
-	fig.upload = float64(after.BytesSeeded-before.BytesSeeded+uint64(fleetAfter-fleetBefore)) / float64(segments*segSize)
+	fig.upload = float64(after.BytesSeeded-before.BytesSeeded+uint64(fleetAfter-fleetBefore)) / float64(streamBytes)
 	return fig
 }
 
 // runLive prints the live scenario: with the fleet and, side by side, each
 // edge fetching from the swarm alone.
-func runLive(w io.Writer, k, segments, segSize, parts int, interval time.Duration, rtts []time.Duration) {
+func runLive(w io.Writer, k, segments, segSize, parts, renditions int, interval time.Duration, rtts []time.Duration) {
 	tmp, err := os.MkdirTemp("", "pacman-live-bench")
 	check(err)
 	defer os.RemoveAll(tmp)
-	fmt.Fprintf(w, "live: 1 publisher, %d edges, %d segments of %s every %v, %d parts each\n\n", k, segments, fmtSize(segSize), interval, parts)
+	fmt.Fprintf(w, "live: 1 publisher, %d edges, %d segments of %s every %v, %d parts each, %d renditions\n\n", k, segments, fmtSize(segSize), interval, parts, renditions)
 	fmt.Fprintln(w, "| RTT | edges | part announced → listed p50 | p99 | segment p50 | p99 | publisher upload / stream bytes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, rtt := range rtts {
 		for _, fleetOn := range []bool{false, true} {
-			f := liveRun(tmp, k, segments, segSize, parts, interval, rtt, fleetOn)
+			f := liveRun(tmp, k, segments, segSize, parts, renditions, interval, rtt, fleetOn)
 			mode := "alone (baseline)"
 			if fleetOn {
 				mode = "fleet"

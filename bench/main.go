@@ -54,6 +54,7 @@ import (
 	"github.com/pacman-cdn/pacman/ingest"
 	"github.com/pacman-cdn/pacman/internal/shaper"
 	"github.com/pacman-cdn/pacman/internal/testutil"
+	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/node"
 )
 
@@ -82,6 +83,7 @@ func main() {
 		liveSize  = flag.String("segment-size", "1MiB", "with -live: bytes per segment")
 		liveInt   = flag.Duration("interval", 2*time.Second, "with -live: time between segments")
 		liveParts = flag.Int("parts", 0, "with -live: announce each segment first as this many low-latency parts")
+		liveRends = flag.Int("renditions", 1, "with -live: publish a ladder of this many renditions, each half the last's bytes")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -128,7 +130,10 @@ func main() {
 	if *liveK > 0 {
 		segSize, err := humanize.ParseBytes(*liveSize)
 		check(err)
-		runLive(os.Stdout, *liveK, *liveSegs, int(segSize), *liveParts, *liveInt, parseRTTs(*rtts))
+		if *liveRends < 1 || *liveRends > live.MaxRenditions {
+			check(fmt.Errorf("-renditions must be 1 to %d", live.MaxRenditions))
+		}
+		runLive(os.Stdout, *liveK, *liveSegs, int(segSize), *liveParts, *liveRends, *liveInt, parseRTTs(*rtts))
 		return
 	}
 	if *fleetK > 0 {
