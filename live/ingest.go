@@ -240,6 +240,13 @@ func (in *Ingest) initSegment(w http.ResponseWriter, r *http.Request, stream str
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if tr.Handler != "vide" {
+		// A ladder's renditions are video variants; an audio track
+		// would need an audio rendition group, which edges do not
+		// write yet.
+		http.Error(w, fmt.Sprintf("the init segment's track is %q, not video: a low-latency stream carries video only for now (ffmpeg -map 0:v)", tr.Handler), http.StatusUnsupportedMediaType)
+		return
+	}
 	c, err := in.Import(r.Context(), bytes.NewReader(data))
 	if err != nil {
 		in.importFailed(w, stream, "init segment", err)

@@ -31,6 +31,9 @@ type Track struct {
 	Codec string
 	// Width and Height are a video track's size in pixels; 0 for others.
 	Width, Height int
+	// Handler is the track's kind as its hdlr box says: "vide" for
+	// video, "soun" for audio.
+	Handler string
 }
 
 // ParseInit reads an fMP4 init segment (ftyp, moov) for its track's
@@ -49,6 +52,10 @@ func ParseInit(data []byte) (Track, error) {
 	mdia, err := child(trak, "mdia")
 	if err != nil {
 		return t, fmt.Errorf("init segment: %w", err)
+	}
+	if hdlr, err := child(mdia, "hdlr"); err == nil && len(hdlr) >= 12 {
+		// Full box: version and flags, pre_defined, then the type.
+		t.Handler = string(hdlr[8:12])
 	}
 	mdhd, err := child(mdia, "mdhd")
 	if err != nil || len(mdhd) < 4 {

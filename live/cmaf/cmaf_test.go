@@ -42,8 +42,8 @@ func TestFragmentsOfAnEncodersSegment(t *testing.T) {
 	}
 	// ffprobe says of it: h264, High 4:4:4 Predictive (profile_idc
 	// 244), level 11, 160x120; RFC 6381 writes that avc1.f4000b.
-	if tr.Codec != "avc1.f4000b" || tr.Width != 160 || tr.Height != 120 {
-		t.Errorf("codec %q, %dx%d; want avc1.f4000b, 160x120", tr.Codec, tr.Width, tr.Height)
+	if tr.Codec != "avc1.f4000b" || tr.Width != 160 || tr.Height != 120 || tr.Handler != "vide" {
+		t.Errorf("codec %q, %dx%d, handler %q; want avc1.f4000b, 160x120, vide", tr.Codec, tr.Width, tr.Height, tr.Handler)
 	}
 	fr := NewReader(bytes.NewReader(seg), tr, 1<<20, 1<<20)
 	var got []Fragment

@@ -39,8 +39,9 @@ func cmafFixtures(t *testing.T) (init, seg []byte) {
 // TestLowLatencyIngestRefuses: the ingest refuses, each with its status
 // and reason, a segment before its init segment (of its rendition), a
 // segment out of order, a part longer than the part target, a ninth
-// rendition and a stream named as a rendition; the segments it took are
-// listed by the edge, parts and all, as the encoder's bytes.
+// rendition, a stream named as a rendition and an audio track; the
+// segments it took are listed by the edge, parts and all, as the
+// encoder's bytes.
 func TestLowLatencyIngestRefuses(t *testing.T) {
 	b := newBed(t)
 	init, seg := cmafFixtures(t)
@@ -53,11 +54,13 @@ func TestLowLatencyIngestRefuses(t *testing.T) {
 		{"ll/init-stream0.m4s", seg, http.StatusBadRequest},      // not an init segment
 		{"ll/init-stream0.m4s", init, http.StatusCreated},
 		{"ll/chunk-stream0-00002.m4s", seg, http.StatusCreated},
-		{"ll/chunk-stream0-00001.m4s", seg, http.StatusConflict},                  // out of order
-		{"ll/chunk-stream0-00002.m4s", seg, http.StatusConflict},                  // again
-		{"ll/chunk-stream1-00003.m4s", seg, http.StatusConflict},                  // rendition 1 has no init segment
-		{"ll/init-stream8.m4s", init, http.StatusBadRequest},                      // past the eight renditions
-		{"ll.1/init-stream0.m4s", init, http.StatusBadRequest},                    // a rendition's name is the relay's
+		{"ll/chunk-stream0-00001.m4s", seg, http.StatusConflict}, // out of order
+		{"ll/chunk-stream0-00002.m4s", seg, http.StatusConflict}, // again
+		{"ll/chunk-stream1-00003.m4s", seg, http.StatusConflict}, // rendition 1 has no init segment
+		{"ll/init-stream8.m4s", init, http.StatusBadRequest},     // past the eight renditions
+		{"ll.1/init-stream0.m4s", init, http.StatusBadRequest},   // a rendition's name is the relay's
+		// An audio track (its hdlr says "soun"): video only for now.
+		{"ll/init-stream2.m4s", bytes.Replace(init, []byte("vide"), []byte("soun"), 1), http.StatusUnsupportedMediaType},
 		{"ll/chunk-stream0-00003.m4s", seg[:len(seg)-100], http.StatusBadRequest}, // cut inside a fragment
 		{"ll/chunk-stream0-00004.m4s", seg, http.StatusCreated},
 	} {
