@@ -38,6 +38,9 @@ type stream struct {
 	endSig  *Signed
 	last    time.Time     // an announcement last arrived
 	changed chan struct{} // closed, and replaced, on every change
+	// listing is what listed returns, until the next change: every
+	// playlist render, and the ladder's reports, read it.
+	listing *listing
 }
 
 // segment is one announced segment, and whether the node holds it. A
@@ -177,8 +180,15 @@ func (st *stream) announced(now time.Time) {
 	st.touch()
 }
 
+// listing is a stream's listed segments and where their listing stopped.
+type listing struct {
+	segs []*segment
+	end  int
+}
+
 // touch tells those waiting on st that it changed.
 func (st *stream) touch() {
+	st.listing = nil
 	close(st.changed)
 	st.changed = make(chan struct{})
 }
@@ -232,6 +242,15 @@ func (st *stream) find(seq uint64) *segment {
 // which never came whole, while a later one did (its encoder stopped in
 // the middle of it), is left out. The caller holds s.mu.
 func (st *stream) listed() ([]*segment, int) {
+	if st.listing == nil {
+		segs, end := st.list()
+		st.listing = &listing{segs: segs, end: end}
+	}
+	return st.listing.segs, st.listing.end
+}
+
+// list computes what listed returns. The caller holds s.mu.
+func (st *stream) list() ([]*segment, int) {
 	lastWhole := -1
 	for i := len(st.segs) - 1; i >= 0; i-- {
 		if !st.segs[i].open {
