@@ -301,7 +301,6 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 	frags := cmaf.NewReader(r.Body, tr, in.MaxSegmentSize, in.MaxSegmentSize)
 	var pieces []Piece
 	var total float64
-	var size uint64
 	var start time.Time
 	for i := 0; ; i++ {
 		f, err := frags.Next()
@@ -341,11 +340,14 @@ func (in *Ingest) cut(w http.ResponseWriter, r *http.Request, stream, file strin
 		}
 		pieces = append(pieces, Piece{CID: c, Size: uint64(len(f.Data))})
 		total += f.Duration
-		size += uint64(len(f.Data))
 	}
 	if len(pieces) == 0 {
 		http.Error(w, fmt.Sprintf("%q holds no fragment", file), http.StatusBadRequest)
 		return
+	}
+	var size uint64
+	for _, p := range pieces {
+		size += p.Size
 	}
 	c, err := in.Join(r.Context(), pieces)
 	if err != nil {
