@@ -92,8 +92,18 @@ func TestFleetTakesEachBlockFromTheSwarmOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ratio := float64(st.BytesSeeded) / float64(len(data)); ratio > 1.1 {
-		t.Errorf("the seeder sent %.2f times the file to a fleet of two; want each block once", ratio)
+	// A member that hears nothing from the owner for hedge.FleetFirst
+	// fetches the leaf itself, as it should from a stuck owner. Under the
+	// race detector on a loaded machine (the -short run) the owner's
+	// 100 ms heartbeats arrive 250-700 ms apart, and two or four leaves
+	// of twelve were fetched twice in 4 runs of 15; the bug this test
+	// guards against sent the file about twice.
+	bound := 1.1
+	if testing.Short() {
+		bound = 1.5
+	}
+	if ratio := float64(st.BytesSeeded) / float64(len(data)); ratio > bound {
+		t.Errorf("the seeder sent %.2f times the file to a fleet of two; want each block once (at most %.1fx)", ratio, bound)
 	}
 }
 
