@@ -114,6 +114,10 @@ type App struct {
 	// hole punching, relays, port mapping, the addresses it announces.
 	// Default: see NAT.
 	NAT *NAT `json:"nat,omitempty"`
+	// Viewers turns viewer peers on: browsers that play this edge's
+	// content trade blocks with each other, the edge their tracker and
+	// signalling relay. Default: off.
+	Viewers *Viewers `json:"viewers,omitempty"`
 
 	edge    *edge.Edge
 	metrics *nodeMetrics
@@ -155,7 +159,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	v, loaded, err := nodes.LoadOrNew(a.DataDir, func() (caddy.Destructor, error) {
 		metrics := newNodeMetrics()
-		e, err := edge.New(ctx, edge.Config{Node: cfg, Observer: metrics, Logger: a.log})
+		e, err := edge.New(ctx, edge.Config{Node: cfg, Observer: metrics, Logger: a.log, Viewers: a.Viewers.config()})
 		if err != nil {
 			return nil, err
 		}

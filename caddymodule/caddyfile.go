@@ -55,6 +55,12 @@ func init() {
 //		announce                <multiaddr...>
 //		no_announce             <multiaddr|/ip4/net/ipcidr/bits...>
 //		reachability            auto|public|private
+//		viewers {
+//			max_viewers     <n>
+//			max_per_address <n>
+//			relay_data      <size>
+//			relay_duration  <duration>
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -64,6 +70,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	}
 	for d.NextBlock(0) {
 		name := d.Val()
+		if name == "viewers" {
+			v, err := parseViewersBlock(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Viewers = v
+			continue
+		}
 		list, known := globalOptions[name]
 		if !known {
 			return nil, d.Errf("unknown pacman option %q", name)

@@ -19,6 +19,7 @@ import (
 	"github.com/pacman-cdn/pacman/live"
 	"github.com/pacman-cdn/pacman/names"
 	"github.com/pacman-cdn/pacman/node"
+	"github.com/pacman-cdn/pacman/viewers"
 	"go.uber.org/zap"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Observer Observer
 	// Logger receives the edge's logs. Nil means none.
 	Logger *zap.Logger
+	// Viewers, if not nil, makes the edge the tracker and signalling
+	// relay of the browsers that play its content (viewer peers).
+	Viewers *viewers.Config
 }
 
 // Edge is one running edge. Its parts live as long as it does.
@@ -49,6 +53,8 @@ type Edge struct {
 	live      *live.Relay
 	livePeers *hedge.Sessions
 	names     *names.Network
+	// viewers is the service to viewer peers; nil when off.
+	viewers *viewers.Service
 	// stopAnnouncing ends the announcing of names, if the node routes.
 	stopAnnouncing context.CancelFunc
 	serving        serving
@@ -120,6 +126,11 @@ func (e *Edge) start(cfg Config) error {
 		e.stopAnnouncing = cancel
 		go announceNames(ctx, e.names, e.log.Named("ipns"))
 	}
+	if cfg.Viewers != nil {
+		if e.viewers, err = viewers.Start(h, *cfg.Viewers, e.log.Named("viewers")); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -141,15 +152,18 @@ func (e *Edge) liveFetcher(obs hedge.Observer) (live.Fetcher, error) {
 	return live.HedgeFetcher(h), nil
 }
 
-// Close stops the edge: its announcing, the relay, the fleet and the
-// node, in that order.
+// Close stops the edge: its announcing, its service to viewers, the
+// relay, the fleet and the node, in that order.
 func (e *Edge) Close() error {
 	if e.stopAnnouncing != nil {
 		e.stopAnnouncing()
 	}
 	var err error
+	if e.viewers != nil {
+		err = e.viewers.Close()
+	}
 	if e.live != nil {
-		err = e.live.Close()
+		err = errors.Join(err, e.live.Close())
 	}
 	if e.livePeers != nil {
 		e.livePeers.Close()
@@ -169,6 +183,10 @@ func (e *Edge) Fleet() *fleet.Fleet { return e.fleet }
 // Flights returns the fetches in flight on this edge, shared by every
 // route and by the live relay.
 func (e *Edge) Flights() *hedge.Flights { return e.flights }
+
+// Viewers returns the edge's service to viewer peers, or nil when it has
+// none.
+func (e *Edge) Viewers() *viewers.Service { return e.viewers }
 
 // Live returns the edge's live relay.
 func (e *Edge) Live() *live.Relay { return e.live }

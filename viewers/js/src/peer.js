@@ -1,0 +1,401 @@
+// pacman viewer peers: a page that loads /pacman/peer.js and calls
+// PacmanPeers.attach(hls) has hls.js take its segments and parts from the
+// other viewers of the same content where they have them, and from the
+// edge over HTTP where they do not, and serves what it holds to them.
+//
+//   - The edge is the tracker and the signalling relay (WebTransport to
+//     the edge, circuit relay v2 for WebRTC's offer and answer); media
+//     goes between viewers over WebRTC only, by bitswap on a protocol of
+//     its own (/pacman/viewers/bitswap/1.2.0) that the edge does not speak.
+//   - Every block is checked against its CID: bitswap names a received
+//     block by its own hash, and each block of a CAR from the edge is
+//     hashed before it is kept.
+//   - Peers are asked only for a fragment hls.js is loading now, ahead of
+//     the playhead, and only for p2pTimeout; then the edge is asked.
+//   - Upload is capped (uploadLimit bytes a second) and off on metered or
+//     save-data connections.
+import { createLibp2p } from 'libp2p'
+import { webTransport } from '@libp2p/webtransport'
+import { webRTC } from '@libp2p/webrtc'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { createBitswap } from '@helia/bitswap'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CarBlockIterator } from '@ipld/car/iterator'
+import { exporter } from 'ipfs-unixfs-exporter'
+
+const TRACKER = '/pacman/viewers/1.0.0'
+const BITSWAP = '/pacman/viewers/bitswap/1.2.0'
+const CAR = 'application/vnd.ipld.car;version=1;order=dfs;dups=n'
+
+const defaults = {
+  // How long peers have for a fragment before the edge is asked.
+  p2pTimeout: 1500,
+  // Bytes a second this viewer uploads at most; 0 uploads nothing.
+  uploadLimit: 2 << 20,
+  // Bytes of blocks kept to play and to share, oldest dropped first.
+  storeBytes: 64 << 20,
+  // How often the tracker is asked for the swarm's viewers.
+  trackEvery: 5000,
+  // The swarm: viewers of the same swarm are introduced. Default: the
+  // directory of the first fragment's URL.
+  swarm: ''
+}
+
+// notFound is what a store answers for a block it does not hold, as
+// bitswap and the exporter expect.
+function notFound (cid) {
+  const err = new Error(`block ${cid} not held`)
+  err.name = 'NotFoundError'
+  return err
+}
+
+// Blocks is a bounded store of verified blocks, oldest dropped first.
+class Blocks {
+  constructor (limit) {
+    this.limit = limit
+    this.map = new Map() // cid string → bytes, oldest first
+    this.bytes = 0
+  }
+
+  has (cid) { return this.map.has(cid.toString()) }
+  bytesOf (cid) { return this.map.get(cid.toString()) }
+  put (cid, bytes) {
+    const key = cid.toString()
+    if (this.map.has(key)) return
+    this.map.set(key, bytes)
+    this.bytes += bytes.byteLength
+    for (const [k, b] of this.map) {
+      if (this.bytes <= this.limit) break
+      this.map.delete(k)
+      this.bytes -= b.byteLength
+    }
+  }
+}
+
+// verified returns bytes if they hash to cid, and throws otherwise.
+async function verified (cid, bytes) {
+  if (cid.multihash.code !== sha256.code) {
+    throw new Error(`block ${cid}: only sha2-256 blocks are taken`)
+  }
+  const digest = await sha256.digest(bytes)
+  const want = cid.multihash.digest
+  const got = digest.digest
+  if (got.length !== want.length || got.some((b, i) => b !== want[i])) {
+    throw new Error(`block ${cid}: its bytes do not match its CID`)
+  }
+  return bytes
+}
+
+// metered reports whether the browser says the connection costs by the
+// byte or asks to save data.
+function metered () {
+  const c = navigator.connection
+  return c != null && (c.saveData === true || c.type === 'cellular' || c.metered === true)
+}
+
+class Peers {
+  constructor (base, opts) {
+    this.base = base
+    this.opts = { ...defaults, ...opts }
+    this.blocks = new Blocks(this.opts.storeBytes)
+    this.counts = { fromPeers: 0, fromEdge: 0, uploaded: 0 }
+    this.tokens = this.opts.uploadLimit
+    this.refilled = performance.now()
+    this.node = null
+    this.swarm = this.opts.swarm
+    this.ready = this.start().catch(err => {
+      console.warn('pacman peers: off, playing from the edge alone:', err)
+      this.node = null
+    })
+  }
+
+  // mayUpload takes n bytes of upload allowance, if there is that much.
+  mayUpload (n) {
+    if (this.opts.uploadLimit <= 0 || metered()) return false
+    const now = performance.now()
+    this.tokens = Math.min(this.opts.uploadLimit, this.tokens + (now - this.refilled) / 1000 * this.opts.uploadLimit)
+    this.refilled = now
+    if (this.tokens < n) return false
+    this.tokens -= n
+    return true
+  }
+
+  async start () {
+    const info = await (await fetch(new URL('/pacman/viewers.json', this.base))).json()
+    if (!Array.isArray(info.addrs) || info.addrs.length === 0) {
+      throw new Error('the edge offers viewers no WebTransport address')
+    }
+    const node = await createLibp2p({
+      addresses: { listen: ['/p2p-circuit', '/webrtc'] },
+      transports: [
+        webTransport(),
+        webRTC({ rtcConfiguration: { iceServers: [] } }),
+        circuitRelayTransport()
+      ],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      // Viewers and edges on a LAN or loopback are fine to dial.
+      connectionGater: { denyDialMultiaddr: () => false },
+      services: { identify: identify() }
+    })
+    const blocks = this.blocks
+    // What bitswap serves other viewers: the blocks held, within the
+    // upload allowance.
+    const serving = {
+      has: cid => blocks.has(cid) && !metered() && this.opts.uploadLimit > 0,
+      get: cid => {
+        const bytes = blocks.bytesOf(cid)
+        if (bytes == null || !this.mayUpload(bytes.byteLength)) throw notFound(cid)
+        this.counts.uploaded += bytes.byteLength
+        return (function * () { yield bytes })()
+      },
+      put: async () => {},
+      delete: async () => {}
+    }
+    this.bitswap = createBitswap({
+      libp2p: node,
+      blockstore: serving,
+      routing: { async * findProviders () {} },
+      logger: node.logger,
+      getHasher: async code => {
+        if (code !== sha256.code) throw new Error(`hash ${code} not taken`)
+        return sha256
+      }
+    }, { protocol: BITSWAP })
+    await this.bitswap.start()
+    for (const a of info.addrs) {
+      try {
+        await node.dial(multiaddr(a))
+        this.edge = a
+        break
+      } catch (err) {
+        console.warn('pacman peers: edge address', a, err)
+      }
+    }
+    if (this.edge == null) throw new Error('no edge address answered')
+    this.node = node
+    this.timer = setInterval(() => { this.track().catch(() => {}) }, this.opts.trackEvery)
+  }
+
+  // track asks the edge for the swarm's viewers and dials those not
+  // connected, over WebRTC through the edge's relay.
+  async track () {
+    if (this.node == null || this.swarm === '') return
+    const relayed = this.node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit'))
+    if (!relayed) return // not reachable yet: join once the relay took us
+    const stream = await this.node.dialProtocol(multiaddr(this.edge), TRACKER, { signal: AbortSignal.timeout(5000) })
+    const lp = lpStream(stream)
+    await lp.write(new TextEncoder().encode(this.swarm))
+    const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
+    await stream.close()
+    if (answer.error) throw new Error(answer.error)
+    const connected = new Set(this.node.getPeers().map(p => p.toString()))
+    const dials = []
+    for (const id of answer.peers ?? []) {
+      if (connected.has(id)) continue
+      dials.push(this.node.dial(multiaddr(`${this.edge}/p2p-circuit/webrtc/p2p/${id}`), { signal: AbortSignal.timeout(10000) })
+        .catch(err => console.debug('pacman peers: dialling viewer', id, err)))
+    }
+    await Promise.all(dials)
+  }
+
+  // viewers returns the connected viewers (not the edge) over WebRTC.
+  viewers () {
+    if (this.node == null) return []
+    return this.node.getConnections().filter(c => c.remoteAddr.toString().includes('/webrtc') && !c.limits)
+  }
+
+  // join puts this viewer in the swarm of url, once, and returns when the
+  // first viewers it was told of are dialled.
+  join (url) {
+    if (this.joined == null) {
+      if (this.swarm === '') {
+        const u = new URL(url, location.href)
+        this.swarm = u.host + u.pathname.replace(/[^/]*$/, '')
+      }
+      this.joined = this.whenRelayed().then(() => this.track()).catch(() => {})
+    }
+    return this.joined
+  }
+
+  // whenRelayed resolves once the edge's relay holds a slot for this
+  // viewer, so that others can reach it, or after 5 s.
+  whenRelayed () {
+    const relayed = () => this.node != null && this.node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit'))
+    if (this.node == null || relayed()) return Promise.resolve()
+    return new Promise(resolve => {
+      const done = () => { this.node.removeEventListener('self:peer:update', check); clearTimeout(timer); resolve() }
+      const check = () => { if (relayed()) done() }
+      const timer = setTimeout(done, 5000)
+      this.node.addEventListener('self:peer:update', check)
+    })
+  }
+
+  // load returns the bytes of url: from the viewers if they have them in
+  // time, else from the edge. The first load waits, up to p2pTimeout,
+  // for the swarm's viewers to be dialled.
+  async load (url, signal) {
+    await this.ready
+    await Promise.race([this.join(url), new Promise(resolve => setTimeout(resolve, this.opts.p2pTimeout))])
+    if (this.viewers().length > 0) {
+      try {
+        return await this.fromPeers(url, signal)
+      } catch (err) {
+        if (signal.aborted) throw err
+      }
+    }
+    return await this.fromEdge(url, signal)
+  }
+
+  async fromPeers (url, signal) {
+    const head = await fetch(url, { method: 'HEAD', signal })
+    const root = rootOf(head)
+    if (root == null) throw new Error('the edge named no root')
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.opts.p2pTimeout)])
+    let got = 0
+    const store = {
+      get: async function * (cid) {
+        let bytes = this.blocks.bytesOf(cid)
+        if (bytes == null) {
+          bytes = await this.bitswap.want(cid, { signal: deadline })
+          this.blocks.put(cid, bytes)
+          got += bytes.byteLength
+        }
+        yield bytes
+      }.bind(this)
+    }
+    const out = await assemble(root, store, deadline)
+    this.counts.fromPeers += got
+    return out
+  }
+
+  async fromEdge (url, signal) {
+    const resp = await fetch(url, { headers: { Accept: CAR }, signal })
+    if (!resp.ok) throw new Error(`${url}: ${resp.status}`)
+    const car = new Uint8Array(await resp.arrayBuffer())
+    this.counts.fromEdge += car.byteLength
+    const it = await CarBlockIterator.fromBytes(car)
+    for await (const { cid, bytes } of it) {
+      this.blocks.put(cid, await verified(cid, bytes))
+    }
+    const root = rootOf(resp) ?? (await it.getRoots())[0]
+    const blocks = this.blocks
+    const store = {
+      get: async function * (cid) {
+        const bytes = blocks.bytesOf(cid)
+        if (bytes == null) throw notFound(cid)
+        yield bytes
+      }
+    }
+    return await assemble(root, store, signal)
+  }
+
+  stats () {
+    return { ...this.counts, peers: this.viewers().length }
+  }
+}
+
+// rootOf returns the content's CID from a response's X-Ipfs-Roots (the
+// last of the path's CIDs), or null.
+function rootOf (resp) {
+  const roots = resp.headers.get('X-Ipfs-Roots')
+  if (!roots) return null
+  return CID.parse(roots.split(',').pop().trim())
+}
+
+// assemble reads the file root names out of store.
+async function assemble (root, store, signal) {
+  const entry = await exporter(root, store, { signal })
+  const parts = []
+  let size = 0
+  for await (const chunk of entry.content({ signal })) {
+    parts.push(chunk)
+    size += chunk.byteLength
+  }
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
+
+// loaderFor returns an hls.js fragment loader that loads through peers.
+function loaderFor (Base, peers) {
+  return class PeerLoader {
+    constructor (config) {
+      this.base = new Base(config)
+      this.own = null
+      this.controller = null
+    }
+
+    get stats () { return this.own ?? this.base.stats }
+    get context () { return this.ctx ?? this.base.context }
+
+    load (context, config, callbacks) {
+      if (context.rangeStart || context.rangeEnd) {
+        this.own = null
+        return this.base.load(context, config, callbacks)
+      }
+      this.ctx = context
+      const stats = this.own = {
+        aborted: false, loaded: 0, retry: 0, total: 0, chunkCount: 0, bwEstimate: 0,
+        loading: { start: performance.now(), first: 0, end: 0 },
+        parsing: { start: 0, end: 0 },
+        buffering: { start: 0, first: 0, end: 0 }
+      }
+      const controller = this.controller = new AbortController()
+      peers.load(context.url, controller.signal).then(data => {
+        if (controller.signal.aborted) return
+        stats.loading.first = stats.loading.end = performance.now()
+        stats.loaded = stats.total = data.byteLength
+        const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)
+        callbacks.onSuccess({ url: context.url, data: buf }, stats, context, null)
+      }, err => {
+        if (controller.signal.aborted) return
+        callbacks.onError({ code: 0, text: String(err) }, context, null, stats)
+      })
+    }
+
+    abort () {
+      if (this.controller) {
+        this.controller.abort()
+        if (this.own) this.own.aborted = true
+      }
+      this.base.abort()
+    }
+
+    destroy () {
+      this.abort()
+      this.base.destroy()
+    }
+  }
+}
+
+const base = document.currentScript?.src ?? location.href
+let peers = null
+
+window.PacmanPeers = {
+  // attach makes hls (an hls.js instance) load its fragments through
+  // viewer peers. opts override the defaults above.
+  attach (hls, opts = {}) {
+    if (peers == null) peers = new Peers(base, opts)
+    const Base = hls.config.loader
+    hls.config.fLoader = loaderFor(Base, peers)
+    return peers.ready
+  },
+  // stats returns the bytes taken from peers and from the edge, the bytes
+  // uploaded, and the viewers connected.
+  async stats () {
+    if (peers == null) return { fromPeers: 0, fromEdge: 0, uploaded: 0, peers: 0 }
+    await peers.ready
+    return peers.stats()
+  }
+}
