@@ -206,6 +206,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		"origin_pull arity":    {":8080 {\n pacman {\n  resolve origin_pull\n }\n}", "wrong argument count"},
 		"origin_pull url":      {":8080 {\n pacman {\n  resolve origin_pull bucket.example.com\n }\n}", "want an http:// or https:// URL"},
 		"bad max_pulls":        {":8080 {\n pacman {\n  resolve origin_pull https://o.example {\n   max_pulls 0\n  }\n }\n}", "max_pulls: want a count of at least 1"},
+		"viewers option":       {"{\n pacman {\n  viewers {\n   max_peers 3\n  }\n }\n}\n:8080", `unknown viewers option \"max_peers\"; the options are max_viewers, max_per_address, relay_data and relay_duration`},
+		"viewers count":        {"{\n pacman {\n  viewers {\n   max_viewers 0\n  }\n }\n}\n:8080", `viewers max_viewers: \"0\" is not a whole number of at least 1`},
+		"viewers data":         {"{\n pacman {\n  viewers {\n   relay_data 2GiB\n  }\n }\n}\n:8080", "is not between 1 byte and 1 GiB"},
+		"viewers duration":     {"{\n pacman {\n  viewers {\n   relay_duration -1s\n  }\n }\n}\n:8080", "is not a positive duration"},
+		"viewers arguments":    {"{\n pacman {\n  viewers on\n }\n}\n:8080", "wrong argument count"},
+		"pacman_viewers args":  {":8080 {\n pacman_viewers /x y\n}", "pacman_viewers takes no arguments"},
+		"viewers off":          {":8080 {\n pacman_viewers\n}", "viewer peers are off; turn them on in the pacman global option: pacman { viewers }"},
 		"bad max_pull_size":    {":8080 {\n pacman {\n  resolve origin_pull https://o.example {\n   max_pull_size huge\n  }\n }\n}", "max_pull_size: want a size"},
 	}
 	// The admin API answers in JSON, so quotes in messages arrive escaped.
@@ -621,6 +628,97 @@ func TestOriginPullCaddyfileAdapt(t *testing.T) {
 					]
 				}
 			}
+		}
+	}
+}`)
+}
+
+// TestViewersCaddyfileAdapt: the global option's viewers block sets the
+// limits, and pacman_viewers is a route of its own, before pacman.
+func TestViewersCaddyfileAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `
+{
+	pacman {
+		viewers {
+			max_viewers 5000
+			max_per_address 4
+			relay_data 64KiB
+			relay_duration 1m
+		}
+	}
+}
+:8080 {
+	pacman_viewers
+	pacman /live/*
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"handler": "pacman_viewers"
+								}
+							]
+						},
+						{
+							"match": [
+								{
+									"path": [
+										"/live/*"
+									]
+								}
+							],
+							"handle": [
+								{
+									"handler": "pacman",
+									"route": "/live/*"
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"viewers": {
+				"max_viewers": 5000,
+				"max_per_address": 4,
+				"relay_data": 65536,
+				"relay_duration": 60000000000
+			}
+		}
+	}
+}`)
+	// A bare viewers takes the defaults.
+	caddytest.AssertAdapt(t, "{\n\tpacman {\n\t\tviewers\n\t}\n}\n:8080 {\n\tpacman_viewers\n}\n", "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"handler": "pacman_viewers"
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"pacman": {
+			"viewers": {}
 		}
 	}
 }`)

@@ -21,6 +21,10 @@ func init() {
 	// request it is given.
 	httpcaddyfile.RegisterHandlerDirective("pacman_live_ingest", parseIngest)
 	httpcaddyfile.RegisterDirectiveOrder("pacman_live_ingest", httpcaddyfile.Before, "file_server")
+	// Then the viewers' script and addresses, which a pacman route
+	// with no matcher would otherwise answer.
+	httpcaddyfile.RegisterHandlerDirective("pacman_viewers", parseViewersHandler)
+	httpcaddyfile.RegisterDirectiveOrder("pacman_viewers", httpcaddyfile.Before, "file_server")
 	httpcaddyfile.RegisterDirective("pacman", parseDirective)
 	httpcaddyfile.RegisterDirectiveOrder("pacman", httpcaddyfile.Before, "file_server")
 }

@@ -15,8 +15,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(ViewersHandler{})
-	httpcaddyfile.RegisterHandlerDirective("pacman_viewers", parseViewersHandler)
-	httpcaddyfile.RegisterDirectiveOrder("pacman_viewers", httpcaddyfile.Before, "file_server")
 }
 
 // Viewers turns viewer peers on: the browsers that play this edge's
