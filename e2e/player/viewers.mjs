@@ -1,0 +1,58 @@
+// Two viewers of one HLS stream in separate Chromium contexts, each page
+// loading the edge's /pacman/peer.js. Viewer a starts; b starts LAG
+// seconds later and takes what a holds from it over WebRTC. Then a leaves
+// and b plays on from the edge. Reports as JSON each viewer's
+// PacmanPeers.stats() before and after a leaves, b's play positions, the
+// SHA-256 of SEGMENT loaded through b's loader, and any errors.
+//
+//   node viewers.mjs PAGE_URL SEGMENT_URL LAG
+import { chromium } from 'playwright-core';
+
+const [url, segment, lag] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  // Loopback WebRTC between two contexts of one browser: host candidates
+  // on 127.0.0.1, without mDNS names.
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
+});
+const out = { errors: [], warnings: [] };
+const time = (p) => p.evaluate(() => document.querySelector('video').currentTime);
+const stats = (p) => p.evaluate(() => PacmanPeers.stats());
+async function viewer(name) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => out.errors.push(`${name}: ${e}`));
+  await page.goto(url);
+  return { ctx, page };
+}
+try {
+  const a = await viewer('a');
+  await a.page.waitForFunction((t) => document.querySelector('video').currentTime > t, Number(lag), { timeout: 30000 });
+  const b = await viewer('b');
+  await b.page.waitForFunction(() => document.querySelector('video').currentTime > 6, null, { timeout: 30000 });
+  out.a = await stats(a.page);
+  out.b = await stats(b.page);
+  out.hlsErrors = { a: await a.page.evaluate(() => window.hlsErrors), b: await b.page.evaluate(() => window.hlsErrors) };
+  // b's bytes, through the loader hls.js uses.
+  out.digest = await b.page.evaluate((u) => new Promise((resolve, reject) => {
+    const loader = new hls.config.fLoader(hls.config);
+    loader.load({ url: u, responseType: 'arraybuffer' }, { timeout: 10000 }, {
+      onSuccess: async (r) => resolve([...new Uint8Array(await crypto.subtle.digest('SHA-256', r.data))].map((x) => x.toString(16).padStart(2, '0')).join('')),
+      onError: (e) => reject(new Error(e.text)),
+      onTimeout: () => reject(new Error('timeout')),
+    });
+  }), segment);
+  // a leaves: b plays on from the edge.
+  await a.ctx.close();
+  out.bBefore = await time(b.page);
+  await b.page.waitForFunction((t) => document.querySelector('video').currentTime > t + 6, out.bBefore, { timeout: 30000 });
+  out.bAfter = await time(b.page);
+  out.bLast = await stats(b.page);
+  out.bErrors = await b.page.evaluate(() => window.hlsErrors);
+} catch (e) {
+  out.errors.push(String(e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
