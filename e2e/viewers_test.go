@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,12 +14,13 @@ import (
 	"time"
 )
 
-// viewerPage plays the hash's HLS URL with hls.js and viewer peers, with a
-// short buffer so that fragments are loaded as it plays.
-const viewerPage = `<!doctype html>
+// viewerPage plays the hash's HLS URL with hls.js and the viewer peers of
+// script, with a short buffer so that fragments are loaded as it plays.
+func viewerPage(script string) string {
+	return `<!doctype html>
 <video muted autoplay></video>
 <script src="/hls.light.min.js"></script>
-<script src="/pacman/peer.js"></script>
+<script src="` + script + `"></script>
 <script>
 const hls = new Hls({ maxBufferLength: 4, maxMaxBufferLength: 6 });
 window.hlsErrors = [];
@@ -28,14 +30,20 @@ hls.loadSource(location.hash.slice(1));
 hls.attachMedia(document.querySelector('video'));
 </script>
 `
+}
 
-// TestViewerPeersChromium: two viewers in Chromium play one HLS stream
-// through a real caddy run whose Caddyfile turns viewer peers on. The
-// second takes fragments the first holds from it over WebRTC, every byte
-// the source's; when the first leaves, the second plays on from the edge.
-func TestViewerPeersChromium(t *testing.T) {
+// viewerEdge is a real caddy run whose Caddyfile turns viewer peers on,
+// serving an imported 40 s HLS stream under /ipfs/ and, from www, the
+// viewer page (index.html), hls.js and extra.
+type viewerEdge struct {
+	base  string // http://127.0.0.1:port
+	root  string // the stream's directory CID
+	media string // the stream's files
+}
+
+func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
+	t.Helper()
 	ffmpeg := need(t, "ffmpeg")
-	node := need(t, "node")
 	need(t, "chromium")
 	if _, err := os.Stat("player/node_modules/playwright-core"); err != nil {
 		t.Skip("npm ci --prefix e2e/player first (.ci/run does)")
@@ -59,7 +67,9 @@ func TestViewerPeersChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string][]byte{"index.html": []byte(viewerPage), "hls.light.min.js": hlsjs} {
+	files := map[string][]byte{"index.html": []byte(viewerPage("/pacman/peer.js")), "hls.light.min.js": hlsjs}
+	maps.Copy(files, extra)
+	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -92,30 +102,67 @@ func TestViewerPeersChromium(t *testing.T) {
 	waitHTTP(t, base+"/pacman/viewers.json")
 	out := caddyCmd(t, "pacman", "add", "--address", admin, media)
 	root, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	return viewerEdge{base: base, root: root, media: media}
+}
 
-	segment := base + "/ipfs/" + root + "/seg03.ts"
-	res := run(t, 3*time.Minute, node, "player/viewers.mjs", base+"/#/ipfs/"+root+"/index.m3u8", segment, "8")
-	var got struct {
-		Errors          []string
-		A, B, BLast     struct{ FromPeers, FromEdge, Uploaded, Peers int64 }
-		Digest          string
-		BBefore, BAfter float64
-		BErrors         []string
-	}
+// viewers is what player/viewers.mjs reports.
+type viewers struct {
+	Errors          []string
+	A, B, BLast     struct{ FromPeers, FromEdge, Uploaded, Peers, Dropped int64 }
+	Digest          string
+	BBefore, BAfter float64
+	BErrors         []string
+	Logs            []string // what peer.js said
+}
+
+// play runs player/viewers.mjs: a at pageA, b at pageB 8 s later, then a
+// leaves. It checks what every run must show: no errors, b's bytes the
+// source's, and b playing on from the edge after a left.
+func (e viewerEdge) play(t *testing.T, pageA, pageB string) viewers {
+	t.Helper()
+	node := need(t, "node")
+	stream := "#/ipfs/" + e.root + "/index.m3u8"
+	res := run(t, 3*time.Minute, node, "player/viewers.mjs", e.base+pageA+stream, e.base+pageB+stream,
+		e.base+"/ipfs/"+e.root+"/seg03.ts", "8")
+	var got viewers
 	if err := json.Unmarshal([]byte(res[strings.LastIndex(res, "\n{")+1:]), &got); err != nil {
 		t.Fatalf("player output: %v\n%s", err, res)
 	}
 	t.Logf("a %+v, b %+v; after a left: b %+v, played %.1f s -> %.1f s", got.A, got.B, got.BLast, got.BBefore, got.BAfter)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("peer.js said:\n%s", strings.Join(got.Logs, "\n"))
+		}
+	})
 	if len(got.Errors) > 0 {
 		t.Fatalf("player errors: %v", got.Errors)
 	}
-	want, err := os.ReadFile(filepath.Join(media, "seg03.ts"))
+	want, err := os.ReadFile(filepath.Join(e.media, "seg03.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum := sha256.Sum256(want); got.Digest != hex.EncodeToString(sum[:]) {
 		t.Errorf("seg03.ts through b's loader hashes to %s, not the source's %x", got.Digest, sum)
 	}
+	// Once a left, b's fragments came from the edge, and it played on.
+	if got.BLast.FromEdge <= got.B.FromEdge {
+		t.Errorf("after a left, b took nothing more from the edge (%d then %d bytes)", got.B.FromEdge, got.BLast.FromEdge)
+	}
+	for _, e := range got.BErrors {
+		if strings.Contains(e, "fatal") {
+			t.Errorf("b's player failed: %v", got.BErrors)
+		}
+	}
+	return got
+}
+
+// TestViewerPeersChromium: two viewers in Chromium play one HLS stream
+// through a real caddy run whose Caddyfile turns viewer peers on. The
+// second takes fragments the first holds from it over WebRTC, every byte
+// the source's; when the first leaves, the second plays on from the edge.
+func TestViewerPeersChromium(t *testing.T) {
+	e := startViewerEdge(t, nil)
+	got := e.play(t, "/", "/")
 	if got.B.Peers < 1 || got.A.Peers < 1 {
 		t.Errorf("the viewers were not connected to each other: a %d, b %d peers", got.A.Peers, got.B.Peers)
 	}
@@ -126,13 +173,39 @@ func TestViewerPeersChromium(t *testing.T) {
 	if got.B.FromPeers < got.B.FromEdge {
 		t.Errorf("b took %d bytes from peers and %d from the edge; want most from the peer ahead of it", got.B.FromPeers, got.B.FromEdge)
 	}
-	// Once a left, b's fragments came from the edge, and it played on.
-	if got.BLast.FromEdge <= got.B.FromEdge {
-		t.Errorf("after a left, b took nothing more from the edge (%d then %d bytes)", got.B.FromEdge, got.BLast.FromEdge)
-	}
-	for _, e := range got.BErrors {
-		if strings.Contains(e, "fatal") {
-			t.Errorf("b's player failed: %v", got.BErrors)
+}
+
+// TestViewerPeersDropALiar: the first viewer runs peer.js built to serve
+// every block with a byte changed. The second never plays a byte of it:
+// it drops the liar at its first block, takes every fragment from the
+// edge, and plays the source's bytes.
+func TestViewerPeersDropALiar(t *testing.T) {
+	node := need(t, "node")
+	if _, err := os.Stat("../viewers/js/node_modules/esbuild"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("viewers/js has no node_modules; .ci/run must npm ci --prefix viewers/js")
 		}
+		t.Skip("npm ci --prefix viewers/js first (.ci/run does)")
+	}
+	liar := filepath.Join(t.TempDir(), "liar.js")
+	build := exec.Command(node, "build.mjs", "--tamper", liar)
+	build.Dir = "../viewers/js"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the lying peer.js: %v\n%s", err, out)
+	}
+	script, err := os.ReadFile(liar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startViewerEdge(t, map[string][]byte{"liar.html": []byte(viewerPage("/liar.js")), "liar.js": script})
+	got := e.play(t, "/liar.html", "/")
+	if got.B.Dropped < 1 {
+		t.Errorf("b dropped %d peers; want the liar dropped", got.B.Dropped)
+	}
+	if got.B.FromPeers != 0 {
+		t.Errorf("b took %d bytes from the liar", got.B.FromPeers)
+	}
+	if got.A.Uploaded == 0 {
+		t.Errorf("the liar uploaded nothing: b never asked it, so nothing was tested")
 	}
 }

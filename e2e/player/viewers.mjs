@@ -1,14 +1,14 @@
-// Two viewers of one HLS stream in separate Chromium contexts, each page
-// loading the edge's /pacman/peer.js. Viewer a starts; b starts LAG
+// Two viewers of one HLS stream in separate Chromium contexts, a at
+// PAGE_A and b at PAGE_B, pages that load a peer.js. Viewer a starts; b starts LAG
 // seconds later and takes what a holds from it over WebRTC. Then a leaves
 // and b plays on from the edge. Reports as JSON each viewer's
 // PacmanPeers.stats() before and after a leaves, b's play positions, the
 // SHA-256 of SEGMENT loaded through b's loader, and any errors.
 //
-//   node viewers.mjs PAGE_URL SEGMENT_URL LAG
+//   node viewers.mjs PAGE_A PAGE_B SEGMENT_URL LAG
 import { chromium } from 'playwright-core';
 
-const [url, segment, lag] = process.argv.slice(2);
+const [pageA, pageB, segment, lag] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   // Loopback WebRTC between two contexts of one browser: host candidates
@@ -16,20 +16,21 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
     '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
 });
-const out = { errors: [], warnings: [] };
+const out = { errors: [], logs: [] };
 const time = (p) => p.evaluate(() => document.querySelector('video').currentTime);
 const stats = (p) => p.evaluate(() => PacmanPeers.stats());
-async function viewer(name) {
+async function viewer(name, url) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   page.on('pageerror', (e) => out.errors.push(`${name}: ${e}`));
+  page.on('console', (m) => { if (m.text().includes('pacman')) out.logs.push(`${name} ${m.type()}: ${m.text()}`); });
   await page.goto(url);
   return { ctx, page };
 }
 try {
-  const a = await viewer('a');
+  const a = await viewer('a', pageA);
   await a.page.waitForFunction((t) => document.querySelector('video').currentTime > t, Number(lag), { timeout: 30000 });
-  const b = await viewer('b');
+  const b = await viewer('b', pageB);
   await b.page.waitForFunction(() => document.querySelector('video').currentTime > 6, null, { timeout: 30000 });
   out.a = await stats(a.page);
   out.b = await stats(b.page);

@@ -6,18 +6,27 @@ import { build } from 'esbuild'
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
+// `node build.mjs --tamper OUT` builds, into OUT, the tests' lying viewer:
+// the same script, serving every block with a byte changed.
+const tamperAt = process.argv.indexOf('--tamper')
+const tamperOut = tamperAt > 0 ? process.argv[tamperAt + 1] : null
+if (tamperAt > 0 && !tamperOut) throw new Error('--tamper needs an output file')
+
 const result = await build({
   entryPoints: ['src/peer.js'],
+  define: { TAMPER: tamperOut ? 'true' : 'false' },
   bundle: true,
   minify: true,
   format: 'iife',
   platform: 'browser',
   target: 'chrome110',
-  outfile: '../peer.js',
+  outfile: tamperOut ?? '../peer.js',
   metafile: true,
   legalComments: 'none',
   banner: { js: '/* pacman peer.js: viewer peers. Bundled packages and their licences: /pacman/peer.LICENSES.txt */' }
 })
+
+if (tamperOut) process.exit(0)
 
 // Each bundled file's package: the nearest package.json above it.
 const packages = new Map()

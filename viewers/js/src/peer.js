@@ -29,9 +29,17 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { exporter } from 'ipfs-unixfs-exporter'
 
+// TAMPER is set only by `node build.mjs --tamper`, for the tests' lying
+// viewer, which serves every block with one byte changed; the vendored
+// build sets it false and the minifier drops what it guards.
+/* global TAMPER */
+
 const TRACKER = '/pacman/viewers/1.0.0'
 const BITSWAP = '/pacman/viewers/bitswap/1.2.0'
 const CAR = 'application/vnd.ipld.car;version=1;order=dfs;dups=n'
+// wantedFor is how long a CID asked of peers stays wanted: a block that
+// arrives after the want was met elsewhere or cancelled is not a lie.
+const wantedFor = 30000
 
 const defaults = {
   // How long peers have for a fragment before the edge is asked.
@@ -45,6 +53,24 @@ const defaults = {
   // The swarm: viewers of the same swarm are introduced. Default: the
   // directory of the first fragment's URL.
   swarm: ''
+}
+
+// viewersOnly returns node as bitswap must see it to speak only
+// BITSWAP: @helia/bitswap handles and registers the protocols it is given
+// but sends every message on /ipfs/bitswap/1.2.0 (network.js, 3.2.3 and
+// 4.0.19 alike), which the edge's own bitswap answers. Its dials on that
+// protocol go to BITSWAP instead.
+function viewersOnly (node) {
+  return new Proxy(node, {
+    get (target, key) {
+      if (key === 'dialProtocol') {
+        return (peer, protocols, options) => target.dialProtocol(peer,
+          protocols === '/ipfs/bitswap/1.2.0' ? BITSWAP : protocols, options)
+      }
+      const value = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 // notFound is what a store answers for a block it does not hold, as
@@ -104,7 +130,13 @@ class Peers {
     this.base = base
     this.opts = { ...defaults, ...opts }
     this.blocks = new Blocks(this.opts.storeBytes)
-    this.counts = { fromPeers: 0, fromEdge: 0, uploaded: 0 }
+    this.counts = { fromPeers: 0, fromEdge: 0, uploaded: 0, dropped: 0 }
+    // wanted remembers the CIDs asked of peers lately: a block of any
+    // other CID is one a peer was not asked for, or one whose bytes do
+    // not match the CID it was sent for (bitswap names a block by its
+    // hash), and its sender is dropped and never dialled again.
+    this.wanted = new Map() // cid string → when last asked
+    this.banned = new Set() // peer id strings
     this.tokens = this.opts.uploadLimit
     this.refilled = performance.now()
     this.node = null
@@ -141,7 +173,11 @@ class Peers {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       // Viewers and edges on a LAN or loopback are fine to dial.
-      connectionGater: { denyDialMultiaddr: () => false },
+      connectionGater: {
+        denyDialMultiaddr: () => false,
+        denyDialPeer: p => this.banned.has(p.toString()),
+        denyInboundEncryptedConnection: p => this.banned.has(p.toString())
+      },
       services: { identify: identify() }
     })
     const blocks = this.blocks
@@ -153,13 +189,18 @@ class Peers {
         const bytes = blocks.bytesOf(cid)
         if (bytes == null || !this.mayUpload(bytes.byteLength)) throw notFound(cid)
         this.counts.uploaded += bytes.byteLength
+        if (TAMPER) {
+          const bad = bytes.slice()
+          bad[0] ^= 0xff
+          return (function * () { yield bad })()
+        }
         return (function * () { yield bytes })()
       },
       put: async () => {},
       delete: async () => {}
     }
     this.bitswap = createBitswap({
-      libp2p: node,
+      libp2p: viewersOnly(node),
       blockstore: serving,
       routing: { async * findProviders () {} },
       logger: node.logger,
@@ -167,8 +208,9 @@ class Peers {
         if (code !== sha256.code) throw new Error(`hash ${code} not taken`)
         return sha256
       }
-    }, { protocol: BITSWAP })
+    }, { protocols: [BITSWAP] })
     await this.bitswap.start()
+    this.bitswap.wantList.addEventListener('block', e => this.check(e.detail.sender, e.detail.cid))
     for (const a of info.addrs) {
       try {
         await node.dial(multiaddr(a))
@@ -181,6 +223,22 @@ class Peers {
     if (this.edge == null) throw new Error('no edge address answered')
     this.node = node
     this.timer = setInterval(() => { this.track().catch(() => {}) }, this.opts.trackEvery)
+  }
+
+  // check drops sender if cid was not asked for lately.
+  check (sender, cid) {
+    const now = performance.now()
+    for (const [k, at] of this.wanted) {
+      if (now - at < wantedFor) break
+      this.wanted.delete(k)
+    }
+    if (this.wanted.has(cid.toString())) return
+    const id = sender.toString()
+    if (this.banned.has(id)) return
+    this.banned.add(id)
+    this.counts.dropped++
+    console.warn('pacman peers: dropped viewer', id, 'for a block nobody asked for (or with bytes that do not match its CID)')
+    this.node.hangUp(sender).catch(() => {})
   }
 
   // track asks the edge for the swarm's viewers and dials those not
@@ -197,12 +255,34 @@ class Peers {
     if (answer.error) throw new Error(answer.error)
     const connected = new Set(this.node.getPeers().map(p => p.toString()))
     const dials = []
+    const now = performance.now()
+    const first = this.told == null
+    this.told ??= new Map() // viewer id → when the tracker first named it
     for (const id of answer.peers ?? []) {
-      if (connected.has(id)) continue
-      dials.push(this.node.dial(multiaddr(`${this.edge}/p2p-circuit/webrtc/p2p/${id}`), { signal: AbortSignal.timeout(10000) })
-        .catch(err => console.debug('pacman peers: dialling viewer', id, err)))
+      if (connected.has(id) || this.banned.has(id)) continue
+      // A viewer that joins dials the swarm; the others wait a round for
+      // it to, so that two viewers do not dial each other at once (two
+      // WebRTC negotiations crossing over the relay can both fail).
+      if (!this.told.has(id)) this.told.set(id, now)
+      if (!first && now - this.told.get(id) < this.opts.trackEvery) continue
+      dials.push(this.dialViewer(id))
     }
     await Promise.all(dials)
+  }
+
+  // dialViewer connects to viewer id over WebRTC through the edge's relay.
+  // A negotiation that stalls is given up after 5 s and tried once more:
+  // one in a few between two tabs of one browser stalls for good.
+  async dialViewer (id) {
+    const addr = multiaddr(`${this.edge}/p2p-circuit/webrtc/p2p/${id}`)
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        await this.node.dial(addr, { signal: AbortSignal.timeout(5000) })
+        return
+      } catch (err) {
+        console.debug('pacman peers: dialling viewer', id, 'attempt', attempt, err)
+      }
+    }
   }
 
   // viewers returns the connected viewers (not the edge) over WebRTC.
@@ -263,7 +343,10 @@ class Peers {
       get: async function * (cid) {
         let bytes = this.blocks.bytesOf(cid)
         if (bytes == null) {
-          bytes = await this.bitswap.want(cid, { signal: deadline })
+          this.wanted.delete(cid.toString())
+          this.wanted.set(cid.toString(), performance.now())
+          // Checked here too, not only by bitswap's naming of blocks.
+          bytes = await verified(cid, await this.bitswap.want(cid, { signal: deadline }))
           this.blocks.put(cid, bytes)
           got += bytes.byteLength
         }
