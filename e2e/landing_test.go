@@ -132,3 +132,34 @@ func TestDemoLiveChromium(t *testing.T) {
 		t.Errorf("played %.1f s in the 3 s after switching rendition", res.PlayedAfter)
 	}
 }
+
+// TestDemoViewersChromium: with --viewers, two tabs of the demo's landing
+// page are viewer peers: the second takes the HLS video's blocks from the
+// first, and its panel says so.
+func TestDemoViewersChromium(t *testing.T) {
+	node := needPlayer(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(caddyBin, "pacman", "demo", "--viewers", "--seeders", "1", "--listen", listen, "--address", "off")
+	startProcess(t, cmd)
+	waitHTTP(t, "http://"+listen+"/pacman/viewers.json")
+	shot := artifact(t, "landing-viewers.png")
+	out := run(t, 120*time.Second, node, "player/demoviewers.mjs", "http://"+listen+"/", shot)
+	var res struct {
+		Errors []string
+		A, B   struct{ FromPeers, FromEdge, Uploaded, Peers int64 }
+		Panel  string
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil {
+		t.Fatalf("player output %q: %v", out, err)
+	}
+	t.Logf("a %+v, b %+v; b's panel %q; screenshot %s", res.A, res.B, res.Panel, shot)
+	if len(res.Errors) > 0 {
+		t.Fatalf("page errors: %v", res.Errors)
+	}
+	if res.B.FromPeers == 0 || res.A.Uploaded == 0 || res.B.Peers < 1 {
+		t.Errorf("the second tab took %d bytes from the first, which sent %d; %d tabs connected", res.B.FromPeers, res.A.Uploaded, res.B.Peers)
+	}
+	if !strings.Contains(res.Panel, "from other tabs") {
+		t.Errorf("b's panel shows %q", res.Panel)
+	}
+}

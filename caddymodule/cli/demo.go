@@ -34,7 +34,7 @@ const demoChunkSize = 128 << 10
 
 func demoCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "demo [--file PATH]... [--seeders N] [--live] [--listen ADDR] [--address ADDR]",
+		Use:   "demo [--file PATH]... [--seeders N] [--live] [--viewers] [--listen ADDR] [--address ADDR]",
 		Short: "Runs seeders, an origin and an empty gateway on loopback, offline",
 		Long: `
 Starts N seeder nodes on loopback that hold the files or directories (a
@@ -53,7 +53,11 @@ codes a test pattern into a three-rendition low-latency ladder and
 publishes it to a publisher (a second Caddy, run from a Caddyfile), whose
 announcements the gateway follows as an edge. The landing page plays the
 ladder, and the edge's multivariant playlist URL is printed on a line of
-its own.`,
+its own.
+
+With --viewers, viewer peers are on: the landing page loads the gateway's
+/pacman/peer.js, and several tabs of it trade the HLS video's blocks over
+WebRTC, the gateway their tracker and signalling relay.`,
 		Args: cobra.NoArgs,
 	}
 	files := cmd.Flags().StringArray("file", nil, "file to serve (repeatable)")
@@ -61,6 +65,7 @@ its own.`,
 	listen := cmd.Flags().String("listen", "127.0.0.1:8080", "HTTP listen address of the gateway")
 	admin := cmd.Flags().String("address", "localhost:2019", `Caddy admin endpoint address, or "off"`)
 	live := cmd.Flags().Bool("live", false, "also publish a low-latency live ladder (needs ffmpeg)")
+	viewers := cmd.Flags().Bool("viewers", false, "turn viewer peers on: tabs of the landing page trade blocks")
 	oldAdminFlag(cmd, admin)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *seeders < 1 {
@@ -68,7 +73,7 @@ its own.`,
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return runDemo(ctx, demoConfig{files: *files, seeders: *seeders, listen: *listen, admin: *admin, live: *live}, cmd.OutOrStdout())
+		return runDemo(ctx, demoConfig{files: *files, seeders: *seeders, listen: *listen, admin: *admin, live: *live, viewers: *viewers}, cmd.OutOrStdout())
 	}
 	return cmd
 }
@@ -79,6 +84,7 @@ type demoConfig struct {
 	listen  string
 	admin   string
 	live    bool
+	viewers bool
 }
 
 // runDemo runs the demo until ctx is done.
@@ -164,7 +170,7 @@ func runDemo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	if lv != nil {
 		livePath = demoLivePath
 	}
-	page, err := landingPage(cfg.seeders, entries, livePath)
+	page, err := landingPage(cfg.seeders, entries, livePath, cfg.viewers)
 	if err != nil {
 		return err
 	}
@@ -299,6 +305,10 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 	}
 	app := caddymodule.App{DataDir: dataDir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers}
 	resolvers := []any{map[string]any{"resolver": "catalog", "file": catalog}, map[string]any{"resolver": "ipfs"}}
+	if cfg.viewers {
+		app.Viewers = &caddymodule.Viewers{}
+		app.Listen = append(app.Listen, "/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
+	}
 	if lv != nil {
 		app.Peers = append(app.Peers, lv.addr)
 		app.LiveTrust = []string{lv.id.String()}
@@ -311,6 +321,36 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 				"headers": map[string]any{"Content-Type": []string{ctype}}}},
 		}
 	}
+	routes := []any{
+		static("/", "text/html; charset=utf-8", page),
+		static("/hls.light.min.js", "text/javascript", js),
+		map[string]any{
+			"match":  []any{map[string]any{"path": []string{"/pacman/stats"}}},
+			"handle": []any{map[string]any{"handler": "pacman_stats"}},
+		},
+	}
+	if cfg.viewers {
+		// It answers its own paths and passes the rest on.
+		routes = append(routes, map[string]any{"handle": []any{map[string]any{"handler": "pacman_viewers"}}})
+	}
+	routes = append(routes,
+		map[string]any{
+			"match": []any{map[string]any{"path": []string{"/demo/*"}}},
+			"handle": []any{map[string]any{"handler": "reverse_proxy",
+				"upstreams": []any{map[string]any{"dial": strings.TrimPrefix(origin, "http://")}}}},
+		},
+		map[string]any{
+			// The demo's seeders hold the content on
+			// loopback; a public edge should not be open.
+			"handle": []any{map[string]any{
+				"handler":   "pacman",
+				"route":     "demo",
+				"resolvers": resolvers,
+				"sources":   []any{map[string]any{"source": "bitswap"}, map[string]any{"source": "origin", "url": origin}},
+				"policies":  []any{map[string]any{"policy": "open"}},
+			}},
+		},
+	)
 	return json.Marshal(map[string]any{
 		"admin":   admin,
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
@@ -323,30 +363,7 @@ func demoCaddyConfig(cfg demoConfig, dataDir string, peers []string, page []byte
 						"automatic_https": map[string]any{"disable": true},
 						// Every path goes to pacman, so one it does not
 						// know is a 404 with its reason, not an empty 200.
-						"routes": []any{
-							static("/", "text/html; charset=utf-8", page),
-							static("/hls.light.min.js", "text/javascript", js),
-							map[string]any{
-								"match":  []any{map[string]any{"path": []string{"/pacman/stats"}}},
-								"handle": []any{map[string]any{"handler": "pacman_stats"}},
-							},
-							map[string]any{
-								"match": []any{map[string]any{"path": []string{"/demo/*"}}},
-								"handle": []any{map[string]any{"handler": "reverse_proxy",
-									"upstreams": []any{map[string]any{"dial": strings.TrimPrefix(origin, "http://")}}}},
-							},
-							map[string]any{
-								// The demo's seeders hold the content on
-								// loopback; a public edge should not be open.
-								"handle": []any{map[string]any{
-									"handler":   "pacman",
-									"route":     "demo",
-									"resolvers": resolvers,
-									"sources":   []any{map[string]any{"source": "bitswap"}, map[string]any{"source": "origin", "url": origin}},
-									"policies":  []any{map[string]any{"policy": "open"}},
-								}},
-							},
-						},
+						"routes": routes,
 					},
 				},
 			},

@@ -102,13 +102,21 @@ button{margin:.3em .3em 0 0}small{color:#666}
 <p><button id="stop">Stop a seeder</button><button id="second">Start a second edge</button></p>
 <p><small id="said">Stop seeders while a video plays: it plays on from the others, then from the origin. The second edge fetches every file from this gateway alone, so the gateway seeds back what it fetched.</small></p>
 <p><small id="second-state"></small></p>
-<h3>Delivered to viewers</h3>
+{{if .Viewers}}<h3>This tab and the other viewers</h3>
+<div class="big" id="viewer-peers">
+<div id="from-viewers"><b>–</b>from other tabs</div>
+<div id="from-edge"><b>–</b>from the gateway</div>
+<div id="uploaded"><b>–</b>sent to other tabs</div>
+</div>
+<p><small>Viewer peers are on: open this page in more tabs, and each takes the HLS video's blocks from the tabs that hold them, over WebRTC, checking each against its CID; <span id="viewer-count">0</span> other tabs connected.</small></p>
+{{end}}<h3>Delivered to viewers</h3>
 <table id="delivered"><tr><td>waiting…</td></tr></table>
 <p><small><i>local</i> is what the gateway already held (fetched for an earlier request, or ahead of the player). From the fleet: <span id="fleet">–</span>. The <a href="/pacman/stats">dashboard</a> charts the last five minutes.</small></p>
 </aside>
 </main>
 <script src="/hls.light.min.js"></script>
-<script>
+{{if .Viewers}}<script src="/pacman/peer.js"></script>
+{{end}}<script>
 const live = document.getElementById('live');
 if (live && window.Hls && Hls.isSupported()) {
   // Low-latency mode: parts, blocking reloads and preload hints. The
@@ -137,8 +145,14 @@ if (live && window.Hls && Hls.isSupported()) {
   live.src = live.dataset.live;
 }
 for (const v of document.querySelectorAll('video[data-hls]')) {
-  if (v.canPlayType('application/vnd.apple.mpegurl')) { v.src = v.dataset.hls; }
-  else if (window.Hls && Hls.isSupported()) { const h = new Hls(); h.loadSource(v.dataset.hls); h.attachMedia(v); }
+  // With viewer peers, hls.js loads the fragments (through them) even
+  // where the browser plays HLS itself.
+  if (!window.PacmanPeers && v.canPlayType('application/vnd.apple.mpegurl')) { v.src = v.dataset.hls; }
+  else if (window.Hls && Hls.isSupported()) {
+    const h = new Hls();
+    if (window.PacmanPeers) PacmanPeers.attach(h);
+    h.loadSource(v.dataset.hls); h.attachMedia(v);
+  }
 }
 const fmt = (n) => n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(0) + ' KiB' : Math.round(n) + ' B';
 const set = (id, v) => { document.querySelector('#' + id + ' b').textContent = v; };
@@ -184,14 +198,20 @@ async function refresh() {
   } catch (e) {}
 }
 refresh(); setInterval(refresh, 1000);
+if (window.PacmanPeers) setInterval(async () => {
+  const st = await PacmanPeers.stats();
+  set('from-viewers', fmt(st.fromPeers)); set('from-edge', fmt(st.fromEdge)); set('uploaded', fmt(st.uploaded));
+  document.getElementById('viewer-count').textContent = st.peers;
+}, 1000);
 </script>
 </body></html>
 `))
 
 // landingPage renders the demo's landing page; with live, the path of a
-// live ladder's multivariant playlist, it plays that first.
-func landingPage(seeders int, entries []demoEntry, live string) ([]byte, error) {
+// live ladder's multivariant playlist, it plays that first; with viewers,
+// its HLS players load through viewer peers and it shows their figures.
+func landingPage(seeders int, entries []demoEntry, live string, viewers bool) ([]byte, error) {
 	var b bytes.Buffer
-	err := landingTemplate.Execute(&b, map[string]any{"Seeders": seeders, "Entries": entries, "Live": live})
+	err := landingTemplate.Execute(&b, map[string]any{"Seeders": seeders, "Entries": entries, "Live": live, "Viewers": viewers})
 	return b.Bytes(), err
 }

@@ -1,0 +1,38 @@
+// Opens the demo's landing page (caddy pacman demo --viewers) in two
+// Chromium contexts, as two viewers' tabs: a plays the HLS video, then b
+// does. Reports as JSON each tab's PacmanPeers.stats() and what b's
+// panel shows, and saves b's screenshot to SHOT.
+//
+//   node demoviewers.mjs URL SHOT
+import { chromium } from 'playwright-core';
+
+const [url, shot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
+});
+const out = { errors: [] };
+async function tab(name) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => out.errors.push(`${name}: ${e}`));
+  await page.goto(url);
+  await page.evaluate(() => document.querySelector('video[data-hls]').play());
+  await page.waitForFunction(() => document.querySelector('video[data-hls]').currentTime > 3, null, { timeout: 30000 });
+  return page;
+}
+try {
+  const a = await tab('a');
+  const b = await tab('b');
+  await b.waitForFunction(() => document.querySelector('#from-viewers b').textContent !== '–', null, { timeout: 10000 });
+  out.a = await a.evaluate(() => PacmanPeers.stats());
+  out.b = await b.evaluate(() => PacmanPeers.stats());
+  out.panel = await b.textContent('#viewer-peers');
+  await b.screenshot({ path: shot, fullPage: true });
+} catch (e) {
+  out.errors.push(String(e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
