@@ -124,6 +124,10 @@ func (h *ViewersHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.service = app.edge.Viewers(); h.service == nil {
+		if app.Viewers != nil {
+			// The running edge started without them: a reload turned them on.
+			return fmt.Errorf("pacman_viewers: viewer peers start with the edge; restart Caddy to turn them on")
+		}
 		return fmt.Errorf("pacman_viewers: viewer peers are off; turn them on in the pacman global option: pacman { viewers }")
 	}
 	return nil
