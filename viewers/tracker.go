@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,18 +27,12 @@ var ErrFull = errors.New("the edge has as many viewers as it takes (max_viewers)
 type tracker struct {
 	mu     sync.Mutex // guards swarms and where
 	max    int
-	swarms map[string][]member // newest last
+	swarms map[string][]peer.ID // each swarm's viewers, newest last
 	where  map[peer.ID]string
 }
 
-// member is a viewer in a swarm and when it last asked.
-type member struct {
-	id    peer.ID
-	asked time.Time
-}
-
 func newTracker(max int) *tracker {
-	return &tracker{max: max, swarms: map[string][]member{}, where: map[peer.ID]string{}}
+	return &tracker{max: max, swarms: map[string][]peer.ID{}, where: map[peer.ID]string{}}
 }
 
 // join puts p in swarm (out of any other it was in) and returns the other
@@ -55,8 +48,8 @@ func (t *tracker) join(p peer.ID, swarm string, connected func(peer.ID) bool) ([
 	var others []peer.ID
 	kept := t.swarms[swarm][:0]
 	for _, m := range t.swarms[swarm] {
-		if !connected(m.id) {
-			delete(t.where, m.id)
+		if !connected(m) {
+			delete(t.where, m)
 			continue
 		}
 		kept = append(kept, m)
@@ -65,9 +58,9 @@ func (t *tracker) join(p peer.ID, swarm string, connected func(peer.ID) bool) ([
 		if len(others) == maxAnswer {
 			break
 		}
-		others = append(others, m.id)
+		others = append(others, m)
 	}
-	t.swarms[swarm] = append(kept, member{id: p, asked: time.Now()})
+	t.swarms[swarm] = append(kept, p)
 	t.where[p] = swarm
 	return others, nil
 }
@@ -84,7 +77,7 @@ func (t *tracker) leave(p peer.ID) {
 // remove takes p out of swarm. The caller holds t.mu.
 func (t *tracker) remove(p peer.ID, swarm string) {
 	delete(t.where, p)
-	ms := slices.DeleteFunc(t.swarms[swarm], func(m member) bool { return m.id == p })
+	ms := slices.DeleteFunc(t.swarms[swarm], func(m peer.ID) bool { return m == p })
 	if len(ms) == 0 {
 		delete(t.swarms, swarm)
 		return

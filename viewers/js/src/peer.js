@@ -253,7 +253,9 @@ class Peers {
     const answer = JSON.parse(new TextDecoder().decode((await lp.read()).subarray()))
     await stream.close()
     if (answer.error) throw new Error(answer.error)
-    const connected = new Set(this.node.getPeers().map(p => p.toString()))
+    // Connected means over WebRTC: a relayed connection left by a failed
+    // upgrade carries no media, and the viewer is dialled again.
+    const connected = new Set(this.viewers().map(c => c.remotePeer.toString()))
     const dials = []
     const now = performance.now()
     const first = this.told == null
