@@ -16,16 +16,18 @@ import (
 
 // viewerPage plays the hash's HLS URL with hls.js and the viewer peers of
 // script, with a short buffer so that fragments are loaded as it plays.
-func viewerPage(script string) string {
+// setup runs before the script loads; options are attach's.
+func viewerPage(script, setup, options string) string {
 	return `<!doctype html>
 <video muted autoplay></video>
 <script src="/hls.light.min.js"></script>
+<script>` + setup + `</script>
 <script src="` + script + `"></script>
 <script>
 const hls = new Hls({ maxBufferLength: 4, maxMaxBufferLength: 6 });
 window.hlsErrors = [];
 hls.on(Hls.Events.ERROR, (e, d) => window.hlsErrors.push(d.details + (d.fatal ? ' (fatal)' : '')));
-PacmanPeers.attach(hls);
+PacmanPeers.attach(hls, {` + options + `});
 hls.loadSource(location.hash.slice(1));
 hls.attachMedia(document.querySelector('video'));
 </script>
@@ -67,7 +69,7 @@ func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"index.html": []byte(viewerPage("/pacman/peer.js")), "hls.light.min.js": hlsjs}
+	files := map[string][]byte{"index.html": []byte(viewerPage("/pacman/peer.js", "", "")), "hls.light.min.js": hlsjs}
 	maps.Copy(files, extra)
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
@@ -197,7 +199,7 @@ func TestViewerPeersDropALiar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startViewerEdge(t, map[string][]byte{"liar.html": []byte(viewerPage("/liar.js")), "liar.js": script})
+	e := startViewerEdge(t, map[string][]byte{"liar.html": []byte(viewerPage("/liar.js", "", "")), "liar.js": script})
 	got := e.play(t, "/liar.html", "/")
 	if got.B.Dropped < 1 {
 		t.Errorf("b dropped %d peers; want the liar dropped", got.B.Dropped)
@@ -207,5 +209,28 @@ func TestViewerPeersDropALiar(t *testing.T) {
 	}
 	if got.A.Uploaded == 0 {
 		t.Errorf("the liar uploaded nothing: b never asked it, so nothing was tested")
+	}
+}
+
+// TestViewerPeersUploadControls: a viewer on a save-data connection, and
+// one whose page sets uploadLimit 0, uploads nothing; the viewer after it
+// takes everything from the edge and plays on.
+func TestViewerPeersUploadControls(t *testing.T) {
+	e := startViewerEdge(t, map[string][]byte{
+		// What Chromium's navigator.connection says on a save-data link.
+		"savedata.html": []byte(viewerPage("/pacman/peer.js",
+			"Object.defineProperty(navigator, 'connection', { value: { saveData: true, type: 'wifi' } });", "")),
+		"noupload.html": []byte(viewerPage("/pacman/peer.js", "", "uploadLimit: 0")),
+	})
+	for _, page := range []string{"/savedata.html", "/noupload.html"} {
+		t.Run(page, func(t *testing.T) {
+			got := e.play(t, page, "/")
+			if got.A.Uploaded != 0 || got.B.FromPeers != 0 {
+				t.Errorf("a uploaded %d bytes and b took %d from peers; want none", got.A.Uploaded, got.B.FromPeers)
+			}
+			if got.A.Peers < 1 {
+				t.Errorf("a had %d peers: b never connected, so nothing was tested", got.A.Peers)
+			}
+		})
 	}
 }
