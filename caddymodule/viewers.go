@@ -102,9 +102,9 @@ func positive(s string) (int, error) {
 }
 
 // ViewersHandler serves pages what viewer peers need from the edge: the
-// script (/pacman/peer.js), its licences and the edge's addresses
-// (/pacman/viewers.json). The pacman global option's viewers block must
-// turn viewer peers on.
+// script (/pacman/peer.js), its service worker, its licences and the
+// edge's addresses (/pacman/viewers.json). The pacman global option's
+// viewers block must turn viewer peers on.
 type ViewersHandler struct {
 	service *viewers.Service
 }
@@ -137,7 +137,7 @@ func (h *ViewersHandler) Provision(ctx caddy.Context) error {
 // passes other paths on.
 func (h *ViewersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	switch r.URL.Path {
-	case viewers.ScriptPath, viewers.LicencesPath, viewers.InfoPath:
+	case viewers.ScriptPath, viewers.WorkerPath, viewers.LicencesPath, viewers.InfoPath:
 		h.service.ServeHTTP(w, r)
 		return nil
 	}

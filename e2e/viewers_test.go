@@ -39,6 +39,7 @@ hls.attachMedia(document.querySelector('video'));
 // viewer page (index.html), hls.js and extra.
 type viewerEdge struct {
 	base  string // http://127.0.0.1:port
+	admin string // Caddy's admin address
 	root  string // the stream's directory CID
 	media string // the stream's files
 }
@@ -104,7 +105,7 @@ func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
 	waitHTTP(t, base+"/pacman/viewers.json")
 	out := caddyCmd(t, "pacman", "add", "--address", admin, media)
 	root, _, _ := strings.Cut(strings.TrimSpace(out), " ")
-	return viewerEdge{base: base, root: root, media: media}
+	return viewerEdge{base: base, admin: admin, root: root, media: media}
 }
 
 // viewers is what player/viewers.mjs reports.
@@ -232,5 +233,63 @@ func TestViewerPeersUploadControls(t *testing.T) {
 				t.Errorf("a had %d peers: b never connected, so nothing was tested", got.A.Peers)
 			}
 		})
+	}
+}
+
+// TestViewerPeersVideoSrc: a plain <video src> plays an MP4 through the
+// edge's service worker: the second viewer's Range requests are answered
+// from the first viewer's blocks, and it plays.
+func TestViewerPeersVideoSrc(t *testing.T) {
+	page := `<!doctype html>
+<video muted></video>
+<script src="/pacman/peer.js"></script>
+<script>
+PacmanPeers.serve().then(async () => {
+  // ?wait: play once a viewer is connected (at most 25 s), so that the
+  // test measures what the worker takes from it, not the dial's race.
+  for (let i = 0; location.search.includes('wait') && i < 50 && (await PacmanPeers.stats()).peers === 0; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const v = document.querySelector('video');
+  v.src = location.hash.slice(1);
+  v.play();
+});
+</script>
+`
+	e := startViewerEdge(t, map[string][]byte{"video.html": []byte(page)})
+	ffmpeg := need(t, "ffmpeg")
+	mp4 := filepath.Join(t.TempDir(), "clip.mp4")
+	cmd := exec.Command(ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", "40",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-b:v", "1500k", "-movflags", "+faststart", mp4)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	out := caddyCmd(t, "pacman", "add", "--address", e.admin, mp4)
+	c, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	res := run(t, 2*time.Minute, need(t, "node"), "player/videosrc.mjs", e.base+"/video.html#/ipfs/"+c, e.base+"/video.html?wait#/ipfs/"+c, "8")
+	var got struct {
+		Errors, Logs []string
+		A, B         struct{ FromPeers, FromEdge, Uploaded, Peers int64 }
+		Controlled   bool
+		VideoError   *int
+	}
+	if err := json.Unmarshal([]byte(res[strings.LastIndex(res, "\n{")+1:]), &got); err != nil {
+		t.Fatalf("player output: %v\n%s", err, res)
+	}
+	t.Logf("a %+v, b %+v, controlled %v", got.A, got.B, got.Controlled)
+	if len(got.Errors) > 0 || got.VideoError != nil {
+		t.Fatalf("errors %v, video error %v; peer.js said %v", got.Errors, got.VideoError, got.Logs)
+	}
+	// a's ranges all came through the worker and peer.js, each byte once.
+	fi, err := os.Stat(mp4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Controlled || got.A.FromEdge < fi.Size()/2 || got.A.FromEdge > fi.Size()*11/10 {
+		t.Fatalf("controlled %v, a took %d bytes from the edge for a %d-byte file; want the worker to answer its ranges, each byte about once",
+			got.Controlled, got.A.FromEdge, fi.Size())
+	}
+	if got.B.FromPeers == 0 || got.A.Uploaded == 0 {
+		t.Errorf("b took %d bytes from peers and a uploaded %d; want both above 0", got.B.FromPeers, got.A.Uploaded)
 	}
 }

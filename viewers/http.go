@@ -19,12 +19,15 @@ var (
 	script []byte
 	//go:embed peer.LICENSES.txt
 	licences []byte
+	//go:embed peer-sw.js
+	worker []byte
 )
 
 // Paths the edge serves to pages.
 const (
 	ScriptPath   = "/pacman/peer.js"
 	LicencesPath = "/pacman/peer.LICENSES.txt"
+	WorkerPath   = "/pacman/peer-sw.js"
 	InfoPath     = "/pacman/viewers.json"
 )
 
@@ -58,8 +61,8 @@ func isWebTransport(a multiaddr.Multiaddr) bool {
 	return errWT == nil && errHash == nil
 }
 
-// ServeHTTP serves the script, its licences and the edge's Info; other
-// paths are not found.
+// ServeHTTP serves the script, its service worker, its licences and the
+// edge's Info; other paths are not found.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -69,6 +72,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == ScriptPath:
 		serveStatic(w, r, "text/javascript; charset=utf-8", script, s.tags.script)
+	case r.URL.Path == WorkerPath:
+		// Registered from /pacman/, it may control the site's pages.
+		w.Header().Set("Service-Worker-Allowed", "/")
+		serveStatic(w, r, "text/javascript; charset=utf-8", worker, s.tags.worker)
 	case r.URL.Path == LicencesPath:
 		serveStatic(w, r, "text/plain; charset=utf-8", licences, s.tags.licences)
 	case r.URL.Path == InfoPath:
@@ -82,11 +89,11 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // etags are the embedded files' entity tags, the hashes of their bytes.
-type etags struct{ script, licences string }
+type etags struct{ script, licences, worker string }
 
 func newEtags() etags {
 	tag := func(b []byte) string { return fmt.Sprintf(`"%x"`, sha256.Sum256(b)) }
-	return etags{script: tag(script), licences: tag(licences)}
+	return etags{script: tag(script), licences: tag(licences), worker: tag(worker)}
 }
 
 // serveStatic serves an embedded file, revalidated by its entity tag

@@ -46,6 +46,10 @@ func TestServesScriptAndAddresses(t *testing.T) {
 	if lic := get(http.MethodGet, LicencesPath, nil); lic.Code != http.StatusOK || !strings.Contains(lic.Body.String(), "@libp2p/webrtc@") {
 		t.Fatalf("GET %s: %d, without the bundled packages", LicencesPath, lic.Code)
 	}
+	if sw := get(http.MethodGet, WorkerPath, nil); sw.Code != http.StatusOK || sw.Header().Get("Service-Worker-Allowed") != "/" ||
+		!bytes.Equal(sw.Body.Bytes(), worker) {
+		t.Fatalf("GET %s: %d, Service-Worker-Allowed %q", WorkerPath, sw.Code, sw.Header().Get("Service-Worker-Allowed"))
+	}
 	info := get(http.MethodGet, InfoPath, nil)
 	var got Info
 	if err := json.Unmarshal(info.Body.Bytes(), &got); err != nil || info.Header().Get("Cache-Control") != "no-store" {

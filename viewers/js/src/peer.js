@@ -40,6 +40,9 @@ const CAR = 'application/vnd.ipld.car;version=1;order=dfs;dups=n'
 // wantedFor is how long a CID asked of peers stays wanted: a block that
 // arrives after the want was met elsewhere or cancelled is not a lie.
 const wantedFor = 30000
+// rangeChunk bounds the bytes one answer to the service worker carries:
+// a player's open-ended range gets this much, and asks again.
+const rangeChunk = 1 << 20
 
 const defaults = {
   // How long peers have for a fragment before the edge is asked.
@@ -295,11 +298,11 @@ class Peers {
 
   // join puts this viewer in the swarm of url, once, and returns when the
   // first viewers it was told of are dialled.
-  join (url) {
+  join (url, swarm) {
     if (this.joined == null) {
       if (this.swarm === '') {
         const u = new URL(url, location.href)
-        this.swarm = u.host + u.pathname.replace(/[^/]*$/, '')
+        this.swarm = swarm ?? u.host + u.pathname.replace(/[^/]*$/, '')
       }
       this.joined = this.whenRelayed().then(() => this.track()).catch(() => {})
     }
@@ -339,8 +342,13 @@ class Peers {
     const head = await fetch(url, { method: 'HEAD', signal })
     const root = rootOf(head)
     if (root == null) throw new Error('the edge named no root')
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.opts.p2pTimeout)])
-    let got = 0
+    return await this.assembleFromPeers(root, signal)
+  }
+
+  // assembleFromPeers reads root's file (or span of it) from the blocks
+  // held and the viewers', who have p2pTimeout for all of it.
+  async assembleFromPeers (root, signal, span, timeout = this.opts.p2pTimeout) {
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeout)])
     const store = {
       get: async function * (cid) {
         let bytes = this.blocks.bytesOf(cid)
@@ -350,17 +358,22 @@ class Peers {
           // Checked here too, not only by bitswap's naming of blocks.
           bytes = await verified(cid, await this.bitswap.want(cid, { signal: deadline }))
           this.blocks.put(cid, bytes)
-          got += bytes.byteLength
+          this.counts.fromPeers += bytes.byteLength
         }
         yield bytes
       }.bind(this)
     }
-    const out = await assemble(root, store, deadline)
-    this.counts.fromPeers += got
-    return out
+    return await assemble(root, store, deadline, span)
   }
 
   async fromEdge (url, signal) {
+    const root = await this.carFromEdge(url, signal)
+    return await assemble(root, this.held(), signal)
+  }
+
+  // carFromEdge fetches url from the edge as a CAR, keeps its blocks,
+  // each hashed first, and returns the content's root.
+  async carFromEdge (url, signal) {
     const resp = await fetch(url, { headers: { Accept: CAR }, signal })
     if (!resp.ok) throw new Error(`${url}: ${resp.status}`)
     const car = new Uint8Array(await resp.arrayBuffer())
@@ -369,16 +382,71 @@ class Peers {
     for await (const { cid, bytes } of it) {
       this.blocks.put(cid, await verified(cid, bytes))
     }
-    const root = rootOf(resp) ?? (await it.getRoots())[0]
+    return rootOf(resp) ?? (await it.getRoots())[0]
+  }
+
+  // held is the blocks held, as the exporter reads a store.
+  held () {
     const blocks = this.blocks
-    const store = {
+    return {
       get: async function * (cid) {
         const bytes = blocks.bytesOf(cid)
         if (bytes == null) throw notFound(cid)
         yield bytes
       }
     }
-    return await assemble(root, store, signal)
+  }
+
+  // range answers the service worker: bytes start to end (null: to the
+  // end; at most rangeChunk) of the file at url, from the viewers if they
+  // have them in time, else from the edge (a CAR of just those bytes,
+  // entity-bytes). The file's swarm is its own URL.
+  async range (url, start, end) {
+    await this.ready
+    const meta = await this.meta(url)
+    if (start >= meta.size) throw new Error(`range starts past the file's ${meta.size} bytes`)
+    const last = Math.min(end ?? Infinity, meta.size - 1, start + rangeChunk - 1)
+    const span = { offset: start, length: last - start + 1 }
+    const u = new URL(url, location.href)
+    await Promise.race([this.join(url, u.host + u.pathname), new Promise(resolve => setTimeout(resolve, this.opts.p2pTimeout))])
+    // What is held answers at once; peers have p2pTimeout, and a second
+    // more per MiB, for the rest.
+    let body = await assemble(meta.root, this.held(), AbortSignal.timeout(60000), span).catch(() => null)
+    if (body == null && this.viewers().length > 0) {
+      const timeout = this.opts.p2pTimeout + 1000 * span.length / (1 << 20)
+      body = await this.assembleFromPeers(meta.root, AbortSignal.timeout(60000), span, timeout).catch(() => null)
+    }
+    if (body == null) {
+      u.searchParams.set('entity-bytes', `${start}:${last}`)
+      await this.carFromEdge(u.toString(), AbortSignal.timeout(60000))
+      body = await assemble(meta.root, this.held(), AbortSignal.timeout(60000), span)
+    }
+    return {
+      body: body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength),
+      headers: {
+        'Content-Type': meta.type,
+        'Content-Range': `bytes ${start}-${last}/${meta.size}`,
+        'Content-Length': String(span.length),
+        'Accept-Ranges': 'bytes'
+      }
+    }
+  }
+
+  // meta returns the root, size and type of the file at url (a HEAD to
+  // the edge, remembered for the last few files).
+  async meta (url) {
+    this.metas ??= new Map()
+    let m = this.metas.get(url)
+    if (m == null) {
+      const head = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(10000) })
+      const root = rootOf(head)
+      const size = Number(head.headers.get('Content-Length'))
+      if (!head.ok || root == null || !Number.isSafeInteger(size)) throw new Error(`${url}: ${head.status}, no root or size`)
+      m = { root, size, type: head.headers.get('Content-Type') ?? 'application/octet-stream' }
+      this.metas.set(url, m)
+      if (this.metas.size > 16) this.metas.delete(this.metas.keys().next().value)
+    }
+    return m
   }
 
   stats () {
@@ -394,12 +462,13 @@ function rootOf (resp) {
   return CID.parse(roots.split(',').pop().trim())
 }
 
-// assemble reads the file root names out of store.
-async function assemble (root, store, signal) {
+// assemble reads the file root names out of store: all of it, or length
+// bytes from offset.
+async function assemble (root, store, signal, span = {}) {
   const entry = await exporter(root, store, { signal })
   const parts = []
   let size = 0
-  for await (const chunk of entry.content({ signal })) {
+  for await (const chunk of entry.content({ signal, ...span })) {
     parts.push(chunk)
     size += chunk.byteLength
   }
@@ -474,6 +543,26 @@ window.PacmanPeers = {
     if (peers == null) peers = new Peers(base, opts)
     const Base = hls.config.loader
     hls.config.fLoader = loaderFor(Base, peers)
+    return peers.ready
+  },
+  // serve registers the service worker that hands plain <video src> and
+  // <audio src> Range requests under scope to this page's peers; it
+  // resolves once the page is controlled, when media URLs may be set.
+  async serve ({ scope = '/', ...opts } = {}) {
+    if (!('serviceWorker' in navigator)) throw new Error('this browser has no service workers')
+    if (peers == null) peers = new Peers(base, opts)
+    navigator.serviceWorker.addEventListener('message', e => {
+      if (e.data?.pacman !== 'range' || e.ports[0] == null) return
+      const port = e.ports[0]
+      peers.range(e.data.url, e.data.start, e.data.end).then(
+        a => port.postMessage(a, [a.body]),
+        err => port.postMessage({ error: String(err) }))
+    })
+    await navigator.serviceWorker.register(new URL('/pacman/peer-sw.js', base), { scope })
+    await navigator.serviceWorker.ready
+    if (navigator.serviceWorker.controller == null) {
+      await new Promise(resolve => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }))
+    }
     return peers.ready
   },
   // stats returns the bytes taken from peers and from the edge, the bytes
