@@ -35,13 +35,14 @@ func TestFleetTakesEachBlockFromTheSwarmOnce(t *testing.T) {
 	seeder := seeders[0]
 
 	dirs, infos := make([]string, 2), make([]peer.AddrInfo, 2)
+	addrs := freeLoopbacks(t, 2)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
 		id, err := node.Identity(dirs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		infos[i] = peer.AddrInfo{ID: id, Addrs: []multiaddr.Multiaddr{freeLoopback(t)}}
+		infos[i] = peer.AddrInfo{ID: id, Addrs: []multiaddr.Multiaddr{addrs[i]}}
 	}
 	urls := make([]string, 2)
 	edges := make([]*edge.Edge, 2)
@@ -129,12 +130,19 @@ func sha(b []byte) []byte {
 	return s[:]
 }
 
-// freeLoopback returns a loopback TCP address that was free a moment ago.
-func freeLoopback(t *testing.T) multiaddr.Multiaddr {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeLoopbacks returns n distinct loopback TCP addresses that were free
+// a moment ago: their listeners are held until all n are taken, so the
+// kernel cannot hand one port out twice (CI once gave both edges the same
+// one).
+func freeLoopbacks(t *testing.T, n int) []multiaddr.Multiaddr {
+	out := make([]multiaddr.Multiaddr, n)
+	for i := range out {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out[i] = multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port))
 	}
-	defer ln.Close()
-	return multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port))
+	return out
 }
