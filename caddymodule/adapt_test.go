@@ -207,7 +207,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"origin_pull url":      {":8080 {\n pacman {\n  resolve origin_pull bucket.example.com\n }\n}", "want an http:// or https:// URL"},
 		"bad max_pulls":        {":8080 {\n pacman {\n  resolve origin_pull https://o.example {\n   max_pulls 0\n  }\n }\n}", "max_pulls: want a count of at least 1"},
 		"viewers option":       {"{\n pacman {\n  viewers {\n   max_peers 3\n  }\n }\n}\n:8080", `unknown viewers option \"max_peers\"; the options are max_viewers, max_per_address, relay_data and relay_duration`},
-		"viewers count":        {"{\n pacman {\n  viewers {\n   max_viewers 0\n  }\n }\n}\n:8080", `viewers max_viewers: \"0\" is not a whole number of at least 1`},
+		"viewers count":        {"{\n pacman {\n  viewers {\n   max_viewers 0\n  }\n }\n}\n:8080", "viewers max_viewers: 0 is not a count of at least 1"},
 		"viewers data":         {"{\n pacman {\n  viewers {\n   relay_data 2GiB\n  }\n }\n}\n:8080", "is not between 1 byte and 1 GiB"},
 		"viewers duration":     {"{\n pacman {\n  viewers {\n   relay_duration -1s\n  }\n }\n}\n:8080", "is not a positive duration"},
 		"viewers arguments":    {"{\n pacman {\n  viewers on\n }\n}\n:8080", "wrong argument count"},

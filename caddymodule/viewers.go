@@ -9,7 +9,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 	"github.com/pacman-cdn/pacman/viewers"
 )
 
@@ -67,15 +66,14 @@ func parseViewersBlock(d *caddyfile.Dispenser) (*Viewers, error) {
 		var err error
 		switch name {
 		case "max_viewers":
-			v.MaxViewers, err = positive(val)
+			v.MaxViewers, err = atLeastOne(parseCount(val))
 		case "max_per_address":
-			v.MaxPerAddress, err = positive(val)
+			v.MaxPerAddress, err = atLeastOne(parseCount(val))
 		case "relay_data":
-			var n uint64
-			if n, err = humanize.ParseBytes(val); err == nil && (n == 0 || n > 1<<30) {
+			v.RelayData, err = parseSize(val)
+			if err == nil && (v.RelayData == 0 || v.RelayData > 1<<30) {
 				err = fmt.Errorf("%q is not between 1 byte and 1 GiB", val)
 			}
-			v.RelayData = int64(n)
 		case "relay_duration":
 			var dur time.Duration
 			if dur, err = caddy.ParseDuration(val); err == nil && dur <= 0 {
@@ -92,13 +90,12 @@ func parseViewersBlock(d *caddyfile.Dispenser) (*Viewers, error) {
 	return v, nil
 }
 
-// positive parses a count of at least 1.
-func positive(s string) (int, error) {
-	var n int
-	if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-		return 0, fmt.Errorf("%q is not a whole number of at least 1", s)
+// atLeastOne refuses a count of 0, where a limit of none makes no sense.
+func atLeastOne(n int, err error) (int, error) {
+	if err == nil && n < 1 {
+		err = fmt.Errorf("%d is not a count of at least 1", n)
 	}
-	return n, nil
+	return n, err
 }
 
 // ViewersHandler serves pages what viewer peers need from the edge: the
