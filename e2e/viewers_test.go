@@ -245,13 +245,18 @@ func TestViewerPeersVideoSrc(t *testing.T) {
 <script src="/pacman/peer.js"></script>
 <script>
 PacmanPeers.serve().then(async () => {
-  // ?wait: play once a viewer is connected (at most 25 s), so that the
-  // test measures what the worker takes from it, not the dial's race.
-  for (let i = 0; location.search.includes('wait') && i < 50 && (await PacmanPeers.stats()).peers === 0; i++) {
-    await new Promise((r) => setTimeout(r, 500));
+  const src = location.hash.slice(1);
+  // ?wait: join the file's viewers first and play once one is connected
+  // (at most 25 s for the dial and its retries), so that the test
+  // measures what the worker takes from it, not the dial's race.
+  if (location.search.includes('wait')) {
+    await PacmanPeers.join(src);
+    for (let i = 0; i < 50 && (await PacmanPeers.stats()).peers === 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
   const v = document.querySelector('video');
-  v.src = location.hash.slice(1);
+  v.src = src;
   v.play();
 });
 </script>

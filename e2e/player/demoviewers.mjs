@@ -25,6 +25,12 @@ async function tab(name) {
 try {
   const a = await tab('a');
   const b = await tab('b');
+  // b's first dial of a, or one of its retries, connects it and it takes
+  // a fragment from a; a b that never does is measured after 25 s.
+  for (const deadline = Date.now() + 25000; Date.now() < deadline;) {
+    if ((await b.evaluate(() => PacmanPeers.stats())).fromPeers > 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
   await b.waitForFunction(() => document.querySelector('#from-viewers b').textContent !== '–', null, { timeout: 10000 });
   out.a = await a.evaluate(() => PacmanPeers.stats());
   out.b = await b.evaluate(() => PacmanPeers.stats());

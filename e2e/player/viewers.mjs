@@ -1,6 +1,7 @@
 // Two viewers of one HLS stream in separate Chromium contexts, a at
 // PAGE_A and b at PAGE_B, pages that load a peer.js. Viewer a starts; b starts LAG
-// seconds later and takes what a holds from it over WebRTC. Then a leaves
+// seconds later, connects to a (given up to 25 s for the dial and its
+// retries), plays 6 s and takes what a holds from it over WebRTC. Then a leaves
 // and b plays on from the edge. Reports as JSON each viewer's
 // PacmanPeers.stats() before and after a leaves, b's play positions, the
 // SHA-256 of SEGMENT loaded through b's loader, and any errors.
@@ -31,7 +32,14 @@ try {
   const a = await viewer('a', pageA);
   await a.page.waitForFunction((t) => document.querySelector('video').currentTime > t, Number(lag), { timeout: 30000 });
   const b = await viewer('b', pageB);
-  await b.page.waitForFunction(() => document.querySelector('video').currentTime > 6, null, { timeout: 30000 });
+  // b's first dial of a, or one of its retries, connects it; b then
+  // plays 6 s more. A b that never connects is measured after 25 s.
+  for (const deadline = Date.now() + 25000; Date.now() < deadline;) {
+    const s = await stats(b.page);
+    if (s.peers > 0 || s.dropped > 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await b.page.waitForFunction((t) => document.querySelector('video').currentTime > t + 6, await time(b.page), { timeout: 30000 });
   out.a = await stats(a.page);
   out.b = await stats(b.page);
   out.hlsErrors = { a: await a.page.evaluate(() => window.hlsErrors), b: await b.page.evaluate(() => window.hlsErrors) };

@@ -140,6 +140,7 @@ class Peers {
     // hash), and its sender is dropped and never dialled again.
     this.wanted = new Map() // cid string → when last asked
     this.banned = new Set() // peer id strings
+    this.dialing = new Set() // ids of viewers being dialled
     this.tokens = this.opts.uploadLimit
     this.refilled = performance.now()
     this.node = null
@@ -275,18 +276,29 @@ class Peers {
     await Promise.all(dials)
   }
 
-  // dialViewer connects to viewer id over WebRTC through the edge's relay.
-  // A negotiation that stalls is given up after 5 s and tried once more:
-  // one in a few between two tabs of one browser stalls for good.
+  // dialViewer connects to viewer id over WebRTC through the edge's relay,
+  // unless a dial to it is under way. A negotiation that stalls is given
+  // up after 5 s and tried again, up to three times, each over a fresh
+  // circuit: the relayed connection a stalled attempt signalled over is
+  // closed first. What a failed attempt last reached is logged.
   async dialViewer (id) {
+    if (this.dialing.has(id)) return
+    this.dialing.add(id)
     const addr = multiaddr(`${this.edge}/p2p-circuit/webrtc/p2p/${id}`)
-    for (let attempt = 1; attempt <= 2; attempt++) {
-      try {
-        await this.node.dial(addr, { signal: AbortSignal.timeout(5000) })
-        return
-      } catch (err) {
-        console.debug('pacman peers: dialling viewer', id, 'attempt', attempt, err)
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        let reached = 'nothing'
+        try {
+          await this.node.dial(addr, { signal: AbortSignal.timeout(5000), onProgress: e => { reached = e.type } })
+          return
+        } catch (err) {
+          console.debug('pacman peers: dialling viewer', id, 'attempt', attempt, 'reached', reached, err)
+          const circuits = this.node.getConnections().filter(c => c.limits != null && c.remotePeer.toString() === id)
+          await Promise.all(circuits.map(c => c.close().catch(() => {})))
+        }
       }
+    } finally {
+      this.dialing.delete(id)
     }
   }
 
@@ -307,6 +319,13 @@ class Peers {
       this.joined = this.whenRelayed().then(() => this.track()).catch(() => {})
     }
     return this.joined
+  }
+
+  // joinFile joins the swarm of one file's viewers (its own URL), as
+  // plain <video src> playing does.
+  joinFile (url) {
+    const u = new URL(url, location.href)
+    return this.join(url, u.host + u.pathname)
   }
 
   // whenRelayed resolves once the edge's relay holds a slot for this
@@ -408,7 +427,7 @@ class Peers {
     const last = Math.min(end ?? Infinity, meta.size - 1, start + rangeChunk - 1)
     const span = { offset: start, length: last - start + 1 }
     const u = new URL(url, location.href)
-    await Promise.race([this.join(url, u.host + u.pathname), new Promise(resolve => setTimeout(resolve, this.opts.p2pTimeout))])
+    await Promise.race([this.joinFile(url), new Promise(resolve => setTimeout(resolve, this.opts.p2pTimeout))])
     // What is held answers at once; peers have p2pTimeout, and a second
     // more per MiB, for the rest.
     let body = await assemble(meta.root, this.held(), AbortSignal.timeout(60000), span).catch(() => null)
@@ -450,7 +469,7 @@ class Peers {
   }
 
   stats () {
-    return { ...this.counts, peers: this.viewers().length }
+    return { ...this.counts, peers: new Set(this.viewers().map(c => c.remotePeer.toString())).size }
   }
 }
 
@@ -564,6 +583,15 @@ window.PacmanPeers = {
       await new Promise(resolve => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }))
     }
     return peers.ready
+  },
+  // join puts this page among the viewers of the file at url, as a
+  // <video src> of it would be on its first range, and resolves once the
+  // viewers the edge names are dialled. A page that calls it before
+  // setting src can have the first ranges from them.
+  async join (url) {
+    if (peers == null) throw new Error('PacmanPeers.join: call serve() first')
+    await peers.ready
+    return peers.joinFile(url)
   },
   // stats returns the bytes taken from peers and from the edge, the bytes
   // uploaded, and the viewers connected.
