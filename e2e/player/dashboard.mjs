@@ -4,10 +4,10 @@
 // reports what it shows as JSON; saves a screenshot to SHOT.
 //
 //   node dashboard.mjs URL SHOT
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, shot] = process.argv.slice(2);
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+const browser = await launch();
 const out = { errors: [] };
 let page;
 try {

@@ -4,14 +4,10 @@
 // panel shows, and saves b's screenshot to SHOT.
 //
 //   node demoviewers.mjs URL SHOT
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, shot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launch();
 const out = { errors: [] };
 async function tab(name) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });

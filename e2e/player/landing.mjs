@@ -5,13 +5,10 @@
 // the offload and the bytes seeded back; saves a screenshot to SHOT.
 //
 //   node landing.mjs URL SHOT
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, shot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 const out = { errors: [], videos: [], peers: {}, said: [] };
 const times = (page) => page.evaluate(() => [...document.querySelectorAll('video')].map((v) => v.currentTime));
 try {

@@ -5,13 +5,10 @@
 // any page or player error; saves a screenshot to SHOT.
 //
 //   node landinglive.mjs URL SHOT
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, shot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 const out = { errors: [] };
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

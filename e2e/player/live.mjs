@@ -1,18 +1,16 @@
 // Plays live HLS streams side by side in Debian's headless Chromium through
 // hls.js, and reports for each, as JSON, how far behind the live edge it
-// played, how often it stalled, and the errors hls.js recovered from. The distance is measured on the wall
-// clock: now minus the EXT-X-PROGRAM-DATE-TIME of the frame playing.
+// played, how often it stalled, the errors hls.js recovered from, and, on a
+// page with viewer peers, PacmanPeers.stats(). The distance is measured on
+// the wall clock: now minus the EXT-X-PROGRAM-DATE-TIME of the frame playing.
 //
 //   node live.mjs SECONDS PAGE_URL...
 //
 // Each PAGE_URL is the Go test's player page with ?hls=PLAYLIST_URL.
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [seconds, ...pages] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 const results = [];
 try {
   const opened = await Promise.all(pages.map(async (url) => {
@@ -43,10 +41,16 @@ try {
     }
   }
   for (const { page, r, start } of opened) {
-    const end = await page.evaluate(() => ({ t: document.querySelector('video').currentTime, stalls: window.stalls, warnings: window.warnings || [] }));
+    const end = await page.evaluate(async () => ({
+      t: document.querySelector('video').currentTime,
+      stalls: window.stalls,
+      warnings: window.warnings || [],
+      peers: window.PacmanPeers ? await PacmanPeers.stats() : null,
+    }));
     r.played = end.t - start;
     r.stalls = end.stalls;
     r.warnings = end.warnings;
+    if (end.peers) r.peers = end.peers;
   }
 } catch (e) {
   results.push({ errors: [String(e)] });

@@ -4,14 +4,10 @@
 // (nulls for a page without peer.js).
 //
 //   node offload.mjs URL N GAP PLAY
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, n, gap, play] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launch();
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
 async function viewer(i) {
   await sleep(i * Number(gap));

@@ -5,13 +5,10 @@
 //
 // PAGE_URL is a page (served by the Go test) whose query names the source:
 // ?src=URL plays it directly, ?hls=URL plays it through hls.js.
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [pageURL, screenshot, ...seeks] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 const result = { seeks: [], errors: [] };
 try {
   const page = await browser.newPage();

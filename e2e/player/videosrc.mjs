@@ -5,14 +5,10 @@
 // errors as JSON.
 //
 //   node videosrc.mjs PAGE_A PAGE_B LAG
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [pageA, pageB, lag] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launch();
 const out = { errors: [], logs: [] };
 async function viewer(name, url) {
   const ctx = await browser.newContext();

@@ -7,16 +7,10 @@
 // SHA-256 of SEGMENT loaded through b's loader, and any errors.
 //
 //   node viewers.mjs PAGE_A PAGE_B SEGMENT_URL LAG
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [pageA, pageB, segment, lag] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  // Loopback WebRTC between two contexts of one browser: host candidates
-  // on 127.0.0.1, without mDNS names.
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-});
+const browser = await launch();
 const out = { errors: [], logs: [] };
 const time = (p) => p.evaluate(() => document.querySelector('video').currentTime);
 const stats = (p) => p.evaluate(() => PacmanPeers.stats());
