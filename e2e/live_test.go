@@ -267,6 +267,9 @@ type viewer struct {
 	// Warnings are the errors hls.js recovered from: when, what, the
 	// HTTP status and the URL.
 	Warnings []string
+	// Peers is PacmanPeers.stats() at the end, on a page with viewer
+	// peers.
+	Peers struct{ FromPeers, FromEdge, Uploaded, Peers, Dropped int64 }
 }
 
 // watchLive plays /live/ev/index.m3u8 of each base URL side by side in

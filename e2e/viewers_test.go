@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,17 +217,21 @@ func TestViewerPeersDropALiar(t *testing.T) {
 
 // TestViewerPeersUploadControls: a viewer on a save-data connection, and
 // one whose page sets uploadLimit 0, uploads nothing; the viewer after it
-// takes everything from the edge and plays on.
+// takes everything from the edge and plays on. That viewer gives peers
+// 20 s a fragment (p2pTimeout), yet plays at once: the viewer that may
+// not upload says it does not have each block (bitswap's DONT_HAVE), and
+// the edge is asked without waiting.
 func TestViewerPeersUploadControls(t *testing.T) {
 	e := startViewerEdge(t, map[string][]byte{
 		// What Chromium's navigator.connection says on a save-data link.
 		"savedata.html": []byte(viewerPage("/pacman/peer.js",
 			"Object.defineProperty(navigator, 'connection', { value: { saveData: true, type: 'wifi' } });", "")),
 		"noupload.html": []byte(viewerPage("/pacman/peer.js", "", "uploadLimit: 0")),
+		"patient.html":  []byte(viewerPage("/pacman/peer.js", "", "p2pTimeout: 20000")),
 	})
 	for _, page := range []string{"/savedata.html", "/noupload.html"} {
 		t.Run(page, func(t *testing.T) {
-			got := e.play(t, page, "/")
+			got := e.play(t, page, "/patient.html")
 			if got.A.Uploaded != 0 || got.B.FromPeers != 0 {
 				t.Errorf("a uploaded %d bytes and b took %d from peers; want none", got.A.Uploaded, got.B.FromPeers)
 			}
@@ -297,4 +303,116 @@ PacmanPeers.serve().then(async () => {
 	if got.B.FromPeers == 0 || got.A.Uploaded == 0 {
 		t.Errorf("b took %d bytes from peers and a uploaded %d; want both above 0", got.B.FromPeers, got.A.Uploaded)
 	}
+}
+
+// TestViewerPeersLive: viewer peers on a live event, through a real caddy
+// run that takes the encoder's segments and serves the event, the
+// viewers' script and the player page. Two viewers with peer.js and one
+// with hls.js alone play side by side for 20 s. The two connect to each
+// other, and none of the three stalls or plays further behind live than
+// the one without peers (by more than 1 s): at the live edge the viewers
+// lack what the other is loading and say so, and each goes to the edge
+// without waiting out p2pTimeout. Neither uploads what the other no
+// longer wants.
+func TestViewerPeersLive(t *testing.T) {
+	node := needPlayer(t)
+	hlsJS, err := os.ReadFile("player/node_modules/hls.js/dist/hls.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := strings.Replace(playerPage, `<script src="/hls.min.js"></script>`,
+		`<script src="/hls.min.js"></script><script src="/pacman/peer.js"></script>`, 1)
+	page = strings.Replace(page, "window.hls = hls;", "window.hls = hls;\n  if (q.has('peers')) PacmanPeers.attach(hls);", 1)
+	if page == playerPage {
+		t.Fatal("the player page changed: no place for peer.js")
+	}
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www")
+	if err := os.Mkdir(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"index.html": []byte(page), "hls.min.js": hlsJS} {
+		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataDir, _ := newDataDir(t)
+	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
+	admin %s
+	pacman {
+		data_dir %s
+		listen /ip4/127.0.0.1/tcp/0 /ip4/127.0.0.1/udp/0/quic-v1/webtransport
+		viewers
+	}
+}
+:%d {
+	pacman_viewers
+	pacman_live_ingest /ingest/* {
+		token %s
+	}
+	pacman /live/* {
+		resolve live
+	}
+	file_server {
+		root %s
+	}
+}
+`, admin, dataDir, port, liveToken, www), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startCaddy(t, nil, "run", "--config", caddyfile)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitHTTP(t, base+"/pacman/viewers.json")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	encoded, encOut := encodeLive(ctx, t, 50, base+"/ingest/ev/index.m3u8")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, p, _ := getBody(base + "/live/ev/index.m3u8"); len(listed(p)) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 3 segments listed within 30 s; encoder said:\n%s", encOut)
+		}
+	}
+	playlist := url.QueryEscape(base + "/live/ev/index.m3u8")
+	out := run(t, 90*time.Second, node, "player/live.mjs", "20",
+		base+"/?hls="+playlist, base+"/?peers&hls="+playlist, base+"/?peers&hls="+playlist)
+	var res []viewer
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &res); err != nil || len(res) != 3 {
+		t.Fatalf("player output %q: %v", out, err)
+	}
+	settled := func(xs []float64) float64 { return median(xs[max(0, len(xs)-8):]) }
+	plain := settled(res[0].Latency)
+	for i, who := range []string{"without peers", "peers a", "peers b"} {
+		r := res[i]
+		t.Logf("%s: played %.1f s, %d stalls, behind live settled %.2f s, %+v", who, r.Played, r.Stalls, settled(r.Latency), r.Peers)
+		if len(r.Errors) > 0 {
+			t.Errorf("%s: player errors %v", who, r.Errors)
+		}
+		if r.Stalls > 0 {
+			t.Errorf("%s: %d stalls after playback started (hls.js recovered from %q)", who, r.Stalls, r.Warnings)
+		}
+		if r.Played < 15 {
+			t.Errorf("%s: played %.1f s of 20", who, r.Played)
+		}
+		if l := settled(r.Latency); i > 0 && (l < 0 || l > plain+1) {
+			t.Errorf("%s: %.2f s behind live once settled, the viewer without peers %.2f s; want within 1 s of it", who, l, plain)
+		}
+	}
+	if res[1].Peers.Peers < 1 || res[2].Peers.Peers < 1 {
+		t.Errorf("the viewers with peer.js were not connected to each other: %d and %d peers", res[1].Peers.Peers, res[2].Peers.Peers)
+	}
+	// What one uploaded, the other took (give or take a block in flight
+	// as the two were read). @helia/bitswap as published never sends a
+	// cancel, and each viewer went on sending blocks the other had long
+	// taken from the edge: 1.6 MB uploaded for 0.35 MB taken.
+	up, took := res[1].Peers.Uploaded+res[2].Peers.Uploaded, res[1].Peers.FromPeers+res[2].Peers.FromPeers
+	if up > took+512<<10 {
+		t.Errorf("the viewers uploaded %d bytes and took %d from each other; want no more sent than taken", up, took)
+	}
+	cancel()
+	<-encoded
 }

@@ -12,8 +12,34 @@ const tamperAt = process.argv.indexOf('--tamper')
 const tamperOut = tamperAt > 0 ? process.argv[tamperAt + 1] : null
 if (tamperAt > 0 && !tamperOut) throw new Error('--tamper needs an output file')
 
+// Fixes to bundled packages, each for a bug named here, applied as the
+// bundle is built; the build fails if one no longer applies.
+const patches = [{
+  // @helia/bitswap (3.2.3; 4.0.19 too) never sends a cancel: sendMessages
+  // skips every entry marked cancel, where it means to skip a cancel only
+  // for a want never sent. The viewers asked keep the want and send the
+  // block once they get it, to a viewer that took it from the edge long
+  // before: upload spent for nothing.
+  file: /@helia[\\/]bitswap[\\/]dist[\\/]src[\\/]want-list\.js$/,
+  from: 'if (sentPreviously || entry.cancel) {',
+  to: 'if (sentPreviously === (entry.cancel !== true)) {'
+}]
+const patching = {
+  name: 'patches',
+  setup (b) {
+    for (const { file, from, to } of patches) {
+      b.onLoad({ filter: file }, args => {
+        const src = readFileSync(args.path, 'utf8')
+        if (!src.includes(from)) throw new Error(`${args.path}: the patch for "${from}" no longer applies`)
+        return { contents: src.replace(from, to), loader: 'js' }
+      })
+    }
+  }
+}
+
 const result = await build({
   entryPoints: ['src/peer.js'],
+  plugins: [patching],
   define: { TAMPER: tamperOut ? 'true' : 'false' },
   bundle: true,
   minify: true,

@@ -11,7 +11,8 @@
 //     block by its own hash, and each block of a CAR from the edge is
 //     hashed before it is kept.
 //   - Peers are asked only for a fragment hls.js is loading now, ahead of
-//     the playhead, and only for p2pTimeout; then the edge is asked.
+//     the playhead, and only for p2pTimeout, or until every viewer asked
+//     says it does not have a block; then the edge is asked.
 //   - Upload is capped (uploadLimit bytes a second) and off on metered or
 //     save-data connections.
 import { createLibp2p } from 'libp2p'
@@ -113,12 +114,15 @@ async function verified (cid, bytes) {
     throw new Error(`block ${cid}: only sha2-256 blocks are taken`)
   }
   const digest = await sha256.digest(bytes)
-  const want = cid.multihash.digest
-  const got = digest.digest
-  if (got.length !== want.length || got.some((b, i) => b !== want[i])) {
+  if (!sameBytes(digest.digest, cid.multihash.digest)) {
     throw new Error(`block ${cid}: its bytes do not match its CID`)
   }
   return bytes
+}
+
+// sameBytes reports whether a and b hold the same bytes.
+function sameBytes (a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 // metered reports whether the browser says the connection costs by the
@@ -141,6 +145,7 @@ class Peers {
     this.wanted = new Map() // cid string → when last asked
     this.banned = new Set() // peer id strings
     this.dialing = new Set() // ids of viewers being dialled
+    this.speaking = new Set() // ids of viewers identified as speaking BITSWAP
     this.tokens = this.opts.uploadLimit
     this.refilled = performance.now()
     this.node = null
@@ -214,6 +219,14 @@ class Peers {
       }
     }, { protocols: [BITSWAP] })
     await this.bitswap.start()
+    // Identified over WebRTC, as bitswap counts it: identify over the
+    // relayed connection that signalled it comes first, and bitswap's
+    // topology skips that one.
+    node.addEventListener('peer:identify', e => {
+      const { connection, protocols, peerId } = e.detail
+      if (connection.limits == null && protocols.includes(BITSWAP)) this.speaking.add(peerId.toString())
+    })
+    node.addEventListener('peer:disconnect', e => this.speaking.delete(e.detail.toString()))
     this.bitswap.wantList.addEventListener('block', e => this.check(e.detail.sender, e.detail.cid))
     for (const a of info.addrs) {
       try {
@@ -246,11 +259,13 @@ class Peers {
   }
 
   // track asks the edge for the swarm's viewers and dials those not
-  // connected, over WebRTC through the edge's relay.
+  // connected, over WebRTC through the edge's relay. It returns once one
+  // of them is connected, or all dials ended: a viewer that left without
+  // a word (the edge names it until its connection times out) holds no
+  // one up.
   async track () {
     if (this.node == null || this.swarm === '') return
-    const relayed = this.node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit'))
-    if (!relayed) return // not reachable yet: join once the relay took us
+    if (!this.relayed()) return // not reachable yet: join once the relay took us
     const stream = await this.node.dialProtocol(multiaddr(this.edge), TRACKER, { signal: AbortSignal.timeout(5000) })
     const lp = lpStream(stream)
     await lp.write(new TextEncoder().encode(this.swarm))
@@ -273,16 +288,21 @@ class Peers {
       if (!first && now - this.told.get(id) < this.opts.trackEvery) continue
       dials.push(this.dialViewer(id))
     }
-    await Promise.all(dials)
+    await new Promise(resolve => {
+      let left = dials.length
+      if (left === 0) resolve()
+      for (const d of dials) d.then(ok => { if (ok || --left === 0) resolve() })
+    })
   }
 
   // dialViewer connects to viewer id over WebRTC through the edge's relay,
   // unless a dial to it is under way. A negotiation that stalls is given
   // up after 5 s and tried again, up to three times, each over a fresh
   // circuit: the relayed connection a stalled attempt signalled over is
-  // closed first. What a failed attempt last reached is logged.
+  // closed first. What a failed attempt last reached is logged. It
+  // reports whether this dial connected.
   async dialViewer (id) {
-    if (this.dialing.has(id)) return
+    if (this.dialing.has(id)) return false
     this.dialing.add(id)
     const addr = multiaddr(`${this.edge}/p2p-circuit/webrtc/p2p/${id}`)
     try {
@@ -290,7 +310,8 @@ class Peers {
         let reached = 'nothing'
         try {
           await this.node.dial(addr, { signal: AbortSignal.timeout(5000), onProgress: e => { reached = e.type } })
-          return
+          await this.identified(id, 2000)
+          return true
         } catch (err) {
           console.debug('pacman peers: dialling viewer', id, 'attempt', attempt, 'reached', reached, err)
           const circuits = this.node.getConnections().filter(c => c.limits != null && c.remotePeer.toString() === id)
@@ -300,6 +321,19 @@ class Peers {
     } finally {
       this.dialing.delete(id)
     }
+    return false
+  }
+
+  // identified resolves once viewer id is known to speak BITSWAP (its
+  // identify came), when bitswap sends it wants, or after ms.
+  identified (id, ms) {
+    if (this.speaking.has(id)) return Promise.resolve()
+    return new Promise(resolve => {
+      const done = () => { this.node.removeEventListener('peer:identify', check); clearTimeout(timer); resolve() }
+      const check = () => { if (this.speaking.has(id)) done() }
+      const timer = setTimeout(done, ms)
+      this.node.addEventListener('peer:identify', check)
+    })
   }
 
   // viewers returns the connected viewers (not the edge) over WebRTC.
@@ -308,8 +342,8 @@ class Peers {
     return this.node.getConnections().filter(c => c.remoteAddr.toString().includes('/webrtc') && !c.limits)
   }
 
-  // join puts this viewer in the swarm of url, once, and returns when the
-  // first viewers it was told of are dialled.
+  // join puts this viewer in the swarm of url, once, and returns when one
+  // of the viewers it was told of is connected, or none could be.
   join (url, swarm) {
     if (this.joined == null) {
       if (this.swarm === '') {
@@ -328,14 +362,19 @@ class Peers {
     return this.join(url, u.host + u.pathname)
   }
 
+  // relayed reports whether the edge's relay holds a slot for this
+  // viewer: whether other viewers can reach it.
+  relayed () {
+    return this.node != null && this.node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit'))
+  }
+
   // whenRelayed resolves once the edge's relay holds a slot for this
   // viewer, so that others can reach it, or after 5 s.
   whenRelayed () {
-    const relayed = () => this.node != null && this.node.getMultiaddrs().some(a => a.toString().includes('/p2p-circuit'))
-    if (this.node == null || relayed()) return Promise.resolve()
+    if (this.node == null || this.relayed()) return Promise.resolve()
     return new Promise(resolve => {
       const done = () => { this.node.removeEventListener('self:peer:update', check); clearTimeout(timer); resolve() }
-      const check = () => { if (relayed()) done() }
+      const check = () => { if (this.relayed()) done() }
       const timer = setTimeout(done, 5000)
       this.node.addEventListener('self:peer:update', check)
     })
@@ -375,7 +414,7 @@ class Peers {
           this.wanted.delete(cid.toString())
           this.wanted.set(cid.toString(), performance.now())
           // Checked here too, not only by bitswap's naming of blocks.
-          bytes = await verified(cid, await this.bitswap.want(cid, { signal: deadline }))
+          bytes = await verified(cid, await this.want(cid, deadline))
           this.blocks.put(cid, bytes)
           this.counts.fromPeers += bytes.byteLength
         }
@@ -383,6 +422,31 @@ class Peers {
       }.bind(this)
     }
     return await assemble(root, store, deadline, span)
+  }
+
+  // want asks the viewers connected for block cid until signal, and gives
+  // up at once when every one of them that bitswap knows says it does not
+  // have it (bitswap's DONT_HAVE): a fragment no viewer holds, or none may
+  // upload, goes to the edge without waiting out p2pTimeout. A viewer not
+  // yet identified is sent the want without asking for DONT_HAVE, so only
+  // the signal ends a want that only such viewers were asked.
+  async want (cid, signal) {
+    const asked = new Set(this.viewers().map(c => c.remotePeer.toString()).filter(id => this.speaking.has(id)))
+    const lacking = new Set()
+    const nobody = new AbortController()
+    const presence = e => {
+      const { sender, cid: about, has } = e.detail
+      const id = sender.toString()
+      if (has || !asked.has(id) || !sameBytes(about.multihash.bytes, cid.multihash.bytes)) return
+      lacking.add(id)
+      if (lacking.size === asked.size) nobody.abort(new Error(`no viewer has block ${cid}`))
+    }
+    this.bitswap.wantList.addEventListener('presence', presence)
+    try {
+      return await this.bitswap.want(cid, { signal: AbortSignal.any([signal, nobody.signal]) })
+    } finally {
+      this.bitswap.wantList.removeEventListener('presence', presence)
+    }
   }
 
   async fromEdge (url, signal) {
@@ -585,9 +649,9 @@ window.PacmanPeers = {
     return peers.ready
   },
   // join puts this page among the viewers of the file at url, as a
-  // <video src> of it would be on its first range, and resolves once the
-  // viewers the edge names are dialled. A page that calls it before
-  // setting src can have the first ranges from them.
+  // <video src> of it would be on its first range, and resolves once one
+  // of the viewers the edge names is connected, or none could be. A page
+  // that calls it before setting src can have the first ranges from them.
   async join (url) {
     if (peers == null) throw new Error('PacmanPeers.join: call serve() first')
     await peers.ready
