@@ -46,6 +46,9 @@ type viewerEdge struct {
 	media string // the stream's files
 }
 
+// startViewerEdge encodes a 40 s HLS stream, starts a viewer edge whose
+// site serves /ipfs/* and, from www, the viewer page, hls.js and extra,
+// and adds the stream into it with caddy pacman add.
 func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
 	t.Helper()
 	ffmpeg := need(t, "ffmpeg")
@@ -64,23 +67,36 @@ func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	www := filepath.Join(dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	hlsjs, err := os.ReadFile("../caddymodule/cli/demoassets/hls.light.min.js")
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{"index.html": []byte(viewerPage("/pacman/peer.js", "", "")), "hls.light.min.js": hlsjs}
 	maps.Copy(files, extra)
+	base, admin := runViewerEdge(t, files, "\tpacman /ipfs/*")
+	out := caddyCmd(t, "pacman", "add", "--address", admin, media)
+	root, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	return viewerEdge{base: base, admin: admin, root: root, media: media}
+}
+
+// runViewerEdge starts a caddy run whose Caddyfile turns viewer peers on
+// and whose site has routes (Caddyfile directives) before a file_server
+// of files. It returns the site's base URL and Caddy's admin address.
+func runViewerEdge(t *testing.T, files map[string][]byte, routes string) (base, admin string) {
+	t.Helper()
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www")
+	if err := os.Mkdir(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dataDir, _ := newDataDir(t)
-	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	port := freePort(t)
+	admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
 	admin %s
@@ -94,20 +110,18 @@ func startViewerEdge(t *testing.T, extra map[string][]byte) viewerEdge {
 }
 :%d {
 	pacman_viewers
-	pacman /ipfs/*
+%s
 	file_server {
 		root %s
 	}
 }
-`, admin, dataDir, port, www), 0o644); err != nil {
+`, admin, dataDir, port, routes, www), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startCaddy(t, nil, "run", "--config", caddyfile)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitHTTP(t, base+"/pacman/viewers.json")
-	out := caddyCmd(t, "pacman", "add", "--address", admin, media)
-	root, _, _ := strings.Cut(strings.TrimSpace(out), " ")
-	return viewerEdge{base: base, admin: admin, root: root, media: media}
+	return base, admin
 }
 
 // viewers is what player/viewers.mjs reports.
@@ -326,45 +340,12 @@ func TestViewerPeersLive(t *testing.T) {
 	if page == playerPage {
 		t.Fatal("the player page changed: no place for peer.js")
 	}
-	dir := t.TempDir()
-	www := filepath.Join(dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range map[string][]byte{"index.html": []byte(page), "hls.min.js": hlsJS} {
-		if err := os.WriteFile(filepath.Join(www, name), body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dataDir, _ := newDataDir(t)
-	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
-	admin %s
-	pacman {
-		data_dir %s
-		listen /ip4/127.0.0.1/tcp/0 /ip4/127.0.0.1/udp/0/quic-v1/webtransport
-		viewers
-	}
-}
-:%d {
-	pacman_viewers
-	pacman_live_ingest /ingest/* {
+	base, _ := runViewerEdge(t, map[string][]byte{"index.html": []byte(page), "hls.min.js": hlsJS}, fmt.Sprintf(`	pacman_live_ingest /ingest/* {
 		token %s
 	}
 	pacman /live/* {
 		resolve live
-	}
-	file_server {
-		root %s
-	}
-}
-`, admin, dataDir, port, liveToken, www), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startCaddy(t, nil, "run", "--config", caddyfile)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitHTTP(t, base+"/pacman/viewers.json")
+	}`, liveToken))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
