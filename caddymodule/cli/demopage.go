@@ -149,8 +149,11 @@ for (const v of document.querySelectorAll('video[data-hls]')) {
   // where the browser plays HLS itself.
   if (!window.PacmanPeers && v.canPlayType('application/vnd.apple.mpegurl')) { v.src = v.dataset.hls; }
   else if (window.Hls && Hls.isSupported()) {
-    const h = new Hls();
+    // Fragments load once the viewer presses play; the playlist loads
+    // now, and with it the tab joins the stream's other viewers.
+    const h = new Hls({ autoStartLoad: false });
     if (window.PacmanPeers) PacmanPeers.attach(h);
+    v.addEventListener('play', () => h.startLoad(), { once: true });
     h.loadSource(v.dataset.hls); h.attachMedia(v);
   }
 }

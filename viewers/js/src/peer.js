@@ -336,6 +336,12 @@ class Peers {
     })
   }
 
+  // askable returns the connections of the viewers bitswap asks: over
+  // WebRTC and identified there.
+  askable () {
+    return this.viewers().filter(c => this.speaking.has(c.remotePeer.toString()))
+  }
+
   // viewers returns the connected viewers (not the edge) over WebRTC.
   viewers () {
     if (this.node == null) return []
@@ -380,27 +386,34 @@ class Peers {
     })
   }
 
-  // load returns the bytes of url: from the viewers if they have them in
-  // time, else from the edge. The first load waits, up to p2pTimeout,
-  // for the swarm's viewers to be dialled.
-  async load (url, signal) {
+  // load returns the bytes of url: from the viewers if they have them
+  // within budget ms, else from the edge. Joining the swarm (on the first
+  // load, unless the playlist's load joined it) counts against the
+  // budget; with none, the edge is asked at once and the swarm joined
+  // for the fragments after.
+  async load (url, signal, budget = this.opts.p2pTimeout) {
     await this.ready
-    await Promise.race([this.join(url), new Promise(resolve => setTimeout(resolve, this.opts.p2pTimeout))])
-    if (this.viewers().length > 0) {
-      try {
-        return await this.fromPeers(url, signal)
-      } catch (err) {
-        if (signal.aborted) throw err
+    const start = performance.now()
+    const joined = this.join(url)
+    if (budget > 0) {
+      await Promise.race([joined, new Promise(resolve => setTimeout(resolve, budget))])
+      const left = budget - (performance.now() - start)
+      if (left > 0 && this.askable().length > 0) {
+        try {
+          return await this.fromPeers(url, signal, left)
+        } catch (err) {
+          if (signal.aborted) throw err
+        }
       }
     }
     return await this.fromEdge(url, signal)
   }
 
-  async fromPeers (url, signal) {
+  async fromPeers (url, signal, timeout) {
     const head = await fetch(url, { method: 'HEAD', signal })
     const root = rootOf(head)
     if (root == null) throw new Error('the edge named no root')
-    return await this.assembleFromPeers(root, signal)
+    return await this.assembleFromPeers(root, signal, undefined, timeout)
   }
 
   // assembleFromPeers reads root's file (or span of it) from the blocks
@@ -431,7 +444,7 @@ class Peers {
   // yet identified is sent the want without asking for DONT_HAVE, so only
   // the signal ends a want that only such viewers were asked.
   async want (cid, signal) {
-    const asked = new Set(this.viewers().map(c => c.remotePeer.toString()).filter(id => this.speaking.has(id)))
+    const asked = new Set(this.askable().map(c => c.remotePeer.toString()))
     const lacking = new Set()
     const nobody = new AbortController()
     const presence = e => {
@@ -495,7 +508,7 @@ class Peers {
     // What is held answers at once; peers have p2pTimeout, and a second
     // more per MiB, for the rest.
     let body = await assemble(meta.root, this.held(), AbortSignal.timeout(60000), span).catch(() => null)
-    if (body == null && this.viewers().length > 0) {
+    if (body == null && this.askable().length > 0) {
       const timeout = this.opts.p2pTimeout + 1000 * span.length / (1 << 20)
       body = await this.assembleFromPeers(meta.root, AbortSignal.timeout(60000), span, timeout).catch(() => null)
     }
@@ -564,8 +577,24 @@ async function assemble (root, store, signal, span = {}) {
   return out
 }
 
-// loaderFor returns an hls.js fragment loader that loads through peers.
-function loaderFor (Base, peers) {
+// spare is the buffer, in seconds, that peers may not eat into: a
+// fragment is asked of them for what the player holds beyond it (at most
+// p2pTimeout), and one needed sooner comes from the edge at once.
+const spare = 1
+
+// ahead returns the seconds media holds buffered past its playhead.
+function ahead (media) {
+  if (media == null) return 0
+  const t = media.currentTime
+  for (let i = 0; i < media.buffered.length; i++) {
+    if (media.buffered.start(i) <= t + 0.1 && t < media.buffered.end(i)) return media.buffered.end(i) - t
+  }
+  return 0
+}
+
+// loaderFor returns an hls.js fragment loader that loads through peers,
+// for hls.
+function loaderFor (Base, peers, hls) {
   return class PeerLoader {
     constructor (config) {
       this.base = new Base(config)
@@ -589,7 +618,8 @@ function loaderFor (Base, peers) {
         buffering: { start: 0, first: 0, end: 0 }
       }
       const controller = this.controller = new AbortController()
-      peers.load(context.url, controller.signal).then(data => {
+      const budget = Math.min(peers.opts.p2pTimeout, (ahead(hls.media) - spare) * 1000)
+      peers.load(context.url, controller.signal, budget).then(data => {
         if (controller.signal.aborted) return
         stats.loading.first = stats.loading.end = performance.now()
         stats.loaded = stats.total = data.byteLength
@@ -625,7 +655,10 @@ window.PacmanPeers = {
   attach (hls, opts = {}) {
     if (peers == null) peers = new Peers(base, opts)
     const Base = hls.config.loader
-    hls.config.fLoader = loaderFor(Base, peers)
+    hls.config.fLoader = loaderFor(Base, peers, hls)
+    // The stream's viewers are joined as its playlist loads, so that they
+    // are connected by the time fragments may come from them.
+    hls.on('hlsManifestLoading', (_, data) => { peers.ready.then(() => peers.join(data.url)) })
     return peers.ready
   },
   // serve registers the service worker that hands plain <video src> and
