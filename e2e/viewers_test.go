@@ -128,6 +128,7 @@ func runViewerEdge(t *testing.T, files map[string][]byte, routes string) (base, 
 type viewers struct {
 	Errors          []string
 	A, B, BLast     struct{ FromPeers, FromEdge, Uploaded, Peers, Dropped int64 }
+	BConnected      struct{ FromPeers, FromEdge int64 } // b's, once connected to a
 	Digest          string
 	BBefore, BAfter float64
 	BErrors         []string
@@ -189,8 +190,11 @@ func TestViewerPeersChromium(t *testing.T) {
 	if got.B.FromPeers == 0 || got.A.Uploaded == 0 {
 		t.Errorf("b took %d bytes from peers and a uploaded %d; want both above 0", got.B.FromPeers, got.A.Uploaded)
 	}
-	if got.B.FromPeers < got.B.FromEdge {
-		t.Errorf("b took %d bytes from peers and %d from the edge; want most from the peer ahead of it", got.B.FromPeers, got.B.FromEdge)
+	// Once connected (CI has seen three dials in a row stall in ICE, so
+	// b may play from the edge for a while first), b takes most from a.
+	peers, edge := got.B.FromPeers-got.BConnected.FromPeers, got.B.FromEdge-got.BConnected.FromEdge
+	if peers < edge {
+		t.Errorf("once connected, b took %d bytes from peers and %d from the edge; want most from the peer ahead of it", peers, edge)
 	}
 }
 

@@ -13,9 +13,11 @@ const [seconds, ...pages] = process.argv.slice(2);
 const browser = await launch();
 const results = [];
 try {
-  const opened = await Promise.all(pages.map(async (url) => {
+  // results[i] is pages[i]'s, whichever page is ready first.
+  results.push(...pages.map((url) => ({ url, errors: [], latency: [], stalls: 0, played: 0 })));
+  const opened = await Promise.all(pages.map(async (url, i) => {
     const page = await browser.newPage();
-    const r = { url, errors: [], latency: [], stalls: 0, played: 0 };
+    const r = results[i];
     page.on('pageerror', (e) => r.errors.push(String(e)));
     await page.goto(url);
     await page.waitForFunction(() => window.ready === true || window.failed, null, { timeout: 30000 });
@@ -26,7 +28,6 @@ try {
       window.stalls = 0;
       document.querySelector('video').addEventListener('waiting', () => { window.stalls++; });
     });
-    results.push(r);
     return { page, r, start: await page.evaluate(() => document.querySelector('video').currentTime) };
   }));
   for (let i = 0; i < Number(seconds); i++) {

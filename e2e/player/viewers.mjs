@@ -33,6 +33,7 @@ try {
     if (s.peers > 0 || s.dropped > 0) break;
     await new Promise((r) => setTimeout(r, 250));
   }
+  out.bConnected = await stats(b.page);
   await b.page.waitForFunction((t) => document.querySelector('video').currentTime > t + 6, await time(b.page), { timeout: 30000 });
   out.a = await stats(a.page);
   out.b = await stats(b.page);
